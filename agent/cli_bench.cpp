@@ -1,0 +1,206 @@
+// `latent bench engine` and `latent bench tokenizer`: progress on stderr, one JSON
+// object on one line on stdout (shared/BENCHMARKS.md).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/commands.h"
+#include "engine/model.h"
+#include "engine/reference.h"
+#include "engine/session.h"
+#include "engine/tokenizer.h"
+
+namespace latent::agent {
+namespace {
+
+using namespace latent::engine;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double peak_rss_mb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;  // KiB on Linux
+}
+
+nlohmann::json stats(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return {{"median", v[v.size() / 2]}, {"min", v.front()}, {"max", v.back()}};
+}
+
+void register_bench_engine(CLI::App* bench, int& exit_code) {
+    auto* cmd = bench->add_subcommand("engine", "Prefill and decode speed of one sequence.");
+    struct Args {
+        std::string model, backend = "reference";
+        int threads = 1, prompt = 512, gen = 128, repeat = 3;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--model,-m", a->model, "GGUF model file")->required();
+    cmd->add_option("--backend", a->backend, "reference")->capture_default_str();
+    cmd->add_option("--threads", a->threads, "Threads (the reference backend uses 1)")
+        ->capture_default_str();
+    cmd->add_option("--prompt", a->prompt, "Prompt tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--gen", a->gen, "Generated tokens")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1 << 20));
+    cmd->add_option("--repeat", a->repeat, "Runs (median reported)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100));
+    cmd->callback([&exit_code, a] {
+        if (a->backend != "reference") {
+            exit_code = fail("--backend " + a->backend + " is not available (reference only)");
+            return;
+        }
+        const auto t_load = Clock::now();
+        auto m = Model::load(a->model);
+        if (!m) {
+            exit_code = fail(m.error().message);
+            return;
+        }
+        const Model& model = **m;
+        const double load_s = seconds_since(t_load);
+        const HParams& hp = model.hparams();
+        // Fixed pseudo-random prompt: the work does not depend on the text.
+        std::vector<int32_t> prompt(static_cast<size_t>(a->prompt));
+        uint32_t x = 12345;
+        for (int32_t& id : prompt)
+            id = static_cast<int32_t>((x = x * 1664525u + 1013904223u) %
+                                      std::min(hp.n_vocab, 100000u));
+        ReferenceBackend backend;
+        std::vector<double> pre_tps, dec_tps;
+        for (int rep = 0; rep < a->repeat; ++rep) {
+            LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot});
+            Session s(model, backend, cache);
+            std::fprintf(stderr, "bench engine: run %d/%d: prefill %d...\n", rep + 1, a->repeat,
+                         a->prompt);
+            auto t0 = Clock::now();
+            auto pre = s.prefill(prompt);
+            if (!pre) {
+                exit_code = fail(pre.error().message);
+                return;
+            }
+            pre_tps.push_back(a->prompt / seconds_since(t0));
+            int32_t next = static_cast<int32_t>(
+                std::max_element(pre->logits.begin(), pre->logits.end()) - pre->logits.begin());
+            t0 = Clock::now();
+            for (int i = 0; i < a->gen; ++i) {
+                auto l = s.decode(next);
+                if (!l) {
+                    exit_code = fail(l.error().message);
+                    return;
+                }
+                next = static_cast<int32_t>(std::max_element(l->begin(), l->end()) - l->begin());
+            }
+            if (a->gen > 0) dec_tps.push_back(a->gen / seconds_since(t0));
+            std::fprintf(stderr, "bench engine: run %d: prefill %.2f tok/s, decode %.2f tok/s\n",
+                         rep + 1, pre_tps.back(), a->gen > 0 ? dec_tps.back() : 0.0);
+        }
+        if (dec_tps.empty()) dec_tps.push_back(0);
+        nlohmann::json j = {{"bench", "engine"},
+                            {"model", a->model},
+                            {"backend", backend.name()},
+                            {"threads", 1},
+                            {"prompt", a->prompt},
+                            {"gen", a->gen},
+                            {"prefill_tok_s", stats(pre_tps)["median"]},
+                            {"decode_tok_s", stats(dec_tps)["median"]},
+                            {"prefill", stats(pre_tps)},
+                            {"decode", stats(dec_tps)},
+                            {"active_weight_mb", model.active_weight_bytes() / 1e6},
+                            {"load_s", load_s},
+                            {"peak_rss_mb", peak_rss_mb()},
+                            {"peak_vram_mb", 0}};
+        std::printf("%s\n", j.dump().c_str());
+    });
+}
+
+void register_bench_tokenizer(CLI::App* bench, int& exit_code) {
+    auto* cmd = bench->add_subcommand("tokenizer", "Encode speed on real source files.");
+    struct Args {
+        std::string model, dir;
+        int repeat = 3;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--model,-m", a->model, "GGUF model file (its vocabulary)")->required();
+    cmd->add_option("--dir", a->dir, "Directory of source files (recursive)")->required();
+    cmd->add_option("--repeat", a->repeat, "Runs (median reported)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100));
+    cmd->callback([&exit_code, a] {
+        auto m = Model::load(a->model);
+        if (!m) {
+            exit_code = fail(m.error().message);
+            return;
+        }
+        auto tok = Tokenizer::create((*m)->vocab());
+        if (!tok) {
+            exit_code = fail(tok.error().message);
+            return;
+        }
+        // Text files only, each capped (1 MiB, like the indexer) and 64 MiB in all.
+        std::vector<std::string> texts;
+        uint64_t bytes = 0;
+        std::error_code ec;
+        std::vector<std::filesystem::path> files;
+        for (auto it = std::filesystem::recursive_directory_iterator(
+                 a->dir, std::filesystem::directory_options::skip_permission_denied, ec);
+             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+            if (it->is_regular_file(ec) && it->file_size(ec) <= (1u << 20))
+                files.push_back(it->path());
+        }
+        if (ec) {
+            exit_code = fail(a->dir + ": " + ec.message());
+            return;
+        }
+        std::sort(files.begin(), files.end());
+        for (const auto& p : files) {
+            std::ifstream in(p, std::ios::binary);
+            std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            if (s.find('\0') != std::string::npos) continue;  // binary
+            bytes += s.size();
+            texts.push_back(std::move(s));
+            if (bytes > (64u << 20)) break;
+        }
+        if (texts.empty()) {
+            exit_code = fail(a->dir + ": no text files");
+            return;
+        }
+        std::vector<double> mbs;
+        uint64_t n_tokens = 0;
+        for (int rep = 0; rep < a->repeat; ++rep) {
+            n_tokens = 0;
+            const auto t0 = Clock::now();
+            for (const std::string& t : texts) n_tokens += tok->encode(t, false, false).size();
+            mbs.push_back(bytes / 1e6 / seconds_since(t0));
+            std::fprintf(stderr, "bench tokenizer: run %d: %.2f MB/s\n", rep + 1, mbs.back());
+        }
+        nlohmann::json j = {
+            {"bench", "tokenizer"}, {"files", texts.size()},        {"mb", bytes / 1e6},
+            {"tokens", n_tokens},   {"mb_s", stats(mbs)["median"]}, {"runs", stats(mbs)}};
+        std::printf("%s\n", j.dump().c_str());
+    });
+}
+
+}  // namespace
+
+void register_bench_commands(CLI::App& app, int& exit_code) {
+    auto* bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
+    bench->require_subcommand(1);
+    register_bench_engine(bench, exit_code);
+    register_bench_tokenizer(bench, exit_code);
+}
+
+}  // namespace latent::agent

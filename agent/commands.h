@@ -1,0 +1,19 @@
+// The `latent` subcommands. Each registers itself on the CLI11 app and, when chosen,
+// runs and stores its exit status: 0 success, 1 usage error, 2 bad input (one clear
+// line on stderr naming the file and the problem). Nothing here writes to stdout
+// except a command's own output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace latent::agent {
+
+// Subcommands of the engine: make-model, generate, tokenize.
+void register_model_commands(CLI::App& app, int& exit_code);
+// `latent bench engine|tokenizer`.
+void register_bench_commands(CLI::App& app, int& exit_code);
+
+// Prints "latent: error: <message>" to stderr and returns 2.
+int fail(const std::string& message);
+
+}  // namespace latent::agent

@@ -1,0 +1,32 @@
+// Backend: the one interface every forward-pass implementation offers (the plain
+// reference here; the fast CPU and CUDA backends later). A backend runs a batch of new
+// tokens of one sequence through the model, appending their rows to the sequence's
+// latent cache, and returns logits. It does not sample or manage prefixes: Session does.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/expected.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+
+namespace latent::engine {
+
+enum class LogitsMode { kLast, kAll };
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;
+
+    // Runs `tokens` at positions seq.n_tokens() .. + tokens.size() - 1 and commits them
+    // to `seq`. Writes n_vocab logits for the last token (kLast) or for every token in
+    // order (kAll) into `logits` (resized). On error `seq` is unchanged.
+    virtual Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
+                           LogitsMode mode, std::vector<float>& logits) = 0;
+};
+
+}  // namespace latent::engine

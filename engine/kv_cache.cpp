@@ -1,0 +1,67 @@
+// Page pool and per-sequence page tables of the latent cache (see kv_cache.h).
+#include "engine/kv_cache.h"
+
+#include <cassert>
+#include <string>
+
+namespace latent::engine {
+
+LatentCache::LatentCache(const Config& config)
+    : cfg_(config),
+      page_floats_(static_cast<uint64_t>(config.n_layer) * config.page_tokens *
+                   (config.kv_lora_rank + config.n_rot)) {}
+
+Expected<int32_t> LatentCache::alloc_page() {
+    if (!free_.empty()) {
+        const int32_t p = free_.back();
+        free_.pop_back();
+        refs_[p] = 1;
+        ++in_use_;
+        return p;
+    }
+    if ((pages_.size() + 1) * page_bytes() > cfg_.max_bytes)
+        return make_error("latent cache is full (" + std::to_string(cfg_.max_bytes >> 20) +
+                          " MiB budget, " + std::to_string(pages_.size()) + " pages)");
+    pages_.push_back(std::make_unique<float[]>(page_floats_));
+    refs_.push_back(1);
+    ++in_use_;
+    return static_cast<int32_t>(pages_.size() - 1);
+}
+
+void LatentCache::retain(int32_t page) {
+    assert(refs_[page] > 0);
+    ++refs_[page];
+}
+
+void LatentCache::release(int32_t page) {
+    assert(refs_[page] > 0);
+    if (--refs_[page] == 0) {
+        free_.push_back(page);
+        --in_use_;
+    }
+}
+
+SeqCache::~SeqCache() { truncate(0); }
+
+Status SeqCache::reserve(int32_t n) {
+    const int32_t pt = static_cast<int32_t>(cache_->config().page_tokens);
+    const int32_t need = (n_tokens_ + n + pt - 1) / pt;
+    while (static_cast<int32_t>(pages_.size()) < need) {
+        auto p = cache_->alloc_page();
+        if (!p) return p.error();
+        pages_.push_back(*p);
+    }
+    return Status::success();
+}
+
+void SeqCache::truncate(int32_t n) {
+    if (n < n_tokens_) n_tokens_ = n;
+    const int32_t pt = static_cast<int32_t>(cache_->config().page_tokens);
+    const size_t keep = static_cast<size_t>((n_tokens_ + pt - 1) / pt);
+    while (pages_.size() > keep) {
+        cache_->release(pages_.back());
+        pages_.pop_back();
+    }
+}
+
+}  // namespace latent::engine

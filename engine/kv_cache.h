@@ -1,0 +1,96 @@
+// LatentCache: MLA's compressed attention cache in fixed-size pages. Per token and
+// layer it keeps only c_kv (kv_lora_rank values, after kv_a_norm) and k_pe (n_rot
+// values, already rotated for the token's absolute position) — 576 values for
+// DeepSeek's shapes, instead of H x (n + r + v) for a decompressed cache.
+// Pages are reference-counted so that the prefix cache (a radix tree over pages) can
+// share a prompt's pages between sessions; this file does not know about prefixes.
+//
+// Page layout (float32): [layer][slot in page][c_kv (L) | k_pe (r)].
+//
+// Thread safety: none; the owner (one session, or the scheduler) serializes access.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/expected.h"
+
+namespace latent::engine {
+
+class LatentCache {
+public:
+    struct Config {
+        uint32_t n_layer = 0;
+        uint32_t kv_lora_rank = 0;        // L
+        uint32_t n_rot = 0;               // r
+        uint32_t page_tokens = 64;        // tokens per page
+        uint64_t max_bytes = 8ull << 30;  // page memory budget; alloc fails past it
+    };
+    explicit LatentCache(const Config& config);
+
+    const Config& config() const { return cfg_; }
+    uint32_t row_width() const { return cfg_.kv_lora_rank + cfg_.n_rot; }
+    uint64_t page_bytes() const { return page_floats_ * sizeof(float); }
+    uint64_t pages_in_use() const { return in_use_; }
+    uint64_t bytes_in_use() const { return in_use_ * page_bytes(); }
+
+    // A fresh page with reference count 1, or an error when the budget is spent.
+    Expected<int32_t> alloc_page();
+    void retain(int32_t page);
+    void release(int32_t page);  // frees the page when the count reaches 0
+    uint32_t ref_count(int32_t page) const { return refs_[page]; }
+
+    // The cache row (c_kv | k_pe) of one token slot in a page for one layer.
+    float* row(int32_t page, uint32_t slot, uint32_t layer) {
+        return pages_[page].get() +
+               (static_cast<uint64_t>(layer) * cfg_.page_tokens + slot) * row_width();
+    }
+    const float* row(int32_t page, uint32_t slot, uint32_t layer) const {
+        return const_cast<LatentCache*>(this)->row(page, slot, layer);
+    }
+
+private:
+    Config cfg_;
+    uint64_t page_floats_;
+    std::vector<std::unique_ptr<float[]>> pages_;
+    std::vector<uint32_t> refs_;
+    std::vector<int32_t> free_;
+    uint64_t in_use_ = 0;
+};
+
+// One sequence's view of the cache: its page table and how many tokens it holds.
+// Owns one reference on each page it lists.
+class SeqCache {
+public:
+    explicit SeqCache(LatentCache& cache) : cache_(&cache) {}
+    ~SeqCache();
+    SeqCache(const SeqCache&) = delete;
+    SeqCache& operator=(const SeqCache&) = delete;
+
+    LatentCache& cache() const { return *cache_; }
+    int32_t n_tokens() const { return n_tokens_; }
+    const std::vector<int32_t>& pages() const { return pages_; }
+
+    // Makes room for `n` more tokens (allocating pages); positions n_tokens()..+n.
+    Status reserve(int32_t n);
+    // Marks `n` more tokens as written (after the forward pass filled their rows).
+    void commit(int32_t n) { n_tokens_ += n; }
+    // Drops tokens at positions >= n; releases pages no longer needed.
+    void truncate(int32_t n);
+
+    float* row(int32_t pos, uint32_t layer) {
+        const uint32_t pt = cache_->config().page_tokens;
+        return cache_->row(pages_[pos / pt], pos % pt, layer);
+    }
+    const float* row(int32_t pos, uint32_t layer) const {
+        return const_cast<SeqCache*>(this)->row(pos, layer);
+    }
+
+private:
+    LatentCache* cache_;
+    std::vector<int32_t> pages_;
+    int32_t n_tokens_ = 0;
+};
+
+}  // namespace latent::engine
