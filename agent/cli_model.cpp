@@ -1,6 +1,7 @@
 // `latent make-model`, `latent generate`, `latent tokenize`.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -175,8 +176,8 @@ void register_generate(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (streams to stdout).");
     struct Args {
         std::string model, prompt, file, suffix, backend = "reference";
-        int n = 32;
-        bool special = false, ids = false, has_suffix = false;
+        int n = 32, top_logits = 0;
+        bool special = false, ids = false;
         SamplingFlags s;
     };
     auto a = std::make_shared<Args>();
@@ -190,6 +191,10 @@ void register_generate(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_flag("--special", a->special, "Recognise special tokens spelled in the prompt");
     cmd->add_flag("--ids", a->ids, "Print token ids (one per line) instead of text");
+    cmd->add_option("--top-logits", a->top_logits,
+                    "Print one JSON line per step instead of text: the chosen token and the K "
+                    "highest logits (for comparing engines)")
+        ->check(CLI::Range(0, 1000));
     a->s.p.temperature = 0.0f;  // greedy unless asked
     add_sampling_flags(cmd, a->s);
     cmd->callback([&exit_code, a, cmd] {
@@ -282,8 +287,23 @@ void register_generate(CLI::App& app, int& exit_code) {
         for (; generated < a->n; ++generated) {
             const int32_t id = sampler.sample(logits.data(), static_cast<int32_t>(hp.n_vocab));
             sampler.accept(id);
+            if (a->top_logits > 0) {
+                std::vector<int32_t> order(logits.size());
+                for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+                const auto k = std::min<size_t>(static_cast<size_t>(a->top_logits), order.size());
+                std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(),
+                                  [&](int32_t x, int32_t y) {
+                                      return logits[x] > logits[y] || (logits[x] == logits[y] && x < y);
+                                  });
+                std::printf("{\"step\":%d,\"token\":%d,\"top\":[", generated, id);
+                for (size_t i = 0; i < k; ++i)
+                    std::printf("%s[%d,%.9g]", i ? "," : "", order[i], logits[order[i]]);
+                std::printf("]}\n");
+            }
             if (tok.is_eog(id)) break;
-            if (a->ids) {
+            if (a->top_logits > 0) {
+                // The JSON line above is the whole output of this step.
+            } else if (a->ids) {
                 std::printf("%d\n", id);
             } else {
                 const auto step = stop.push(tok.token_to_piece(id));
@@ -305,7 +325,7 @@ void register_generate(CLI::App& app, int& exit_code) {
             }
             logits = std::move(*next);
         }
-        if (!a->ids) {
+        if (!a->ids && a->top_logits == 0) {
             const std::string rest = stop.flush();
             std::fwrite(rest.data(), 1, rest.size(), stdout);
             std::printf("\n");

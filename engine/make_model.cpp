@@ -235,6 +235,13 @@ Expected<uint64_t> make_model(const MakeModelOptions& o, const Vocab& vocab) {
     auto add = [&](const std::string& name, std::vector<int64_t> ne, Init init, float stddev,
                    TensorPlan::Derive derive = TensorPlan::Derive::kNone) {
         const GgmlType t = storage_type(o.quant, name, ne[0], static_cast<int>(ne.size()));
+        // Projections that write into the residual stream are scaled by 1/sqrt(2 n_layer)
+        // (GPT-2's rule): the stream then grows to about twice the embedding's scale
+        // over all layers instead of being dominated by the last ones, which keeps the
+        // logits stable under small perturbations (other engines' rounding) as trained
+        // models are.
+        if (name.find("attn_output") != std::string::npos || name.find("ffn_down") != std::string::npos)
+            stddev /= static_cast<float>(std::sqrt(2.0 * n_block));
         plan.push_back({name, std::move(ne), t, init, stddev, derive});
     };
     add("token_embd.weight", {E, V}, Init::kNormal, 1.0f);

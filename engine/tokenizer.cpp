@@ -26,6 +26,7 @@ constexpr size_t kMaxMerges = size_t{1} << 24;
 // characters), and the entry cap bounds the memory each thread keeps.
 constexpr size_t kMaxCachedPieceBytes = 256;
 constexpr size_t kMaxCacheEntries = size_t{1} << 16;
+constexpr size_t kMaxCachedIds = size_t{1} << 20;
 
 // ---------------------------------------------------------------------------------------
 // Pre-tokenizer regexes, ENGINE_SPEC §4.1, written with \u escapes so that no editor's
@@ -74,11 +75,11 @@ const char* const kDeepseekLlm[] = {
 
 // deepseek-coder (Coder v1).
 const char* const kDeepseekCoder[] = {
-    "[\r\n]",
-    "\\s?\\p{L}+",
-    "\\s?\\p{P}+",
-    "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+",
-    "\\p{N}",
+    "[\r\n]",                                      // newlines alone
+    "\\s?\\p{L}+",                                 // words
+    "\\s?\\p{P}+",                                 // punctuation runs
+    "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+",  // CJK, Hangul
+    "\\p{N}",                                      // one digit per piece
 };
 
 // PCRE2's \s under UCP is \p{Z} plus \h and \v, which adds U+180E. llama.cpp and HF
@@ -143,7 +144,7 @@ size_t utf8_sequence_length(const unsigned char* s, size_t n, size_t i) {
     if (c >= 0xF0 && c <= 0xF4) {
         if (!cont(1) || !cont(2) || !cont(3)) return 0;
         const unsigned c1 = s[i + 1];
-        if (c == 0xF0 && c1 < 0x90) return 0;  // overlong
+        if (c == 0xF0 && c1 < 0x90) return 0;   // overlong
         if (c == 0xF4 && c1 >= 0x90) return 0;  // above U+10FFFF
         return 4;
     }
@@ -152,9 +153,12 @@ size_t utf8_sequence_length(const unsigned char* s, size_t n, size_t i) {
 
 uint32_t utf8_decode(const unsigned char* s, size_t len) {
     switch (len) {
-        case 1: return s[0];
-        case 2: return (uint32_t(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-        case 3: return (uint32_t(s[0] & 0x0F) << 12) | (uint32_t(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        case 1:
+            return s[0];
+        case 2:
+            return (uint32_t(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+        case 3:
+            return (uint32_t(s[0] & 0x0F) << 12) | (uint32_t(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
         default:
             return (uint32_t(s[0] & 0x07) << 18) | (uint32_t(s[1] & 0x3F) << 12) |
                    (uint32_t(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
@@ -252,9 +256,9 @@ Expected<Pcre2Code> compile_regex(std::string_view source) {
     PCRE2_SIZE offset = 0;
     // UTF + UCP: code points and Unicode properties; DOLLAR_ENDONLY: '$' is the end of
     // the piece only, as in std::regex (llama.cpp) and since '\n' is always split out first.
-    pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(spelled->data()), spelled->size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &code, &offset,
-                                   nullptr);
+    pcre2_code* re =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(spelled->data()), spelled->size(),
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &code, &offset, nullptr);
     if (re == nullptr) {
         return make_error("tokenizer: cannot compile pre-tokenizer regex at offset " +
                           std::to_string(offset) + ": " + pcre2_message(code));
@@ -269,8 +273,8 @@ Expected<Pcre2Code> compile_regex(std::string_view source) {
 // small machine stack; when a pathological piece exhausts it, retry in the interpreter
 // (heap-backed). Should that fail too, report no match: the rest of the piece becomes a
 // gap, which still round-trips.
-bool find_match(const pcre2_code* re, std::string_view subject, size_t offset,
-                pcre2_match_data* md, size_t* begin, size_t* end) {
+bool find_match(const pcre2_code* re, std::string_view subject, size_t offset, pcre2_match_data* md,
+                size_t* begin, size_t* end) {
     const auto* s = reinterpret_cast<PCRE2_SPTR>(subject.data());
     int rc = pcre2_match(re, s, subject.size(), offset, PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
@@ -418,8 +422,6 @@ std::atomic<uint64_t> g_next_serial{1};
 struct Tokenizer::Impl {
     uint64_t serial = 0;  // tells this tokenizer's entries in the per-thread cache apart
     std::string pre;
-    std::vector<std::string> texts;  // id -> vocab text
-    std::vector<TokenType> types;
     std::vector<std::string> pieces;  // id -> token_to_piece()
     TextToId text_to_id;
     int32_t n_vocab = 0;
@@ -427,7 +429,7 @@ struct Tokenizer::Impl {
     // BPE works on symbol ids: a token id, or n_vocab + k for a string that merges can
     // produce (or a byte whose code point) is not itself a token.
     std::array<int32_t, 256> byte_symbol{};
-    std::array<int32_t, 256> byte_token{};  // -1: the vocab lacks this byte's token
+    std::array<int32_t, 256> byte_token{};     // -1: the vocab lacks this byte's token
     std::vector<std::string> synthetic_bytes;  // k -> the raw bytes symbol n_vocab + k covers
     TextToId synthetic_by_text;
     MergeTable merges;
@@ -552,8 +554,7 @@ namespace {
 // Per-thread cache of BPE results: piece bytes -> [offset, length) in `ids`.
 struct BpeCache {
     uint64_t owner = 0;
-    std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>>
-        map;
+    std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> map;
     std::vector<int32_t> ids;
 
     void reset(uint64_t serial) {
@@ -576,7 +577,10 @@ void Tokenizer::Impl::bpe_cached(std::string_view piece, Scratch& sc,
         return;
     }
     BpeCache& cache = t_bpe_cache;
-    if (cache.owner != serial || cache.map.size() >= kMaxCacheEntries) cache.reset(serial);
+    if (cache.owner != serial || cache.map.size() >= kMaxCacheEntries ||
+        cache.ids.size() >= kMaxCachedIds) {
+        cache.reset(serial);
+    }
     if (auto it = cache.map.find(piece); it != cache.map.end()) {
         const auto [offset, length] = it->second;
         out.insert(out.end(), cache.ids.begin() + offset, cache.ids.begin() + offset + length);
@@ -625,8 +629,8 @@ void Tokenizer::Impl::walk_plain(std::string_view text, Scratch& sc, OnPiece&& o
                         // An empty match (none of the built-in regexes has one) splits the
                         // gap and moves on by one code point, as JavaScript's matchAll does.
                         const auto* ps = reinterpret_cast<const unsigned char*>(piece.data());
-                        offset = end + std::max<size_t>(
-                                           1, utf8_sequence_length(ps, piece.size(), end));
+                        offset =
+                            end + std::max<size_t>(1, utf8_sequence_length(ps, piece.size(), end));
                     }
                     gap = end;
                 }
@@ -668,7 +672,9 @@ void Tokenizer::Impl::walk(std::string_view text, bool parse_special, Scratch& s
 // ---------------------------------------------------------------------------------------
 
 std::vector<std::string> pre_tokenizer_regexes(std::string_view pre) {
-    auto list = [](const auto& arr) { return std::vector<std::string>(std::begin(arr), std::end(arr)); };
+    auto list = [](const auto& arr) {
+        return std::vector<std::string>(std::begin(arr), std::end(arr));
+    };
     if (pre == "deepseek-v3") return list(kDeepseekV3);
     if (pre == "deepseek-llm") return list(kDeepseekLlm);
     if (pre == "deepseek-coder") return list(kDeepseekCoder);
@@ -710,8 +716,6 @@ Expected<Tokenizer> Tokenizer::create(const Vocab& vocab) {
     auto impl = std::make_shared<Impl>();
     impl->serial = g_next_serial.fetch_add(1);
     impl->pre = vocab.pre;
-    impl->texts = vocab.tokens;
-    impl->types = vocab.types;
     impl->n_vocab = n;
     impl->bos = vocab.bos_id;
     impl->eos = vocab.eos_id;
@@ -724,14 +728,17 @@ Expected<Tokenizer> Tokenizer::create(const Vocab& vocab) {
         const std::string& text = vocab.tokens[size_t(id)];
         if (!text.empty()) impl->text_to_id[text] = id;  // last id wins, as in llama.cpp
         switch (vocab.types[size_t(id)]) {
-            case TokenType::kNormal: impl->pieces[size_t(id)] = bl.decode(text); break;
+            case TokenType::kNormal:
+                impl->pieces[size_t(id)] = bl.decode(text);
+                break;
             case TokenType::kControl:
             case TokenType::kUserDefined:
             case TokenType::kUnknown:
                 impl->pieces[size_t(id)] = text;
                 impl->specials.insert(text, id);  // a later duplicate text overrides
                 break;
-            default: break;  // UNUSED padding, BYTE, UNDEFINED: no text
+            default:
+                break;  // UNUSED padding, BYTE, UNDEFINED: no text
         }
     }
 
@@ -756,7 +763,8 @@ Expected<Tokenizer> Tokenizer::create(const Vocab& vocab) {
             return make_error("tokenizer: merge " + std::to_string(rank) + " '" + m +
                               "' is not 'left right'");
         }
-        const std::string_view left(m.data(), space), right(m.data() + space + 1, m.size() - space - 1);
+        const std::string_view left(m.data(), space),
+            right(m.data() + space + 1, m.size() - space - 1);
         const auto a = impl->symbol_of(left);
         const auto b = impl->symbol_of(right);
         if (!a || !b) {
@@ -794,7 +802,9 @@ Expected<Tokenizer> Tokenizer::create(const Vocab& vocab) {
     const int32_t fim_pre = find("<｜fim▁begin｜>");
     const int32_t fim_suf = find("<｜fim▁hole｜>");
     const int32_t fim_mid = find("<｜fim▁end｜>");
-    if (fim_pre >= 0 && fim_suf >= 0 && fim_mid >= 0) impl->fim = FimTokens{fim_pre, fim_suf, fim_mid};
+    if (fim_pre >= 0 && fim_suf >= 0 && fim_mid >= 0) {
+        impl->fim = FimTokens{fim_pre, fim_suf, fim_mid};
+    }
 
     return Tokenizer(std::move(impl));
 }
@@ -806,8 +816,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
     if (add_bos) out.push_back(impl_->bos);
     Impl::Scratch sc;
     impl_->walk(
-        text, parse_special, sc,
-        [&](std::string_view piece) { impl_->bpe_cached(piece, sc, out); },
+        text, parse_special, sc, [&](std::string_view piece) { impl_->bpe_cached(piece, sc, out); },
         [&](int32_t id, std::string_view) { out.push_back(id); });
     return out;
 }

@@ -85,9 +85,8 @@ public:
     // End of generation: EOS, and <|EOT|> / <｜end▁of▁sentence｜> where the vocab has them.
     bool is_eog(int32_t id) const;
 
-    struct Impl;  // defined in tokenizer.cpp
-
 private:
+    struct Impl;  // tokenizer.cpp
     explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
     std::shared_ptr<const Impl> impl_;  // never null
 };

@@ -54,7 +54,9 @@ Expected<json> parse_json(const std::string& path, const char* what) {
 // convert_hf_to_gguf.py does_token_look_special(): added tokens some models forget to
 // mark special.
 bool looks_special(const std::string& t) {
-    auto starts = [&](std::string_view p) { return t.size() >= p.size() && t.compare(0, p.size(), p) == 0; };
+    auto starts = [&](std::string_view p) {
+        return t.size() >= p.size() && t.compare(0, p.size(), p) == 0;
+    };
     auto ends = [&](std::string_view s) {
         return t.size() >= s.size() && t.compare(t.size() - s.size(), s.size(), s) == 0;
     };
@@ -77,11 +79,14 @@ struct AddedToken {
     bool special = false;
 };
 
-Expected<Vocab> load(const std::string& json_path, const std::string& config_path, int32_t n_vocab) {
+Expected<Vocab> load(const std::string& json_path, const std::string& config_path,
+                     int32_t n_vocab) {
     auto parsed = parse_json(json_path, "tokenizer.json");
     if (!parsed) return parsed.error();
     const json& tj = *parsed;
-    const auto err = [&](const std::string& msg) { return make_error("tokenizer.json '" + json_path + "': " + msg); };
+    const auto err = [&](const std::string& msg) {
+        return make_error("tokenizer.json '" + json_path + "': " + msg);
+    };
 
     if (!tj.contains("model") || !tj["model"].is_object()) return err("no \"model\" object");
     const json& model = tj["model"];
@@ -92,7 +97,8 @@ Expected<Vocab> load(const std::string& json_path, const std::string& config_pat
         model["byte_fallback"].get<bool>()) {
         return err("byte_fallback BPE is not byte-level BPE");
     }
-    if (!model.contains("vocab") || !model["vocab"].is_object()) return err("no model.vocab object");
+    if (!model.contains("vocab") || !model["vocab"].is_object())
+        return err("no model.vocab object");
 
     // The pre-tokenizer decides tokenizer.ggml.pre; only DeepSeek-V3's is recognised here
     // (llama.cpp fingerprints it by encoding a test string; we compare the regexes).
@@ -113,14 +119,16 @@ Expected<Vocab> load(const std::string& json_path, const std::string& config_pat
         }
     }
     if (split_regexes != pre_tokenizer_regexes("deepseek-v3")) {
-        return err("the pre-tokenizer is not DeepSeek-V3's (its Split regexes differ); only "
-                   "DeepSeek-V3 tokenizers are supported from tokenizer.json");
+        return err(
+            "the pre-tokenizer is not DeepSeek-V3's (its Split regexes differ); only "
+            "DeepSeek-V3 tokenizers are supported from tokenizer.json");
     }
 
     // HF get_vocab(): the model vocab, then the added tokens (which win on equal text).
     std::unordered_map<std::string, int64_t> text_to_id;
     for (const auto& [text, id] : model["vocab"].items()) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0) return err("bad id for token '" + text + "'");
+        if (!id.is_number_integer() || id.get<int64_t>() < 0)
+            return err("bad id for token '" + text + "'");
         text_to_id[text] = id.get<int64_t>();
     }
     std::vector<AddedToken> added;
@@ -186,8 +194,9 @@ Expected<Vocab> load(const std::string& json_path, const std::string& config_pat
 
     // Merges: "a b" strings, or [a, b] pairs (transformers >= 4.45) whose spaces gguf-py
     // encodes as U+0120 before joining.
-    if (model.contains("merges") && model["merges"].is_array()) {
+    if (model.contains("merges")) {
         const json& merges = model["merges"];
+        if (!merges.is_array()) return err("model.merges is not an array");
         v.merges.reserve(merges.size());
         for (const json& m : merges) {
             if (m.is_string()) {
@@ -255,8 +264,7 @@ Expected<Vocab> load(const std::string& json_path, const std::string& config_pat
 }  // namespace
 
 Expected<Vocab> load_hf_tokenizer_json(const std::string& tokenizer_json_path,
-                                       const std::string& tokenizer_config_path,
-                                       int32_t n_vocab) {
+                                       const std::string& tokenizer_config_path, int32_t n_vocab) {
     try {
         return load(tokenizer_json_path, tokenizer_config_path, n_vocab);
     } catch (const json::exception& e) {

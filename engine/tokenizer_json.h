@@ -25,7 +25,6 @@ namespace latent::engine {
 // look special (<|...|>, <｜...｜>, <pad>, ...), are CONTROL; other added tokens are
 // USER_DEFINED with U+2581 replaced by a space; the rest NORMAL.
 Expected<Vocab> load_hf_tokenizer_json(const std::string& tokenizer_json_path,
-                                       const std::string& tokenizer_config_path,
-                                       int32_t n_vocab);
+                                       const std::string& tokenizer_config_path, int32_t n_vocab);
 
 }  // namespace latent::engine
