@@ -138,8 +138,15 @@ void register_make_model(CLI::App& app, int& exit_code) {
             return;
         }
         const bool tty = isatty(STDERR_FILENO);
-        o->progress = [tty](uint64_t done, uint64_t total, const std::string& name) {
-            if (tty || name.empty()) progress_line("make-model", done, total, name);
+        // A live line on a terminal; one line every ten seconds into a log.
+        auto calls = std::make_shared<int>(0);
+        o->progress = [tty, calls](uint64_t done, uint64_t total, const std::string& name) {
+            if (tty || name.empty()) {
+                progress_line("make-model", done, total, name);
+            } else if (++*calls % 10 == 0) {
+                std::fprintf(stderr, "make-model: %.1f / %.1f MB (%.0f%%) %s\n", done / 1e6,
+                             total / 1e6, 100.0 * done / total, name.c_str());
+            }
         };
         std::fprintf(stderr, "make-model: preset %s, %s, seed %llu -> %s\n", o->preset.c_str(),
                      traits(o->quant).name, static_cast<unsigned long long>(o->seed),
@@ -293,7 +300,8 @@ void register_generate(CLI::App& app, int& exit_code) {
                 const auto k = std::min<size_t>(static_cast<size_t>(a->top_logits), order.size());
                 std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(),
                                   [&](int32_t x, int32_t y) {
-                                      return logits[x] > logits[y] || (logits[x] == logits[y] && x < y);
+                                      return logits[x] > logits[y] ||
+                                             (logits[x] == logits[y] && x < y);
                                   });
                 std::printf("{\"step\":%d,\"token\":%d,\"top\":[", generated, id);
                 for (size_t i = 0; i < k; ++i)
