@@ -9,35 +9,17 @@
 #include <map>
 
 #include "engine/gguf_writer.h"
+#include "engine/rng.h"
 
 namespace latent::engine {
 namespace {
 
-// splitmix64 seeds xoshiro256**; Box-Muller in double. Fully specified, so the same
-// seed gives the same bytes with every compiler and standard library.
-class Rng {
+// Normal draws from the project's Rng by Box-Muller in double: fully specified, so the
+// same seed gives the same bytes with every compiler and standard library.
+class NormalRng {
 public:
-    explicit Rng(uint64_t seed) {
-        for (uint64_t& s : s_) {
-            seed += 0x9E3779B97F4A7C15ull;
-            uint64_t z = seed;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            s = z ^ (z >> 31);
-        }
-    }
-    uint64_t next() {
-        const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-        const uint64_t t = s_[1] << 17;
-        s_[2] ^= s_[0];
-        s_[3] ^= s_[1];
-        s_[1] ^= s_[2];
-        s_[0] ^= s_[3];
-        s_[2] ^= t;
-        s_[3] = rotl(s_[3], 45);
-        return result;
-    }
-    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
+    explicit NormalRng(uint64_t seed) : rng_(seed) {}
+    double uniform() { return rng_.next_double(); }  // [0, 1)
     double normal() {
         if (have_spare_) {
             have_spare_ = false;
@@ -53,8 +35,7 @@ public:
     }
 
 private:
-    static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-    uint64_t s_[4];
+    Rng rng_;
     double spare_ = 0;
     bool have_spare_ = false;
 };
@@ -240,7 +221,8 @@ Expected<uint64_t> make_model(const MakeModelOptions& o, const Vocab& vocab) {
         // over all layers instead of being dominated by the last ones, which keeps the
         // logits stable under small perturbations (other engines' rounding) as trained
         // models are.
-        if (name.find("attn_output") != std::string::npos || name.find("ffn_down") != std::string::npos)
+        if (name.find("attn_output") != std::string::npos ||
+            name.find("ffn_down") != std::string::npos)
             stddev /= static_cast<float>(std::sqrt(2.0 * n_block));
         plan.push_back({name, std::move(ne), t, init, stddev, derive});
     };
@@ -323,7 +305,8 @@ Expected<uint64_t> make_model(const MakeModelOptions& o, const Vocab& vocab) {
             kv_b_name.replace(
                 kv_b_name.find(t.derive == TensorPlan::Derive::kKB ? "attn_k_b" : "attn_v_b"), 8,
                 "attn_kv_b");
-        Rng rng(stream_seed(o.seed, t.derive == TensorPlan::Derive::kNone ? t.name : kv_b_name));
+        NormalRng rng(
+            stream_seed(o.seed, t.derive == TensorPlan::Derive::kNone ? t.name : kv_b_name));
         for (int64_t i = 0; i < rows; ++i) {
             if (t.derive != TensorPlan::Derive::kNone) {
                 const int64_t rows_per_head = t.ne[1];
