@@ -283,7 +283,17 @@ void register_generate(CLI::App& app, int& exit_code) {
 
         using Clock = std::chrono::steady_clock;
         const auto t0 = Clock::now();
+        // Progress on stderr once a prompt pass has taken more than a second.
+        bool shown = false;
+        backend.on_layer = [&](uint32_t layer, uint32_t n_layer) {
+            if (Clock::now() - t0 < std::chrono::seconds(1)) return;
+            std::fprintf(stderr, "\rgenerate: prompt of %zu tokens: layer %u/%u", prompt.size(),
+                         layer, n_layer);
+            shown = true;
+        };
         auto pre = session.prefill(prompt);
+        backend.on_layer = nullptr;
+        if (shown) std::fprintf(stderr, "\n");
         if (!pre) {
             exit_code = fail(pre.error().message);
             return;

@@ -269,6 +269,7 @@ Status ReferenceBackend::forward(const Model& model, SeqCache& seq, std::span<co
             }
         }
         for (int64_t i = 0; i < T * E; ++i) x[i] += y[i];
+        if (on_layer) on_layer(il + 1, hp.n_layer);
     }
     seq.commit(static_cast<int32_t>(T));
 

@@ -7,6 +7,8 @@
 // Thread safety: a ReferenceBackend holds no state; one call per SeqCache at a time.
 #pragma once
 
+#include <functional>
+
 #include "engine/backend.h"
 
 namespace latent::engine {
@@ -16,6 +18,10 @@ public:
     std::string name() const override { return "reference"; }
     Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                    LogitsMode mode, std::vector<float>& logits) override;
+
+    // Called after each layer of a forward pass (layer index, layer count), so a caller
+    // can show progress when a pass takes long (a big model through the slow reference).
+    std::function<void(uint32_t layer, uint32_t n_layer)> on_layer;
 };
 
 // Building blocks, exposed for tests and for fast paths to check themselves against.
