@@ -1,5 +1,6 @@
-// Writes seed inputs for a fuzz target: real GGUFs from make-model with a small
-// vocabulary (every layout the reader must handle), and truncations of them.
+// Writes seed inputs for a fuzz target. fuzz_gguf: real GGUFs from make-model with a
+// small vocabulary (every layout the reader must handle), and truncations of them.
+// Any other target: the files committed under tests/fuzz/seeds/<target>/.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,15 @@ int main(int argc, char** argv) {
     }
     const std::string dir = argv[2];
     std::filesystem::create_directories(dir);
+    if (std::string(argv[1]) != "fuzz_gguf") {
+        const auto src = std::filesystem::path(LATENT_SOURCE_DIR) / "tests/fuzz/seeds" / argv[1];
+        std::error_code ec;
+        std::filesystem::copy(src, dir, std::filesystem::copy_options::overwrite_existing, ec);
+        if (ec)
+            std::fprintf(stderr, "make_fuzz_seeds: no seeds at %s (%s)\n", src.c_str(),
+                         ec.message().c_str());
+        return 0;
+    }
     int n = 0;
     for (const char* q : {"f16", "q8_0", "f32"}) {
         for (bool split : {true, false}) {
