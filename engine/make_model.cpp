@@ -312,10 +312,9 @@ Expected<uint64_t> make_model(const MakeModelOptions& o, const Vocab& vocab) {
                 const int64_t rows_per_head = t.ne[1];
                 const int64_t h = i / rows_per_head, k = i % rows_per_head;
                 if (h != head_index) {
-                    // Draw head h of kv_b: rows h(n+v) .. h(n+v)+n+v-1, each of L values.
+                    // Draw head h of kv_b: rows h(n+v) .. h(n+v)+n+v-1, each of L values
+                    // (heads come in order, so the stream matches the single layout's).
                     head.resize(static_cast<size_t>((n + v) * L));
-                    for (int64_t skip = head_index + 1; skip < h; ++skip)
-                        for (int64_t j = 0; j < (n + v) * L; ++j) rng.normal();
                     for (float& x : head) x = static_cast<float>(rng.normal() * t.stddev);
                     head_index = h;
                 }
