@@ -116,7 +116,10 @@ bool load_hparams(Loader& L, const GgufFile& f, HParams& hp) {
     const uint32_t n_block = L.u32(key("block_count"));
     hp.n_nextn = L.u32(key("nextn_predict_layers"), 0);
     hp.n_head = L.u32(key("attention.head_count"));
-    hp.n_ff = L.u32(key("feed_forward_length"), 0);
+    // feed_forward_length may be per layer (an array); only the dense layers use it.
+    const GgufValue* ff = f.find(key("feed_forward_length"));
+    const bool ff_array = ff && ff->is_array();
+    hp.n_ff = ff_array ? 0 : L.u32(key("feed_forward_length"), 0);
     hp.n_layer_dense_lead = L.u32(key("leading_dense_block_count"), 0);
     hp.kv_lora_rank = L.u32(key("attention.kv_lora_rank"));
     hp.q_lora_rank = L.u32(key("attention.q_lora_rank"), 0);
@@ -205,6 +208,17 @@ bool load_hparams(Loader& L, const GgufFile& f, HParams& hp) {
     }
     if (hp.n_layer_dense_lead > hp.n_layer)
         return L.fail("leading_dense_block_count exceeds the layer count"), false;
+    if (ff_array) {
+        if (ff->arr_int.size() < hp.n_layer_dense_lead || ff->arr_int.empty())
+            return L.fail("feed_forward_length array is shorter than the dense layers"), false;
+        for (uint32_t il = 0; il < hp.n_layer_dense_lead; ++il)
+            if (ff->arr_int[il] != ff->arr_int[0])
+                return L.fail("dense layers of different feed_forward_length are not supported"),
+                       false;
+        if (ff->arr_int[0] < 0 || ff->arr_int[0] > (1 << 20))
+            return L.fail("feed_forward_length is out of range"), false;
+        hp.n_ff = static_cast<uint32_t>(ff->arr_int[0]);
+    }
     return true;
 }
 

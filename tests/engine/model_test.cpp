@@ -245,3 +245,38 @@ TEST_F(ModelErrors, MissingHyperParameterAndHostileSizes) {
 
 }  // namespace
 }  // namespace latent::engine
+
+namespace latent::engine {
+namespace {
+
+TEST_F(ModelErrors, PerLayerFeedForwardLengthArrayIsAccepted) {
+    // Some converters write feed_forward_length per layer; the dense layers' value counts.
+    const std::string p = rewrite(base, "ffarray",
+                                  {[](const std::string& k, GgufValue& v) {
+                                       if (k == "deepseek2.feed_forward_length") {
+                                           const int64_t n_ff = static_cast<int64_t>(v.u);
+                                           v.type = GgufType::kArray;
+                                           v.arr_type = GgufType::kUint32;
+                                           v.arr_int = {n_ff, 0, 0};
+                                       }
+                                       return true;
+                                   },
+                                   nullptr});
+    auto m = Model::load(p);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    EXPECT_EQ((*m)->hparams().n_ff, 96u);
+    const std::string q = rewrite(base, "ffbad",
+                                  {[](const std::string& k, GgufValue& v) {
+                                       if (k == "deepseek2.feed_forward_length") {
+                                           v.type = GgufType::kArray;
+                                           v.arr_type = GgufType::kUint32;
+                                           v.arr_int = {};
+                                       }
+                                       return true;
+                                   },
+                                   nullptr});
+    expect_load_error(q, "feed_forward_length array");
+}
+
+}  // namespace
+}  // namespace latent::engine
