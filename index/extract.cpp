@@ -1,0 +1,639 @@
+// Extraction over one tree: the tags query gives definitions (and their kinds); one walk
+// of the tree gives references, imports and errors; the chunker splits at node
+// boundaries. Tree-sitter handles are RAII (unique_ptr with their delete functions).
+#include "index/extract.h"
+
+#include <tree_sitter/api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace latent::index {
+namespace {
+
+struct ParserDeleter {
+    void operator()(TSParser* p) const { ts_parser_delete(p); }
+};
+struct TreeDeleter {
+    void operator()(TSTree* t) const { ts_tree_delete(t); }
+};
+struct QueryDeleter {
+    void operator()(TSQuery* q) const { ts_query_delete(q); }
+};
+struct QueryCursorDeleter {
+    void operator()(TSQueryCursor* c) const { ts_query_cursor_delete(c); }
+};
+using ParserPtr = std::unique_ptr<TSParser, ParserDeleter>;
+using TreePtr = std::unique_ptr<TSTree, TreeDeleter>;
+using QueryPtr = std::unique_ptr<TSQuery, QueryDeleter>;
+using QueryCursorPtr = std::unique_ptr<TSQueryCursor, QueryCursorDeleter>;
+
+// A text predicate of the tags query (#eq?, #not-eq?, #match?, #not-match?). Others
+// (#strip!, #select-adjacent!, #set-adjacent!) concern doc comments, which we find
+// ourselves, and are ignored.
+struct Predicate {
+    bool negate = false;
+    bool regex = false;
+    uint32_t capture = 0;
+    bool other_is_capture = false;
+    uint32_t other_capture = 0;
+    std::string literal;
+    std::regex re;
+};
+
+struct CompiledQuery {
+    QueryPtr query;
+    std::string error;
+    std::vector<std::string> capture_names;
+    std::vector<std::vector<Predicate>> predicates;  // per pattern
+};
+
+CompiledQuery compile(const Language& lang) {
+    CompiledQuery cq;
+    uint32_t error_offset = 0;
+    TSQueryError error_type = TSQueryErrorNone;
+    const std::string_view src = lang.tags_query;
+    cq.query.reset(ts_query_new(lang.grammar(), src.data(), static_cast<uint32_t>(src.size()),
+                                &error_offset, &error_type));
+    if (!cq.query) {
+        cq.error = std::string(lang.name) + ": tags query error " +
+                   std::to_string(static_cast<int>(error_type)) + " at byte " +
+                   std::to_string(error_offset);
+        return cq;
+    }
+    TSQuery* q = cq.query.get();
+    for (uint32_t i = 0; i < ts_query_capture_count(q); ++i) {
+        uint32_t len = 0;
+        const char* s = ts_query_capture_name_for_id(q, i, &len);
+        cq.capture_names.emplace_back(s, len);
+    }
+    cq.predicates.resize(ts_query_pattern_count(q));
+    for (uint32_t p = 0; p < ts_query_pattern_count(q); ++p) {
+        uint32_t n = 0;
+        const TSQueryPredicateStep* steps = ts_query_predicates_for_pattern(q, p, &n);
+        for (uint32_t i = 0; i < n;) {
+            uint32_t j = i;
+            while (j < n && steps[j].type != TSQueryPredicateStepTypeDone) ++j;
+            // steps[i..j): name, args...
+            if (j - i == 3 && steps[i].type == TSQueryPredicateStepTypeString &&
+                steps[i + 1].type == TSQueryPredicateStepTypeCapture) {
+                uint32_t len = 0;
+                const std::string name = ts_query_string_value_for_id(q, steps[i].value_id, &len);
+                Predicate pred;
+                pred.capture = steps[i + 1].value_id;
+                bool known = true;
+                if (name == "eq?" || name == "not-eq?") {
+                    pred.negate = name == "not-eq?";
+                } else if (name == "match?" || name == "not-match?") {
+                    pred.negate = name == "not-match?";
+                    pred.regex = true;
+                } else {
+                    known = false;
+                }
+                if (known) {
+                    if (steps[i + 2].type == TSQueryPredicateStepTypeCapture) {
+                        pred.other_is_capture = true;
+                        pred.other_capture = steps[i + 2].value_id;
+                    } else {
+                        pred.literal = ts_query_string_value_for_id(q, steps[i + 2].value_id, &len);
+                        if (pred.regex) pred.re = std::regex(pred.literal, std::regex::ECMAScript);
+                    }
+                    if (!(pred.regex && pred.other_is_capture))
+                        cq.predicates[p].push_back(std::move(pred));
+                }
+            }
+            i = j + 1;
+        }
+    }
+    return cq;
+}
+
+// Compiled queries, one per language, built on first use and never freed.
+const CompiledQuery& query_for(const Language& lang) {
+    static std::mutex mu;
+    static std::map<std::string_view, std::unique_ptr<CompiledQuery>> cache;
+    std::lock_guard lock(mu);
+    auto& slot = cache[lang.name];
+    if (!slot) slot = std::make_unique<CompiledQuery>(compile(lang));
+    return *slot;
+}
+
+std::string_view node_text(TSNode n, std::string_view text) {
+    const uint32_t b = std::min<uint32_t>(ts_node_start_byte(n), text.size());
+    const uint32_t e = std::min<uint32_t>(ts_node_end_byte(n), text.size());
+    return text.substr(b, e - b);
+}
+
+Range range_of(TSNode n) {
+    const TSPoint s = ts_node_start_point(n), e = ts_node_end_point(n);
+    return {{s.row, s.column}, {e.row, e.column}, ts_node_start_byte(n), ts_node_end_byte(n)};
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool is_comment(TSNode n) {
+    return std::string_view(ts_node_type(n)).find("comment") != std::string_view::npos;
+}
+
+std::string trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+        s.remove_suffix(1);
+    return std::string(s);
+}
+
+std::string cap(std::string s, size_t n) {
+    if (s.size() > n) s.resize(n);
+    return s;
+}
+
+std::string line_at(std::string_view text, uint32_t byte) {
+    byte = std::min<uint32_t>(byte, text.size());
+    const auto b = text.rfind('\n', byte == 0 ? 0 : byte - 1);
+    const size_t start = (b == std::string_view::npos || byte == 0) ? 0 : b + 1;
+    size_t end = text.find('\n', byte);
+    if (end == std::string_view::npos) end = text.size();
+    return cap(trim(text.substr(start, end - start)), kMaxLineBytes);
+}
+
+// Removes comment markers line by line: /** */ /* */ // /// //! # and leading '*'.
+std::string strip_comment(std::string_view c) {
+    std::string out;
+    size_t pos = 0;
+    while (pos <= c.size()) {
+        size_t nl = c.find('\n', pos);
+        if (nl == std::string_view::npos) nl = c.size();
+        std::string_view line = c.substr(pos, nl - pos);
+        auto drop_ws = [&] {
+            while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
+                line.remove_prefix(1);
+        };
+        drop_ws();
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.remove_suffix(1);
+        if (ends_with(line, "*/")) line.remove_suffix(2);
+        for (std::string_view m : {"/**", "/*!", "/*", "///", "//!", "//", "#", "*"}) {
+            if (line.substr(0, m.size()) == m) {
+                line.remove_prefix(m.size());
+                break;
+            }
+        }
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == '\t'))
+            line.remove_suffix(1);
+        drop_ws();
+        while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+        if (!line.empty() || !out.empty()) {
+            if (!out.empty()) out += '\n';
+            out += line;
+        }
+        pos = nl + 1;
+    }
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
+// The node a definition's range should cover: C/C++ tags name the function_declarator;
+// the definition is the function_definition (or declaration) around it.
+TSNode widen(TSNode n) {
+    if (std::string_view(ts_node_type(n)) != "function_declarator") return n;
+    TSNode p = ts_node_parent(n);
+    while (!ts_node_is_null(p)) {
+        const std::string_view t = ts_node_type(p);
+        if (t == "function_definition" || t == "declaration" || t == "field_declaration") return p;
+        if (t != "pointer_declarator" && t != "reference_declarator" && t != "function_declarator")
+            break;
+        p = ts_node_parent(p);
+    }
+    return n;
+}
+
+// Wrappers that end where the definition ends (export, decorators, templates,
+// `const f = () => {};`) carry its doc comment above them.
+TSNode outermost_wrapper(TSNode n) {
+    for (;;) {
+        TSNode p = ts_node_parent(n);
+        if (ts_node_is_null(p) || ts_node_is_null(ts_node_parent(p))) return n;  // p is root
+        if (ts_node_end_byte(p) > ts_node_end_byte(n) + 2) return n;
+        const std::string_view t = ts_node_type(p);
+        if (t.find("body") != std::string_view::npos || t.find("block") != std::string_view::npos ||
+            t.find("list") != std::string_view::npos)
+            return n;
+        n = p;
+    }
+}
+
+std::string doc_for(TSNode def, std::string_view text) {
+    TSNode n = outermost_wrapper(def);
+    std::vector<TSNode> comments;
+    uint32_t next_line = ts_node_start_point(n).row;
+    for (TSNode s = ts_node_prev_sibling(n); !ts_node_is_null(s) && is_comment(s);
+         s = ts_node_prev_sibling(s)) {
+        if (ts_node_end_point(s).row + 1 < next_line) break;  // a blank line separates
+        if (ts_node_end_point(s).row == next_line && comments.empty() &&
+            ts_node_start_point(s).row == ts_node_start_point(n).row)
+            break;  // a trailing comment of the previous line's code is not ours
+        comments.push_back(s);
+        next_line = ts_node_start_point(s).row;
+        if (comments.size() >= 64) break;  // a doc block longer than that is a file header
+    }
+    std::string doc;
+    for (auto it = comments.rbegin(); it != comments.rend(); ++it) {
+        if (!doc.empty()) doc += '\n';
+        doc += strip_comment(node_text(*it, text));
+    }
+    if (doc.empty()) {
+        // Python: a string as the body's first statement.
+        TSNode body = ts_node_child_by_field_name(def, "body", 4);
+        if (!ts_node_is_null(body) && ts_node_named_child_count(body) > 0) {
+            TSNode first = ts_node_named_child(body, 0);
+            if (std::string_view(ts_node_type(first)) == "expression_statement" &&
+                ts_node_named_child_count(first) > 0 &&
+                std::string_view(ts_node_type(ts_node_named_child(first, 0))) == "string") {
+                std::string_view s = node_text(ts_node_named_child(first, 0), text);
+                for (std::string_view q : {"\"\"\"", "'''", "\"", "'"}) {
+                    if (s.size() >= 2 * q.size() && s.substr(0, q.size()) == q && ends_with(s, q)) {
+                        s = s.substr(q.size(), s.size() - 2 * q.size());
+                        break;
+                    }
+                }
+                doc = trim(s);
+                while (!doc.empty() && (doc.front() == '\n')) doc.erase(0, 1);
+                while (!doc.empty() && (doc.back() == '\n' || doc.back() == ' ')) doc.pop_back();
+            }
+        }
+    }
+    return cap(doc, 4096);  // a doc longer than 4 KiB is not a doc comment
+}
+
+// Scopes that are not tagged as definitions but name their contents.
+std::string scope_name(TSNode n, std::string_view text) {
+    const std::string_view t = ts_node_type(n);
+    if (t == "namespace_definition" || t == "mod_item" || t == "internal_module" || t == "module" ||
+        t == "class_specifier" || t == "struct_specifier") {
+        TSNode name = ts_node_child_by_field_name(n, "name", 4);
+        if (!ts_node_is_null(name)) return std::string(node_text(name, text));
+    }
+    if (t == "impl_item") {
+        TSNode type = ts_node_child_by_field_name(n, "type", 4);
+        if (!ts_node_is_null(type)) return std::string(node_text(type, text));
+    }
+    return {};
+}
+
+struct Chunker {
+    std::string_view text;
+    uint32_t max_bytes;
+    // Definitions by the end byte of their range (for "this node is that definition").
+    std::multimap<uint32_t, const Definition*> by_end;
+    std::vector<Chunk>* out;
+
+    const Definition* definition_at(TSNode n) const {
+        const uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
+        const Definition* best = nullptr;
+        for (auto it = by_end.lower_bound(e > 2 ? e - 2 : 0); it != by_end.end() && it->first <= e;
+             ++it) {
+            const Definition* d = it->second;
+            if (d->range.start_byte >= s && (!best || d->range.start_byte < best->range.start_byte))
+                best = d;
+        }
+        return best;
+    }
+
+    void emit(uint32_t b, uint32_t e, TSPoint sp, TSPoint ep, std::string kind, std::string name) {
+        if (e <= b) return;
+        Chunk c;
+        c.range = {{sp.row, sp.column}, {ep.row, ep.column}, b, e};
+        c.kind = std::move(kind);
+        c.name = std::move(name);
+        out->push_back(std::move(c));
+    }
+
+    // Splits the children of `parent` into chunks; `name`/`kind` label the pieces
+    // (a long definition's parts carry its name).
+    void children(TSNode parent, const std::string& name, const std::string& kind, int depth) {
+        const uint32_t count = ts_node_child_count(parent);
+        bool open = false;
+        uint32_t gb = 0, ge = 0;
+        TSPoint gsp{}, gep{};
+        uint32_t pending_comment_start = UINT32_MAX;
+        TSPoint pending_sp{};
+        auto flush = [&] {
+            if (open) emit(gb, ge, gsp, gep, kind, name);
+            open = false;
+        };
+        for (uint32_t i = 0; i < count; ++i) {
+            TSNode c = ts_node_child(parent, i);
+            const uint32_t b = ts_node_start_byte(c), e = ts_node_end_byte(c);
+            if (e <= b) continue;
+            const Definition* d = depth < 64 ? definition_at(c) : nullptr;
+            if (is_comment(c)) {
+                if (pending_comment_start == UINT32_MAX) {
+                    pending_comment_start = b;
+                    pending_sp = ts_node_start_point(c);
+                }
+            } else if (d) {
+                // A definition starts its own chunk, taking the comments just above it.
+                uint32_t start = b;
+                TSPoint sp = ts_node_start_point(c);
+                if (pending_comment_start != UINT32_MAX) {
+                    if (open && ge > pending_comment_start) ge = pending_comment_start;
+                    start = pending_comment_start;
+                    sp = pending_sp;
+                }
+                // Comments taken by the definition are no longer in the open gap.
+                if (open && gb >= start) open = false;
+                flush();
+                pending_comment_start = UINT32_MAX;
+                if (e - start <= max_bytes || ts_node_child_count(c) == 0) {
+                    emit(start, e, sp, ts_node_end_point(c), "definition", d->name);
+                } else {
+                    if (b > start) emit(start, b, sp, ts_node_start_point(c), "part", d->name);
+                    children(c, d->name, "part", depth + 1);
+                }
+                continue;
+            }
+            if (!is_comment(c)) pending_comment_start = UINT32_MAX;
+            if (e - b > max_bytes && ts_node_child_count(c) > 0 && depth < 64) {
+                flush();
+                pending_comment_start = UINT32_MAX;
+                children(c, name, kind, depth + 1);
+                continue;
+            }
+            if (open && e - gb > max_bytes) flush();
+            if (!open) {
+                open = true;
+                gb = b;
+                gsp = ts_node_start_point(c);
+            }
+            ge = e;
+            gep = ts_node_end_point(c);
+        }
+        flush();
+    }
+};
+
+void line_chunks(std::string_view text, uint32_t max_bytes, std::vector<Chunk>& out) {
+    uint32_t b = 0, line = 0;
+    while (b < text.size()) {
+        uint32_t e = b, l = line, col = 0;
+        while (e < text.size() && (e - b < max_bytes || text[e - 1] != '\n')) {
+            if (text[e] == '\n') {
+                ++l;
+                col = 0;
+            } else {
+                ++col;
+            }
+            ++e;
+        }
+        Chunk c;
+        c.range = {{line, 0}, {l, col}, b, e};
+        c.kind = "text";
+        out.push_back(std::move(c));
+        b = e;
+        line = l;
+    }
+}
+
+struct ProgressPayload {
+    std::chrono::steady_clock::time_point deadline;
+};
+
+bool on_progress(TSParseState* state) {
+    auto* p = static_cast<ProgressPayload*>(state->payload);
+    return std::chrono::steady_clock::now() > p->deadline;  // true cancels the parse
+}
+
+}  // namespace
+
+struct Extractor::Impl {
+    ExtractOptions options;
+    ParserPtr parser{ts_parser_new()};
+    QueryCursorPtr cursor{ts_query_cursor_new()};
+};
+
+Extractor::Extractor(ExtractOptions options) : impl_(std::make_unique<Impl>()) {
+    impl_->options = options;
+}
+Extractor::~Extractor() = default;
+
+Extraction Extractor::extract(const Language& language, std::string_view text) {
+    Extraction x;
+    // The indexer caps files at a few MiB; tree-sitter takes 32-bit offsets.
+    if (text.size() >= UINT32_MAX / 2) text = text.substr(0, UINT32_MAX / 2);
+    const CompiledQuery& cq = query_for(language);
+    TSParser* parser = impl_->parser.get();
+    if (!ts_parser_set_language(parser, language.grammar()) || !cq.query) {
+        line_chunks(text, impl_->options.chunk_bytes, x.chunks);
+        x.has_errors = true;
+        return x;
+    }
+    struct Input {
+        std::string_view text;
+    } in{text};
+    TSInput input{};
+    input.payload = &in;
+    input.read = [](void* payload, uint32_t byte, TSPoint, uint32_t* bytes_read) -> const char* {
+        auto* s = static_cast<Input*>(payload);
+        if (byte >= s->text.size()) {
+            *bytes_read = 0;
+            return "";
+        }
+        *bytes_read = static_cast<uint32_t>(s->text.size() - byte);
+        return s->text.data() + byte;
+    };
+    input.encoding = TSInputEncodingUTF8;
+    ProgressPayload progress{std::chrono::steady_clock::now() +
+                             std::chrono::microseconds(impl_->options.timeout_micros)};
+    TSParseOptions popts{&progress, on_progress};
+    TreePtr tree(ts_parser_parse_with_options(parser, nullptr, input, popts));
+    if (!tree) {
+        ts_parser_reset(parser);
+        x.timed_out = true;
+        line_chunks(text, impl_->options.chunk_bytes, x.chunks);
+        return x;
+    }
+    const TSNode root = ts_tree_root_node(tree.get());
+    x.has_errors = ts_node_has_error(root);
+
+    // Definitions from the tags query.
+    TSQueryCursor* qc = impl_->cursor.get();
+    ts_query_cursor_exec(qc, cq.query.get(), root);
+    TSQueryMatch m;
+    std::unordered_set<uint64_t> seen;
+    std::unordered_map<uint64_t, size_t> def_by_range;  // full range -> index
+    std::unordered_set<uint32_t> def_name_bytes;
+    while (ts_query_cursor_next_match(qc, &m)) {
+        bool ok = true;
+        for (const Predicate& p : cq.predicates[m.pattern_index]) {
+            std::string_view a, b;
+            bool have_a = false, have_b = !p.other_is_capture;
+            for (uint16_t i = 0; i < m.capture_count; ++i) {
+                if (m.captures[i].index == p.capture) {
+                    a = node_text(m.captures[i].node, text);
+                    have_a = true;
+                }
+                if (p.other_is_capture && m.captures[i].index == p.other_capture) {
+                    b = node_text(m.captures[i].node, text);
+                    have_b = true;
+                }
+            }
+            if (!have_a || !have_b) continue;
+            if (!p.other_is_capture) b = p.literal;
+            const bool hit = p.regex ? std::regex_search(a.begin(), a.end(), p.re) : a == b;
+            if (hit == p.negate) ok = false;
+        }
+        if (!ok) continue;
+        TSNode name{}, def{};
+        bool have_name = false, have_def = false;
+        std::string_view kind;
+        for (uint16_t i = 0; i < m.capture_count; ++i) {
+            const std::string& cname = cq.capture_names[m.captures[i].index];
+            if (cname == "name") {
+                name = m.captures[i].node;
+                have_name = true;
+            } else if (cname.rfind("definition.", 0) == 0) {
+                def = m.captures[i].node;
+                kind = std::string_view(cname).substr(11);
+                have_def = true;
+            }
+        }
+        if (!have_name || !have_def) continue;
+        def = widen(def);
+        const uint64_t key = (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
+        if (!seen.insert(key).second) continue;
+        Definition d;
+        d.name = std::string(node_text(name, text));
+        d.kind = std::string(kind);
+        d.range = range_of(def);
+        d.name_range = range_of(name);
+        d.signature = line_at(text, d.name_range.start_byte);
+        d.doc = doc_for(def, text);
+        def_name_bytes.insert(d.name_range.start_byte);
+        x.definitions.push_back(std::move(d));
+    }
+    std::sort(x.definitions.begin(), x.definitions.end(),
+              [](const Definition& a, const Definition& b) {
+                  return std::pair(a.name_range.start_byte, a.range.start_byte) <
+                         std::pair(b.name_range.start_byte, b.range.start_byte);
+              });
+    for (size_t i = 0; i < x.definitions.size(); ++i) {
+        const Range& r = x.definitions[i].range;
+        def_by_range.emplace((uint64_t(r.start_byte) << 32) | r.end_byte, i);
+    }
+    // Containers: the nearest enclosing definition or named scope.
+    for (auto& d : x.definitions) {
+        TSNode n = ts_node_descendant_for_byte_range(root, d.range.start_byte, d.range.end_byte);
+        // descend/ascend to the node with exactly this range, then walk up
+        while (!ts_node_is_null(n) && (ts_node_start_byte(n) != d.range.start_byte ||
+                                       ts_node_end_byte(n) != d.range.end_byte))
+            n = ts_node_parent(n);
+        if (ts_node_is_null(n)) continue;
+        // `double geo::total(...)` and Go's `func (s *Store) Add`: the qualifier names it.
+        TSNode name_parent = ts_node_parent(ts_node_descendant_for_byte_range(
+            root, d.name_range.start_byte, d.name_range.end_byte));
+        if (!ts_node_is_null(name_parent) &&
+            std::string_view(ts_node_type(name_parent)) == "qualified_identifier") {
+            TSNode scope = ts_node_child_by_field_name(name_parent, "scope", 5);
+            if (!ts_node_is_null(scope)) {
+                d.container = std::string(node_text(scope, text));
+                continue;
+            }
+        }
+        if (std::string_view(ts_node_type(n)) == "method_declaration") {
+            TSNode recv = ts_node_child_by_field_name(n, "receiver", 8);
+            if (!ts_node_is_null(recv)) {
+                std::string_view r = node_text(recv, text);
+                // "(s *Store)" -> "Store": the last word before ')' without '*'.
+                const auto close = r.rfind(')');
+                if (close != std::string_view::npos) r = r.substr(0, close);
+                const auto sp = r.find_last_of(" *(");
+                if (sp != std::string_view::npos) r = r.substr(sp + 1);
+                if (!r.empty()) {
+                    d.container = std::string(r);
+                    continue;
+                }
+            }
+        }
+        for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p)) {
+            const uint64_t k = (uint64_t(ts_node_start_byte(p)) << 32) | ts_node_end_byte(p);
+            if (auto it = def_by_range.find(k); it != def_by_range.end()) {
+                if (&x.definitions[it->second] != &d) {
+                    d.container = x.definitions[it->second].name;
+                    break;
+                }
+                continue;
+            }
+            std::string s = scope_name(p, text);
+            if (!s.empty()) {
+                d.container = std::move(s);
+                break;
+            }
+        }
+    }
+
+    // One walk: references (identifiers that are not definition names) and imports.
+    std::unordered_set<std::string_view> import_types(language.import_types.begin(),
+                                                      language.import_types.end());
+    TSTreeCursor walk = ts_tree_cursor_new(root);
+    struct CursorGuard {
+        TSTreeCursor* c;
+        ~CursorGuard() { ts_tree_cursor_delete(c); }
+    } guard{&walk};
+    for (;;) {
+        const TSNode n = ts_tree_cursor_current_node(&walk);
+        const std::string_view type = ts_node_type(n);
+        if (!import_types.empty() && import_types.count(type)) {
+            std::string s;
+            for (char ch : node_text(n, text)) {
+                const bool ws = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+                if (ws && (s.empty() || s.back() == ' ')) continue;
+                s += ws ? ' ' : ch;
+            }
+            while (!s.empty() && s.back() == ' ') s.pop_back();
+            x.imports.push_back({cap(std::move(s), kMaxLineBytes), ts_node_start_point(n).row});
+        }
+        if (ts_node_child_count(n) == 0 && ts_node_is_named(n) && ends_with(type, "identifier") &&
+            !def_name_bytes.count(ts_node_start_byte(n)) &&
+            x.references.size() < impl_->options.max_references) {
+            const TSPoint p = ts_node_start_point(n);
+            x.references.push_back(
+                {std::string(node_text(n, text)), {p.row, p.column}, ts_node_start_byte(n)});
+        }
+        if (ts_tree_cursor_goto_first_child(&walk)) continue;
+        bool done = false;
+        while (!ts_tree_cursor_goto_next_sibling(&walk)) {
+            if (!ts_tree_cursor_goto_parent(&walk)) {
+                done = true;
+                break;
+            }
+        }
+        if (done) break;
+    }
+
+    // Chunks.
+    Chunker chunker{text, std::max<uint32_t>(impl_->options.chunk_bytes, 64), {}, &x.chunks};
+    for (const auto& d : x.definitions) chunker.by_end.emplace(d.range.end_byte, &d);
+    chunker.children(root, "", "gap", 0);
+    return x;
+}
+
+std::string check_languages() {
+    for (const auto& lang : languages()) {
+        const uint32_t abi = ts_language_abi_version(lang.grammar());
+        if (abi < TREE_SITTER_MIN_COMPATIBLE_LANGUAGE_VERSION || abi > TREE_SITTER_LANGUAGE_VERSION)
+            return std::string(lang.name) + ": grammar ABI " + std::to_string(abi) +
+                   " not supported by this tree-sitter core";
+        const CompiledQuery& cq = query_for(lang);
+        if (!cq.query) return cq.error;
+    }
+    return {};
+}
+
+}  // namespace latent::index
