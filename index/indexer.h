@@ -1,0 +1,86 @@
+// The indexer: decides which workspace files to (re)parse and keeps the store in step —
+// listing (git's ignore rules, .latentignore, default excludes), change detection by
+// content hash, parsing on worker threads, writing on one writer thread. Not the
+// extraction (extract.h) nor the SQL (sqlite_store.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "index/extract.h"
+#include "index/sqlite_store.h"
+
+namespace latent::index {
+
+struct IndexerOptions {
+    // Parser threads; 0 parses on the calling thread (deterministic, for tests).
+    // Default: the machine's hardware threads.
+    unsigned threads = 0xffffffffu;
+    // Files larger than this are skipped (generated or data files; they would dominate
+    // time and the database). Default 1 MiB.
+    uint64_t max_file_bytes = 1 << 20;
+    // Files per write transaction: fewer commits go faster, smaller ones lose less to a
+    // crash. Default 200.
+    size_t batch_files = 200;
+    // Folders skipped at any depth even when git does not ignore them (vendored code,
+    // build output). Default: see kDefaultExcludes in indexer.cpp.
+    bool default_excludes = true;
+    ExtractOptions extract;
+    // Called as files are stored (from the writer thread): files done, files to do.
+    std::function<void(size_t done, size_t total)> progress;
+    // Problems that do not stop the run (an unreadable file, a parse timeout).
+    std::function<void(const std::string&)> warn;
+};
+
+struct IndexStats {
+    size_t listed = 0;     // candidate source files found
+    size_t parsed = 0;     // files (re)parsed and written
+    size_t unchanged = 0;  // same size and mtime, or same content hash
+    size_t removed = 0;    // vanished (or now skipped) files deleted from the index
+    size_t skipped = 0;    // binary, too large, unreadable, symlinks
+    size_t timed_out = 0;  // parses abandoned at the time limit (indexed as line chunks)
+    uint64_t bytes = 0;    // bytes of source parsed
+};
+
+// The 64-bit content hash stored per file (a fast multiply-mix hash, not cryptographic:
+// it only has to notice edits; libxxhash-dev is not on the machines).
+uint64_t content_hash(std::string_view data);
+
+// Workspace source files relative to `root` ('/'-separated, sorted): `git ls-files` in a
+// work tree (tracked + untracked, honouring .gitignore), git's matcher over a scratch
+// repository elsewhere, a plain walk if git is missing; minus .latentignore (gitignore
+// syntax) and the default excludes. Only files with a known language are returned.
+// `how` (optional) says which method was used.
+std::vector<std::string> list_workspace_files(const std::string& root, bool default_excludes,
+                                              std::string* how = nullptr);
+
+// Thread-safety: one Indexer per store; its methods must not run concurrently with
+// each other (it starts and joins its own threads inside index_all).
+class Indexer {
+public:
+    Indexer(std::string root, Store& store, IndexerOptions options = {});
+
+    // Brings the index in step with the workspace. Never throws for a bad file;
+    // throws StoreError when the database itself fails.
+    IndexStats index_all();
+
+    // Re-indexes one file now: from `content` when given (an editor's unsaved document),
+    // else from disk (removing it from the index if it is gone or now skipped).
+    // `path` is absolute or relative to the root. Returns false if it is not indexable.
+    bool update_file(std::string_view path, std::optional<std::string_view> content = {});
+    void remove_file(std::string_view path);
+
+    const std::string& root() const { return root_; }
+
+private:
+    std::string root_;
+    Store& store_;
+    IndexerOptions options_;
+    std::string relative(std::string_view path) const;
+};
+
+}  // namespace latent::index

@@ -1,0 +1,233 @@
+// Retrieval queries and the ranking of context_for.
+#include "index/retrieval.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <unordered_set>
+
+namespace latent::index {
+namespace {
+
+constexpr const char* kSymbolColumns =
+    "f.path, s.name, s.kind, s.container, s.start_line, s.start_col, s.end_line, s.end_col, "
+    "s.start_byte, s.end_byte, s.name_line, s.name_col, s.signature, s.doc, s.file_id";
+
+SymbolHit read_symbol(const Statement& s) {
+    SymbolHit h;
+    h.path = s.text(0);
+    Definition& d = h.definition;
+    d.name = s.text(1);
+    d.kind = s.text(2);
+    d.container = s.text(3);
+    auto u = [&](int c) { return static_cast<uint32_t>(s.int64(c)); };
+    d.range = {{u(4), u(5)}, {u(6), u(7)}, u(8), u(9)};
+    d.name_range.start = {u(10), u(11)};
+    d.name_range.end = {u(10), u(11) + static_cast<uint32_t>(d.name.size())};
+    d.signature = s.text(12);
+    d.doc = s.text(13);
+    return h;
+}
+
+bool is_word(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           static_cast<unsigned char>(c) >= 0x80;
+}
+
+size_t tokens_of(size_t bytes) { return (bytes + 3) / 4; }
+
+// Number of leading path components two paths share (same folder = closer).
+size_t shared_dirs(std::string_view a, std::string_view b) {
+    size_t n = 0, i = 0;
+    while (i < a.size() && i < b.size() && a[i] == b[i]) {
+        if (a[i] == '/') ++n;
+        ++i;
+    }
+    return n;
+}
+
+}  // namespace
+
+std::string fts_query(std::string_view text) {
+    std::vector<std::string> words;
+    std::set<std::string> seen;
+    size_t i = 0;
+    while (i < text.size() && words.size() < 32) {
+        while (i < text.size() && !is_word(text[i])) ++i;
+        size_t j = i;
+        while (j < text.size() && is_word(text[j])) ++j;
+        if (j > i) {
+            std::string w(text.substr(i, std::min<size_t>(j - i, 64)));  // longer: not a name
+            if (seen.insert(w).second) words.push_back(std::move(w));
+        }
+        i = j;
+    }
+    std::string q;
+    for (const auto& w : words) {
+        if (!q.empty()) q += " OR ";
+        q += '"' + w + '"';  // words hold no '"' (is_word), so quoting is exact
+    }
+    return q;
+}
+
+std::vector<SymbolHit> Retrieval::definitions(std::string_view name, size_t limit) {
+    Statement s = store_.prepare(std::string("SELECT ") + kSymbolColumns +
+                                 " FROM symbols s JOIN files f ON f.id = s.file_id "
+                                 "WHERE s.name = ? ORDER BY f.path, s.start_byte LIMIT ?");
+    s.bind(1, name).bind(2, static_cast<int64_t>(limit));
+    std::vector<SymbolHit> out;
+    while (s.step()) out.push_back(read_symbol(s));
+    return out;
+}
+
+std::vector<SymbolHit> Retrieval::symbols_in(std::string_view path) {
+    Statement s = store_.prepare(std::string("SELECT ") + kSymbolColumns +
+                                 " FROM symbols s JOIN files f ON f.id = s.file_id "
+                                 "WHERE f.path = ? ORDER BY s.name_line, s.name_col, s.id");
+    s.bind(1, path);
+    std::vector<SymbolHit> out;
+    while (s.step()) out.push_back(read_symbol(s));
+    return out;
+}
+
+std::vector<ChunkHit> Retrieval::search(std::string_view text, size_t k) {
+    const std::string q = fts_query(text);
+    if (q.empty() || k == 0) return {};
+    Statement s = store_.prepare(
+        "SELECT f.path, c.start_line, c.end_line, c.kind, c.name, c.text, "
+        "bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+        "JOIN chunks c ON c.id = chunks_fts.rowid JOIN files f ON f.id = c.file_id "
+        "WHERE chunks_fts MATCH ? ORDER BY score, c.id LIMIT ?");
+    s.bind(1, q).bind(2, static_cast<int64_t>(std::min<size_t>(k, 1000)));
+    std::vector<ChunkHit> out;
+    while (s.step()) {
+        ChunkHit h;
+        h.path = s.text(0);
+        h.start_line = static_cast<uint32_t>(s.int64(1));
+        h.end_line = static_cast<uint32_t>(s.int64(2));
+        h.kind = s.text(3);
+        h.name = s.text(4);
+        h.text = s.text(5);
+        h.score = sqlite3_column_double(s.get(), 6);
+        out.push_back(std::move(h));
+    }
+    return out;
+}
+
+std::vector<Snippet> Retrieval::context_for(std::string_view path, Point position,
+                                            size_t token_budget, const ContextOptions& o) {
+    std::vector<Snippet> out;
+    size_t used = 0;
+    std::set<std::pair<std::string, uint32_t>> taken;  // (path, start_line)
+    auto add = [&](Snippet s) {
+        const size_t t = tokens_of(s.text.size() + s.path.size() + 16);
+        if (used + t > token_budget) return;
+        if (!taken.insert({s.path, s.start_line}).second) return;
+        used += t;
+        out.push_back(std::move(s));
+    };
+    const auto file = store_.file(path);
+
+    // 1. Identifiers near the cursor, nearest first (line distance, then column).
+    std::vector<std::string> names;
+    std::map<std::string, uint32_t> used_at;
+    if (file) {
+        const uint32_t lo = position.line > o.window_lines ? position.line - o.window_lines : 0;
+        Statement s = store_.prepare(
+            "SELECT name, line, col FROM refs WHERE file_id = ? AND line BETWEEN ? AND ? "
+            "ORDER BY abs(line - ?), abs(col - ?), name");
+        s.bind(1, file->id)
+            .bind(2, int64_t{lo})
+            .bind(3, int64_t{position.line} + o.window_lines)
+            .bind(4, int64_t{position.line})
+            .bind(5, int64_t{position.column});
+        while (s.step()) {
+            std::string n = s.text(0);
+            if (used_at.emplace(n, static_cast<uint32_t>(s.int64(1))).second)
+                names.push_back(std::move(n));
+            if (names.size() >= 64) break;  // enough names for any budget
+        }
+    }
+
+    // 2. Their definitions: other files first; within a name, closer folders first.
+    struct Candidate {
+        bool same_file;
+        size_t name_rank;
+        size_t closeness;  // negated in the sort: more shared folders first
+        uint32_t distance;
+        SymbolHit hit;
+    };
+    std::vector<Candidate> cands;
+    for (size_t r = 0; r < names.size(); ++r) {
+        std::vector<Candidate> per;
+        for (auto& h : definitions(names[r], 200)) {
+            const bool same = h.path == path;
+            if (same && h.definition.range.start.line <= position.line &&
+                h.definition.range.end.line >= position.line)
+                continue;  // the definition the cursor is in: already in the prompt
+            const uint32_t dist = same ? static_cast<uint32_t>(std::abs(
+                                             static_cast<int64_t>(h.definition.range.start.line) -
+                                             static_cast<int64_t>(position.line)))
+                                       : 0;
+            per.push_back({same, r, shared_dirs(h.path, path), dist, std::move(h)});
+        }
+        std::sort(per.begin(), per.end(), [](const Candidate& a, const Candidate& b) {
+            return std::tuple(a.same_file, -static_cast<int64_t>(a.closeness), a.distance,
+                              a.hit.path, a.hit.definition.range.start_byte) <
+                   std::tuple(b.same_file, -static_cast<int64_t>(b.closeness), b.distance,
+                              b.hit.path, b.hit.definition.range.start_byte);
+        });
+        if (per.size() > o.per_name) per.resize(o.per_name);
+        for (auto& c : per) cands.push_back(std::move(c));
+    }
+    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+        return std::tuple(a.same_file, a.name_rank, a.distance) <
+               std::tuple(b.same_file, b.name_rank, b.distance);
+    });
+    Statement chunk = store_.prepare(
+        "SELECT c.start_byte, c.text FROM chunks c JOIN files f ON f.id = c.file_id "
+        "WHERE f.path = ? AND c.start_byte <= ? AND c.end_byte >= ? ORDER BY c.start_byte "
+        "LIMIT 1");
+    for (auto& c : cands) {
+        const Definition& d = c.hit.definition;
+        Snippet s;
+        s.path = c.hit.path;
+        s.start_line = d.range.start.line;
+        s.end_line = d.range.end.line;
+        chunk.reset();
+        chunk.bind(1, s.path)
+            .bind(2, int64_t{d.range.start_byte})
+            .bind(3, int64_t{d.range.end_byte});
+        if (d.range.end_byte - d.range.start_byte <= o.max_snippet_bytes && chunk.step()) {
+            const std::string text = chunk.text(1);
+            const size_t off = d.range.start_byte - static_cast<size_t>(chunk.int64(0));
+            s.text = text.substr(std::min(off, text.size()), d.range.end_byte - d.range.start_byte);
+        } else {
+            if (!d.doc.empty()) s.text = d.doc + "\n";
+            s.text += d.signature;
+            s.start_line = s.end_line = d.name_range.start.line;
+        }
+        s.why = "definition of " + d.name + " (used at line " +
+                std::to_string(used_at[d.name] + 1) + ")";
+        add(std::move(s));
+    }
+
+    // 3. Chunks like the code around the cursor (not the cursor's own chunk).
+    std::string words;
+    for (const auto& n : names) words += n + " ";
+    for (auto& h : search(words, o.similar)) {
+        if (h.path == path && h.start_line <= position.line && h.end_line >= position.line)
+            continue;
+        Snippet s;
+        s.path = h.path;
+        s.start_line = h.start_line;
+        s.end_line = h.end_line;
+        s.text = std::move(h.text);
+        s.why = "similar code" + (h.name.empty() ? std::string() : " (" + h.name + ")");
+        add(std::move(s));
+    }
+    return out;
+}
+
+}  // namespace latent::index

@@ -1,0 +1,72 @@
+// Retrieval: the questions the agent asks the index — definitions of a name, the
+// symbols of a file, chunks like some text (FTS5 BM25), and the context for a cursor
+// within a token budget. Read-only; not the indexing (indexer.h) nor prompt building.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "index/sqlite_store.h"
+
+namespace latent::index {
+
+struct SymbolHit {
+    std::string path;  // relative to the workspace root
+    Definition definition;
+};
+
+struct ChunkHit {
+    std::string path;
+    uint32_t start_line = 0, end_line = 0;  // 0-based, inclusive
+    std::string kind, name, text;
+    double score = 0;  // BM25 as SQLite reports it: lower is better
+};
+
+struct Snippet {
+    std::string path;
+    uint32_t start_line = 0, end_line = 0;  // 0-based, inclusive
+    std::string text;
+    std::string why;  // "definition of Foo (used at line 12)", "similar code"
+};
+
+struct ContextOptions {
+    // Lines above and below the cursor whose identifiers count as "near". Default 15.
+    uint32_t window_lines = 15;
+    // At most this many definitions per name (common names have hundreds). Default 3.
+    size_t per_name = 3;
+    // Similar chunks asked of BM25. Default 8.
+    size_t similar = 8;
+    // A definition longer than this is shown as its doc and signature line. Default 1600.
+    size_t max_snippet_bytes = 1600;
+};
+
+// Thread-safety: none; give each reader thread its own Store connection and Retrieval.
+// Results are in a deterministic order for the same database state.
+class Retrieval {
+public:
+    explicit Retrieval(Store& store) : store_(store) {}
+
+    // Definitions named exactly `name`, ordered by path then position. `limit` caps
+    // the answer (a name like "get" can have thousands).
+    std::vector<SymbolHit> definitions(std::string_view name, size_t limit = 100);
+    // A file's definitions in source order.
+    std::vector<SymbolHit> symbols_in(std::string_view path);
+    // The k chunks most like `text` by BM25 over chunk text and names (ties by id).
+    std::vector<ChunkHit> search(std::string_view text, size_t k);
+    // Snippets for a cursor at `position` in `path`: definitions of identifiers near
+    // it (other files before the current one, nearer uses first), then similar chunks,
+    // until `token_budget` (estimated at 4 bytes a token) is spent.
+    std::vector<Snippet> context_for(std::string_view path, Point position, size_t token_budget,
+                                     const ContextOptions& options = {});
+
+private:
+    Store& store_;
+};
+
+// An FTS5 MATCH expression OR-ing the identifier-like words of `text` (each quoted, so
+// no user text is ever FTS syntax); "" when there are none. At most 32 words.
+std::string fts_query(std::string_view text);
+
+}  // namespace latent::index

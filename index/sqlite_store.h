@@ -1,0 +1,145 @@
+// The index's SQLite database: schema, open/check/rebuild, batched writes, and the
+// statement handles readers use. Not the indexer (indexer.h decides what to write and
+// owns the writer thread) nor the ranking of results (retrieval.h).
+//
+// Schema (version kSchemaVersion; every table is rebuilt when the version differs —
+// the index is a cache of the workspace, so "migration" from an unknown or older
+// version is a rebuild, announced through the warning callback):
+//
+//   meta(key TEXT PRIMARY KEY, value TEXT)   -- "schema_version", "root" (workspace dir)
+//   files(id INTEGER PRIMARY KEY, path TEXT UNIQUE   -- relative to the root, '/'-separated
+//         language TEXT, size INTEGER (bytes), mtime_ns INTEGER, hash INTEGER (64-bit
+//         content hash, stored as signed), flags INTEGER (1 parse timed out, 2 had errors))
+//   symbols(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, name, kind,
+//         container, start_line, start_col, end_line, end_col, start_byte, end_byte,
+//         name_line, name_col, signature, doc)        -- lines/cols 0-based, cols in bytes
+//   refs(file_id -> files ON DELETE CASCADE, name, line, col)
+//   imports(file_id -> files ON DELETE CASCADE, line, text)
+//   chunks(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, kind, name,
+//         start_line, end_line, start_byte, end_byte, text)
+//   chunks_fts  FTS5(name, text)  external content = chunks (kept by triggers)
+//   symbols_fts FTS5(name)        external content = symbols (kept by triggers)
+//
+// A file's rows are written in the same transaction as its `files` row, so a crash
+// leaves either the old or the new version of a file, never half of one.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "index/extract.h"
+
+namespace latent::index {
+
+constexpr int kSchemaVersion = 1;
+
+struct SqliteCloser {
+    void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+    void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+
+// One prepared statement. Binds are 1-based like SQLite's; text binds are copied
+// (SQLITE_TRANSIENT), so arguments need not outlive the call. Not thread-safe.
+class Statement {
+public:
+    Statement() = default;
+    explicit Statement(sqlite3_stmt* s) : stmt_(s) {}
+    explicit operator bool() const { return stmt_ != nullptr; }
+    Statement& bind(int i, int64_t v);
+    Statement& bind(int i, std::string_view v);
+    Statement& bind_null(int i);
+    // SQLITE_ROW -> true, SQLITE_DONE -> false; an error throws StoreError.
+    bool step();
+    void reset();  // also clears the bindings
+    int64_t int64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+    std::string text(int col) const;
+    sqlite3_stmt* get() const { return stmt_.get(); }
+
+private:
+    std::unique_ptr<sqlite3_stmt, StmtFinalizer> stmt_;
+};
+
+// Errors from SQLite inside the index (disk full, corruption found while running).
+// Caught at the index's public API; never crosses a thread.
+struct StoreError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct FileRecord {
+    int64_t id = 0;
+    std::string path;
+    std::string language;
+    int64_t size = 0;
+    int64_t mtime_ns = 0;
+    uint64_t hash = 0;
+    int flags = 0;
+};
+
+// One file's new state. When `extraction` is empty and `stat_only` is set, only size
+// and mtime change (the content hash matched).
+struct FileUpdate {
+    FileRecord file;
+    bool stat_only = false;
+    std::string text;  // the content the extraction came from (chunk text is cut from it)
+    Extraction extraction;
+};
+
+struct StoreOptions {
+    bool read_only = false;
+    // Warnings (a corrupt database rebuilt, a schema rebuilt). Default: ignored.
+    std::function<void(const std::string&)> warn;
+    // Run PRAGMA quick_check at open (reads the whole file). Default on.
+    bool check = true;
+};
+
+// One connection. Thread-safety: none — use a Store from one thread at a time; open
+// another Store (connection) per reader thread. WAL lets readers run while a writer
+// commits; busy_timeout waits out the short locks WAL still takes.
+class Store {
+public:
+    // Opens or creates the database; a corrupt file or another schema version is
+    // rebuilt (with a warning). Returns nullptr with `error` set when it cannot.
+    static std::unique_ptr<Store> open(const std::string& path, std::string* error,
+                                       StoreOptions options = {});
+
+    // Writes all updates in one transaction (all or nothing).
+    void write(const std::vector<FileUpdate>& updates);
+    // Deletes files (and their rows) by path, in one transaction.
+    void remove(const std::vector<std::string>& paths);
+
+    std::vector<FileRecord> files();
+    std::optional<FileRecord> file(std::string_view path);
+    std::optional<std::string> meta(std::string_view key);
+    void set_meta(std::string_view key, std::string_view value);
+
+    struct Counts {
+        int64_t files = 0, symbols = 0, refs = 0, chunks = 0;
+    };
+    Counts counts();
+
+    // For retrieval: a statement on this connection (throws StoreError on bad SQL).
+    Statement prepare(std::string_view sql);
+    void exec(const char* sql);
+    sqlite3* handle() const { return db_.get(); }
+    const std::string& path() const { return path_; }
+
+private:
+    Store() = default;
+    std::unique_ptr<sqlite3, SqliteCloser> db_;
+    std::string path_;
+    Statement insert_file_, update_stat_, delete_file_, insert_symbol_, insert_ref_, insert_import_,
+        insert_chunk_;
+    void prepare_writes();
+};
+
+}  // namespace latent::index

@@ -1,0 +1,115 @@
+// Retrieval over a small indexed workspace: definitions, symbols of a file, BM25 search,
+// and context_for's ranking, budget and determinism.
+#include "index/retrieval.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "index/indexer.h"
+#include "tests/index/temp_workspace.h"
+
+namespace latent::index {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::TempDir;
+
+class RetrievalTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ws_.write("lib/math.py",
+                  "# Adds two numbers.\ndef add(a, b):\n    return a + b\n\n\n"
+                  "def scale(v, k):\n    return [x * k for x in v]\n");
+        ws_.write("lib/store.py",
+                  "class Store:\n    def put(self, key, value):\n        self.data[key] = value\n");
+        ws_.write("app/main.py",
+                  "from lib.math import add\nfrom lib.store import Store\n\n\n"
+                  "def add(x):\n    return x\n\n\n"
+                  "def run():\n    s = Store()\n    total = add(1, 2)\n    s.put('total', total)\n"
+                  "    return total\n");
+        std::string err;
+        store_ = Store::open(db_ / "i.sqlite", &err);
+        ASSERT_TRUE(store_) << err;
+        IndexerOptions o;
+        o.threads = 0;
+        Indexer(ws_.path(), *store_, o).index_all();
+    }
+    TempDir ws_, db_;
+    std::unique_ptr<Store> store_;
+};
+
+TEST_F(RetrievalTest, DefinitionsByNameOrderedByPath) {
+    Retrieval r(*store_);
+    auto defs = r.definitions("add");
+    ASSERT_EQ(defs.size(), 2u);
+    EXPECT_EQ(defs[0].path, "app/main.py");
+    EXPECT_EQ(defs[1].path, "lib/math.py");
+    EXPECT_EQ(defs[1].definition.doc, "Adds two numbers.");
+    EXPECT_EQ(defs[1].definition.signature, "def add(a, b):");
+    EXPECT_EQ(defs[1].definition.name_range.start, (Point{1, 4}));
+    EXPECT_TRUE(r.definitions("nothing").empty());
+}
+
+TEST_F(RetrievalTest, SymbolsInAFileInSourceOrder) {
+    Retrieval r(*store_);
+    std::vector<std::string> names;
+    for (const auto& h : r.symbols_in("lib/store.py"))
+        names.push_back(h.definition.kind + " " + h.definition.name + " @" +
+                        h.definition.container);
+    EXPECT_THAT(names, ElementsAre("class Store @", "function put @Store"));
+}
+
+TEST_F(RetrievalTest, SearchRanksByBm25AndIgnoresFtsSyntax) {
+    Retrieval r(*store_);
+    auto hits = r.search("scale", 5);
+    ASSERT_FALSE(hits.empty());
+    EXPECT_EQ(hits[0].path, "lib/math.py");
+    EXPECT_EQ(hits[0].name, "scale");
+    EXPECT_NO_THROW(r.search("\"unbalanced ( NEAR AND OR *", 5));
+    EXPECT_TRUE(r.search("!!!", 5).empty());
+    EXPECT_EQ(fts_query("a\"b OR (c"), "\"a\" OR \"b\" OR \"OR\" OR \"c\"");
+}
+
+TEST_F(RetrievalTest, ContextPutsOtherFilesDefinitionsFirstAndIsDeterministic) {
+    Retrieval r(*store_);
+    // Cursor on "add(1, 2)" in run() (line 11, 0-based 10).
+    const Point cursor{10, 12};
+    auto ctx = r.context_for("app/main.py", cursor, 2000);
+    ASSERT_GE(ctx.size(), 3u);
+    // Nearest identifier uses: add (same line), Store (line above), put (line below).
+    EXPECT_EQ(ctx[0].path, "lib/math.py");
+    EXPECT_EQ(ctx[0].text, "def add(a, b):\n    return a + b");
+    EXPECT_EQ(ctx[0].why, "definition of add (used at line 11)");
+    std::vector<std::string> whys;
+    for (const auto& s : ctx) whys.push_back(s.path + " " + s.why);
+    // Other files before the current one; the current file's add comes after them.
+    size_t first_same = whys.size(), last_other = 0;
+    for (size_t i = 0; i < ctx.size(); ++i) {
+        if (ctx[i].why.rfind("definition", 0) != 0) continue;
+        if (ctx[i].path == "app/main.py")
+            first_same = std::min(first_same, i);
+        else
+            last_other = i;
+    }
+    EXPECT_LT(last_other, first_same);
+    EXPECT_EQ(r.context_for("app/main.py", cursor, 2000).size(), ctx.size());
+    auto again = r.context_for("app/main.py", cursor, 2000);
+    for (size_t i = 0; i < ctx.size(); ++i) {
+        EXPECT_EQ(again[i].path, ctx[i].path);
+        EXPECT_EQ(again[i].text, ctx[i].text);
+        EXPECT_EQ(again[i].why, ctx[i].why);
+    }
+}
+
+TEST_F(RetrievalTest, ContextRespectsTheTokenBudget) {
+    Retrieval r(*store_);
+    auto ctx = r.context_for("app/main.py", {10, 12}, 16);
+    size_t tokens = 0;
+    for (const auto& s : ctx) tokens += (s.text.size() + s.path.size() + 16 + 3) / 4;
+    EXPECT_LE(tokens, 16u);
+    EXPECT_TRUE(r.context_for("app/main.py", {10, 12}, 0).empty());
+    EXPECT_TRUE(r.context_for("unknown.py", {0, 0}, 1000).empty());
+}
+
+}  // namespace
+}  // namespace latent::index
