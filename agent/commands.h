@@ -12,6 +12,8 @@ namespace latent::agent {
 void register_model_commands(CLI::App& app, int& exit_code);
 // `latent bench engine|tokenizer`.
 void register_bench_commands(CLI::App& app, int& exit_code);
+// `latent index|search|symbols` and `latent bench index` (after register_bench_commands).
+void register_index_commands(CLI::App& app, int& exit_code);
 
 // Prints "latent: error: <message>" to stderr and returns 2.
 int fail(const std::string& message);

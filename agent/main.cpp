@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     latent::agent::register_model_commands(app, exit_code);
     latent::agent::register_bench_commands(app, exit_code);
+    latent::agent::register_index_commands(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

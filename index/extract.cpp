@@ -323,6 +323,7 @@ struct Chunker {
         uint32_t gb = 0, ge = 0;
         TSPoint gsp{}, gep{};
         uint32_t pending_comment_start = UINT32_MAX;
+        uint32_t pending_end_row = 0;
         TSPoint pending_sp{};
         auto flush = [&] {
             if (open) emit(gb, ge, gsp, gep, kind, name);
@@ -334,11 +335,20 @@ struct Chunker {
             if (e <= b) continue;
             const Definition* d = depth < 64 ? definition_at(c) : nullptr;
             if (is_comment(c)) {
-                if (pending_comment_start == UINT32_MAX) {
-                    pending_comment_start = b;
+                // A blank line (or code on the comment's line) starts a new comment run.
+                const bool trailing =
+                    i > 0 && ts_node_start_point(c).row ==
+                                 ts_node_end_point(ts_node_child(parent, i - 1)).row;
+                if (pending_comment_start == UINT32_MAX ||
+                    ts_node_start_point(c).row > pending_end_row + 1) {
+                    pending_comment_start = trailing ? UINT32_MAX : b;
                     pending_sp = ts_node_start_point(c);
                 }
+                pending_end_row = ts_node_end_point(c).row;
             } else if (d) {
+                if (pending_comment_start != UINT32_MAX &&
+                    pending_end_row + 1 < ts_node_start_point(c).row)
+                    pending_comment_start = UINT32_MAX;  // separated by a blank line
                 // A definition starts its own chunk, taking the comments just above it.
                 uint32_t start = b;
                 TSPoint sp = ts_node_start_point(c);

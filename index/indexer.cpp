@@ -244,7 +244,11 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
 
     std::vector<std::string> files;
     const auto inside = run({"git", "-C", root, "rev-parse", "--is-inside-work-tree"});
-    if (inside && inside->rfind("true", 0) == 0) {
+    // An ignored folder inside a work tree (say node_modules) lists nothing through
+    // ls-files; it is indexed as a plain folder.
+    const bool ignored_root =
+        inside && run({"git", "-C", root, "check-ignore", "-q", "."}).has_value();
+    if (inside && inside->rfind("true", 0) == 0 && !ignored_root) {
         std::vector<std::string> args = {"git", "-C", root, "ls-files", "-co", "--exclude-standard",
                                          "-z"};
         args.insert(args.end(), excludes.begin(), excludes.end());

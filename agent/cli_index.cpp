@@ -1,0 +1,395 @@
+// `latent index`, `latent search`, `latent symbols` and `latent bench index`: the
+// workspace index from the command line. The index itself lives in index/; this file
+// only parses options, picks the database location and prints.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/commands.h"
+#include "index/indexer.h"
+#include "index/retrieval.h"
+#include "index/sqlite_store.h"
+
+extern char** environ;
+
+namespace latent::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace latent::index;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string absolute_dir(const std::string& dir) {
+    std::error_code ec;
+    fs::path p = fs::canonical(dir, ec);
+    if (ec) p = fs::absolute(dir);
+    return p.string();
+}
+
+// $XDG_CACHE_HOME/latent/index/<hash of the absolute workspace path>.sqlite (or
+// ~/.cache/...): never inside the user's repository.
+std::string default_db(const std::string& workspace) {
+    std::string base;
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+        base = x;
+    } else if (const char* h = std::getenv("HOME"); h && *h) {
+        base = std::string(h) + "/.cache";
+    } else {
+        base = "/tmp";
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "%016llx",
+                  static_cast<unsigned long long>(content_hash(workspace)));
+    const fs::path dir = fs::path(base) / "latent" / "index";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    return (dir / (std::string(name) + ".sqlite")).string();
+}
+
+void warn(const std::string& m) { std::fprintf(stderr, "latent: warning: %s\n", m.c_str()); }
+
+std::unique_ptr<Store> open_store(const std::string& db, bool must_exist, std::string* error) {
+    if (must_exist && !fs::exists(db)) {
+        *error = db + ": no index there (run `latent index DIR` first)";
+        return nullptr;
+    }
+    StoreOptions o;
+    o.warn = warn;
+    return Store::open(db, error, o);
+}
+
+std::string json_line(const nlohmann::json& j) {
+    // Source text may hold invalid UTF-8: replace rather than throw.
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+double file_mb(const std::string& path) {
+    double mb = 0;
+    for (const char* s : {"", "-wal"}) {
+        std::error_code ec;
+        const auto n = fs::file_size(path + s, ec);
+        if (!ec) mb += n / 1e6;
+    }
+    return mb;
+}
+
+// Runs a program without a shell, stdout and stderr to /dev/null; exit status or -1.
+int run_quiet(const std::vector<std::string>& args) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return -1;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+struct Progress {
+    Clock::time_point last = Clock::now();
+    void operator()(size_t done, size_t total) {
+        if (done != total && seconds_since(last) < 0.25) return;  // a few lines a second
+        last = Clock::now();
+        std::fprintf(stderr, "\rindexing: %zu/%zu files", done, total);
+        if (done == total) std::fprintf(stderr, "\n");
+        std::fflush(stderr);
+    }
+};
+
+void register_index(CLI::App& app, int& exit_code) {
+    auto* cmd = app.add_subcommand("index", "Index a workspace folder (tree-sitter -> SQLite).");
+    struct Args {
+        std::string dir, db;
+        unsigned threads = 0;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("DIR", a->dir, "Workspace folder")->required();
+    cmd->add_option("--db", a->db, "Database file (default: under $XDG_CACHE_HOME/latent/index)");
+    cmd->add_option("--threads", a->threads, "Parser threads (default: all cores)");
+    cmd->callback([&exit_code, a] {
+        if (!fs::is_directory(a->dir)) {
+            exit_code = fail(a->dir + ": not a directory");
+            return;
+        }
+        const std::string root = absolute_dir(a->dir);
+        const std::string db = a->db.empty() ? default_db(root) : a->db;
+        std::string err;
+        auto store = open_store(db, false, &err);
+        if (!store) {
+            exit_code = fail(err);
+            return;
+        }
+        IndexerOptions o;
+        if (a->threads > 0) o.threads = a->threads;
+        o.progress = Progress{};
+        o.warn = warn;
+        const auto t0 = Clock::now();
+        try {
+            const IndexStats st = Indexer(root, *store, o).index_all();
+            const auto c = store->counts();
+            std::printf(
+                "indexed %s in %.2f s: %zu files (%zu parsed, %zu unchanged, %zu removed, %zu "
+                "skipped); %lld symbols, %lld references, %lld chunks; database %s (%.1f MB)\n",
+                root.c_str(), seconds_since(t0), st.listed, st.parsed, st.unchanged, st.removed,
+                st.skipped, static_cast<long long>(c.symbols), static_cast<long long>(c.refs),
+                static_cast<long long>(c.chunks), db.c_str(), file_mb(db));
+        } catch (const StoreError& e) {
+            exit_code = fail(db + ": " + e.what());
+        }
+    });
+}
+
+void register_search(CLI::App& app, int& exit_code) {
+    auto* cmd = app.add_subcommand("search", "Search the index's chunks (BM25).");
+    struct Args {
+        std::string query, db, dir = ".";
+        size_t k = 10;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("QUERY", a->query, "Words to look for")->required();
+    cmd->add_option("--db", a->db, "Database file (default: the one for --dir)");
+    cmd->add_option("--dir", a->dir, "Workspace folder (default: the current one)");
+    cmd->add_option("-k", a->k, "Results")->capture_default_str()->check(CLI::Range(1, 1000));
+    cmd->callback([&exit_code, a] {
+        const std::string db = a->db.empty() ? default_db(absolute_dir(a->dir)) : a->db;
+        std::string err;
+        auto store = open_store(db, true, &err);
+        if (!store) {
+            exit_code = fail(err);
+            return;
+        }
+        try {
+            Retrieval r(*store);
+            for (const auto& h : r.search(a->query, a->k)) {
+                std::printf("%s:%u-%u: %s%s%s (%.2f)\n", h.path.c_str(), h.start_line + 1,
+                            h.end_line + 1, h.kind.c_str(), h.name.empty() ? "" : " ",
+                            h.name.c_str(), -h.score);
+                size_t pos = 0;
+                for (int line = 0; line < 3 && pos < h.text.size(); ++line) {
+                    size_t nl = h.text.find('\n', pos);
+                    if (nl == std::string::npos) nl = h.text.size();
+                    std::printf("    %.*s\n", static_cast<int>(std::min<size_t>(nl - pos, 160)),
+                                h.text.c_str() + pos);
+                    pos = nl + 1;
+                }
+            }
+        } catch (const StoreError& e) {
+            exit_code = fail(db + ": " + e.what());
+        }
+    });
+}
+
+void register_symbols(CLI::App& app, int& exit_code) {
+    auto* cmd = app.add_subcommand("symbols", "Definitions of a name in the index.");
+    struct Args {
+        std::string name, db, dir = ".";
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("NAME", a->name, "Exact name")->required();
+    cmd->add_option("--db", a->db, "Database file (default: the one for --dir)");
+    cmd->add_option("--dir", a->dir, "Workspace folder (default: the current one)");
+    cmd->callback([&exit_code, a] {
+        const std::string db = a->db.empty() ? default_db(absolute_dir(a->dir)) : a->db;
+        std::string err;
+        auto store = open_store(db, true, &err);
+        if (!store) {
+            exit_code = fail(err);
+            return;
+        }
+        try {
+            Retrieval r(*store);
+            const auto hits = r.definitions(a->name, 1000);
+            for (const auto& h : hits) {
+                const auto& d = h.definition;
+                std::printf("%s:%u:%u: %s %s%s%s  %s\n", h.path.c_str(),
+                            d.name_range.start.line + 1, d.name_range.start.column + 1,
+                            d.kind.c_str(), d.name.c_str(), d.container.empty() ? "" : " in ",
+                            d.container.c_str(), d.signature.c_str());
+            }
+            if (hits.empty()) std::fprintf(stderr, "no definition of %s\n", a->name.c_str());
+        } catch (const StoreError& e) {
+            exit_code = fail(db + ": " + e.what());
+        }
+    });
+}
+
+void register_bench_index(CLI::App& app, int& exit_code) {
+    CLI::App* bench = nullptr;
+    try {
+        bench = app.get_subcommand("bench");
+    } catch (const CLI::OptionNotFound&) {
+        bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
+    }
+    auto* cmd = bench->add_subcommand(
+        "index", "Cold index, warm re-index, one-file update and context_for queries.");
+    struct Args {
+        std::string dir;
+        unsigned threads = 0;
+        int queries = 500;
+        bool ctags = true;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--dir", a->dir, "Source tree")->required();
+    cmd->add_option("--threads", a->threads, "Parser threads (default: all cores)");
+    cmd->add_option("--queries", a->queries, "context_for calls timed")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000));
+    cmd->add_flag("!--no-ctags", a->ctags, "Skip the `ctags -R` comparison");
+    cmd->callback([&exit_code, a] {
+        if (!fs::is_directory(a->dir)) {
+            exit_code = fail(a->dir + ": not a directory");
+            return;
+        }
+        const std::string root = absolute_dir(a->dir);
+        char tmpl[] = "/tmp/latent-bench-index-XXXXXX";
+        const char* tmp = mkdtemp(tmpl);
+        if (!tmp) {
+            exit_code = fail("cannot create a temporary folder");
+            return;
+        }
+        const std::string db = std::string(tmp) + "/index.sqlite";
+        struct Cleanup {
+            std::string dir;
+            ~Cleanup() {
+                std::error_code ec;
+                fs::remove_all(dir, ec);
+            }
+        } cleanup{tmp};
+        try {
+            std::string err;
+            auto store = open_store(db, false, &err);
+            if (!store) {
+                exit_code = fail(err);
+                return;
+            }
+            IndexerOptions o;
+            if (a->threads > 0) o.threads = a->threads;
+            o.progress = Progress{};
+            o.warn = [](const std::string&) {};
+            Indexer ix(root, *store, o);
+            std::fprintf(stderr, "bench index: cold index of %s\n", root.c_str());
+            auto t0 = Clock::now();
+            const IndexStats cold = ix.index_all();
+            const double cold_s = seconds_since(t0);
+            t0 = Clock::now();
+            const IndexStats warm = ix.index_all();
+            const double warm_s = seconds_since(t0);
+            std::fprintf(stderr, "bench index: cold %.2f s, warm %.3f s (%zu parsed)\n", cold_s,
+                         warm_s, warm.parsed);
+
+            // One changed file (as an editor's unsaved buffer), median of a few.
+            const auto files = store->files();
+            std::vector<double> one_ms;
+            std::vector<FileRecord> sample;
+            std::mt19937_64 rng(12345);
+            for (int i = 0; i < 9 && !files.empty(); ++i)
+                sample.push_back(files[rng() % files.size()]);
+            for (const auto& f : sample) {
+                std::FILE* fp = std::fopen((root + "/" + f.path).c_str(), "rb");
+                if (!fp) continue;
+                std::string text;
+                char buf[65536];
+                size_t n;
+                while ((n = std::fread(buf, 1, sizeof buf, fp)) > 0) text.append(buf, n);
+                std::fclose(fp);
+                text += "\n";
+                t0 = Clock::now();
+                ix.update_file(f.path, std::string_view(text));
+                one_ms.push_back(seconds_since(t0) * 1e3);
+                ix.update_file(f.path);  // back to the disk's version
+            }
+            std::sort(one_ms.begin(), one_ms.end());
+
+            // context_for at identifier uses picked at random.
+            Retrieval r(*store);
+            Statement pick = store->prepare(
+                "SELECT f.path, r.line, r.col FROM refs r JOIN files f ON f.id = r.file_id "
+                "WHERE r.rowid = ?");
+            Statement maxrow = store->prepare("SELECT max(rowid) FROM refs");
+            const int64_t max_ref = maxrow.step() ? maxrow.int64(0) : 0;
+            std::vector<double> q_ms;
+            for (int i = 0; i < a->queries && max_ref > 0; ++i) {
+                pick.reset();
+                pick.bind(1, static_cast<int64_t>(1 + rng() % static_cast<uint64_t>(max_ref)));
+                if (!pick.step()) continue;
+                const std::string path = pick.text(0);
+                const Point p{static_cast<uint32_t>(pick.int64(1)),
+                              static_cast<uint32_t>(pick.int64(2))};
+                t0 = Clock::now();
+                r.context_for(path, p, 2048);
+                q_ms.push_back(seconds_since(t0) * 1e3);
+            }
+            std::sort(q_ms.begin(), q_ms.end());
+            auto pct = [](const std::vector<double>& v, double q) {
+                return v.empty() ? 0.0
+                                 : v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+            };
+            const auto c = store->counts();
+            const double mb = cold.bytes / 1e6;
+            nlohmann::json j = {{"bench", "index"},
+                                {"dir", root},
+                                {"files", cold.parsed},
+                                {"mb", mb},
+                                {"cold_s", cold_s},
+                                {"mb_s", cold_s > 0 ? mb / cold_s : 0},
+                                {"warm_s", warm_s},
+                                {"one_file_ms", pct(one_ms, 0.5)},
+                                {"symbols", c.symbols},
+                                {"refs", c.refs},
+                                {"chunks", c.chunks},
+                                {"db_mb", file_mb(db)},
+                                {"query_p50_ms", pct(q_ms, 0.5)},
+                                {"query_p99_ms", pct(q_ms, 0.99)},
+                                {"threads", o.threads}};
+            if (a->ctags) {
+                const std::string tags = std::string(tmp) + "/tags";
+                t0 = Clock::now();
+                const int rc = run_quiet({"ctags", "-R", "-f", tags, root});
+                const double ctags_s = seconds_since(t0);
+                if (rc == 0) {
+                    j["ctags_s"] = ctags_s;
+                    j["ctags_ratio"] = cold_s > 0 ? ctags_s / cold_s : 0;
+                    std::fprintf(stderr, "bench index: ctags -R %.2f s, latent %.2f s\n", ctags_s,
+                                 cold_s);
+                }
+            }
+            std::printf("%s\n", json_line(j).c_str());
+        } catch (const StoreError& e) {
+            exit_code = fail(db + ": " + e.what());
+        }
+    });
+}
+
+}  // namespace
+
+void register_index_commands(CLI::App& app, int& exit_code) {
+    register_index(app, exit_code);
+    register_search(app, exit_code);
+    register_symbols(app, exit_code);
+    register_bench_index(app, exit_code);
+}
+
+}  // namespace latent::agent
