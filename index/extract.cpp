@@ -214,6 +214,15 @@ TSNode widen(TSNode n) {
     return n;
 }
 
+// `std::lock_guard lock(mu);` inside a body parses as a function declaration (C++'s
+// most vexing parse); declarations inside function bodies are not definitions.
+bool is_local_declaration(TSNode n) {
+    if (std::string_view(ts_node_type(n)) != "declaration") return false;
+    for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p))
+        if (std::string_view(ts_node_type(p)) == "compound_statement") return true;
+    return false;
+}
+
 // Wrappers that end where the definition ends (export, decorators, templates,
 // `const f = () => {};`) carry its doc comment above them.
 TSNode outermost_wrapper(TSNode n) {
@@ -516,6 +525,7 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
         }
         if (!have_name || !have_def) continue;
         def = widen(def);
+        if (is_local_declaration(def)) continue;
         const uint64_t key = (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
         if (!seen.insert(key).second) continue;
         Definition d;

@@ -140,6 +140,7 @@ double Circle_total(const std::vector<Circle>& cs);
 }  // namespace geo
 
 double geo::Circle_total(const std::vector<Circle>& cs) {
+    std::lock_guard lock(mu);  // parses as a local function declaration: not a definition
     double t = 0;
     for (const auto& c : cs) t += c.area();
     return t;
