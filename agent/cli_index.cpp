@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -286,7 +287,8 @@ void register_bench_index(CLI::App& app, int& exit_code) {
                 return;
             }
             IndexerOptions o;
-            if (a->threads > 0) o.threads = a->threads;
+            o.threads =
+                a->threads > 0 ? a->threads : std::max(1u, std::thread::hardware_concurrency());
             o.progress = Progress{};
             o.warn = [](const std::string&) {};
             Indexer ix(root, *store, o);

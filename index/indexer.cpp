@@ -323,7 +323,7 @@ IndexStats Indexer::index_all() {
     const auto listed = list_workspace_files(root_, options_.default_excludes);
     std::unordered_map<std::string, FileRecord> stored;
     for (auto& f : store_.files()) stored.emplace(f.path, std::move(f));
-    if (!store_.meta("root")) store_.set_meta("root", root_);
+    if (store_.meta("root") != root_) store_.set_meta("root", root_);
 
     std::vector<Work> work;
     std::unordered_set<std::string> keep;

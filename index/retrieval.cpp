@@ -2,6 +2,7 @@
 #include "index/retrieval.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -146,7 +147,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
             std::string n = s.text(0);
             if (used_at.emplace(n, static_cast<uint32_t>(s.int64(1))).second)
                 names.push_back(std::move(n));
-            if (names.size() >= 64) break;  // enough names for any budget
+            if (names.size() >= o.max_names) break;
         }
     }
 
@@ -161,7 +162,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     std::vector<Candidate> cands;
     for (size_t r = 0; r < names.size(); ++r) {
         std::vector<Candidate> per;
-        for (auto& h : definitions(names[r], 200)) {
+        for (auto& h : definitions(names[r], o.max_definitions_per_name)) {
             const bool same = h.path == path;
             if (same && h.definition.range.start.line <= position.line &&
                 h.definition.range.end.line >= position.line)
@@ -213,9 +214,39 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         add(std::move(s));
     }
 
-    // 3. Chunks like the code around the cursor (not the cursor's own chunk).
+    // 3. Chunks like the code around the cursor (not the cursor's own chunk). Only the
+    // rarer names are asked: a word in many chunks says little and makes BM25 score
+    // every one of them (a query must stay within milliseconds).
     std::string words;
-    for (const auto& n : names) words += n + " ";
+    {
+        Statement total = store_.prepare("SELECT count(*) FROM chunks");
+        const int64_t chunks = total.step() ? total.int64(0) : 0;
+        const int64_t max_df = std::max<int64_t>(64, chunks / 100);
+        Statement df = store_.prepare("SELECT doc FROM chunks_vocab WHERE term = ?");
+        size_t kept = 0;
+        for (const auto& n : names) {
+            if (kept >= o.similar_terms) break;
+            // The tokenizer lower-cases and splits at '_': ask for each piece.
+            std::string q = fts_query(n);
+            bool rare = !q.empty();
+            for (size_t b = 0; rare && b < n.size();) {
+                size_t e = b;
+                while (e < n.size() && n[e] != '_') ++e;
+                std::string term;
+                for (size_t i = b; i < e; ++i)
+                    term += static_cast<char>(std::tolower(static_cast<unsigned char>(n[i])));
+                if (!term.empty()) {
+                    df.reset();
+                    df.bind(1, term);
+                    if (df.step() && df.int64(0) > max_df) rare = false;
+                }
+                b = e + 1;
+            }
+            if (!rare) continue;
+            words += n + " ";
+            ++kept;
+        }
+    }
     for (auto& h : search(words, o.similar)) {
         if (h.path == path && h.start_line <= position.line && h.end_line >= position.line)
             continue;

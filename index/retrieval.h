@@ -36,8 +36,16 @@ struct ContextOptions {
     uint32_t window_lines = 15;
     // At most this many definitions per name (common names have hundreds). Default 3.
     size_t per_name = 3;
+    // Distinct names near the cursor considered, nearest first. Default 24.
+    size_t max_names = 24;
+    // Definitions of one name ranked before keeping per_name (the first by path; a name
+    // defined more often than this is too common to help much). Default 32.
+    size_t max_definitions_per_name = 32;
     // Similar chunks asked of BM25. Default 8.
     size_t similar = 8;
+    // At most this many of the nearest names (those in few chunks) make the BM25 query.
+    // Default 8.
+    size_t similar_terms = 8;
     // A definition longer than this is shown as its doc and signature line. Default 1600.
     size_t max_snippet_bytes = 1600;
 };

@@ -45,6 +45,7 @@ END;
 CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
   INSERT INTO chunks_fts(chunks_fts, rowid, name, text) VALUES ('delete', old.id, old.name, old.text);
 END;
+CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE VIRTUAL TABLE symbols_fts USING fts5(name, content='symbols', content_rowid='id');
 CREATE TRIGGER symbols_ai AFTER INSERT ON symbols BEGIN
   INSERT INTO symbols_fts(rowid, name) VALUES (new.id, new.name);

@@ -18,7 +18,10 @@
 //   chunks(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, kind, name,
 //         start_line, end_line, start_byte, end_byte, text)
 //   chunks_fts  FTS5(name, text)  external content = chunks (kept by triggers)
+//   chunks_vocab fts5vocab(chunks_fts, 'row')  -- how many chunks hold each term
 //   symbols_fts FTS5(name)        external content = symbols (kept by triggers)
+//
+// Versions: 1 first; 2 added chunks_vocab.
 //
 // A file's rows are written in the same transaction as its `files` row, so a crash
 // leaves either the old or the new version of a file, never half of one.
@@ -39,7 +42,7 @@
 
 namespace latent::index {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 struct SqliteCloser {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
