@@ -100,23 +100,22 @@ Endpoint::Endpoint(Sink sink, Options options)
 }
 
 Endpoint::~Endpoint() {
+    std::map<int64_t, Outgoing> left;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stopping_ = true;
         for (auto& [id, state] : in_flight_) state->cancelled = true;
+        left.swap(outgoing_);
     }
+    // Fail pending server->client requests first: a handler may be waiting on one, and no
+    // response can arrive once the owner stopped calling receive().
+    for (auto& [id, out] : left)
+        out.callback(ResponseError{error_code::kRequestCancelled, "endpoint shut down", {}});
     block_until_idle_for_test();
     work_cv_.notify_all();
     timer_cv_.notify_all();
     for (auto& t : workers_) t.join();
     if (timer_.joinable()) timer_.join();
-    std::map<int64_t, Outgoing> left;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        left.swap(outgoing_);
-    }
-    for (auto& [id, out] : left)
-        out.callback(ResponseError{error_code::kRequestCancelled, "endpoint shut down", {}});
 }
 
 void Endpoint::on_request(std::string method, RequestHandler handler, Concurrency concurrency) {
@@ -377,8 +376,13 @@ IntOrString Endpoint::send_request(const std::string& method, const json& params
                                    std::optional<std::chrono::milliseconds> timeout) {
     int64_t id;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
+        std::unique_lock<std::mutex> lock(mutex_);
         id = next_outgoing_id_++;
+        if (stopping_) {  // nobody would ever answer or expire it
+            lock.unlock();
+            callback(ResponseError{error_code::kRequestCancelled, "endpoint shut down", {}});
+            return IntOrString(id);
+        }
         outgoing_[id] =
             Outgoing{method, std::move(callback),
                      std::chrono::steady_clock::now() + timeout.value_or(options_.request_timeout)};

@@ -149,8 +149,9 @@ public:
         // a -32803 error and the client a $/cancelRequest. 30 s: a user answering a prompt
         // such as applyEdit's diff view is slow, but a lost response must not leak forever.
         std::chrono::milliseconds request_timeout{30000};
-        // Diagnostics (framing errors, unhandled notifications). Never stdout: in
-        // `latent lsp` stdout is the protocol. Null: silent.
+        // Diagnostics (framing errors, unhandled notifications), called from the reader and
+        // worker threads, so it must be thread-safe. Never stdout: in `latent lsp` stdout is
+        // the protocol. Null: silent.
         Log log;
     };
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -510,6 +511,32 @@ TEST(EndpointPool, SequentialNotificationsRunInOrderAndRequestsWaitForThem) {
     auto msgs = out.take();
     ASSERT_EQ(msgs.size(), 1u);
     EXPECT_EQ(msgs[0].at("result").get<std::vector<int>>(), expected);
+}
+
+TEST(EndpointShutdown, FailsClientRequestsAndCancelsWaitingHandlers) {
+    Output out;
+    std::promise<void> waiting;
+    std::optional<Result<json>> seen_by_handler;
+    {
+        Endpoint::Options o = inline_options();
+        o.worker_threads = 1;
+        Endpoint ep(out.sink(), o);
+        ep.on_request("ask_client", [&](const json&, RequestContext& ctx) -> Result<json> {
+            auto answer = ctx.endpoint().send_request("workspace/applyEdit", json::object());
+            waiting.set_value();
+            seen_by_handler = answer.get();  // no response will ever come
+            return json("unreachable result");
+        });
+        ep.receive(request(1, "ask_client").dump());
+        waiting.get_future().wait();
+    }  // ~Endpoint must not hang on the waiting handler
+    ASSERT_TRUE(seen_by_handler);
+    EXPECT_FALSE(seen_by_handler->ok());
+    auto m = out.take();
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_EQ(m[0].at("method"), "workspace/applyEdit");
+    EXPECT_EQ(m[1].at("id"), json(1));
+    EXPECT_EQ(error_code_of(m[1]), error_code::kRequestCancelled);
 }
 
 TEST(MessageLoop, ServesOverASocketPair) {
