@@ -28,6 +28,7 @@ SymbolHit read_symbol(const Statement& s) {
     d.name_range.end = {u(10), u(11) + static_cast<uint32_t>(d.name.size())};
     d.signature = s.text(12);
     d.doc = s.text(13);
+    h.file_id = s.int64(14);
     return h;
 }
 
@@ -73,9 +74,10 @@ std::string fts_query(std::string_view text) {
 }
 
 std::vector<SymbolHit> Retrieval::definitions(std::string_view name, size_t limit) {
-    Statement s = store_.prepare(std::string("SELECT ") + kSymbolColumns +
-                                 " FROM symbols s JOIN files f ON f.id = s.file_id "
-                                 "WHERE s.name = ? ORDER BY f.path, s.start_byte LIMIT ?");
+    Statement& s =
+        store_.cached(std::string("SELECT ") + kSymbolColumns +
+                      " FROM (SELECT * FROM symbols WHERE name = ? ORDER BY id LIMIT ?) s"
+                      " JOIN files f ON f.id = s.file_id ORDER BY f.path, s.start_byte");
     s.bind(1, name).bind(2, static_cast<int64_t>(limit));
     std::vector<SymbolHit> out;
     while (s.step()) out.push_back(read_symbol(s));
@@ -95,11 +97,12 @@ std::vector<SymbolHit> Retrieval::symbols_in(std::string_view path) {
 std::vector<ChunkHit> Retrieval::search(std::string_view text, size_t k) {
     const std::string q = fts_query(text);
     if (q.empty() || k == 0) return {};
-    Statement s = store_.prepare(
-        "SELECT f.path, c.start_line, c.end_line, c.kind, c.name, c.text, "
-        "bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
-        "JOIN chunks c ON c.id = chunks_fts.rowid JOIN files f ON f.id = c.file_id "
-        "WHERE chunks_fts MATCH ? ORDER BY score, c.id LIMIT ?");
+    Statement& s = store_.cached(
+        // Rank inside FTS5 first (index data only), then read the text of the k best.
+        "SELECT f.path, c.start_line, c.end_line, c.kind, c.name, c.text, m.score FROM "
+        "(SELECT rowid AS id, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+        "WHERE chunks_fts MATCH ? ORDER BY score, rowid LIMIT ?) m "
+        "JOIN chunks c ON c.id = m.id JOIN files f ON f.id = c.file_id ORDER BY m.score, c.id");
     s.bind(1, q).bind(2, static_cast<int64_t>(std::min<size_t>(k, 1000)));
     std::vector<ChunkHit> out;
     while (s.step()) {
@@ -135,7 +138,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     std::map<std::string, uint32_t> used_at;
     if (file) {
         const uint32_t lo = position.line > o.window_lines ? position.line - o.window_lines : 0;
-        Statement s = store_.prepare(
+        Statement& s = store_.cached(
             "SELECT name, line, col FROM refs WHERE file_id = ? AND line BETWEEN ? AND ? "
             "ORDER BY abs(line - ?), abs(col - ?), name");
         s.bind(1, file->id)
@@ -149,6 +152,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                 names.push_back(std::move(n));
             if (names.size() >= o.max_names) break;
         }
+        s.reset();  // an unfinished statement would pin this reader's snapshot
     }
 
     // 2. Their definitions: other files first; within a name, closer folders first.
@@ -186,10 +190,9 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         return std::tuple(a.same_file, a.name_rank, a.distance) <
                std::tuple(b.same_file, b.name_rank, b.distance);
     });
-    Statement chunk = store_.prepare(
-        "SELECT c.start_byte, c.text FROM chunks c JOIN files f ON f.id = c.file_id "
-        "WHERE f.path = ? AND c.start_byte <= ? AND c.end_byte >= ? ORDER BY c.start_byte "
-        "LIMIT 1");
+    Statement& chunk = store_.cached(
+        "SELECT start_byte, end_byte, text FROM chunks WHERE file_id = ? AND start_byte <= ? "
+        "ORDER BY start_byte DESC LIMIT 1");
     for (auto& c : cands) {
         const Definition& d = c.hit.definition;
         Snippet s;
@@ -197,14 +200,15 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         s.start_line = d.range.start.line;
         s.end_line = d.range.end.line;
         chunk.reset();
-        chunk.bind(1, s.path)
-            .bind(2, int64_t{d.range.start_byte})
-            .bind(3, int64_t{d.range.end_byte});
-        if (d.range.end_byte - d.range.start_byte <= o.max_snippet_bytes && chunk.step()) {
-            const std::string text = chunk.text(1);
+        chunk.bind(1, c.hit.file_id).bind(2, int64_t{d.range.start_byte});
+        if (d.range.end_byte - d.range.start_byte <= o.max_snippet_bytes && chunk.step() &&
+            chunk.int64(1) >= int64_t{d.range.end_byte}) {
+            const std::string text = chunk.text(2);
             const size_t off = d.range.start_byte - static_cast<size_t>(chunk.int64(0));
             s.text = text.substr(std::min(off, text.size()), d.range.end_byte - d.range.start_byte);
+            chunk.reset();
         } else {
+            chunk.reset();
             if (!d.doc.empty()) s.text = d.doc + "\n";
             s.text += d.signature;
             s.start_line = s.end_line = d.name_range.start.line;
@@ -219,10 +223,11 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     // every one of them (a query must stay within milliseconds).
     std::string words;
     {
-        Statement total = store_.prepare("SELECT count(*) FROM chunks");
+        Statement& total = store_.cached("SELECT max(id) FROM chunks");  // ~count, O(1)
         const int64_t chunks = total.step() ? total.int64(0) : 0;
+        total.reset();
         const int64_t max_df = std::max<int64_t>(64, chunks / 100);
-        Statement df = store_.prepare("SELECT doc FROM chunks_vocab WHERE term = ?");
+        Statement& df = store_.cached("SELECT doc FROM chunks_vocab WHERE term = ?");
         size_t kept = 0;
         for (const auto& n : names) {
             if (kept >= o.similar_terms) break;
@@ -239,6 +244,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                     df.reset();
                     df.bind(1, term);
                     if (df.step() && df.int64(0) > max_df) rare = false;
+                    df.reset();
                 }
                 b = e + 1;
             }

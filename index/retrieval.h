@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@ namespace latent::index {
 
 struct SymbolHit {
     std::string path;  // relative to the workspace root
+    int64_t file_id = 0;
     Definition definition;
 };
 
@@ -57,7 +59,8 @@ public:
     explicit Retrieval(Store& store) : store_(store) {}
 
     // Definitions named exactly `name`, ordered by path then position. `limit` caps
-    // the answer (a name like "get" can have thousands).
+    // the answer (a name like "get" can have thousands): the first `limit` stored are
+    // kept, so the cost does not grow with the name's frequency.
     std::vector<SymbolHit> definitions(std::string_view name, size_t limit = 100);
     // A file's definitions in source order.
     std::vector<SymbolHit> symbols_in(std::string_view path);

@@ -37,7 +37,7 @@ CREATE TABLE chunks(
   kind TEXT NOT NULL, name TEXT NOT NULL,
   start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
   start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL, text TEXT NOT NULL);
-CREATE INDEX chunks_file ON chunks(file_id, start_line);
+CREATE INDEX chunks_file ON chunks(file_id, start_byte);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(name, text, content='chunks', content_rowid='id');
 CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
   INSERT INTO chunks_fts(rowid, name, text) VALUES (new.id, new.name, new.text);
@@ -142,13 +142,16 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* error,
         try {
             sqlite3_busy_timeout(raw, 5000);  // waits out another writer's commit
             exec_on(raw, "PRAGMA foreign_keys=ON");
+            // Reads through the page cache without a copy per page; 1 GiB of address
+            // space covers the largest index we expect (a few hundred MB).
+            exec_on(raw, "PRAGMA mmap_size=1073741824");
             if (!options.read_only) {
                 exec_on(raw, "PRAGMA journal_mode=WAL");
                 // WAL + NORMAL: a crash loses at most the last commits, never consistency.
                 exec_on(raw, "PRAGMA synchronous=NORMAL");
                 exec_on(raw, "PRAGMA temp_store=MEMORY");
-                exec_on(raw, "PRAGMA cache_size=-32768");  // 32 MiB
             }
+            exec_on(raw, "PRAGMA cache_size=-32768");  // 32 MiB per connection
             if (options.check) {
                 Statement qc = s->prepare("PRAGMA quick_check(1)");
                 if (qc.step() && qc.text(0) != "ok") problem = qc.text(0);
@@ -232,6 +235,13 @@ Statement Store::prepare(std::string_view sql) {
         SQLITE_OK)
         throw StoreError(errmsg(db_.get()));
     return Statement(st);
+}
+
+Statement& Store::cached(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) it = cache_.emplace(sql, prepare(sql)).first;
+    it->second.reset();
+    return it->second;
 }
 
 void Store::exec(const char* sql) { exec_on(db_.get(), sql); }
@@ -328,11 +338,13 @@ std::vector<FileRecord> Store::files() {
 }
 
 std::optional<FileRecord> Store::file(std::string_view path) {
-    Statement s =
-        prepare("SELECT id, path, language, size, mtime_ns, hash, flags FROM files WHERE path=?");
+    Statement& s =
+        cached("SELECT id, path, language, size, mtime_ns, hash, flags FROM files WHERE path=?");
     s.bind(1, path);
     if (!s.step()) return std::nullopt;
-    return read_file_row(s);
+    FileRecord f = read_file_row(s);
+    s.reset();
+    return f;
 }
 
 std::optional<std::string> Store::meta(std::string_view key) {

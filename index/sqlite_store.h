@@ -21,7 +21,7 @@
 //   chunks_vocab fts5vocab(chunks_fts, 'row')  -- how many chunks hold each term
 //   symbols_fts FTS5(name)        external content = symbols (kept by triggers)
 //
-// Versions: 1 first; 2 added chunks_vocab.
+// Versions: 1 first; 2 added chunks_vocab; 3 indexes chunks by (file_id, start_byte).
 //
 // A file's rows are written in the same transaction as its `files` row, so a crash
 // leaves either the old or the new version of a file, never half of one.
@@ -36,13 +36,14 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "index/extract.h"
 
 namespace latent::index {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 struct SqliteCloser {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -132,6 +133,9 @@ public:
 
     // For retrieval: a statement on this connection (throws StoreError on bad SQL).
     Statement prepare(std::string_view sql);
+    // The same, prepared once per connection and reset for reuse: for queries run often.
+    // The reference is valid until the Store closes; do not nest two uses of one SQL.
+    Statement& cached(const std::string& sql);
     void exec(const char* sql);
     sqlite3* handle() const { return db_.get(); }
     const std::string& path() const { return path_; }
@@ -140,6 +144,7 @@ private:
     Store() = default;
     std::unique_ptr<sqlite3, SqliteCloser> db_;
     std::string path_;
+    std::unordered_map<std::string, Statement> cache_;
     Statement insert_file_, update_stat_, delete_file_, insert_symbol_, insert_ref_, insert_import_,
         insert_chunk_;
     void prepare_writes();
