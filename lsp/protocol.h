@@ -35,6 +35,7 @@ struct IntOrString {
 
     IntOrString() : value(int64_t{0}) {}
     IntOrString(int64_t v) : value(v) {}
+    IntOrString(int v) : value(int64_t{v}) {}  // so that IntOrString(0) is not a char*
     IntOrString(std::string v) : value(std::move(v)) {}
     IntOrString(const char* v) : value(std::string(v)) {}
     bool is_int() const { return value.index() == 0; }

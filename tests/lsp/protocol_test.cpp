@@ -196,6 +196,7 @@ TEST(Protocol, ProgressValuesAndTokens) {
 
 TEST(Protocol, CancelParams) {
     expect_round_trip(CancelParams{IntOrString(3)});
+    expect_round_trip(CancelParams{IntOrString(0)});
     expect_round_trip(CancelParams{IntOrString("r-3")});
     expect_rejected<CancelParams>(json{{"id", nullptr}}, "id");
     expect_rejected<CancelParams>(json::object(), "id");
