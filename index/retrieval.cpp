@@ -218,37 +218,39 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         add(std::move(s));
     }
 
-    // 3. Chunks like the code around the cursor (not the cursor's own chunk). Only the
-    // rarer names are asked: a word in many chunks says little and makes BM25 score
-    // every one of them (a query must stay within milliseconds).
+    // 3. Chunks like the code around the cursor (not the cursor's own chunk). BM25 scores
+    // every chunk holding any asked word, so words are taken nearest first while the
+    // chunks holding them stay within o.similar_postings (a query must take
+    // milliseconds whatever the size of the index); a word in too many chunks says
+    // little anyway and is skipped.
     std::string words;
     {
-        Statement& total = store_.cached("SELECT max(id) FROM chunks");  // ~count, O(1)
-        const int64_t chunks = total.step() ? total.int64(0) : 0;
-        total.reset();
-        const int64_t max_df = std::max<int64_t>(64, chunks / 100);
         Statement& df = store_.cached("SELECT doc FROM chunks_vocab WHERE term = ?");
+        int64_t postings = 0;
         size_t kept = 0;
         for (const auto& n : names) {
             if (kept >= o.similar_terms) break;
-            // The tokenizer lower-cases and splits at '_': ask for each piece.
-            std::string q = fts_query(n);
-            bool rare = !q.empty();
-            for (size_t b = 0; rare && b < n.size();) {
+            // The tokenizer lower-cases and splits at '_' (and other non-alphanumerics).
+            int64_t cost = 0;
+            size_t b = 0;
+            while (b < n.size()) {
+                while (b < n.size() && !std::isalnum(static_cast<unsigned char>(n[b])) &&
+                       static_cast<unsigned char>(n[b]) < 0x80)
+                    ++b;
                 size_t e = b;
-                while (e < n.size() && n[e] != '_') ++e;
                 std::string term;
-                for (size_t i = b; i < e; ++i)
-                    term += static_cast<char>(std::tolower(static_cast<unsigned char>(n[i])));
+                while (e < n.size() && (std::isalnum(static_cast<unsigned char>(n[e])) ||
+                                        static_cast<unsigned char>(n[e]) >= 0x80))
+                    term += static_cast<char>(std::tolower(static_cast<unsigned char>(n[e++])));
                 if (!term.empty()) {
-                    df.reset();
                     df.bind(1, term);
-                    if (df.step() && df.int64(0) > max_df) rare = false;
+                    if (df.step()) cost += df.int64(0);
                     df.reset();
                 }
-                b = e + 1;
+                b = e;
             }
-            if (!rare) continue;
+            if (cost == 0 || postings + cost > static_cast<int64_t>(o.similar_postings)) continue;
+            postings += cost;
             words += n + " ";
             ++kept;
         }

@@ -45,9 +45,11 @@ struct ContextOptions {
     size_t max_definitions_per_name = 32;
     // Similar chunks asked of BM25. Default 8.
     size_t similar = 8;
-    // At most this many of the nearest names (those in few chunks) make the BM25 query.
-    // Default 8.
+    // At most this many of the nearest names make the BM25 query. Default 8.
     size_t similar_terms = 8;
+    // ... and together they may occur in at most this many chunks (BM25's work).
+    // Default 1500.
+    size_t similar_postings = 1500;
     // A definition longer than this is shown as its doc and signature line. Default 1600.
     size_t max_snippet_bytes = 1600;
 };

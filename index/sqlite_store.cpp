@@ -27,7 +27,6 @@ CREATE TABLE refs(
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
   name TEXT NOT NULL, line INTEGER NOT NULL, col INTEGER NOT NULL);
 CREATE INDEX refs_file_line ON refs(file_id, line);
-CREATE INDEX refs_name ON refs(name);
 CREATE TABLE imports(
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
   line INTEGER NOT NULL, text TEXT NOT NULL);

@@ -13,7 +13,7 @@
 //   symbols(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, name, kind,
 //         container, start_line, start_col, end_line, end_col, start_byte, end_byte,
 //         name_line, name_col, signature, doc)        -- lines/cols 0-based, cols in bytes
-//   refs(file_id -> files ON DELETE CASCADE, name, line, col)
+//   refs(file_id -> files ON DELETE CASCADE, name, line, col)   -- indexed by (file_id, line)
 //   imports(file_id -> files ON DELETE CASCADE, line, text)
 //   chunks(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, kind, name,
 //         start_line, end_line, start_byte, end_byte, text)
@@ -21,7 +21,9 @@
 //   chunks_vocab fts5vocab(chunks_fts, 'row')  -- how many chunks hold each term
 //   symbols_fts FTS5(name)        external content = symbols (kept by triggers)
 //
-// Versions: 1 first; 2 added chunks_vocab; 3 indexes chunks by (file_id, start_byte).
+// Versions: 1 first; 2 added chunks_vocab; 3 indexes chunks by (file_id,
+// start_byte); 4 drops the refs(name) index (a third of the refs cost; uses of a name are
+// found through chunks_fts).
 //
 // A file's rows are written in the same transaction as its `files` row, so a crash
 // leaves either the old or the new version of a file, never half of one.
@@ -43,7 +45,7 @@
 
 namespace latent::index {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 struct SqliteCloser {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
