@@ -22,7 +22,10 @@ int main(int argc, char** argv) {
     if (std::string(argv[1]) != "fuzz_gguf") {
         const auto src = std::filesystem::path(LATENT_SOURCE_DIR) / "tests/fuzz/seeds" / argv[1];
         std::error_code ec;
-        std::filesystem::copy(src, dir, std::filesystem::copy_options::overwrite_existing, ec);
+        std::filesystem::copy(src, dir,
+                              std::filesystem::copy_options::overwrite_existing |
+                                  std::filesystem::copy_options::recursive,
+                              ec);
         if (ec)
             std::fprintf(stderr, "make_fuzz_seeds: no seeds at %s (%s)\n", src.c_str(),
                          ec.message().c_str());
