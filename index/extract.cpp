@@ -9,7 +9,6 @@
 #include <chrono>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,8 +42,48 @@ struct Predicate {
     bool other_is_capture = false;
     uint32_t other_capture = 0;
     std::string literal;
-    std::regex re;
+    // For #match?: the pattern as literal alternatives with optional anchors.
+    std::vector<std::string> alternatives;
+    bool anchor_start = false, anchor_end = false;
 };
+
+// The tags queries' regexes are anchored alternations of words ("^(require)$"); such a
+// pattern becomes literal alternatives. Anything richer returns false and the predicate
+// is ignored (a missed filter only adds a definition; no regex engine for one pattern).
+bool parse_simple_regex(std::string_view re, Predicate& p) {
+    if (!re.empty() && re.front() == '^') {
+        p.anchor_start = true;
+        re.remove_prefix(1);
+    }
+    if (!re.empty() && re.back() == '$') {
+        p.anchor_end = true;
+        re.remove_suffix(1);
+    }
+    if (re.size() >= 2 && re.front() == '(' && re.back() == ')') re = re.substr(1, re.size() - 2);
+    for (char c : re)
+        if (std::string_view(".*+?[]{}()\\^$").find(c) != std::string_view::npos) return false;
+    size_t b = 0;
+    for (;;) {
+        const size_t e = re.find('|', b);
+        p.alternatives.emplace_back(re.substr(b, e == std::string_view::npos ? e : e - b));
+        if (e == std::string_view::npos) break;
+        b = e + 1;
+    }
+    return true;
+}
+
+bool simple_match(const Predicate& p, std::string_view s) {
+    for (const auto& a : p.alternatives) {
+        const bool starts = s.substr(0, a.size()) == a;
+        const bool ends = s.size() >= a.size() && s.substr(s.size() - a.size()) == a;
+        if (p.anchor_start && p.anchor_end ? s == a
+            : p.anchor_start               ? starts
+            : p.anchor_end                 ? ends
+                                           : s.find(a) != std::string_view::npos)
+            return true;
+    }
+    return false;
+}
 
 struct CompiledQuery {
     QueryPtr query;
@@ -101,9 +140,9 @@ CompiledQuery compile(const Language& lang) {
                         pred.other_capture = steps[i + 2].value_id;
                     } else {
                         pred.literal = ts_query_string_value_for_id(q, steps[i + 2].value_id, &len);
-                        if (pred.regex) pred.re = std::regex(pred.literal, std::regex::ECMAScript);
+                        if (pred.regex && !parse_simple_regex(pred.literal, pred)) known = false;
                     }
-                    if (!(pred.regex && pred.other_is_capture))
+                    if (known && !(pred.regex && pred.other_is_capture))
                         cq.predicates[p].push_back(std::move(pred));
                 }
             }
@@ -505,7 +544,7 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
             }
             if (!have_a || !have_b) continue;
             if (!p.other_is_capture) b = p.literal;
-            const bool hit = p.regex ? std::regex_search(a.begin(), a.end(), p.re) : a == b;
+            const bool hit = p.regex ? simple_match(p, a) : a == b;
             if (hit == p.negate) ok = false;
         }
         if (!ok) continue;
