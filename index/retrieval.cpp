@@ -119,6 +119,26 @@ std::vector<ChunkHit> Retrieval::search(std::string_view text, size_t k) {
     return out;
 }
 
+int64_t Retrieval::chunks_holding(const std::string& term) {
+    Statement& v = store_.cached("PRAGMA data_version");
+    // data_version moves with other connections' commits, total_changes with this one's:
+    // the cache never outlives the index state it was read from (determinism).
+    const int64_t version =
+        (v.step() ? v.int64(0) : 0) * 1'000'003 + sqlite3_total_changes64(store_.handle());
+    v.reset();
+    if (version != df_version_ || df_cache_.size() > 200'000) {
+        df_cache_.clear();
+        df_version_ = version;
+    }
+    if (auto it = df_cache_.find(term); it != df_cache_.end()) return it->second;
+    Statement& df = store_.cached("SELECT doc FROM chunks_vocab WHERE term = ?");
+    df.bind(1, term);
+    const int64_t n = df.step() ? df.int64(0) : 0;
+    df.reset();
+    df_cache_.emplace(term, n);
+    return n;
+}
+
 std::vector<Snippet> Retrieval::context_for(std::string_view path, Point position,
                                             size_t token_budget, const ContextOptions& o) {
     std::vector<Snippet> out;
@@ -225,7 +245,6 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     // little anyway and is skipped.
     std::string words;
     {
-        Statement& df = store_.cached("SELECT doc FROM chunks_vocab WHERE term = ?");
         int64_t postings = 0;
         size_t kept = 0;
         for (const auto& n : names) {
@@ -242,11 +261,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                 while (e < n.size() && (std::isalnum(static_cast<unsigned char>(n[e])) ||
                                         static_cast<unsigned char>(n[e]) >= 0x80))
                     term += static_cast<char>(std::tolower(static_cast<unsigned char>(n[e++])));
-                if (!term.empty()) {
-                    df.bind(1, term);
-                    if (df.step()) cost += df.int64(0);
-                    df.reset();
-                }
+                if (!term.empty()) cost += chunks_holding(term);
                 b = e;
             }
             if (cost == 0 || postings + cost > static_cast<int64_t>(o.similar_postings)) continue;

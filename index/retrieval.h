@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "index/sqlite_store.h"
@@ -76,6 +77,11 @@ public:
 
 private:
     Store& store_;
+    // How many chunks hold a term (from chunks_vocab, whose cost grows with the answer):
+    // remembered until another connection commits (PRAGMA data_version changes).
+    std::unordered_map<std::string, int64_t> df_cache_;
+    int64_t df_version_ = -1;
+    int64_t chunks_holding(const std::string& term);
 };
 
 // An FTS5 MATCH expression OR-ing the identifier-like words of `text` (each quoted, so
