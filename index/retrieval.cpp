@@ -119,7 +119,7 @@ std::vector<ChunkHit> Retrieval::search(std::string_view text, size_t k) {
     return out;
 }
 
-int64_t Retrieval::chunks_holding(const std::string& term) {
+int64_t Retrieval::chunks_holding(const std::string& term, int64_t cap) {
     Statement& v = store_.cached("PRAGMA data_version");
     // data_version moves with other connections' commits, total_changes with this one's:
     // the cache never outlives the index state it was read from (determinism).
@@ -130,12 +130,16 @@ int64_t Retrieval::chunks_holding(const std::string& term) {
         df_cache_.clear();
         df_version_ = version;
     }
-    if (auto it = df_cache_.find(term); it != df_cache_.end()) return it->second;
-    Statement& df = store_.cached("SELECT doc FROM chunks_vocab WHERE term = ?");
-    df.bind(1, term);
+    const std::string key = term + '\0' + std::to_string(cap);
+    if (auto it = df_cache_.find(key); it != df_cache_.end()) return it->second;
+    // Counting stops past `cap`: FTS5 reads the doclist lazily, so a common word costs no
+    // more than a rare one (chunks_vocab would read all of its doclist).
+    Statement& df = store_.cached(
+        "SELECT count(*) FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)");
+    df.bind(1, "\"" + term + "\"").bind(2, cap + 1);
     const int64_t n = df.step() ? df.int64(0) : 0;
     df.reset();
-    df_cache_.emplace(term, n);
+    df_cache_.emplace(key, n);
     return n;
 }
 
@@ -261,7 +265,8 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                 while (e < n.size() && (std::isalnum(static_cast<unsigned char>(n[e])) ||
                                         static_cast<unsigned char>(n[e]) >= 0x80))
                     term += static_cast<char>(std::tolower(static_cast<unsigned char>(n[e++])));
-                if (!term.empty()) cost += chunks_holding(term);
+                if (!term.empty())
+                    cost += chunks_holding(term, static_cast<int64_t>(o.similar_postings));
                 b = e;
             }
             if (cost == 0 || postings + cost > static_cast<int64_t>(o.similar_postings)) continue;

@@ -77,11 +77,11 @@ public:
 
 private:
     Store& store_;
-    // How many chunks hold a term (from chunks_vocab, whose cost grows with the answer):
-    // remembered until another connection commits (PRAGMA data_version changes).
+    // How many chunks hold a term, counted up to cap + 1 (the answer is only compared
+    // with the cap); remembered until the index changes.
     std::unordered_map<std::string, int64_t> df_cache_;
     int64_t df_version_ = -1;
-    int64_t chunks_holding(const std::string& term);
+    int64_t chunks_holding(const std::string& term, int64_t cap);
 };
 
 // An FTS5 MATCH expression OR-ing the identifier-like words of `text` (each quoted, so
