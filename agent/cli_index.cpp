@@ -2,9 +2,7 @@
 // workspace index from the command line. The index itself lives in index/; this file
 // only parses options, picks the database location and prints.
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +20,6 @@
 #include "index/indexer.h"
 #include "index/retrieval.h"
 #include "index/sqlite_store.h"
-
-extern char** environ;
 
 namespace latent::agent {
 namespace {
@@ -88,25 +84,6 @@ double file_mb(const std::string& path) {
         if (!ec) mb += n / 1e6;
     }
     return mb;
-}
-
-// Runs a program without a shell, stdout and stderr to /dev/null; exit status or -1.
-int run_quiet(const std::vector<std::string>& args) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return -1;
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 struct Progress {
@@ -369,9 +346,9 @@ void register_bench_index(CLI::App& app, int& exit_code) {
             if (a->ctags) {
                 const std::string tags = std::string(tmp) + "/tags";
                 t0 = Clock::now();
-                const int rc = run_quiet({"ctags", "-R", "-f", tags, root});
+                const bool ok = run_program({"ctags", "-R", "-f", tags, root}).has_value();
                 const double ctags_s = seconds_since(t0);
-                if (rc == 0) {
+                if (ok) {
                     j["ctags_s"] = ctags_s;
                     j["ctags_ratio"] = cold_s > 0 ? ctags_s / cold_s : 0;
                     std::fprintf(stderr, "bench index: ctags -R %.2f s, latent %.2f s\n", ctags_s,

@@ -42,58 +42,6 @@ struct Fd {
     Fd& operator=(const Fd&) = delete;
 };
 
-// Runs argv (no shell), feeding `input` on stdin, returning stdout; nullopt when the
-// program is missing or exits non-zero. Output is capped at 1 GiB (a listing of a
-// few million paths), beyond which something is wrong.
-std::optional<std::string> run(const std::vector<std::string>& args,
-                               const std::string& input = {}) {
-    int out[2], in[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return std::nullopt;
-    Fd out_r(out[0]), out_w(out[1]);
-    if (::pipe2(in, O_CLOEXEC) != 0) return std::nullopt;
-    Fd in_r(in[0]), in_w(in[1]);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_r.fd, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_w.fd, 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return std::nullopt;
-    ::close(out_w.fd);
-    out_w.fd = -1;
-    ::close(in_r.fd);
-    in_r.fd = -1;
-    std::thread writer([&] {
-        size_t off = 0;
-        while (off < input.size()) {
-            const ssize_t n = ::write(in_w.fd, input.data() + off, input.size() - off);
-            if (n <= 0) break;
-            off += static_cast<size_t>(n);
-        }
-        ::close(in_w.fd);
-        in_w.fd = -1;
-    });
-    std::string result;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::read(out_r.fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (result.size() < (size_t{1} << 30)) result.append(buf, static_cast<size_t>(n));
-    }
-    writer.join();
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
-    return result;
-}
-
 std::vector<std::string> split_nul(const std::string& s) {
     std::vector<std::string> out;
     size_t b = 0;
@@ -215,6 +163,57 @@ std::optional<FileUpdate> prepare_update(const std::string& root, const Work& w,
 
 }  // namespace
 
+// Output is capped at 1 GiB (a listing of a few million paths), beyond which something
+// is wrong.
+std::optional<std::string> run_program(const std::vector<std::string>& args,
+                                       const std::string& input) {
+    int out[2], in[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return std::nullopt;
+    Fd out_r(out[0]), out_w(out[1]);
+    if (::pipe2(in, O_CLOEXEC) != 0) return std::nullopt;
+    Fd in_r(in[0]), in_w(in[1]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_r.fd, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_w.fd, 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return std::nullopt;
+    ::close(out_w.fd);
+    out_w.fd = -1;
+    ::close(in_r.fd);
+    in_r.fd = -1;
+    std::thread writer([&] {
+        size_t off = 0;
+        while (off < input.size()) {
+            const ssize_t n = ::write(in_w.fd, input.data() + off, input.size() - off);
+            if (n <= 0) break;
+            off += static_cast<size_t>(n);
+        }
+        ::close(in_w.fd);
+        in_w.fd = -1;
+    });
+    std::string result;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(out_r.fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (result.size() < (size_t{1} << 30)) result.append(buf, static_cast<size_t>(n));
+    }
+    writer.join();
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+    return result;
+}
+
 uint64_t content_hash(std::string_view data) {
     constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
     uint64_t h = 0x243F6A8885A308D3ull ^ (data.size() * kMul);
@@ -243,22 +242,22 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
         for (const char* p : kDefaultExcludes) excludes.push_back(std::string("--exclude=") + p);
 
     std::vector<std::string> files;
-    const auto inside = run({"git", "-C", root, "rev-parse", "--is-inside-work-tree"});
+    const auto inside = run_program({"git", "-C", root, "rev-parse", "--is-inside-work-tree"});
     // An ignored folder inside a work tree (say node_modules) lists nothing through
     // ls-files; it is indexed as a plain folder.
     const bool ignored_root =
-        inside && run({"git", "-C", root, "check-ignore", "-q", "."}).has_value();
+        inside && run_program({"git", "-C", root, "check-ignore", "-q", "."}).has_value();
     if (inside && inside->rfind("true", 0) == 0 && !ignored_root) {
         std::vector<std::string> args = {"git", "-C", root, "ls-files", "-co", "--exclude-standard",
                                          "-z"};
         args.insert(args.end(), excludes.begin(), excludes.end());
-        if (auto out = run(args)) {
+        if (auto out = run_program(args)) {
             files = split_nul(*out);
             // Tracked files are listed whatever the excludes; drop those they match.
             if (!excludes.empty()) {
                 std::vector<std::string> ign = {"git", "-C", root, "ls-files", "-ci", "-z"};
                 ign.insert(ign.end(), excludes.begin(), excludes.end());
-                if (auto o2 = run(ign)) {
+                if (auto o2 = run_program(ign)) {
                     auto drop = split_nul(*o2);
                     std::unordered_set<std::string> d(drop.begin(), drop.end());
                     std::erase_if(files, [&](const std::string& f) { return d.count(f) > 0; });
@@ -273,7 +272,7 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
         char tmpl[] = "/tmp/latent-git-XXXXXX";
         if (const char* dir = ::mkdtemp(tmpl)) {
             const std::string gitdir = std::string(dir) + "/g";
-            if (run({"git", "init", "-q", "--bare", gitdir})) {
+            if (run_program({"git", "init", "-q", "--bare", gitdir})) {
                 std::vector<std::string> args = {"git",
                                                  "--git-dir=" + gitdir,
                                                  "--work-tree=.",
@@ -284,7 +283,7 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
                                                  "-z",
                                                  "--exclude-per-directory=.gitignore"};
                 args.insert(args.end(), excludes.begin(), excludes.end());
-                if (auto out = run(args)) {
+                if (auto out = run_program(args)) {
                     files = split_nul(*out);
                     listed = true;
                     if (how) *how = "git ls-files (no repository)";

@@ -46,6 +46,11 @@ struct IndexStats {
     uint64_t bytes = 0;    // bytes of source parsed
 };
 
+// Runs argv (no shell), feeding `input` on stdin and returning stdout (stderr is
+// discarded); nullopt when the program is missing or exits non-zero.
+std::optional<std::string> run_program(const std::vector<std::string>& args,
+                                       const std::string& input = {});
+
 // The 64-bit content hash stored per file (a fast multiply-mix hash, not cryptographic:
 // it only has to notice edits; libxxhash-dev is not on the machines).
 uint64_t content_hash(std::string_view data);
