@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <iterator>
+
 namespace latent::index {
 namespace {
 
@@ -25,8 +27,8 @@ CREATE INDEX symbols_name ON symbols(name);
 CREATE INDEX symbols_file ON symbols(file_id);
 CREATE TABLE refs(
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-  name TEXT NOT NULL, line INTEGER NOT NULL, col INTEGER NOT NULL);
-CREATE INDEX refs_file_line ON refs(file_id, line);
+  line INTEGER NOT NULL, col INTEGER NOT NULL, name TEXT NOT NULL,
+  PRIMARY KEY(file_id, line, col)) WITHOUT ROWID;
 CREATE TABLE imports(
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
   line INTEGER NOT NULL, text TEXT NOT NULL);
@@ -38,21 +40,35 @@ CREATE TABLE chunks(
   start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE INDEX chunks_file ON chunks(file_id, start_byte);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(name, text, content='chunks', content_rowid='id');
-CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-  INSERT INTO chunks_fts(rowid, name, text) VALUES (new.id, new.name, new.text);
-END;
-CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-  INSERT INTO chunks_fts(chunks_fts, rowid, name, text) VALUES ('delete', old.id, old.name, old.text);
-END;
 CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE VIRTUAL TABLE symbols_fts USING fts5(name, content='symbols', content_rowid='id');
-CREATE TRIGGER symbols_ai AFTER INSERT ON symbols BEGIN
-  INSERT INTO symbols_fts(rowid, name) VALUES (new.id, new.name);
-END;
-CREATE TRIGGER symbols_ad AFTER DELETE ON symbols BEGIN
-  INSERT INTO symbols_fts(symbols_fts, rowid, name) VALUES ('delete', old.id, old.name);
-END;
 )sql";
+
+// Step-by-step migrations: kMigrations[i] takes a database from version i + 1 to i + 2.
+// Each runs in one transaction with the version bump, so a crash leaves either version.
+constexpr const char* kMigrations[] = {
+    // 1 -> 2: how many chunks hold a term.
+    "CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');",
+    // 2 -> 3: chunks found by byte offset (the chunk holding a definition).
+    "DROP INDEX chunks_file; CREATE INDEX chunks_file ON chunks(file_id, start_byte);",
+    // 3 -> 4: uses of a name are found through chunks_fts; the index cost a third of refs.
+    "DROP INDEX refs_name;",
+    // 4 -> 5: the store writes the FTS rows itself (the triggers made every insert flush
+    // FTS5's pending terms: a savepoint per statement), and refs are one b-tree keyed by
+    // position instead of a table plus an index. (The key columns come first: SQLite
+    // 3.40's quick_check misreads NOT NULL columns placed before them.)
+    R"sql(
+DROP TRIGGER chunks_ai; DROP TRIGGER chunks_ad; DROP TRIGGER symbols_ai; DROP TRIGGER symbols_ad;
+ALTER TABLE refs RENAME TO refs_v4;
+CREATE TABLE refs(
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  line INTEGER NOT NULL, col INTEGER NOT NULL, name TEXT NOT NULL,
+  PRIMARY KEY(file_id, line, col)) WITHOUT ROWID;
+INSERT OR IGNORE INTO refs(file_id, name, line, col) SELECT file_id, name, line, col FROM refs_v4;
+DROP TABLE refs_v4;
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion - 1, "one migration per version step");
 
 std::string errmsg(sqlite3* db) { return db ? sqlite3_errmsg(db) : "out of memory"; }
 
@@ -173,7 +189,19 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* error,
                 Statement any = s->prepare("SELECT count(*) FROM sqlite_master");
                 any.step();
                 const bool empty = any.int64(0) == 0;
+                any.reset();  // a running statement would lock the tables a migration drops
                 if (version == kSchemaVersion) {
+                    s->prepare_writes();
+                    return s;
+                }
+                if (version && *version >= 1 && *version < kSchemaVersion && !options.read_only) {
+                    // An older index: migrated step by step, each step with its version.
+                    for (int v = *version; v < kSchemaVersion; ++v) {
+                        Transaction tx(raw);
+                        exec_on(raw, kMigrations[v - 1]);
+                        s->set_meta("schema_version", std::to_string(v + 1));
+                        tx.commit();
+                    }
                     s->prepare_writes();
                     return s;
                 }
@@ -216,16 +244,43 @@ void Store::prepare_writes() {
     insert_file_ = prepare(
         "INSERT INTO files(path, language, size, mtime_ns, hash, flags) VALUES (?,?,?,?,?,?)");
     update_stat_ = prepare("UPDATE files SET size=?, mtime_ns=? WHERE path=?");
-    delete_file_ = prepare("DELETE FROM files WHERE path=?");
+    find_file_ = prepare("SELECT id FROM files WHERE path=?");
+    delete_file_ = prepare("DELETE FROM files WHERE id=?");
+    delete_chunks_fts_ = prepare(
+        "INSERT INTO chunks_fts(chunks_fts, rowid, name, text) "
+        "SELECT 'delete', id, name, text FROM chunks WHERE file_id=?");
+    delete_symbols_fts_ = prepare(
+        "INSERT INTO symbols_fts(symbols_fts, rowid, name) "
+        "SELECT 'delete', id, name FROM symbols WHERE file_id=?");
     insert_symbol_ = prepare(
         "INSERT INTO symbols(file_id, name, kind, container, start_line, start_col, end_line, "
         "end_col, start_byte, end_byte, name_line, name_col, signature, doc) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    insert_ref_ = prepare("INSERT INTO refs(file_id, name, line, col) VALUES (?,?,?,?)");
+    insert_symbol_fts_ = prepare("INSERT INTO symbols_fts(rowid, name) VALUES (?,?)");
+    // Two uses at one position cannot happen; IGNORE keeps a bad extraction from failing
+    // the whole batch.
+    insert_ref_ = prepare("INSERT OR IGNORE INTO refs(file_id, name, line, col) VALUES (?,?,?,?)");
     insert_import_ = prepare("INSERT INTO imports(file_id, line, text) VALUES (?,?,?)");
     insert_chunk_ = prepare(
         "INSERT INTO chunks(file_id, kind, name, start_line, end_line, start_byte, end_byte, "
         "text) VALUES (?,?,?,?,?,?,?,?)");
+    insert_chunk_fts_ = prepare("INSERT INTO chunks_fts(rowid, name, text) VALUES (?,?,?)");
+}
+
+// The FTS rows go first (external content: FTS5 needs the old text to delete), then the
+// file row, whose deletion cascades to its other rows.
+void Store::delete_file(std::string_view path) {
+    find_file_.reset();
+    find_file_.bind(1, path);
+    if (!find_file_.step()) return;
+    const int64_t id = find_file_.int64(0);
+    find_file_.reset();
+    delete_chunks_fts_.reset();
+    delete_chunks_fts_.bind(1, id).step();
+    delete_symbols_fts_.reset();
+    delete_symbols_fts_.bind(1, id).step();
+    delete_file_.reset();
+    delete_file_.bind(1, id).step();
 }
 
 Statement Store::prepare(std::string_view sql) {
@@ -255,8 +310,7 @@ void Store::write(const std::vector<FileUpdate>& updates) {
             update_stat_.bind(1, f.size).bind(2, f.mtime_ns).bind(3, f.path).step();
             continue;
         }
-        delete_file_.reset();
-        delete_file_.bind(1, f.path).step();
+        delete_file(f.path);
         insert_file_.reset();
         insert_file_.bind(1, f.path)
             .bind(2, f.language)
@@ -277,6 +331,8 @@ void Store::write(const std::vector<FileUpdate>& updates) {
             s.bind(11, int64_t{d.name_range.start.line});
             s.bind(12, int64_t{d.name_range.start.column});
             s.bind(13, d.signature).bind(14, d.doc).step();
+            insert_symbol_fts_.reset();
+            insert_symbol_fts_.bind(1, sqlite3_last_insert_rowid(db_.get())).bind(2, d.name).step();
         }
         for (const auto& r : x.references) {
             insert_ref_.reset();
@@ -299,6 +355,11 @@ void Store::write(const std::vector<FileUpdate>& updates) {
             s.bind(1, id).bind(2, c.kind).bind(3, c.name);
             s.bind(4, int64_t{c.range.start.line}).bind(5, int64_t{c.range.end.line});
             s.bind(6, int64_t{b}).bind(7, int64_t{e}).bind(8, text.substr(b, e - b)).step();
+            insert_chunk_fts_.reset();
+            insert_chunk_fts_.bind(1, sqlite3_last_insert_rowid(db_.get()))
+                .bind(2, c.name)
+                .bind(3, text.substr(b, e - b))
+                .step();
         }
     }
     tx.commit();
@@ -307,10 +368,7 @@ void Store::write(const std::vector<FileUpdate>& updates) {
 void Store::remove(const std::vector<std::string>& paths) {
     if (paths.empty()) return;
     Transaction tx(db_.get());
-    for (const auto& p : paths) {
-        delete_file_.reset();
-        delete_file_.bind(1, p).step();
-    }
+    for (const auto& p : paths) delete_file(p);
     tx.commit();
 }
 

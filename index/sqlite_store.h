@@ -2,9 +2,10 @@
 // statement handles readers use. Not the indexer (indexer.h decides what to write and
 // owns the writer thread) nor the ranking of results (retrieval.h).
 //
-// Schema (version kSchemaVersion; every table is rebuilt when the version differs —
-// the index is a cache of the workspace, so "migration" from an unknown or older
-// version is a rebuild, announced through the warning callback):
+// Schema (version kSchemaVersion). An index at an older version is migrated step by step
+// (each step one transaction, in sqlite_store.cpp's kMigrations); an unknown or newer
+// version, or a damaged file, is rebuilt — the index is a cache of the workspace — and
+// the warning callback says so.
 //
 //   meta(key TEXT PRIMARY KEY, value TEXT)   -- "schema_version", "root" (workspace dir)
 //   files(id INTEGER PRIMARY KEY, path TEXT UNIQUE   -- relative to the root, '/'-separated
@@ -13,17 +14,19 @@
 //   symbols(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, name, kind,
 //         container, start_line, start_col, end_line, end_col, start_byte, end_byte,
 //         name_line, name_col, signature, doc)        -- lines/cols 0-based, cols in bytes
-//   refs(file_id -> files ON DELETE CASCADE, name, line, col)   -- indexed by (file_id, line)
+//   refs(file_id -> files ON DELETE CASCADE, line, col, name)
+//         -- WITHOUT ROWID, primary key (file_id, line, col)
 //   imports(file_id -> files ON DELETE CASCADE, line, text)
 //   chunks(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, kind, name,
 //         start_line, end_line, start_byte, end_byte, text)
-//   chunks_fts  FTS5(name, text)  external content = chunks (kept by triggers)
+//   chunks_fts  FTS5(name, text)  external content = chunks (rows written by the store)
 //   chunks_vocab fts5vocab(chunks_fts, 'row')  -- how many chunks hold each term
-//   symbols_fts FTS5(name)        external content = symbols (kept by triggers)
+//   symbols_fts FTS5(name)        external content = symbols (rows written by the store)
 //
 // Versions: 1 first; 2 added chunks_vocab; 3 indexes chunks by (file_id,
 // start_byte); 4 drops the refs(name) index (a third of the refs cost; uses of a name are
-// found through chunks_fts).
+// found through chunks_fts); 5 drops the FTS triggers (the store writes FTS rows itself:
+// a trigger made every insert flush FTS5's pending terms) and keys refs by position.
 //
 // A file's rows are written in the same transaction as its `files` row, so a crash
 // leaves either the old or the new version of a file, never half of one.
@@ -45,7 +48,7 @@
 
 namespace latent::index {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 struct SqliteCloser {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -147,9 +150,11 @@ private:
     std::unique_ptr<sqlite3, SqliteCloser> db_;
     std::string path_;
     std::unordered_map<std::string, Statement> cache_;
-    Statement insert_file_, update_stat_, delete_file_, insert_symbol_, insert_ref_, insert_import_,
-        insert_chunk_;
+    Statement insert_file_, update_stat_, find_file_, delete_file_, delete_chunks_fts_,
+        delete_symbols_fts_, insert_symbol_, insert_symbol_fts_, insert_ref_, insert_import_,
+        insert_chunk_, insert_chunk_fts_;
     void prepare_writes();
+    void delete_file(std::string_view path);
 };
 
 }  // namespace latent::index

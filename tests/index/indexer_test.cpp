@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <thread>
 
 #include "index/retrieval.h"
@@ -199,6 +200,58 @@ TEST(Indexer, ParseTimeoutAndInvalidUtf8DoNotStopTheRun) {
     Retrieval r(*s);
     EXPECT_FALSE(r.search("f2999", 1).empty());  // line chunks of the timed-out file
     EXPECT_FALSE(warnings.empty());
+}
+
+// A damaged database (bytes overwritten in its middle) is found at open, rebuilt with a
+// warning, and the next run indexes the workspace again in full; the workspace itself is
+// never touched.
+TEST(Indexer, CorruptDatabaseIsRebuiltAndTheWorkspaceIndexedAgain) {
+    TempDir ws, db;
+    const int n = 60;
+    std::string m7;
+    for (int i = 0; i < n; ++i) {
+        std::string text;
+        for (int j = 0; j < 20; ++j)
+            text += testing::cat({"def g", std::to_string(i), "_", std::to_string(j),
+                                  "(x):\n    return x + ", std::to_string(j), "\n"});
+        ws.write(testing::cat({"m", std::to_string(i), ".py"}), text);
+        if (i == 7) m7 = text;
+    }
+    const std::string path = db / "i.sqlite";
+    Store::Counts before;
+    {
+        auto s = open_store(path);
+        Indexer(ws.path(), *s, opts()).index_all();
+        before = s->counts();
+        s->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    const auto size = std::filesystem::file_size(path);
+    ASSERT_GT(size, 64u * 1024);
+    {
+        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(size / 2));
+        const std::string junk(8192, '\x5a');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    std::vector<std::string> warnings;
+    StoreOptions o;
+    o.warn = [&](const std::string& w) { warnings.push_back(w); };
+    std::string err;
+    auto s = Store::open(path, &err, o);
+    ASSERT_TRUE(s) << err;
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("rebuilding"), std::string::npos) << warnings[0];
+    const IndexStats st = Indexer(ws.path(), *s, opts()).index_all();
+    EXPECT_EQ(st.parsed, static_cast<size_t>(n));
+    const auto after = s->counts();
+    EXPECT_EQ(after.files, before.files);
+    EXPECT_EQ(after.symbols, before.symbols);
+    EXPECT_EQ(after.refs, before.refs);
+    EXPECT_EQ(after.chunks, before.chunks);
+    EXPECT_EQ(Retrieval(*s).definitions("g7_3").size(), 1u);
+    std::ifstream in(ws / "m7.py", std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), m7);  // workspace untouched
+    s->exec("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')");
 }
 
 // kill -9 during a cold index (in a forked child), then reopen: the database is sound,

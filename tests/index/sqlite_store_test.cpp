@@ -12,6 +12,7 @@
 namespace latent::index {
 namespace {
 
+using testing::cat;
 using testing::TempDir;
 
 FileUpdate update(const std::string& path, const std::string& text) {
@@ -120,15 +121,86 @@ TEST(Store, NotADatabaseIsRebuilt) {
     EXPECT_EQ(s->meta("schema_version"), std::to_string(kSchemaVersion));
 }
 
-TEST(Store, OlderSchemaIsRebuilt) {
+// The first schema (version 1), as it was released.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE files(
+  id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, language TEXT NOT NULL,
+  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash INTEGER NOT NULL,
+  flags INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE symbols(
+  id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, kind TEXT NOT NULL, container TEXT NOT NULL,
+  start_line INTEGER NOT NULL, start_col INTEGER NOT NULL,
+  end_line INTEGER NOT NULL, end_col INTEGER NOT NULL,
+  start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL,
+  name_line INTEGER NOT NULL, name_col INTEGER NOT NULL,
+  signature TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX symbols_name ON symbols(name);
+CREATE INDEX symbols_file ON symbols(file_id);
+CREATE TABLE refs(
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, line INTEGER NOT NULL, col INTEGER NOT NULL);
+CREATE INDEX refs_file_line ON refs(file_id, line);
+CREATE INDEX refs_name ON refs(name);
+CREATE TABLE imports(
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  line INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE INDEX imports_file ON imports(file_id);
+CREATE TABLE chunks(
+  id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL, name TEXT NOT NULL,
+  start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
+  start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE INDEX chunks_file ON chunks(file_id, start_line);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(name, text, content='chunks', content_rowid='id');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, name, text) VALUES (new.id, new.name, new.text);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, name, text) VALUES ('delete', old.id, old.name, old.text);
+END;
+CREATE VIRTUAL TABLE symbols_fts USING fts5(name, content='symbols', content_rowid='id');
+CREATE TRIGGER symbols_ai AFTER INSERT ON symbols BEGIN
+  INSERT INTO symbols_fts(rowid, name) VALUES (new.id, new.name);
+END;
+CREATE TRIGGER symbols_ad AFTER DELETE ON symbols BEGIN
+  INSERT INTO symbols_fts(symbols_fts, rowid, name) VALUES ('delete', old.id, old.name);
+END;
+)sql";
+
+// Every schema object as (type, name, sql): what "the same schema" means.
+std::vector<std::string> schema_of(Store& s) {
+    std::vector<std::string> out;
+    Statement st = s.prepare(
+        "SELECT type, name, ifnull(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+        "ORDER BY type, name");
+    while (st.step()) out.push_back(st.text(0) + " " + st.text(1) + ": " + st.text(2));
+    return out;
+}
+
+TEST(Store, Version1IsMigratedStepByStepKeepingItsRows) {
     TempDir dir;
     const std::string db = dir / "i.sqlite";
     {
-        std::string err;
-        auto s = Store::open(db, &err);
-        ASSERT_TRUE(s) << err;
-        s->write({update("a.py", "def a():\n    pass\n")});
-        s->set_meta("schema_version", "0");
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+        std::unique_ptr<sqlite3, SqliteCloser> h(raw);
+        const std::string sql = cat(
+            {"PRAGMA foreign_keys=ON; BEGIN;", kSchemaV1,
+             "INSERT INTO meta VALUES('schema_version', '1'), ('root', '/ws');"
+             "INSERT INTO files(id, path, language, size, mtime_ns, hash) "
+             "  VALUES (1, 'a.py', 'python', 30, 7, 42);"
+             "INSERT INTO symbols(file_id, name, kind, container, start_line, start_col, end_line,"
+             "  end_col, start_byte, end_byte, name_line, name_col, signature, doc)"
+             "  VALUES (1, 'alpha', 'function', '', 0, 0, 1, 17, 0, 30, 0, 4, 'def alpha():', '');"
+             "INSERT INTO refs VALUES (1, 'beta', 1, 11), (1, 'beta', 1, 11), (1, 'gamma', 1, 4);"
+             "INSERT INTO chunks(file_id, kind, name, start_line, end_line, start_byte, end_byte,"
+             "  text) VALUES (1, 'definition', 'alpha', 0, 1, 0, 30,"
+             "  'def alpha():\n    return beta()\n');"
+             "COMMIT;"});
+        ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+            << sqlite3_errmsg(raw);
     }
     std::vector<std::string> warnings;
     StoreOptions o;
@@ -136,10 +208,54 @@ TEST(Store, OlderSchemaIsRebuilt) {
     std::string err;
     auto s = Store::open(db, &err, o);
     ASSERT_TRUE(s) << err;
-    ASSERT_EQ(warnings.size(), 1u);
-    EXPECT_NE(warnings[0].find("schema version 0"), std::string::npos) << warnings[0];
-    EXPECT_EQ(s->counts().files, 0);
+    EXPECT_TRUE(warnings.empty()) << warnings[0];
     EXPECT_EQ(s->meta("schema_version"), std::to_string(kSchemaVersion));
+    EXPECT_EQ(s->meta("root"), "/ws");
+    // Rows kept (the duplicate reference folded by the new key), FTS still in step.
+    const auto c = s->counts();
+    EXPECT_EQ(c.files, 1);
+    EXPECT_EQ(c.symbols, 1);
+    EXPECT_EQ(c.refs, 2);
+    EXPECT_EQ(c.chunks, 1);
+    Retrieval r(*s);
+    EXPECT_EQ(r.definitions("alpha").size(), 1u);
+    ASSERT_EQ(r.search("beta", 5).size(), 1u);
+    // The same schema as a new index, object for object.
+    TempDir fresh_dir;
+    auto fresh = Store::open(fresh_dir / "i.sqlite", &err);
+    ASSERT_TRUE(fresh) << err;
+    EXPECT_EQ(schema_of(*s), schema_of(*fresh));
+    // And it works as one: replacing the file replaces its FTS rows.
+    s->write({update("a.py", "def delta():\n    pass\n")});
+    EXPECT_TRUE(r.search("beta", 5).empty());
+    EXPECT_EQ(r.search("delta", 5).size(), 1u);
+    s->exec("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')");
+    s->exec("INSERT INTO symbols_fts(symbols_fts) VALUES('integrity-check')");
+}
+
+TEST(Store, UnknownOrNewerSchemaIsRebuilt) {
+    for (const char* version : {"0", "99"}) {
+        TempDir dir;
+        const std::string db = dir / "i.sqlite";
+        {
+            std::string err;
+            auto s = Store::open(db, &err);
+            ASSERT_TRUE(s) << err;
+            s->write({update("a.py", "def a():\n    pass\n")});
+            s->set_meta("schema_version", version);
+        }
+        std::vector<std::string> warnings;
+        StoreOptions o;
+        o.warn = [&](const std::string& w) { warnings.push_back(w); };
+        std::string err;
+        auto s = Store::open(db, &err, o);
+        ASSERT_TRUE(s) << err;
+        ASSERT_EQ(warnings.size(), 1u);
+        EXPECT_NE(warnings[0].find(cat({"schema version ", version})), std::string::npos)
+            << warnings[0];
+        EXPECT_EQ(s->counts().files, 0);
+        EXPECT_EQ(s->meta("schema_version"), std::to_string(kSchemaVersion));
+    }
 }
 
 TEST(Store, ReadersSeeTheLastCommitWhileAWriterIsInATransaction) {
