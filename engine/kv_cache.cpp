@@ -1,6 +1,7 @@
 // Page pool and per-sequence page tables of the latent cache (see kv_cache.h).
 #include "engine/kv_cache.h"
 
+#include <algorithm>
 #include <cassert>
 #include <string>
 
@@ -19,6 +20,10 @@ Expected<int32_t> LatentCache::alloc_page() {
         ++in_use_;
         return p;
     }
+    if ((pages_.size() + 1) * page_bytes() > cfg_.max_bytes) {
+        // Pages another owner holds only as a cache can be given back for this one.
+        if (reclaim && reclaim() && !free_.empty()) return alloc_page();
+    }
     if ((pages_.size() + 1) * page_bytes() > cfg_.max_bytes)
         return make_error("latent cache is full (" + std::to_string(cfg_.max_bytes >> 20) +
                           " MiB budget, " + std::to_string(pages_.size()) + " pages)");
@@ -26,6 +31,13 @@ Expected<int32_t> LatentCache::alloc_page() {
     refs_.push_back(1);
     ++in_use_;
     return static_cast<int32_t>(pages_.size() - 1);
+}
+
+Expected<int32_t> LatentCache::copy_page(int32_t page) {
+    auto p = alloc_page();
+    if (!p) return p;
+    std::copy_n(pages_[page].get(), page_floats_, pages_[*p].get());
+    return p;
 }
 
 void LatentCache::retain(int32_t page) {
@@ -45,6 +57,15 @@ SeqCache::~SeqCache() { truncate(0); }
 
 Status SeqCache::reserve(int32_t n) {
     const int32_t pt = static_cast<int32_t>(cache_->config().page_tokens);
+    if (n > 0 && n_tokens_ % pt != 0) {
+        int32_t& last = pages_[static_cast<size_t>(n_tokens_ / pt)];
+        if (cache_->ref_count(last) > 1) {
+            auto copy = cache_->copy_page(last);
+            if (!copy) return copy.error();
+            cache_->release(last);
+            last = *copy;
+        }
+    }
     const int32_t need = (n_tokens_ + n + pt - 1) / pt;
     while (static_cast<int32_t>(pages_.size()) < need) {
         auto p = cache_->alloc_page();
@@ -52,6 +73,18 @@ Status SeqCache::reserve(int32_t n) {
         pages_.push_back(*p);
     }
     return Status::success();
+}
+
+void SeqCache::adopt(std::span<const int32_t> pages, int32_t n_tokens) {
+    assert(n_tokens_ == 0 && pages_.empty());
+    const int32_t pt = static_cast<int32_t>(cache_->config().page_tokens);
+    const size_t need = static_cast<size_t>((n_tokens + pt - 1) / pt);
+    assert(pages.size() >= need);
+    for (size_t i = 0; i < need; ++i) {
+        cache_->retain(pages[i]);
+        pages_.push_back(pages[i]);
+    }
+    n_tokens_ = n_tokens;
 }
 
 void SeqCache::truncate(int32_t n) {

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/expected.h"
@@ -35,11 +37,24 @@ public:
     uint64_t pages_in_use() const { return in_use_; }
     uint64_t bytes_in_use() const { return in_use_ * page_bytes(); }
 
-    // A fresh page with reference count 1, or an error when the budget is spent.
+    // A fresh page with reference count 1, or an error when the budget is spent (after
+    // asking `reclaim`, when set, to free pages: the prefix cache evicts unused ones).
     Expected<int32_t> alloc_page();
+    // A fresh page holding a copy of `page` (copy-on-write of a shared page).
+    Expected<int32_t> copy_page(int32_t page);
     void retain(int32_t page);
     void release(int32_t page);  // frees the page when the count reaches 0
     uint32_t ref_count(int32_t page) const { return refs_[page]; }
+
+    // The whole page, F32 [n_layer][page_tokens][row_width()], for export and import
+    // (the prefix cache's disk tier).
+    uint64_t page_floats() const { return page_floats_; }
+    float* page_data(int32_t page) { return pages_[page].get(); }
+    const float* page_data(int32_t page) const { return pages_[page].get(); }
+
+    // Called by alloc_page() when the budget is spent: frees at least one page and returns
+    // true, or returns false when nothing can be freed. It must not allocate pages.
+    std::function<bool()> reclaim;
 
     // The cache row (c_kv | k_pe) of one token slot in a page for one layer.
     float* row(int32_t page, uint32_t slot, uint32_t layer) {
@@ -72,8 +87,14 @@ public:
     int32_t n_tokens() const { return n_tokens_; }
     const std::vector<int32_t>& pages() const { return pages_; }
 
-    // Makes room for `n` more tokens (allocating pages); positions n_tokens()..+n.
+    // Makes room for `n` more tokens (allocating pages); positions n_tokens()..+n. A
+    // partly filled last page that others share (ref count > 1) is copied first, so
+    // writing never changes another sequence's rows (copy-on-write).
     Status reserve(int32_t n);
+    // Starts an empty sequence from shared pages holding `n_tokens` tokens (the prefix
+    // cache's match); takes one reference on each page. Requires n_tokens() == 0 and
+    // enough pages for n_tokens.
+    void adopt(std::span<const int32_t> pages, int32_t n_tokens);
     // Marks `n` more tokens as written (after the forward pass filled their rows).
     void commit(int32_t n) { n_tokens_ += n; }
     // Drops tokens at positions >= n; releases pages no longer needed.
