@@ -238,36 +238,47 @@ std::string strip_comment(std::string_view c) {
     return out;
 }
 
+// A node's ancestors, root first, in one descent from the root (each ts_node_parent
+// call is a descent of its own, so walking up with it costs depth squared).
+void ancestors_of(TSNode root, TSNode n, std::vector<TSNode>& out) {
+    out.clear();
+    for (TSNode cur = root; !ts_node_is_null(cur) && !ts_node_eq(cur, n);
+         cur = ts_node_child_with_descendant(cur, n))
+        out.push_back(cur);
+}
+
 // The node a definition's range should cover: C/C++ tags name the function_declarator;
-// the definition is the function_definition (or declaration) around it.
-TSNode widen(TSNode n) {
+// the definition is the function_definition (or declaration) around it. `chain` holds
+// n's ancestors and is cut to the result's.
+TSNode widen(TSNode n, std::vector<TSNode>& chain) {
     if (std::string_view(ts_node_type(n)) != "function_declarator") return n;
-    TSNode p = ts_node_parent(n);
-    while (!ts_node_is_null(p)) {
-        const std::string_view t = ts_node_type(p);
-        if (t == "function_definition" || t == "declaration" || t == "field_declaration") return p;
+    for (size_t k = chain.size(); k-- > 0;) {
+        const std::string_view t = ts_node_type(chain[k]);
+        if (t == "function_definition" || t == "declaration" || t == "field_declaration") {
+            const TSNode p = chain[k];
+            chain.resize(k);
+            return p;
+        }
         if (t != "pointer_declarator" && t != "reference_declarator" && t != "function_declarator")
             break;
-        p = ts_node_parent(p);
     }
     return n;
 }
 
 // `std::lock_guard lock(mu);` inside a body parses as a function declaration (C++'s
 // most vexing parse); declarations inside function bodies are not definitions.
-bool is_local_declaration(TSNode n) {
+bool is_local_declaration(TSNode n, const std::vector<TSNode>& chain) {
     if (std::string_view(ts_node_type(n)) != "declaration") return false;
-    for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p))
+    for (const TSNode& p : chain)
         if (std::string_view(ts_node_type(p)) == "compound_statement") return true;
     return false;
 }
 
 // Wrappers that end where the definition ends (export, decorators, templates,
 // `const f = () => {};`) carry its doc comment above them.
-TSNode outermost_wrapper(TSNode n) {
-    for (;;) {
-        TSNode p = ts_node_parent(n);
-        if (ts_node_is_null(p) || ts_node_is_null(ts_node_parent(p))) return n;  // p is root
+TSNode outermost_wrapper(TSNode n, const std::vector<TSNode>& chain) {
+    for (size_t k = chain.size(); k-- > 1;) {  // chain[0] is the root
+        const TSNode p = chain[k];
         if (ts_node_end_byte(p) > ts_node_end_byte(n) + 2) return n;
         const std::string_view t = ts_node_type(p);
         if (t.find("body") != std::string_view::npos || t.find("block") != std::string_view::npos ||
@@ -275,10 +286,11 @@ TSNode outermost_wrapper(TSNode n) {
             return n;
         n = p;
     }
+    return n;
 }
 
-std::string doc_for(TSNode def, std::string_view text) {
-    TSNode n = outermost_wrapper(def);
+std::string doc_for(TSNode def, const std::vector<TSNode>& chain, std::string_view text) {
+    TSNode n = outermost_wrapper(def, chain);
     std::vector<TSNode> comments;
     uint32_t next_line = ts_node_start_point(n).row;
     for (TSNode s = ts_node_prev_sibling(n); !ts_node_is_null(s) && is_comment(s);
@@ -527,6 +539,7 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
     std::unordered_set<uint64_t> seen;
     std::unordered_map<uint64_t, size_t> def_by_range;  // full range -> index
     std::unordered_set<uint32_t> def_name_bytes;
+    std::vector<TSNode> chain;
     while (ts_query_cursor_next_match(qc, &m)) {
         bool ok = true;
         for (const Predicate& p : cq.predicates[m.pattern_index]) {
@@ -563,8 +576,9 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
             }
         }
         if (!have_name || !have_def) continue;
-        def = widen(def);
-        if (is_local_declaration(def)) continue;
+        ancestors_of(root, def, chain);
+        def = widen(def, chain);
+        if (is_local_declaration(def, chain)) continue;
         const uint64_t key = (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
         if (!seen.insert(key).second) continue;
         Definition d;
@@ -573,7 +587,7 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
         d.range = range_of(def);
         d.name_range = range_of(name);
         d.signature = line_at(text, d.name_range.start_byte);
-        d.doc = doc_for(def, text);
+        d.doc = doc_for(def, chain, text);
         def_name_bytes.insert(d.name_range.start_byte);
         x.definitions.push_back(std::move(d));
     }
@@ -589,10 +603,12 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
     // Containers: the nearest enclosing definition or named scope.
     for (auto& d : x.definitions) {
         TSNode n = ts_node_descendant_for_byte_range(root, d.range.start_byte, d.range.end_byte);
-        // descend/ascend to the node with exactly this range, then walk up
+        // Ascend to the node with exactly this range, then walk up its ancestors.
+        ancestors_of(root, n, chain);
+        size_t up = chain.size();  // n's ancestors are chain[0, up)
         while (!ts_node_is_null(n) && (ts_node_start_byte(n) != d.range.start_byte ||
                                        ts_node_end_byte(n) != d.range.end_byte))
-            n = ts_node_parent(n);
+            n = up > 0 ? chain[--up] : TSNode{};
         if (ts_node_is_null(n)) continue;
         // `double geo::total(...)` and Go's `func (s *Store) Add`: the qualifier names it.
         TSNode name_parent = ts_node_parent(ts_node_descendant_for_byte_range(
@@ -620,7 +636,8 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
                 }
             }
         }
-        for (TSNode p = ts_node_parent(n); !ts_node_is_null(p); p = ts_node_parent(p)) {
+        for (size_t j = up; j-- > 0;) {
+            const TSNode p = chain[j];
             const uint64_t k = (uint64_t(ts_node_start_byte(p)) << 32) | ts_node_end_byte(p);
             if (auto it = def_by_range.find(k); it != def_by_range.end()) {
                 if (&x.definitions[it->second] != &d) {

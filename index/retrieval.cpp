@@ -145,6 +145,29 @@ int64_t Retrieval::chunks_holding(const std::string& term, int64_t cap) {
 
 std::vector<Snippet> Retrieval::context_for(std::string_view path, Point position,
                                             size_t token_budget, const ContextOptions& o) {
+    // One read transaction for the dozens of statements below: one snapshot (a
+    // consistent answer) and one lock instead of one per statement.
+    struct ReadTransaction {
+        Store& store;
+        bool began = false;
+        explicit ReadTransaction(Store& s) : store(s) {
+            if (sqlite3_get_autocommit(store.handle())) {
+                store.cached("BEGIN").step();
+                began = true;
+            }
+        }
+        ~ReadTransaction() {
+            if (began && !sqlite3_get_autocommit(store.handle())) {
+                try {
+                    store.cached("COMMIT").step();
+                } catch (const StoreError&) {
+                    sqlite3_exec(store.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+                }
+            }
+        }
+        ReadTransaction(const ReadTransaction&) = delete;
+        ReadTransaction& operator=(const ReadTransaction&) = delete;
+    } read_transaction(store_);
     std::vector<Snippet> out;
     size_t used = 0;
     std::set<std::pair<std::string, uint32_t>> taken;  // (path, start_line)
