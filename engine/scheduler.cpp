@@ -1,0 +1,392 @@
+// Scheduler: priorities, chunked prefill, decode steps and prefix reuse (see scheduler.h).
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+namespace latent::engine {
+
+using Clock = std::chrono::steady_clock;
+
+struct Scheduler::Seq {
+    Handle handle = 0;
+    uint64_t order = 0;  // submission order, for ties within a priority
+    Request req;
+    std::unique_ptr<SeqCache> cache;
+    std::vector<int32_t> tokens;  // prompt + generated tokens whose rows are in `cache`
+    std::unique_ptr<Sampler> sampler;
+    bool attached = false;  // the prefix cache was consulted
+    int32_t pending = -1;   // sampled, not yet run through the model
+    RequestResult result;
+    Clock::time_point submitted;
+    bool done = false;
+
+    bool prefilling() const { return cache->n_tokens() < static_cast<int32_t>(req.prompt.size()); }
+};
+
+std::vector<int32_t> prompt_lookup_draft(std::span<const int32_t> tokens, int32_t max_draft,
+                                         int32_t max_ngram) {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    for (int64_t g = std::min<int64_t>(max_ngram, n - 1); g >= 1; --g) {
+        const auto tail = tokens.subspan(static_cast<size_t>(n - g));
+        // The most recent earlier occurrence predicts best what comes next.
+        for (int64_t at = n - g - 1; at >= 0; --at) {
+            if (!std::equal(tail.begin(), tail.end(), tokens.begin() + at)) continue;
+            const int64_t from = at + g;
+            const int64_t len = std::min<int64_t>(max_draft, n - from);
+            if (len <= 0) continue;
+            return {tokens.begin() + from, tokens.begin() + from + len};
+        }
+    }
+    return {};
+}
+
+Scheduler::Scheduler(const Model& model, Backend& backend, const Options& options)
+    : model_(model), backend_(backend), opt_(options) {}
+
+Expected<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, Backend& backend,
+                                                       const Options& options) {
+    std::unique_ptr<Scheduler> s(new Scheduler(model, backend, options));
+    Options& o = s->opt_;
+    if (o.prefill_chunk <= 0) o.prefill_chunk = 256;
+    if (o.page_tokens == 0) o.page_tokens = 64;
+    if (o.prefix_cache_bytes == 0) o.prefix_cache_bytes = default_prefix_cache_budget();
+    if (o.cache_bytes == 0) o.cache_bytes = 2 * o.prefix_cache_bytes;
+    const HParams& hp = model.hparams();
+    LatentCache::Config cc{hp.n_layer, hp.kv_lora_rank, hp.n_rot, o.page_tokens, o.cache_bytes};
+    s->cache_ = std::make_unique<LatentCache>(cc);
+    if (o.prefix_cache && !o.disk_dir.empty()) {
+        std::string dir = o.disk_dir;
+        if (dir == "default") {
+            auto id = model_identity(model.path(), model.file().data_offset());
+            if (!id) return id.error();
+            dir = default_kv_dir(*id);
+        }
+        DiskCache::Options d;
+        d.dir = dir;
+        d.budget_bytes = o.disk_bytes;
+        d.n_layer = hp.n_layer, d.page_tokens = o.page_tokens;
+        d.row_width = hp.kv_lora_rank + hp.n_rot;
+        auto disk = DiskCache::open(d);
+        if (!disk) return disk.error();
+        s->disk_ = std::move(*disk);
+    }
+    s->prefix_ = std::make_unique<PrefixCache>(
+        *s->cache_, PrefixCache::Options{o.prefix_cache_bytes, s->disk_.get()});
+    if (o.threaded) s->thread_ = std::thread([p = s.get()] { p->loop(); });
+    return s;
+}
+
+Scheduler::~Scheduler() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    // Whatever is left is cancelled, on this thread.
+    for (auto& s : running_) finish(*s, "cancelled");
+    running_.clear();
+    std::deque<std::unique_ptr<Seq>> waiting;
+    {
+        std::lock_guard lock(mu_);
+        waiting.swap(waiting_);
+    }
+    for (auto& s : waiting) finish(*s, "cancelled");
+    waiting.clear();
+    prefix_.reset();  // before the caches it uses
+}
+
+Expected<Scheduler::Handle> Scheduler::submit(Request request) {
+    if (request.prompt.empty()) return make_error("empty prompt");
+    if (request.max_tokens < 0) return make_error("max_tokens must be >= 0");
+    const uint64_t ctx = model_.hparams().n_ctx_train;
+    if (request.prompt.size() + static_cast<uint64_t>(request.max_tokens) > ctx)
+        return make_error("prompt (" + std::to_string(request.prompt.size()) +
+                          " tokens) + max_tokens exceeds the model's context of " +
+                          std::to_string(ctx));
+    const int32_t n_vocab = static_cast<int32_t>(model_.hparams().n_vocab);
+    for (int32_t id : request.prompt)
+        if (id < 0 || id >= n_vocab) return make_error("token id out of range");
+    auto sampler = Sampler::create(request.sampling);
+    if (!sampler) return sampler.error();
+
+    auto s = std::make_unique<Seq>();
+    s->sampler = std::make_unique<Sampler>(std::move(*sampler));
+    for (int32_t id : request.prompt) s->sampler->accept(id);
+    s->req = std::move(request);
+    s->submitted = Clock::now();
+    s->result.prompt_tokens = static_cast<int32_t>(s->req.prompt.size());
+    Handle h;
+    {
+        std::lock_guard lock(mu_);
+        if (waiting_.size() + running_count_ >= opt_.max_queue) {
+            ++stats_.rejected_busy;
+            return make_error("busy");
+        }
+        h = s->handle = next_handle_++;
+        s->order = h;
+        ++stats_.requests;
+        waiting_.push_back(std::move(s));
+    }
+    wake_.notify_all();
+    return h;
+}
+
+void Scheduler::cancel(Handle handle) {
+    {
+        std::lock_guard lock(mu_);
+        cancels_.push_back(handle);
+    }
+    wake_.notify_all();
+}
+
+Expected<Scheduler::Handle> Scheduler::warm(const std::string& owner, std::vector<int32_t> tokens,
+                                            Priority priority) {
+    Request r;
+    r.prompt = std::move(tokens);
+    r.priority = priority;
+    r.max_tokens = 0;
+    r.pin_owner = owner;
+    return submit(std::move(r));
+}
+
+void Scheduler::release(const std::string& owner) {
+    {
+        std::lock_guard lock(mu_);
+        commands_.push_back([this, owner] { prefix_->release(owner); });
+    }
+    wake_.notify_all();
+}
+
+void Scheduler::finish(Seq& s, const std::string& reason, const std::string& error) {
+    if (s.done) return;
+    s.done = true;
+    s.result.finish_reason = reason;
+    s.result.error = error;
+    if (s.cache) {
+        // Leave the rows computed so far (prompt and output) to the next request.
+        if (opt_.prefix_cache && reason != "error") prefix_->insert(s.tokens, *s.cache);
+        s.cache.reset();
+    }
+    {
+        std::lock_guard lock(mu_);
+        ++stats_.finished;
+        if (reason == "cancelled") ++stats_.cancelled;
+        if (reason == "error") ++stats_.errors;
+        stats_.prompt_tokens += static_cast<uint64_t>(s.result.prompt_tokens);
+        stats_.cached_tokens += static_cast<uint64_t>(s.result.cached_tokens);
+        stats_.computed_tokens += static_cast<uint64_t>(s.result.computed_tokens);
+        stats_.generated_tokens += s.result.tokens.size();
+        stats_.drafted_tokens += static_cast<uint64_t>(s.result.drafted_tokens);
+        stats_.accepted_tokens += static_cast<uint64_t>(s.result.accepted_tokens);
+    }
+    if (s.req.on_done) s.req.on_done(s.result);
+}
+
+bool Scheduler::emit(Seq& s, int32_t token) {
+    if (s.result.tokens.empty())
+        s.result.first_token_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - s.submitted).count();
+    const auto& end = s.req.end_tokens;
+    if (std::find(end.begin(), end.end(), token) != end.end()) {
+        finish(s, "stop");
+        return false;
+    }
+    s.result.tokens.push_back(token);
+    if (s.req.on_token && !s.req.on_token(token)) {
+        finish(s, "stop");
+        return false;
+    }
+    if (static_cast<int32_t>(s.result.tokens.size()) >= s.req.max_tokens) {
+        finish(s, "length");
+        return false;
+    }
+    s.pending = token;
+    return true;
+}
+
+void Scheduler::prefill_chunk(Seq& s) {
+    const auto& prompt = s.req.prompt;
+    const int32_t n = static_cast<int32_t>(prompt.size());
+    if (!s.attached) {
+        s.attached = true;
+        if (opt_.prefix_cache) {
+            // At least the last prompt token is computed: its logits are not cached.
+            const auto m = prefix_->attach(prompt, *s.cache, n - 1);
+            s.result.cached_tokens = m.n_tokens;
+            s.result.from_disk_tokens = m.from_disk;
+            s.tokens.assign(prompt.begin(), prompt.begin() + m.n_tokens);
+        }
+        s.result.computed_tokens = n - s.result.cached_tokens;
+    }
+    const int32_t at = s.cache->n_tokens();
+    const int32_t len = std::min(opt_.prefill_chunk, n - at);
+    std::vector<float> logits;
+    const auto piece =
+        std::span<const int32_t>(prompt).subspan(static_cast<size_t>(at), static_cast<size_t>(len));
+    if (Status st = backend_.forward(model_, *s.cache, piece, LogitsMode::kLast, logits); !st) {
+        finish(s, "error", st.error().message);
+        return;
+    }
+    s.tokens.insert(s.tokens.end(), piece.begin(), piece.end());
+    if (s.prefilling()) return;
+    if (opt_.prefix_cache) {
+        // Share the prompt's whole pages at once (concurrent requests with the same
+        // prefix); the partial last page follows at the end, when no more writes go in.
+        const size_t whole = prompt.size() / opt_.page_tokens * opt_.page_tokens;
+        prefix_->insert(std::span<const int32_t>(prompt).first(whole), *s.cache);
+        if (!s.req.pin_owner.empty()) {
+            prefix_->insert(prompt, *s.cache);
+            prefix_->pin(s.req.pin_owner, prompt);
+        }
+    }
+    if (s.req.max_tokens == 0) {
+        finish(s, "length");
+        return;
+    }
+    const int32_t id = s.sampler->sample(logits.data(), static_cast<int32_t>(logits.size()));
+    s.sampler->accept(id);
+    emit(s, id);
+}
+
+void Scheduler::decode_one(Seq& s) {
+    std::vector<int32_t> batch{s.pending};
+    const bool speculate = opt_.draft_tokens > 0;
+    if (speculate) {
+        std::vector<int32_t> ctx = s.tokens;
+        ctx.push_back(s.pending);
+        const int32_t room = s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size());
+        auto draft = prompt_lookup_draft(ctx, std::min(opt_.draft_tokens, room - 1));
+        batch.insert(batch.end(), draft.begin(), draft.end());
+    }
+    std::vector<float> logits;
+    const LogitsMode mode = batch.size() > 1 ? LogitsMode::kAll : LogitsMode::kLast;
+    if (Status st = backend_.forward(model_, *s.cache, batch, mode, logits); !st) {
+        finish(s, "error", st.error().message);
+        return;
+    }
+    const size_t n_vocab = model_.hparams().n_vocab;
+    s.result.drafted_tokens += static_cast<int32_t>(batch.size() - 1);
+    // Row i of logits follows batch[i]; draft token batch[i + 1] is kept only if it is
+    // what sampling row i gives, so the output is what decoding one by one gives.
+    for (size_t i = 0; i < batch.size(); ++i) {
+        s.tokens.push_back(batch[i]);
+        const int32_t id =
+            s.sampler->sample(logits.data() + i * n_vocab, static_cast<int32_t>(n_vocab));
+        s.sampler->accept(id);
+        const bool accepted = i + 1 < batch.size() && batch[i + 1] == id;
+        if (!emit(s, id)) return;  // finish() has recorded the rows in s.tokens
+        if (!accepted) break;
+        ++s.result.accepted_tokens;
+    }
+    // Drop the rows of rejected drafts.
+    if (s.cache->n_tokens() > static_cast<int32_t>(s.tokens.size()))
+        s.cache->truncate(static_cast<int32_t>(s.tokens.size()));
+}
+
+bool Scheduler::step() {
+    std::vector<Handle> cancels;
+    std::vector<std::function<void()>> commands;
+    {
+        std::lock_guard lock(mu_);
+        cancels.swap(cancels_);
+        commands.swap(commands_);
+        // Admit waiting requests, most urgent first.
+        std::stable_sort(waiting_.begin(), waiting_.end(), [](const auto& a, const auto& b) {
+            return std::pair(a->req.priority, a->order) < std::pair(b->req.priority, b->order);
+        });
+        while (!waiting_.empty() && running_.size() < opt_.max_running) {
+            running_.push_back(std::move(waiting_.front()));
+            waiting_.pop_front();
+        }
+        running_count_ = running_.size();
+        if (running_.empty() && cancels.empty() && commands.empty()) return false;
+        busy_ = true;
+    }
+    const auto t0 = Clock::now();
+    for (auto& c : commands) c();
+    for (auto& s : running_) {
+        if (!s->cache) s->cache = std::make_unique<SeqCache>(*cache_);
+        if (std::find(cancels.begin(), cancels.end(), s->handle) != cancels.end())
+            finish(*s, "cancelled");
+        else if (t0 > s->req.deadline)
+            finish(*s, "deadline");
+    }
+    // Decode: one token (or a verified draft) for every sequence past its prompt.
+    for (auto& s : running_)
+        if (!s->done && !s->prefilling() && s->pending >= 0) decode_one(*s);
+    // Prefill: one chunk of the most urgent sequence still in its prompt.
+    Seq* next = nullptr;
+    for (auto& s : running_) {
+        if (s->done || !s->prefilling()) continue;
+        if (!next ||
+            std::pair(s->req.priority, s->order) < std::pair(next->req.priority, next->order))
+            next = s.get();
+    }
+    if (next) prefill_chunk(*next);
+    std::erase_if(running_, [](const auto& s) { return s->done; });
+    {
+        std::lock_guard lock(mu_);
+        // Cancels of requests still waiting take effect now too.
+        for (Handle h : cancels) {
+            for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+                if ((*it)->handle != h) continue;
+                std::unique_ptr<Seq> s = std::move(*it);
+                waiting_.erase(it);
+                mu_.unlock();
+                finish(*s, "cancelled");
+                mu_.lock();
+                break;
+            }
+        }
+        running_count_ = running_.size();
+        stats_.cache_pages_in_use = cache_->pages_in_use();
+        stats_.prefix = prefix_->stats();
+        ++stats_.steps;
+        stats_.step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+        busy_ = false;
+    }
+    idle_.notify_all();
+    return true;
+}
+
+void Scheduler::loop() {
+    for (;;) {
+        {
+            std::unique_lock lock(mu_);
+            wake_.wait(lock, [&] {
+                return stop_ || !waiting_.empty() || !running_.empty() || !cancels_.empty() ||
+                       !commands_.empty();
+            });
+            if (stop_) return;
+        }
+        step();
+        {
+            std::lock_guard lock(mu_);
+            if (waiting_.empty() && running_.empty()) idle_.notify_all();
+        }
+    }
+}
+
+void Scheduler::run_until_idle() {
+    while (step()) {
+    }
+}
+
+void Scheduler::wait_idle() {
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] {
+        return !busy_ && waiting_.empty() && running_count_ == 0 && cancels_.empty() &&
+               commands_.empty();
+    });
+}
+
+Scheduler::Stats Scheduler::stats() const {
+    std::lock_guard lock(mu_);
+    Stats s = stats_;
+    s.queue_depth = waiting_.size() + running_count_;
+    s.running = running_count_;
+    return s;
+}
+
+}  // namespace latent::engine

@@ -1,0 +1,178 @@
+// Scheduler: the one loop that owns the model. Requests enter a bounded queue with a
+// priority (inline completion > chat > warm-up); every step runs one decode token of each
+// running sequence and one chunk of the most urgent pending prefill, so a long chat
+// prompt delays a completion by at most one chunk. Prompts start from the prefix cache
+// (RAM, then disk) and leave their pages in it when done; warm-ups prefill and pin a
+// prefix for an owner (an open document). It does not tokenize or format prompts and
+// does not speak HTTP: the server and the agent do.
+//
+// The Backend runs one sequence per call, so a step calls it once per running sequence;
+// a batched backend can take the step's sequences together later without changing this
+// interface.
+//
+// Thread safety: submit(), cancel(), warm(), release(), stats() may be called from any
+// thread. Callbacks (on_token, on_done) run on the scheduler's thread: they must be
+// quick and must not call back into the scheduler except cancel()/submit(). With
+// Options::threaded = false no thread is started and the caller drives run_until_idle()
+// (deterministic tests).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/disk_cache.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/prefix_cache.h"
+#include "engine/sampler.h"
+
+namespace latent::engine {
+
+// Lower runs first.
+enum class Priority : int { kInline = 0, kChat = 1, kWarm = 2 };
+
+struct RequestResult {
+    // "stop" (end-of-generation token, or on_token asked to stop), "length" (max_tokens),
+    // "cancelled", "deadline", "error".
+    std::string finish_reason;
+    std::string error;            // for "error"
+    std::vector<int32_t> tokens;  // generated tokens, in order
+    int32_t prompt_tokens = 0;
+    int32_t cached_tokens = 0;     // prompt tokens whose rows came from the prefix cache
+    int32_t computed_tokens = 0;   // prompt tokens run through the model
+    int32_t from_disk_tokens = 0;  // of cached_tokens, loaded from the disk tier
+    int32_t drafted_tokens = 0;    // speculative drafts proposed
+    int32_t accepted_tokens = 0;   // of which accepted
+    double first_token_ms = 0;     // from submit to the first sampled token
+};
+
+struct Request {
+    std::vector<int32_t> prompt;  // non-empty
+    Priority priority = Priority::kChat;
+    SamplingParams sampling;
+    int32_t max_tokens = 256;  // 0: prefill only (warm-up)
+    // Tokens that end generation (EOS, EOT); they are not passed to on_token.
+    std::vector<int32_t> end_tokens;
+    // When set, the prompt's cached pages are pinned for this owner once prefilled.
+    std::string pin_owner;
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    // Each sampled token; return false to stop (a stop string matched, the client left).
+    std::function<bool(int32_t token)> on_token;
+    // Exactly once, at the end, whatever the outcome.
+    std::function<void(const RequestResult&)> on_done;
+};
+
+class Scheduler {
+public:
+    using Handle = uint64_t;
+
+    struct Options {
+        uint32_t page_tokens = 64;  // tokens per cache page
+        // Latent cache memory for running sequences and cached prefixes together;
+        // 0: twice the prefix cache's budget.
+        uint64_t cache_bytes = 0;
+        // RAM for cached prefixes; 0: default_prefix_cache_budget() (a quarter of free RAM).
+        uint64_t prefix_cache_bytes = 0;
+        bool prefix_cache = true;  // false: every prompt is computed in full
+        // Disk tier folder; empty: none. "default": default_kv_dir(model identity).
+        std::string disk_dir;
+        uint64_t disk_bytes = 8ull << 30;
+        int32_t prefill_chunk = 256;  // prompt tokens per step for one prefill
+        size_t max_queue = 64;        // requests waiting or running; more answer "busy"
+        size_t max_running = 16;      // sequences holding cache at once
+        // Speculative decoding for greedy requests: up to this many prompt-lookup draft
+        // tokens verified per step (0: off).
+        int32_t draft_tokens = 0;
+        bool threaded = true;  // false: no thread; the caller calls run_until_idle()
+    };
+
+    struct Stats {
+        uint64_t requests = 0, finished = 0, cancelled = 0, rejected_busy = 0, errors = 0;
+        uint64_t prompt_tokens = 0, cached_tokens = 0, computed_tokens = 0;
+        uint64_t generated_tokens = 0, drafted_tokens = 0, accepted_tokens = 0;
+        uint64_t steps = 0;
+        double step_seconds = 0;   // total time inside steps
+        uint64_t queue_depth = 0;  // waiting + running now
+        uint64_t running = 0;
+        uint64_t cache_pages_in_use = 0;
+        PrefixCache::Stats prefix;
+    };
+
+    // Borrows model and backend for its lifetime. Error: the disk folder cannot be used.
+    static Expected<std::unique_ptr<Scheduler>> create(const Model& model, Backend& backend,
+                                                       const Options& options);
+    // Cancels everything still queued or running (on_done with "cancelled") and stops.
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // Queues a request. Errors: "busy" when max_queue requests are already in, or a bad
+    // request (empty prompt, prompt + max_tokens past the model's context, bad sampling).
+    Expected<Handle> submit(Request request);
+    // Cancels at the next step (its pages go back); unknown or finished handles are ignored.
+    void cancel(Handle handle);
+    // Prefills `tokens` at `priority` (kWarm by default) and pins them for `owner`.
+    Expected<Handle> warm(const std::string& owner, std::vector<int32_t> tokens,
+                          Priority priority = Priority::kWarm);
+    // Unpins owner's prefix (at the next step).
+    void release(const std::string& owner);
+
+    // threaded = false: runs steps until nothing is queued or running.
+    void run_until_idle();
+    // threaded = false: one step; false when there was nothing to do.
+    bool step();
+    // Blocks until nothing is queued or running (threaded mode).
+    void wait_idle();
+
+    Stats stats() const;
+    const Options& options() const { return opt_; }
+    const Model& model() const { return model_; }
+
+private:
+    struct Seq;
+    Scheduler(const Model& model, Backend& backend, const Options& options);
+    void loop();
+    void finish(Seq& s, const std::string& reason, const std::string& error = {});
+    bool emit(Seq& s, int32_t token);  // false: the sequence finished
+    void decode_one(Seq& s);
+    void prefill_chunk(Seq& s);
+
+    const Model& model_;
+    Backend& backend_;
+    Options opt_;
+    std::unique_ptr<LatentCache> cache_;
+    std::unique_ptr<DiskCache> disk_;
+    std::unique_ptr<PrefixCache> prefix_;
+
+    mutable std::mutex mu_;  // guards everything below it
+    std::condition_variable wake_, idle_;
+    std::deque<std::unique_ptr<Seq>> waiting_;
+    std::vector<Handle> cancels_;
+    std::vector<std::function<void()>> commands_;  // run on the loop's thread
+    Handle next_handle_ = 1;
+    size_t running_count_ = 0;
+    bool busy_ = false;  // a step is in progress
+    bool stop_ = false;
+    Stats stats_;
+
+    // Loop thread only.
+    std::vector<std::unique_ptr<Seq>> running_;
+    std::thread thread_;
+};
+
+// Prompt-lookup drafting: the longest match of the sequence's last n-gram (n from
+// max_ngram down to 1) earlier in the sequence, and up to `max_draft` tokens that
+// followed it. Empty when nothing matches.
+std::vector<int32_t> prompt_lookup_draft(std::span<const int32_t> tokens, int32_t max_draft,
+                                         int32_t max_ngram = 3);
+
+}  // namespace latent::engine

@@ -1,0 +1,352 @@
+// Scheduler: the same tokens as decoding alone, prefix reuse across requests, priorities
+// with chunked prefill, cancellation (a storm of them leaks no page), busy, deadlines,
+// warm-up pins, and speculative decoding that changes nothing but the step count.
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include "engine/reference.h"
+#include "engine/session.h"
+#include "tests/support/test_models.h"
+
+namespace latent::engine {
+namespace {
+
+class SchedulerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        MakeModelOptions o;
+        o.preset = "tiny";
+        o.quant = GgmlType::kQ8_0;
+        auto m = Model::load(test::make_test_model(o));
+        ASSERT_TRUE(m.ok()) << m.error().message;
+        model = std::move(*m);
+    }
+    Scheduler::Options options(bool threaded = false) const {
+        Scheduler::Options o;
+        o.page_tokens = 4;
+        o.prefix_cache_bytes = 1 << 20;
+        o.cache_bytes = 16 << 20;
+        o.prefill_chunk = 8;
+        o.threaded = threaded;
+        return o;
+    }
+    std::unique_ptr<Scheduler> make(const Scheduler::Options& o) {
+        auto s = Scheduler::create(*model, backend, o);
+        EXPECT_TRUE(s.ok()) << s.error().message;
+        return std::move(*s);
+    }
+    std::vector<int32_t> ids(int n, uint32_t seed) const {
+        std::vector<int32_t> v(static_cast<size_t>(n));
+        for (int32_t& id : v)
+            id = static_cast<int32_t>((seed = seed * 1664525u + 1013904223u) %
+                                      model->hparams().n_vocab);
+        return v;
+    }
+    static Request greedy(std::vector<int32_t> prompt, int32_t max_tokens,
+                          Priority p = Priority::kChat) {
+        Request r;
+        r.prompt = std::move(prompt);
+        r.sampling.temperature = 0;
+        r.max_tokens = max_tokens;
+        r.priority = p;
+        return r;
+    }
+    // Submits and runs to the end (threaded = false).
+    RequestResult run(Scheduler& s, Request r) {
+        RequestResult out;
+        r.on_done = [&](const RequestResult& res) { out = res; };
+        EXPECT_TRUE(s.submit(std::move(r)).ok());
+        s.run_until_idle();
+        return out;
+    }
+    // Greedy decoding with a plain Session: what the scheduler must reproduce.
+    std::vector<int32_t> alone(const std::vector<int32_t>& prompt, int n) {
+        const HParams& hp = model->hparams();
+        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+        Session session(*model, backend, cache);
+        auto pre = session.prefill(prompt);
+        EXPECT_TRUE(pre.ok());
+        std::vector<float> logits = pre->logits;
+        SamplingParams sp;
+        sp.temperature = 0;
+        Sampler sampler(sp);
+        std::vector<int32_t> out;
+        for (int i = 0; i < n; ++i) {
+            const int32_t id = sampler.sample(logits.data(), static_cast<int32_t>(hp.n_vocab));
+            out.push_back(id);
+            if (i + 1 < n) logits = *session.decode(id);
+        }
+        return out;
+    }
+    static void expect_no_leak(const Scheduler& s) {
+        const auto st = s.stats();
+        EXPECT_EQ(st.queue_depth, 0u);
+        // Every page still in use is one the prefix cache holds.
+        EXPECT_EQ(st.cache_pages_in_use, st.prefix.nodes);
+    }
+
+    std::unique_ptr<Model> model;
+    ReferenceBackend backend;
+};
+
+TEST_F(SchedulerTest, OneRequestGivesWhatASessionGives) {
+    auto s = make(options());
+    const auto p = ids(11, 1);
+    const auto r = run(*s, greedy(p, 6));
+    EXPECT_EQ(r.finish_reason, "length");
+    EXPECT_EQ(r.tokens, alone(p, 6));
+    EXPECT_EQ(r.prompt_tokens, 11);
+    EXPECT_EQ(r.cached_tokens, 0);
+    EXPECT_EQ(r.computed_tokens, 11);
+    expect_no_leak(*s);
+}
+
+TEST_F(SchedulerTest, ASecondPromptReusesTheFirstOnesPrefix) {
+    auto s = make(options());
+    const auto p = ids(10, 2);
+    auto q = p;
+    for (int32_t id : ids(5, 3)) q.push_back(id);
+    run(*s, greedy(p, 2));
+    const auto r = run(*s, greedy(q, 4));
+    EXPECT_EQ(r.cached_tokens, 10);
+    EXPECT_EQ(r.computed_tokens, 5);
+    EXPECT_EQ(r.tokens, alone(q, 4));
+    // The same prompt again: everything but its last token is cached.
+    const auto again = run(*s, greedy(q, 4));
+    EXPECT_EQ(again.cached_tokens, 14);
+    EXPECT_EQ(again.tokens, r.tokens);
+    const auto st = s->stats();
+    EXPECT_EQ(st.cached_tokens, 24u);
+    EXPECT_EQ(st.prompt_tokens, 10u + 15u + 15u);
+    expect_no_leak(*s);
+}
+
+TEST_F(SchedulerTest, WithoutThePrefixCacheEveryPromptIsComputed) {
+    auto o = options();
+    o.prefix_cache = false;
+    auto s = make(o);
+    const auto p = ids(9, 4);
+    run(*s, greedy(p, 2));
+    const auto r = run(*s, greedy(p, 2));
+    EXPECT_EQ(r.cached_tokens, 0);
+    EXPECT_EQ(r.computed_tokens, 9);
+    EXPECT_EQ(s->stats().cache_pages_in_use, 0u);
+}
+
+TEST_F(SchedulerTest, ConcurrentRequestsGiveWhatEachGivesAlone) {
+    std::vector<std::vector<int32_t>> prompts;
+    const auto shared = ids(9, 5);
+    for (uint32_t i = 0; i < 6; ++i) {
+        auto p = i % 2 ? shared : std::vector<int32_t>{};
+        for (int32_t id : ids(3 + static_cast<int>(i), 10 + i)) p.push_back(id);
+        prompts.push_back(p);
+    }
+    auto s = make(options(/*threaded=*/true));
+    std::mutex mu;
+    std::map<size_t, RequestResult> got;
+    std::vector<std::thread> clients;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        clients.emplace_back([&, i] {
+            auto r = greedy(prompts[i], 5, i % 3 == 0 ? Priority::kInline : Priority::kChat);
+            r.on_done = [&, i](const RequestResult& res) {
+                std::lock_guard lock(mu);
+                got[i] = res;
+            };
+            EXPECT_TRUE(s->submit(std::move(r)).ok());
+        });
+    }
+    for (auto& t : clients) t.join();
+    s->wait_idle();
+    ASSERT_EQ(got.size(), prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(got[i].finish_reason, "length");
+        EXPECT_EQ(got[i].tokens, alone(prompts[i], 5)) << "request " << i;
+    }
+    expect_no_leak(*s);
+}
+
+TEST_F(SchedulerTest, ACompletionWaitsAtMostOneChunkOfALongPrefill) {
+    auto o = options();
+    o.prefill_chunk = 4;
+    auto s = make(o);
+    std::vector<std::string> events;
+    auto chat = greedy(ids(40, 6), 2, Priority::kChat);
+    chat.on_token = [&](int32_t) {
+        events.push_back("chat");
+        return true;
+    };
+    ASSERT_TRUE(s->submit(std::move(chat)).ok());
+    ASSERT_TRUE(s->step());
+    ASSERT_TRUE(s->step());  // 8 of the chat's 40 prompt tokens are in
+    auto inline_req = greedy(ids(3, 7), 2, Priority::kInline);
+    inline_req.on_token = [&](int32_t) {
+        events.push_back("inline");
+        return true;
+    };
+    ASSERT_TRUE(s->submit(std::move(inline_req)).ok());
+    ASSERT_TRUE(s->step());  // the completion's whole prompt goes first
+    EXPECT_EQ(events, std::vector<std::string>{"inline"});
+    s->run_until_idle();
+    EXPECT_EQ(events.size(), 4u);
+    EXPECT_EQ(events.back(), "chat");
+    expect_no_leak(*s);
+}
+
+TEST_F(SchedulerTest, CancelledRequestsEndAndGiveTheirPagesBack) {
+    auto s = make(options());
+    RequestResult res;
+    auto r = greedy(ids(20, 8), 50);
+    r.on_done = [&](const RequestResult& x) { res = x; };
+    auto h = s->submit(std::move(r));
+    ASSERT_TRUE(h.ok());
+    for (int i = 0; i < 4; ++i) s->step();  // prefilled (chunks of 8) and decoding
+    EXPECT_GT(s->stats().cache_pages_in_use, 0u);
+    s->cancel(*h);
+    s->step();
+    EXPECT_EQ(res.finish_reason, "cancelled");
+    EXPECT_LT(res.tokens.size(), 50u);
+    EXPECT_FALSE(s->step());
+    expect_no_leak(*s);
+    s->cancel(*h);  // again, and an unknown handle: nothing happens
+    s->cancel(12345);
+    s->run_until_idle();
+}
+
+TEST_F(SchedulerTest, CancellationStormLeaksNothingAndNeverStalls) {
+    auto o = options();
+    o.max_queue = 2000;
+    o.prefix_cache_bytes = 64 * 1024;  // small: eviction happens during the storm
+    auto s = make(o);
+    std::mt19937 rng(42);
+    std::vector<std::vector<int32_t>> prompts;
+    for (uint32_t i = 0; i < 8; ++i) prompts.push_back(ids(5 + static_cast<int>(i), 20 + i));
+    std::vector<int> done(1000, 0);
+    std::vector<Scheduler::Handle> handles;
+    for (int i = 0; i < 1000; ++i) {
+        auto r = greedy(prompts[rng() % prompts.size()], 1 + static_cast<int32_t>(rng() % 4));
+        const int cancel_after = static_cast<int>(rng() % 4);  // tokens before cancelling
+        r.on_token = [&, i, cancel_after, n = 0](int32_t) mutable {
+            if (++n == cancel_after) s->cancel(handles[static_cast<size_t>(i)]);
+            return true;
+        };
+        r.on_done = [&done, i](const RequestResult&) { ++done[static_cast<size_t>(i)]; };
+        auto h = s->submit(std::move(r));
+        ASSERT_TRUE(h.ok());
+        handles.push_back(*h);
+        if (rng() % 3 == 0) s->cancel(handles[rng() % handles.size()]);
+        if (rng() % 4 == 0) s->step();
+    }
+    s->run_until_idle();
+    for (int i = 0; i < 1000; ++i) EXPECT_EQ(done[static_cast<size_t>(i)], 1) << i;
+    expect_no_leak(*s);
+    const auto st = s->stats();
+    EXPECT_EQ(st.finished, 1000u);
+    EXPECT_GT(st.cancelled, 100u);
+}
+
+TEST_F(SchedulerTest, AFullQueueAnswersBusy) {
+    auto o = options();
+    o.max_queue = 2;
+    auto s = make(o);
+    ASSERT_TRUE(s->submit(greedy(ids(3, 9), 1)).ok());
+    ASSERT_TRUE(s->submit(greedy(ids(3, 9), 1)).ok());
+    auto third = s->submit(greedy(ids(3, 9), 1));
+    ASSERT_FALSE(third.ok());
+    EXPECT_EQ(third.error().message, "busy");
+    EXPECT_EQ(s->stats().rejected_busy, 1u);
+    s->run_until_idle();
+    EXPECT_TRUE(s->submit(greedy(ids(3, 9), 1)).ok());
+    s->run_until_idle();
+}
+
+TEST_F(SchedulerTest, BadRequestsAreErrors) {
+    auto s = make(options());
+    EXPECT_FALSE(s->submit(greedy({}, 1)).ok());
+    EXPECT_FALSE(s->submit(greedy({-1}, 1)).ok());
+    auto r = greedy(ids(3, 9), 1);
+    r.sampling.temperature = -1;
+    EXPECT_FALSE(s->submit(std::move(r)).ok());
+    EXPECT_FALSE(s->submit(greedy(ids(3, 9), 1 << 30)).ok());
+}
+
+TEST_F(SchedulerTest, APassedDeadlineEndsTheRequest) {
+    auto s = make(options());
+    auto r = greedy(ids(5, 10), 10);
+    r.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    const auto res = run(*s, std::move(r));
+    EXPECT_EQ(res.finish_reason, "deadline");
+    expect_no_leak(*s);
+}
+
+TEST_F(SchedulerTest, EndTokensAndOnTokenStopGeneration) {
+    auto s = make(options());
+    const auto p = ids(6, 11);
+    const auto want = alone(p, 3);
+    auto r = greedy(p, 10);
+    r.end_tokens = {want[1]};
+    auto res = run(*s, std::move(r));
+    EXPECT_EQ(res.finish_reason, "stop");
+    EXPECT_EQ(res.tokens, std::vector<int32_t>{want[0]});
+    auto r2 = greedy(p, 10);
+    r2.on_token = [](int32_t) { return false; };
+    res = run(*s, std::move(r2));
+    EXPECT_EQ(res.finish_reason, "stop");
+    EXPECT_EQ(res.tokens.size(), 1u);
+}
+
+TEST_F(SchedulerTest, WarmPinsAPrefixUntilReleased) {
+    auto o = options();
+    o.prefix_cache_bytes = 4 * 4 * 1024;  // a handful of pages of the tiny model
+    auto s = make(o);
+    const auto file = ids(12, 12);
+    ASSERT_TRUE(s->warm("file:///a.cpp", file).ok());
+    s->run_until_idle();
+    auto st = s->stats();
+    EXPECT_EQ(st.prefix.pinned_nodes, 3u);
+    EXPECT_EQ(st.computed_tokens, 12u);
+    // Other prompts fill the budget; the pinned file stays.
+    for (uint32_t i = 0; i < 6; ++i) run(*s, greedy(ids(12, 100 + i), 1));
+    auto q = file;
+    q.push_back(7);
+    const auto r = run(*s, greedy(q, 1));
+    EXPECT_EQ(r.cached_tokens, 12);
+    s->release("file:///a.cpp");
+    s->run_until_idle();
+    EXPECT_EQ(s->stats().prefix.pinned_nodes, 0u);
+}
+
+TEST(PromptLookupDraft, FindsTheLongestRecentMatch) {
+    const std::vector<int32_t> t = {1, 2, 3, 4, 5, 9, 2, 3, 4, 6, 7, 2, 3, 4};
+    // "2 3 4" occurred twice before; the most recent one was followed by 6 7.
+    EXPECT_EQ(prompt_lookup_draft(t, 2), (std::vector<int32_t>{6, 7}));
+    EXPECT_EQ(prompt_lookup_draft(t, 5), (std::vector<int32_t>{6, 7, 2, 3, 4}));
+    EXPECT_TRUE(prompt_lookup_draft(std::vector<int32_t>{1, 2, 3}, 4).empty());
+    EXPECT_TRUE(prompt_lookup_draft(std::vector<int32_t>{}, 4).empty());
+}
+
+TEST_F(SchedulerTest, SpeculativeDecodingGivesTheSameTokens) {
+    // A prompt that repeats itself, so prompt lookup has drafts to offer.
+    auto p = ids(8, 13);
+    const auto again = p;
+    p.insert(p.end(), again.begin(), again.end());
+    p.insert(p.end(), again.begin(), again.begin() + 3);
+    auto plain = make(options());
+    const auto want = run(*plain, greedy(p, 12));
+    auto o = options();
+    o.draft_tokens = 4;
+    auto spec = make(o);
+    const auto got = run(*spec, greedy(p, 12));
+    EXPECT_EQ(got.tokens, want.tokens);
+    EXPECT_EQ(got.tokens, alone(p, 12));
+    EXPECT_GT(got.drafted_tokens, 0);
+    EXPECT_LT(spec->stats().steps, plain->stats().steps + 1);
+    expect_no_leak(*spec);
+}
+
+}  // namespace
+}  // namespace latent::engine
