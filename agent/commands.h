@@ -15,6 +15,9 @@ void register_bench_commands(CLI::App& app, int& exit_code);
 // `latent index|search|symbols` and `latent bench index` (after register_bench_commands).
 void register_index_commands(CLI::App& app, int& exit_code);
 
+// `latent lsp` (the language server), `latent complete`, `latent demo`, `latent bench lsp`.
+void register_lsp_commands(CLI::App& app, int& exit_code);
+
 // Prints "latent: error: <message>" to stderr and returns 2.
 int fail(const std::string& message);
 

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     latent::agent::register_model_commands(app, exit_code);
     latent::agent::register_bench_commands(app, exit_code);
     latent::agent::register_index_commands(app, exit_code);
+    latent::agent::register_lsp_commands(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

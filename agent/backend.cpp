@@ -1,0 +1,62 @@
+// ScriptedBackend (see backend.h).
+#include "agent/backend.h"
+
+#include <chrono>
+#include <thread>
+
+namespace latent::agent {
+
+engine::Expected<GenerateResult> ScriptedBackend::fim(const FimPrompt& prompt,
+                                                      const GenerateOptions& options) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_ = prompt;
+    }
+    return reply(options);
+}
+
+engine::Expected<GenerateResult> ScriptedBackend::chat(const std::vector<ChatMessage>& messages,
+                                                       const GenerateOptions& options) {
+    (void)messages;
+    return reply(options);
+}
+
+FimPrompt ScriptedBackend::last_prompt() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+}
+
+engine::Expected<GenerateResult> ScriptedBackend::reply(const GenerateOptions& options) {
+    GenerateResult r;
+    std::string text;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!replies_.empty()) text = replies_[next_++ % replies_.size()];
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms_);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (options.cancelled && options.cancelled()) {
+            r.cancelled = true;
+            return r;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    // Stream word by word, as a model would token by token.
+    size_t pos = 0;
+    while (pos < text.size()) {
+        if (options.cancelled && options.cancelled()) {
+            r.cancelled = true;
+            return r;
+        }
+        size_t next = text.find(' ', pos + 1);
+        if (next == std::string::npos) next = text.size();
+        const std::string_view piece(text.data() + pos, next - pos);
+        r.text += piece;
+        ++r.generated_tokens;
+        if (options.on_text) options.on_text(piece);
+        pos = next;
+    }
+    return r;
+}
+
+}  // namespace latent::agent

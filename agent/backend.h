@@ -1,0 +1,103 @@
+// The agent's model backend: one interface for "fill in the middle" and "chat", with two
+// real implementations (LocalBackend: the engine in this process; RemoteBackend: an
+// OpenAI-compatible server) and a scripted one for tests and `latent bench lsp`.
+// Prompts arrive as text; tokenization, templates and sampling are the backend's business.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/expected.h"
+
+namespace latent::agent {
+
+// A fill-in-the-middle prompt, laid out for the prefix cache: `context` (retrieved
+// snippets and the file's path header; stable while the user types) comes first, then
+// `prefix` (the file from a stable line up to the cursor), then `suffix` (after the cursor).
+struct FimPrompt {
+    std::string context;
+    std::string prefix;
+    std::string suffix;
+};
+
+struct ChatMessage {
+    std::string role;  // system | user | assistant
+    std::string content;
+};
+
+// Per-call options. Callbacks run on the backend's thread and must be short.
+struct GenerateOptions {
+    int32_t max_tokens = 64;
+    std::vector<std::string> stop;
+    float temperature = 0.0f;
+    // Owner of the cached prefix (a document URI, "chat"): requests of one owner reuse
+    // each other's cache.
+    std::string owner;
+    // Polled between tokens; true ends the generation early (result.cancelled).
+    std::function<bool()> cancelled;
+    // Streamed text pieces (chat); may be null.
+    std::function<void(std::string_view)> on_text;
+};
+
+struct GenerateResult {
+    std::string text;
+    int32_t cached_tokens = 0;    // prompt tokens served from the cache
+    int32_t computed_tokens = 0;  // prompt tokens run through the model
+    int32_t generated_tokens = 0;
+    bool cancelled = false;
+};
+
+// Thread safety: every method may be called from any thread at any time; implementations
+// serialise the model work themselves.
+class Backend {
+public:
+    virtual ~Backend() = default;
+    // "local cpu /path/model.gguf", "remote https://host (model)", "scripted".
+    virtual std::string describe() const = 0;
+    virtual engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
+                                                 const GenerateOptions& options) = 0;
+    virtual engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
+                                                  const GenerateOptions& options) = 0;
+    // Warm the cache with a prompt's stable part (context + prefix) at low priority when
+    // the backend is idle; `owner` keeps it until release(owner). Default: nothing.
+    virtual void warm(const std::string& owner, const FimPrompt& stable) {
+        (void)owner;
+        (void)stable;
+    }
+    virtual void release(const std::string& owner) { (void)owner; }
+    // Figures for latent/status (cache bytes, sessions, ...).
+    virtual nlohmann::json stats() const { return nlohmann::json::object(); }
+};
+
+// Replies from a list, in turn (cycling), after an optional delay that honours
+// cancellation: tests script the model's output to check post-processing and
+// cancellation; `latent bench lsp` measures the server's own overhead with it.
+class ScriptedBackend : public Backend {
+public:
+    explicit ScriptedBackend(std::vector<std::string> replies, int delay_ms = 0)
+        : replies_(std::move(replies)), delay_ms_(delay_ms) {}
+    std::string describe() const override { return "scripted"; }
+    engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
+                                         const GenerateOptions& options) override;
+    engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
+                                          const GenerateOptions& options) override;
+    // The last FIM prompt seen (tests check the layout).
+    FimPrompt last_prompt() const;
+
+private:
+    engine::Expected<GenerateResult> reply(const GenerateOptions& options);
+    std::vector<std::string> replies_;
+    int delay_ms_;
+    mutable std::mutex mu_;
+    size_t next_ = 0;
+    FimPrompt last_;
+};
+
+}  // namespace latent::agent

@@ -1,0 +1,104 @@
+// The inline-completion pipeline's pure parts: laying out the FIM prompt for the prefix
+// cache, post-processing what the model wrote, and the "typed through the suggestion"
+// cache. No threads, no protocol, no model: server.cpp wires these to documents, the
+// index and a Backend.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/backend.h"
+
+namespace latent::agent {
+
+// A retrieved or recently touched piece of the workspace, shown to the model ahead of
+// the file.
+struct ContextBlock {
+    std::string path;  // workspace-relative when known
+    uint32_t start_line = 0, end_line = 0;
+    std::string text;
+};
+
+struct PromptBudget {
+    // Estimated tokens (4 bytes a token, as the index estimates) for each part.
+    size_t context_tokens = 1024;
+    size_t prefix_tokens = 1536;
+    size_t suffix_tokens = 512;
+    // The prefix starts at a multiple of this many lines, so it does not move while the
+    // user types (and the cached prompt prefix survives keystrokes).
+    uint32_t stride_lines = 32;
+};
+
+struct FimLayout {
+    FimPrompt prompt;
+    uint32_t first_line = 0;  // first line of the file in `prompt.prefix`
+    // Bytes of prompt.prefix that end at the start of the cursor's line: the part that
+    // stays the same while the user types on that line (warming uses it).
+    size_t stable_prefix_bytes = 0;
+};
+
+// The comment marker for a file's language, guessed from its extension ("//" or "#").
+std::string comment_marker(std::string_view path);
+
+// Lays out a FIM prompt for a cursor at byte `cursor` of `text` (the file at `path`).
+// Context blocks are sorted by (path, start line), de-duplicated, the cursor's own file
+// excluded, and kept while they fit; each is headed "<marker> <path>:<line>". Then
+// "<marker> <path>\n" and the file from the stable first line to the cursor.
+FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_view path,
+                            std::vector<ContextBlock> context, const PromptBudget& budget);
+
+// What the post-processor knows about the cursor.
+struct CursorText {
+    std::string line_prefix;  // the cursor's line before the cursor
+    std::string line_suffix;  // the cursor's line after the cursor (no line break)
+    std::string after;        // the lines after the cursor's line (up to a few KB)
+};
+CursorText cursor_text(std::string_view text, size_t cursor);
+
+// Cleans up a raw completion, in this order: mid-line cursors get one line; the text
+// stops where it starts repeating what follows the cursor (the rest of the line, or the
+// next non-blank line); it is cut at the first line indented less than the cursor's
+// block; a closing bracket that the completion did not open and that the rest of the line
+// already has (or that mismatches) ends it; a multi-line completion left with unclosed
+// brackets is cut back to its last balanced line end; trailing blank space is dropped.
+// Returns "" when nothing but whitespace is left.
+std::string postprocess(std::string_view completion, const CursorText& at);
+
+// Remembers recent suggestions so that typing the first characters of one returns the
+// rest without asking the model (and without the latency).
+//
+// Thread safety: every method locks.
+class SuggestionCache {
+public:
+    static constexpr size_t kEntries = 16;
+    // `before` is the document text before the cursor, `after` the text after it.
+    void put(const std::string& uri, std::string_view before, std::string_view after,
+             std::string suggestion);
+    // The rest of a suggestion whose prefix the user has typed since (non-empty), or the
+    // whole suggestion when asked again at the same place.
+    std::optional<std::string> get(const std::string& uri, std::string_view before,
+                                   std::string_view after);
+    void forget(const std::string& uri);
+    uint64_t hits() const;
+
+private:
+    struct Entry {
+        std::string uri;
+        size_t before_len = 0;
+        uint64_t before_hash = 0, after_hash = 0;
+        std::string suggestion;
+    };
+    mutable std::mutex mu_;
+    std::deque<Entry> entries_;  // newest first
+    uint64_t hits_ = 0;
+};
+
+uint64_t text_hash(std::string_view s);
+
+}  // namespace latent::agent

@@ -1,0 +1,32 @@
+// Shared pieces of the LSP-facing commands (cli_lsp.cpp, cli_demo.cpp): the logger and
+// the server's run loop over a pair of descriptors.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/backend.h"
+#include "agent/server.h"
+
+namespace latent::agent {
+
+// Timestamped lines to a file (appended) or stderr. Thread-safe.
+class Logger {
+public:
+    explicit Logger(const std::string& path);
+    ~Logger();
+    void operator()(const std::string& line);
+
+private:
+    std::mutex mu_;
+    std::FILE* file_ = nullptr;
+};
+
+// Serves LSP on the descriptors until `exit` or end of input, then ends the process
+// (std::_Exit with 0 after shutdown, else 1). `backend`: overrides the settings' backend.
+[[noreturn]] int run_lsp_server(int in_fd, int out_fd, const Settings& defaults,
+                                const std::string& log_path, std::shared_ptr<Backend> backend);
+
+}  // namespace latent::agent

@@ -1,0 +1,71 @@
+// RemoteBackend: any OpenAI-compatible server over HTTP or HTTPS (Boost.Beast; OpenSSL
+// with certificate and host name verification) — FIM through <base>/completions with
+// `suffix` (vLLM, SGLang, llama.cpp's server, `latent serve`, the DeepSeek API's /beta),
+// chat through <base>/chat/completions, both streamed (SSE). Not a general HTTP client.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/backend.h"
+
+namespace latent::agent {
+
+struct RemoteOptions {
+    // http(s)://host[:port][/base]. The base path defaults to /v1; endpoints are
+    // <base>/completions and <base>/chat/completions (https://api.deepseek.com/beta works).
+    std::string url;
+    std::string model;    // the "model" field of requests (may be empty for one-model servers)
+    std::string api_key;  // sent as "Authorization: Bearer ..."; never logged
+    bool fim_via_chat = false;  // the server has no /completions with suffix
+    int connect_timeout_ms = 5000;
+    // Time allowed for the whole request (first token and streaming). Default 60 s.
+    int request_timeout_ms = 60000;
+    // Retries after a connection failure (nothing was sent), with exponential backoff
+    // from backoff_ms. Default 2 retries from 200 ms.
+    int retries = 2;
+    int backoff_ms = 200;
+    std::function<void(const std::string&)> log;
+};
+
+// Thread safety: calls may come from any thread; each opens its own connection.
+class RemoteBackend : public Backend {
+public:
+    // Errors: a URL that is not http(s)://host...
+    static engine::Expected<std::unique_ptr<RemoteBackend>> create(RemoteOptions options);
+    ~RemoteBackend() override;
+
+    std::string describe() const override;
+    engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
+                                         const GenerateOptions& options) override;
+    engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
+                                          const GenerateOptions& options) override;
+    nlohmann::json stats() const override;
+
+    struct Url {
+        bool tls = false;
+        std::string host, port, base;
+    };
+    static engine::Expected<Url> parse_url(const std::string& url);
+
+private:
+    explicit RemoteBackend(RemoteOptions options, Url url);
+    // POSTs `body` to `path`, streaming; on_event gets each SSE data payload (or the whole
+    // body of a non-streamed answer). Returns an error with a user-facing message.
+    engine::Status post(const std::string& path, const std::string& body,
+                        const GenerateOptions& options,
+                        const std::function<void(const std::string&)>& on_event);
+    engine::Expected<GenerateResult> stream(const std::string& path, nlohmann::json body,
+                                            const GenerateOptions& options, bool chat);
+
+    RemoteOptions options_;
+    Url url_;
+    struct Tls;
+    std::unique_ptr<Tls> tls_;
+};
+
+// A user-facing sentence for an HTTP error status (401, 403, 404, 429, 5xx, ...).
+std::string http_error_message(int status, const std::string& body);
+
+}  // namespace latent::agent

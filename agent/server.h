@@ -1,0 +1,146 @@
+// Latent's language server: converts LSP messages into calls on documents, the workspace
+// index, the completion pipeline and a Backend, and back. It registers its handlers on an
+// lsp::Endpoint and owns no transport: `latent lsp` (cli_lsp.cpp) wires stdio to it.
+//
+// Methods: initialize, initialized, shutdown, exit; textDocument/didOpen, didChange,
+// didClose, didSave, inlineCompletion, codeAction; workspace/didChangeConfiguration,
+// didChangeWatchedFiles, didChangeWorkspaceFolders, executeCommand; and Latent's own
+// latent/didFocus, latent/chat, latent/explain, latent/edit, latent/status.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/backend.h"
+#include "agent/completion.h"
+#include "agent/documents.h"
+#include "lsp/jsonrpc.h"
+
+namespace latent::agent {
+
+class WorkspaceIndex;
+
+// Everything a user can set, from initializationOptions or workspace/didChangeConfiguration
+// (either the object itself or {"latent": {...}}). JSON names in comments.
+struct Settings {
+    std::string backend = "local";     // "backend": local | remote | scripted | none
+    std::string engine = "cpu";        // "engine": cpu | reference | cuda (local backend)
+    int threads = 0;                   // "threads": engine threads, 0 = all cores
+    std::string model;                 // "model": GGUF path (local backend)
+    std::string remote_url;            // "remote.url": e.g. http://127.0.0.1:8000
+    std::string remote_model;          // "remote.model"
+    std::string remote_key;            // "remote.apiKey": never logged
+    bool remote_chat_fim = false;      // "remote.fimViaChat": no /v1/completions suffix support
+    int max_tokens = 64;               // "completion.maxTokens"
+    int context_tokens = 1024;         // "completion.contextTokens": retrieved context budget
+    int prefix_tokens = 1536;          // "completion.prefixTokens"
+    int suffix_tokens = 512;           // "completion.suffixTokens"
+    bool index = true;                 // "index.enabled"
+    std::vector<std::string> exclude;  // "index.exclude": globs, workspace-relative
+    std::string index_db;              // "index.db": database path (one folder only; tests)
+    uint64_t cache_mb = 1024;          // "cacheMb": latent cache budget of the local backend
+    std::vector<std::string> script;   // "script": replies of the scripted backend (tests)
+    int script_delay_ms = 0;           // "scriptDelayMs"
+    int chat_max_tokens = 512;         // "chat.maxTokens"
+};
+// Reads the fields present in `j` over `base`; wrong types are ignored (logged by caller
+// through `problems`), sizes clamped to sane ranges.
+Settings parse_settings(const nlohmann::json& j, Settings base, std::vector<std::string>* problems);
+// The settings as JSON for logs and latent/status: the API key shown as "***" when set.
+nlohmann::json redacted(const Settings& s);
+
+struct ServerOptions {
+    // Settings before the client's (command-line flags); the client's override them.
+    Settings settings;
+    // Diagnostics (thread-safe; never stdout).
+    std::function<void(const std::string&)> log;
+    // A backend to use instead of the one the settings describe (tests, bench).
+    std::shared_ptr<Backend> backend;
+    // Called on `exit` with the process exit code (0 after shutdown, else 1).
+    std::function<void(int)> on_exit;
+};
+
+// Thread safety: handlers run on the endpoint's workers; all state here is guarded.
+class Server {
+public:
+    Server(lsp::Endpoint& endpoint, ServerOptions options);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    bool shutdown_requested() const { return shutdown_; }
+
+private:
+    void register_handlers();
+    lsp::Result<nlohmann::json> initialize(const nlohmann::json& params);
+    void initialized();
+    void apply_settings(const nlohmann::json& j);
+    void start_backend();
+    void start_indexing();
+    std::shared_ptr<Backend> backend() const;
+    std::shared_ptr<WorkspaceIndex> index_for(const std::string& path) const;
+
+    lsp::Result<nlohmann::json> inline_completion(const nlohmann::json& params,
+                                                  lsp::RequestContext& ctx);
+    lsp::Result<nlohmann::json> chat(const nlohmann::json& params, lsp::RequestContext& ctx);
+    lsp::Result<nlohmann::json> explain(const nlohmann::json& params, lsp::RequestContext& ctx);
+    lsp::Result<nlohmann::json> edit(const nlohmann::json& params, lsp::RequestContext& ctx);
+    lsp::Result<nlohmann::json> code_action(const nlohmann::json& params);
+    lsp::Result<nlohmann::json> execute_command(const nlohmann::json& params,
+                                                lsp::RequestContext& ctx);
+    lsp::Result<nlohmann::json> status();
+    // Streams a chat through partial results; returns the full text.
+    lsp::Result<nlohmann::json> run_chat(std::vector<ChatMessage> messages,
+                                         lsp::RequestContext& ctx, int max_tokens);
+    void warm(const std::string& uri, std::optional<lsp::Position> position);
+    std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
+                                             uint32_t line);
+    void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);
+    void log(const std::string& line) const;
+
+    lsp::Endpoint& ep_;
+    ServerOptions options_;
+    DocumentStore docs_;
+    SuggestionCache suggestions_;
+
+    mutable std::mutex mu_;  // everything below
+    Settings settings_;
+    std::shared_ptr<Backend> backend_;
+    std::string backend_error_;
+    std::vector<std::string> folders_;  // absolute paths
+    std::vector<std::shared_ptr<WorkspaceIndex>> indexes_;
+    nlohmann::json client_caps_;
+    bool initialized_ = false;
+    std::atomic<bool> shutdown_{false};
+    // The in-flight inline completion per document: a newer one cancels it.
+    std::map<std::string, std::shared_ptr<std::atomic<bool>>> inflight_;
+    // Recently edited ranges (uri, first line, last line), newest first.
+    struct Touched {
+        std::string uri;
+        uint32_t first = 0, last = 0;
+    };
+    std::deque<Touched> touched_;
+    // Retrieved context per (uri, line block), valid for one index generation.
+    struct CachedContext {
+        uint64_t generation = 0;
+        std::vector<ContextBlock> blocks;
+    };
+    std::map<std::pair<std::string, uint32_t>, CachedContext> context_cache_;
+    // Figures for latent/status.
+    uint64_t completions_ = 0, cache_hits_ = 0;
+    double last_latency_ms_ = 0;
+    int64_t last_cached_tokens_ = 0, last_computed_tokens_ = 0;
+    uint64_t progress_tokens_ = 0;
+};
+
+}  // namespace latent::agent

@@ -1,0 +1,240 @@
+// WorkspaceIndex (see workspace_index.h).
+#include "agent/workspace_index.h"
+
+#include <fnmatch.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "index/indexer.h"
+#include "index/sqlite_store.h"
+
+namespace latent::agent {
+
+namespace fs = std::filesystem;
+
+std::string default_index_db(const std::string& root) {
+    std::string base;
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+        base = x;
+    } else if (const char* h = std::getenv("HOME"); h && *h) {
+        base = std::string(h) + "/.cache";
+    } else {
+        base = "/tmp";
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "%016llx",
+                  static_cast<unsigned long long>(index::content_hash(root)));
+    const fs::path dir = fs::path(base) / "latent" / "index";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    return (dir / (std::string(name) + ".sqlite")).string();
+}
+
+bool excluded(const std::string& path, const std::vector<std::string>& globs) {
+    for (const auto& g : globs) {
+        if (g.empty()) continue;
+        if (fnmatch(g.c_str(), path.c_str(), 0) == 0) return true;
+        // "dir/**" style globs also match the folder's files at any depth.
+        if (g.size() > 3 && g.compare(g.size() - 3, 3, "/**") == 0 &&
+            path.compare(0, g.size() - 2, g, 0, g.size() - 2) == 0)
+            return true;
+    }
+    return false;
+}
+
+WorkspaceIndex::WorkspaceIndex(WorkspaceIndexOptions options) : options_(std::move(options)) {
+    if (options_.db.empty()) options_.db = default_index_db(options_.root);
+}
+
+WorkspaceIndex::~WorkspaceIndex() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void WorkspaceIndex::start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (thread_.joinable()) return;
+    state_ = "indexing";
+    thread_ = std::thread([this] { loop(); });
+}
+
+std::string WorkspaceIndex::relative(const std::string& abs_path) const {
+    const std::string& r = options_.root;
+    if (abs_path.size() > r.size() && abs_path.compare(0, r.size(), r) == 0 &&
+        abs_path[r.size()] == '/')
+        return abs_path.substr(r.size() + 1);
+    return abs_path;
+}
+
+bool WorkspaceIndex::contains(const std::string& abs_path) const {
+    return relative(abs_path) != abs_path;
+}
+
+void WorkspaceIndex::update(const std::string& abs_path, std::optional<std::string> content) {
+    if (!contains(abs_path) || excluded(relative(abs_path), options_.exclude)) return;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_[abs_path] = std::move(content);
+    }
+    cv_.notify_all();
+}
+
+void WorkspaceIndex::remove(const std::string& abs_path) {
+    if (!contains(abs_path)) return;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_.erase(abs_path);
+        pending_removals_.push_back(abs_path);
+    }
+    cv_.notify_all();
+}
+
+std::unique_ptr<index::Store> WorkspaceIndex::open_store(std::string* error) const {
+    index::StoreOptions so;
+    so.check = false;  // the writer checked it at open
+    so.warn = options_.log;
+    return index::Store::open(options_.db, error, so);
+}
+
+void WorkspaceIndex::loop() {
+    auto log = [&](const std::string& m) {
+        if (options_.log) options_.log(m);
+    };
+    std::string err;
+    index::StoreOptions so;
+    so.warn = options_.log;
+    std::unique_ptr<index::Store> store;
+    std::unique_ptr<index::Indexer> indexer;
+    try {
+        store = index::Store::open(options_.db, &err, so);
+        if (store) {
+            index::IndexerOptions io;
+            if (options_.threads > 0) io.threads = options_.threads;
+            io.progress = options_.progress;
+            io.warn = [](const std::string&) {};  // per-file problems: too many to log
+            indexer = std::make_unique<index::Indexer>(options_.root, *store, io);
+            const auto st = indexer->index_all();
+            // Excluded files the indexer listed: take them out again.
+            std::vector<std::string> drop;
+            if (!options_.exclude.empty())
+                for (const auto& f : store->files())
+                    if (excluded(f.path, options_.exclude)) drop.push_back(f.path);
+            if (!drop.empty()) store->remove(drop);
+            const auto c = store->counts();
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                state_ = "ready";
+                files_ = c.files;
+                symbols_ = c.symbols;
+            }
+            ++generation_;
+            char buf[200];
+            std::snprintf(buf, sizeof buf, "%zu files (%zu parsed, %zu unchanged), %lld symbols",
+                          st.listed, st.parsed, st.unchanged, static_cast<long long>(c.symbols));
+            log("index " + options_.root + ": " + buf);
+            if (options_.done) options_.done(buf);
+        }
+    } catch (const std::exception& e) {
+        err = e.what();
+        store.reset();
+    }
+    if (!store) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            state_ = "failed";
+            error_ = err;
+        }
+        log("index " + options_.root + ": " + err);
+        if (options_.done) options_.done("failed: " + err);
+        return;
+    }
+    while (true) {
+        std::map<std::string, std::optional<std::string>> batch;
+        std::vector<std::string> removals;
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock,
+                     [&] { return stopping_ || !pending_.empty() || !pending_removals_.empty(); });
+            if (stopping_) return;
+            batch.swap(pending_);
+            removals.swap(pending_removals_);
+        }
+        try {
+            for (const auto& p : removals) indexer->remove_file(p);
+            for (const auto& [path, content] : batch) {
+                if (content)
+                    indexer->update_file(path, std::string_view(*content));
+                else
+                    indexer->update_file(path);
+            }
+            const auto c = store->counts();
+            std::lock_guard<std::mutex> lock(mu_);
+            files_ = c.files;
+            symbols_ = c.symbols;
+        } catch (const std::exception& e) {
+            log("index update: " + std::string(e.what()));
+        }
+    }
+}
+
+std::vector<ContextBlock> WorkspaceIndex::context_for(const std::string& abs_path, uint32_t line,
+                                                      uint32_t column, size_t token_budget) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (state_ != "ready") return {};
+    }
+    std::lock_guard<std::mutex> lock(read_mu_);
+    std::vector<ContextBlock> out;
+    try {
+        if (!reader_) {
+            std::string err;
+            reader_ = open_store(&err);
+            if (!reader_) return {};
+            retrieval_ = std::make_unique<index::Retrieval>(*reader_);
+        }
+        for (auto& s : retrieval_->context_for(relative(abs_path), {line, column}, token_budget))
+            out.push_back({s.path, s.start_line, s.end_line, std::move(s.text)});
+    } catch (const std::exception& e) {
+        if (options_.log) options_.log(std::string("context_for: ") + e.what());
+    }
+    return out;
+}
+
+std::vector<index::SymbolHit> WorkspaceIndex::definitions(const std::string& name, size_t limit) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (state_ != "ready") return {};
+    }
+    std::lock_guard<std::mutex> lock(read_mu_);
+    try {
+        if (!reader_) {
+            std::string err;
+            reader_ = open_store(&err);
+            if (!reader_) return {};
+            retrieval_ = std::make_unique<index::Retrieval>(*reader_);
+        }
+        return retrieval_->definitions(name, limit);
+    } catch (const std::exception& e) {
+        if (options_.log) options_.log(std::string("definitions: ") + e.what());
+    }
+    return {};
+}
+
+nlohmann::json WorkspaceIndex::stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    nlohmann::json j = {{"root", options_.root},
+                        {"state", state_},
+                        {"files", files_},
+                        {"symbols", symbols_},
+                        {"db", options_.db}};
+    if (!error_.empty()) j["error"] = error_;
+    return j;
+}
+
+}  // namespace latent::agent

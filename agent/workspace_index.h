@@ -1,0 +1,99 @@
+// WorkspaceIndex: one workspace folder's index as the language server uses it — a
+// background thread that indexes the folder, then applies file events and open
+// documents' edits (coalesced per path), and a reader connection for retrieval. The
+// indexing and retrieval themselves are index/'s; this file only owns threads and queues.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/completion.h"
+#include "index/retrieval.h"
+
+namespace latent::index {
+class Store;
+class Indexer;
+}  // namespace latent::index
+
+namespace latent::agent {
+
+// $XDG_CACHE_HOME/latent/index/<hash of the folder>.sqlite (the same file `latent index`
+// uses), or ~/.cache/..., never inside the user's repository.
+std::string default_index_db(const std::string& root);
+
+// True when the workspace-relative `path` matches one of the globs (fnmatch, where "*"
+// also crosses "/", so "**/gen/*" and "build/*" both work).
+bool excluded(const std::string& path, const std::vector<std::string>& globs);
+
+struct WorkspaceIndexOptions {
+    std::string root;  // absolute folder
+    std::string db;    // database path; empty: default_index_db(root)
+    std::vector<std::string> exclude;
+    unsigned threads = 0;  // parser threads; 0: the indexer's default
+    // Called from the index thread: (done, total) while indexing, then (total, total).
+    std::function<void(size_t, size_t)> progress;
+    // Called once when the first full pass ends (or fails), from the index thread.
+    std::function<void(const std::string& summary)> done;
+    std::function<void(const std::string&)> log;
+};
+
+// Thread safety: every public method may be called from any thread.
+class WorkspaceIndex {
+public:
+    explicit WorkspaceIndex(WorkspaceIndexOptions options);
+    ~WorkspaceIndex();  // stops after the current job (a full pass is not interrupted)
+
+    // Starts the background thread with a full pass.
+    void start();
+    // Queue a single-file update: from `content` (an open document) or from disk.
+    void update(const std::string& abs_path, std::optional<std::string> content = {});
+    void remove(const std::string& abs_path);
+
+    bool contains(const std::string& abs_path) const;
+    std::string relative(const std::string& abs_path) const;
+    const std::string& root() const { return options_.root; }
+
+    // Retrieval on the reader connection (empty while the first pass has not finished).
+    std::vector<ContextBlock> context_for(const std::string& abs_path, uint32_t line,
+                                          uint32_t column, size_t token_budget);
+    std::vector<index::SymbolHit> definitions(const std::string& name, size_t limit);
+    // Bumped whenever the index changes for files other than open documents'; callers
+    // cache context per generation.
+    uint64_t generation() const { return generation_; }
+
+    nlohmann::json stats() const;  // state, files, symbols, last error
+
+private:
+    void loop();
+    std::unique_ptr<index::Store> open_store(std::string* error) const;
+
+    WorkspaceIndexOptions options_;
+    std::thread thread_;
+
+    mutable std::mutex mu_;  // queue and figures
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    std::map<std::string, std::optional<std::string>> pending_;  // path -> content
+    std::vector<std::string> pending_removals_;
+    std::string state_ = "idle";  // idle | indexing | ready | failed | off
+    std::string error_;
+    int64_t files_ = 0, symbols_ = 0;
+    std::atomic<uint64_t> generation_{0};
+
+    std::mutex read_mu_;  // the reader connection
+    std::unique_ptr<index::Store> reader_;
+    std::unique_ptr<index::Retrieval> retrieval_;
+};
+
+}  // namespace latent::agent
