@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_set>
 
 namespace latent::index {
@@ -184,22 +185,43 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     std::vector<std::string> names;
     std::map<std::string, uint32_t> used_at;
     if (file) {
-        const uint32_t lo = position.line > o.window_lines ? position.line - o.window_lines : 0;
+        // Line by line outwards from the cursor (the two lines at one distance together),
+        // each an index range of (file_id, line, col), stopping once enough names are
+        // found; columns farther than window_bytes from the cursor's are not "near" (a
+        // generated file's 100 KB line would otherwise be read and sorted whole).
         Statement& s = store_.cached(
-            "SELECT name, line, col FROM refs WHERE file_id = ? AND line BETWEEN ? AND ? "
-            "ORDER BY abs(line - ?), abs(col - ?), name");
-        s.bind(1, file->id)
-            .bind(2, int64_t{lo})
-            .bind(3, int64_t{position.line} + o.window_lines)
-            .bind(4, int64_t{position.line})
-            .bind(5, int64_t{position.column});
-        while (s.step()) {
-            std::string n = s.text(0);
-            if (used_at.emplace(n, static_cast<uint32_t>(s.int64(1))).second)
-                names.push_back(std::move(n));
-            if (names.size() >= o.max_names) break;
+            "SELECT name, col FROM refs WHERE file_id = ? AND line = ? AND col BETWEEN ? AND ?");
+        const int64_t col_lo = int64_t{position.column} - int64_t{o.window_bytes};
+        const int64_t col_hi = int64_t{position.column} + int64_t{o.window_bytes};
+        struct Use {
+            uint32_t col_distance;
+            std::string name;
+            uint32_t line;
+        };
+        std::vector<Use> uses;
+        for (uint32_t d = 0; d <= o.window_lines && names.size() < o.max_names; ++d) {
+            uses.clear();
+            for (int side = 0; side < (d == 0 ? 1 : 2); ++side) {
+                if (side == 0 && d > position.line) continue;
+                const uint32_t line = side == 0 ? position.line - d : position.line + d;
+                s.reset();
+                s.bind(1, file->id).bind(2, int64_t{line}).bind(3, col_lo).bind(4, col_hi);
+                while (s.step()) {
+                    const int64_t col = s.int64(1);
+                    uses.push_back(
+                        {static_cast<uint32_t>(std::abs(col - position.column)), s.text(0), line});
+                }
+            }
+            s.reset();  // an unfinished statement would pin this reader's snapshot
+            std::sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) {
+                return std::tie(a.col_distance, a.name, a.line) <
+                       std::tie(b.col_distance, b.name, b.line);
+            });
+            for (auto& u : uses) {
+                if (names.size() >= o.max_names) break;
+                if (used_at.emplace(u.name, u.line).second) names.push_back(std::move(u.name));
+            }
         }
-        s.reset();  // an unfinished statement would pin this reader's snapshot
     }
 
     // 2. Their definitions: other files first; within a name, closer folders first.
@@ -211,27 +233,58 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         SymbolHit hit;
     };
     std::vector<Candidate> cands;
+    // Ranked on a few columns of each definition; only the kept ones are read whole (a
+    // common name has dozens of definitions, each with its doc comment).
+    struct Lean {
+        int64_t id;
+        std::string path;
+        uint32_t start_line, end_line, start_byte;
+    };
+    Statement& lean = store_.cached(
+        "SELECT s.id, f.path, s.start_line, s.end_line, s.start_byte FROM "
+        "(SELECT id, file_id, start_line, end_line, start_byte FROM symbols WHERE name = ? "
+        "ORDER BY id LIMIT ?) s JOIN files f ON f.id = s.file_id");
+    Statement& full = store_.cached(std::string("SELECT ") + kSymbolColumns +
+                                    " FROM symbols s JOIN files f ON f.id = s.file_id "
+                                    "WHERE s.id = ?");
     for (size_t r = 0; r < names.size(); ++r) {
-        std::vector<Candidate> per;
-        for (auto& h : definitions(names[r], o.max_definitions_per_name)) {
-            const bool same = h.path == path;
-            if (same && h.definition.range.start.line <= position.line &&
-                h.definition.range.end.line >= position.line)
+        struct Ranked {
+            bool same_file;
+            size_t closeness;
+            uint32_t distance;
+            Lean def;
+        };
+        std::vector<Ranked> per;
+        lean.reset();
+        lean.bind(1, names[r]).bind(2, static_cast<int64_t>(o.max_definitions_per_name));
+        while (lean.step()) {
+            Lean l{lean.int64(0), lean.text(1), static_cast<uint32_t>(lean.int64(2)),
+                   static_cast<uint32_t>(lean.int64(3)), static_cast<uint32_t>(lean.int64(4))};
+            const bool same = l.path == path;
+            if (same && l.start_line <= position.line && l.end_line >= position.line)
                 continue;  // the definition the cursor is in: already in the prompt
-            const uint32_t dist = same ? static_cast<uint32_t>(std::abs(
-                                             static_cast<int64_t>(h.definition.range.start.line) -
-                                             static_cast<int64_t>(position.line)))
-                                       : 0;
-            per.push_back({same, r, shared_dirs(h.path, path), dist, std::move(h)});
+            const uint32_t dist =
+                same ? static_cast<uint32_t>(std::abs(static_cast<int64_t>(l.start_line) -
+                                                      static_cast<int64_t>(position.line)))
+                     : 0;
+            const size_t closeness = shared_dirs(l.path, path);
+            per.push_back({same, closeness, dist, std::move(l)});
         }
-        std::sort(per.begin(), per.end(), [](const Candidate& a, const Candidate& b) {
+        lean.reset();
+        std::sort(per.begin(), per.end(), [](const Ranked& a, const Ranked& b) {
             return std::tuple(a.same_file, -static_cast<int64_t>(a.closeness), a.distance,
-                              a.hit.path, a.hit.definition.range.start_byte) <
+                              std::string_view(a.def.path), a.def.start_byte, a.def.id) <
                    std::tuple(b.same_file, -static_cast<int64_t>(b.closeness), b.distance,
-                              b.hit.path, b.hit.definition.range.start_byte);
+                              std::string_view(b.def.path), b.def.start_byte, b.def.id);
         });
         if (per.size() > o.per_name) per.resize(o.per_name);
-        for (auto& c : per) cands.push_back(std::move(c));
+        for (auto& p : per) {
+            full.reset();
+            full.bind(1, p.def.id);
+            if (!full.step()) continue;
+            cands.push_back({p.same_file, r, p.closeness, p.distance, read_symbol(full)});
+        }
+        full.reset();
     }
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
         return std::tuple(a.same_file, a.name_rank, a.distance) <

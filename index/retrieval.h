@@ -37,6 +37,8 @@ struct Snippet {
 struct ContextOptions {
     // Lines above and below the cursor whose identifiers count as "near". Default 15.
     uint32_t window_lines = 15;
+    // ... and columns at most this many bytes from the cursor's. Default 2048.
+    uint32_t window_bytes = 2048;
     // At most this many definitions per name (common names have hundreds). Default 3.
     size_t per_name = 3;
     // Distinct names near the cursor considered, nearest first. Default 24.
