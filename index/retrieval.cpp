@@ -186,34 +186,38 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     std::map<std::string, uint32_t> used_at;
     if (file) {
         // Line by line outwards from the cursor (the two lines at one distance together),
-        // each an index range of (file_id, line, col), stopping once enough names are
+        // each one row of refs (found by its key), stopping once enough names are
         // found; columns farther than window_bytes from the cursor's are not "near" (a
         // generated file's 100 KB line would otherwise be read and sorted whole).
-        Statement& s = store_.cached(
-            "SELECT name, col FROM refs WHERE file_id = ? AND line = ? AND col BETWEEN ? AND ?");
+        Statement& s = store_.cached("SELECT uses FROM refs WHERE file_id = ? AND line = ?");
         const int64_t col_lo = int64_t{position.column} - int64_t{o.window_bytes};
         const int64_t col_hi = int64_t{position.column} + int64_t{o.window_bytes};
-        struct Use {
+        struct Near {
             uint32_t col_distance;
             std::string name;
             uint32_t line;
         };
-        std::vector<Use> uses;
+        std::vector<Near> uses;
         for (uint32_t d = 0; d <= o.window_lines && names.size() < o.max_names; ++d) {
             uses.clear();
             for (int side = 0; side < (d == 0 ? 1 : 2); ++side) {
                 if (side == 0 && d > position.line) continue;
                 const uint32_t line = side == 0 ? position.line - d : position.line + d;
                 s.reset();
-                s.bind(1, file->id).bind(2, int64_t{line}).bind(3, col_lo).bind(4, col_hi);
-                while (s.step()) {
-                    const int64_t col = s.int64(1);
+                s.bind(1, file->id).bind(2, int64_t{line});
+                if (!s.step()) continue;
+                const auto* p = sqlite3_column_text(s.get(), 0);
+                const std::string_view row(reinterpret_cast<const char*>(p),
+                                           p ? sqlite3_column_bytes(s.get(), 0) : 0);
+                for (const auto& u : parse_uses(row)) {
+                    if (u.col < col_lo || u.col > col_hi) continue;
                     uses.push_back(
-                        {static_cast<uint32_t>(std::abs(col - position.column)), s.text(0), line});
+                        {static_cast<uint32_t>(std::abs(int64_t{u.col} - position.column)),
+                         std::string(u.name), line});
                 }
             }
             s.reset();  // an unfinished statement would pin this reader's snapshot
-            std::sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) {
+            std::sort(uses.begin(), uses.end(), [](const Near& a, const Near& b) {
                 return std::tie(a.col_distance, a.name, a.line) <
                        std::tie(b.col_distance, b.name, b.line);
             });

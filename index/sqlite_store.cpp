@@ -26,9 +26,9 @@ CREATE TABLE symbols(
 CREATE INDEX symbols_name ON symbols(name);
 CREATE INDEX symbols_file ON symbols(file_id);
 CREATE TABLE refs(
-  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-  line INTEGER NOT NULL, col INTEGER NOT NULL, name TEXT NOT NULL,
-  PRIMARY KEY(file_id, line, col)) WITHOUT ROWID;
+  id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  line INTEGER NOT NULL, uses TEXT NOT NULL);
+CREATE UNIQUE INDEX refs_file_line ON refs(file_id, line);
 CREATE TABLE imports(
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
   line INTEGER NOT NULL, text TEXT NOT NULL);
@@ -66,6 +66,21 @@ CREATE TABLE refs(
   PRIMARY KEY(file_id, line, col)) WITHOUT ROWID;
 INSERT OR IGNORE INTO refs(file_id, name, line, col) SELECT file_id, name, line, col FROM refs_v4;
 DROP TABLE refs_v4;
+)sql",
+    // 5 -> 6: one refs row per line ("col name" lines): a third of the database was the
+    // per-use keys and record headers. A rowid table: a line's uses often pass the ~1 KB
+    // a WITHOUT ROWID row keeps in its page, and the overflow pages were half empty.
+    R"sql(
+ALTER TABLE refs RENAME TO refs_v5;
+CREATE TABLE refs(
+  id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  line INTEGER NOT NULL, uses TEXT NOT NULL);
+CREATE UNIQUE INDEX refs_file_line ON refs(file_id, line);
+INSERT INTO refs(file_id, line, uses)
+  SELECT file_id, line, group_concat(col || ' ' || name, char(10)) FROM
+  (SELECT file_id, line, col, name FROM refs_v5 ORDER BY file_id, line, col)
+  GROUP BY file_id, line;
+DROP TABLE refs_v5;
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion - 1, "one migration per version step");
@@ -105,6 +120,25 @@ private:
 };
 
 }  // namespace
+
+std::vector<Use> parse_uses(std::string_view uses) {
+    std::vector<Use> out;
+    size_t b = 0;
+    while (b < uses.size()) {
+        size_t e = uses.find('\n', b);
+        if (e == std::string_view::npos) e = uses.size();
+        const std::string_view row = uses.substr(b, e - b);
+        const size_t sp = row.find(' ');
+        if (sp != std::string_view::npos) {
+            uint32_t col = 0;
+            for (char c : row.substr(0, sp))
+                if (c >= '0' && c <= '9') col = col * 10 + static_cast<uint32_t>(c - '0');
+            out.push_back({col, row.substr(sp + 1)});
+        }
+        b = e + 1;
+    }
+    return out;
+}
 
 Statement& Statement::bind(int i, int64_t v) {
     sqlite3_bind_int64(stmt_.get(), i, v);
@@ -257,9 +291,9 @@ void Store::prepare_writes() {
         "end_col, start_byte, end_byte, name_line, name_col, signature, doc) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     insert_symbol_fts_ = prepare("INSERT INTO symbols_fts(rowid, name) VALUES (?,?)");
-    // Two uses at one position cannot happen; IGNORE keeps a bad extraction from failing
-    // the whole batch.
-    insert_ref_ = prepare("INSERT OR IGNORE INTO refs(file_id, name, line, col) VALUES (?,?,?,?)");
+    insert_ref_ = prepare(
+        "INSERT INTO refs(file_id, line, uses) VALUES (?,?,?) ON CONFLICT(file_id, line) "
+        "DO UPDATE SET uses = uses || char(10) || excluded.uses");
     insert_import_ = prepare("INSERT INTO imports(file_id, line, text) VALUES (?,?,?)");
     insert_chunk_ = prepare(
         "INSERT INTO chunks(file_id, kind, name, start_line, end_line, start_byte, end_byte, "
@@ -334,13 +368,21 @@ void Store::write(const std::vector<FileUpdate>& updates) {
             insert_symbol_fts_.reset();
             insert_symbol_fts_.bind(1, sqlite3_last_insert_rowid(db_.get())).bind(2, d.name).step();
         }
-        for (const auto& r : x.references) {
-            insert_ref_.reset();
-            insert_ref_.bind(1, id)
-                .bind(2, r.name)
-                .bind(3, int64_t{r.position.line})
-                .bind(4, int64_t{r.position.column})
-                .step();
+        // One row per line: references come in source order, so a line's are adjacent
+        // (the upsert covers a tree that is not).
+        std::string uses;
+        for (size_t i = 0; i < x.references.size(); ++i) {
+            const Reference& r = x.references[i];
+            if (!uses.empty()) uses += '\n';
+            uses += std::to_string(r.position.column);
+            uses += ' ';
+            uses += r.name;
+            if (i + 1 == x.references.size() ||
+                x.references[i + 1].position.line != r.position.line) {
+                insert_ref_.reset();
+                insert_ref_.bind(1, id).bind(2, int64_t{r.position.line}).bind(3, uses).step();
+                uses.clear();
+            }
         }
         for (const auto& i : x.imports) {
             insert_import_.reset();
@@ -420,7 +462,8 @@ Store::Counts Store::counts() {
     Counts c;
     Statement s = prepare(
         "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM symbols), "
-        "(SELECT count(*) FROM refs), (SELECT count(*) FROM chunks)");
+        "(SELECT sum(length(uses) - length(replace(uses, char(10), '')) + 1) FROM refs), "
+        "(SELECT count(*) FROM chunks)");
     if (s.step()) c = {s.int64(0), s.int64(1), s.int64(2), s.int64(3)};
     return c;
 }

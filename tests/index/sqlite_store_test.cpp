@@ -67,6 +67,25 @@ TEST(Store, WriteReplaceAndRemoveKeepFtsInStep) {
     s->exec("INSERT INTO symbols_fts(symbols_fts) VALUES('integrity-check')");
 }
 
+TEST(Store, ReferencesAreOneRowPerLineInColumnOrder) {
+    TempDir dir;
+    std::string err;
+    auto s = Store::open(dir / "i.sqlite", &err);
+    ASSERT_TRUE(s) << err;
+    s->write({update("a.py", "def alpha():\n    return beta(gamma, beta)\n")});
+    Statement st = s->prepare("SELECT line, uses FROM refs ORDER BY line");
+    ASSERT_TRUE(st.step());
+    EXPECT_EQ(st.int64(0), 1);
+    const std::string uses = st.text(1);
+    EXPECT_EQ(uses, "11 beta\n16 gamma\n23 beta");
+    const auto parsed = parse_uses(uses);
+    ASSERT_EQ(parsed.size(), 3u);
+    EXPECT_EQ(parsed[1].col, 16u);
+    EXPECT_EQ(parsed[1].name, "gamma");
+    EXPECT_FALSE(st.step());
+    EXPECT_EQ(s->counts().refs, 3);
+}
+
 TEST(Store, CorruptDatabaseIsRebuiltWithAWarning) {
     TempDir dir;
     const std::string db = dir / "i.sqlite";
