@@ -240,6 +240,10 @@ void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
         }
         if (ids->size() >= model_->hparams().n_ctx_train) return;
         auto& os = session_for(owner);
+        // Already holding this prefix (a completion ran since): prefill would only drop
+        // the cached completion tokens after it.
+        const int32_t common = engine::common_prefix(os.session->tokens(), *ids);
+        if (common + 2 >= static_cast<int32_t>(ids->size())) return;
         auto pre = os.session->prefill(*ids);
         std::lock_guard<std::mutex> lock(mu_);
         cache_bytes_in_use_ = cache_->bytes_in_use();

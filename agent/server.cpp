@@ -153,6 +153,15 @@ std::shared_ptr<Backend> Server::backend() const {
     return backend_;
 }
 
+std::shared_ptr<Backend> Server::ready_backend(lsp::RequestContext& ctx,
+                                               std::chrono::milliseconds patience) {
+    const auto deadline = Clock::now() + patience;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (backend_loading_ > 0 && Clock::now() < deadline && !ctx.cancelled())
+        backend_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    return backend_;
+}
+
 std::shared_ptr<WorkspaceIndex> Server::index_for(const std::string& path) const {
     std::lock_guard<std::mutex> lock(mu_);
     std::shared_ptr<WorkspaceIndex> best;
@@ -331,7 +340,13 @@ void Server::apply_settings(const json& j) {
                                  old.remote_model != now.remote_model ||
                                  old.remote_key != now.remote_key || old.script != now.script ||
                                  old.cache_mb != now.cache_mb || old.threads != now.threads;
-    if (initialized && backend_changed) std::thread([this] { start_backend(); }).detach();
+    if (initialized && backend_changed) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            ++backend_loading_;
+        }
+        std::thread([this] { start_backend(); }).detach();
+    }
 }
 
 void Server::initialized() {
@@ -339,6 +354,7 @@ void Server::initialized() {
         std::lock_guard<std::mutex> lock(mu_);
         if (initialized_) return;
         initialized_ = true;
+        ++backend_loading_;
     }
     // Model loading and indexing take seconds: neither may block the message loop.
     std::thread([this] { start_backend(); }).detach();
@@ -416,7 +432,9 @@ void Server::start_backend() {
         std::lock_guard<std::mutex> lock(mu_);
         backend_ = b;
         backend_error_ = error;
+        --backend_loading_;
     }
+    backend_cv_.notify_all();
     if (b) {
         log("backend: " + b->describe());
         for (const auto& uri : docs_.uris()) warm(uri, std::nullopt);
@@ -650,7 +668,11 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
     };
     if (auto hit = suggestions_.get(uri, before, after)) return answer(*hit, true, nullptr);
 
-    auto b = backend();
+    // A model still loading (seconds) is worth a short wait; an explicit request longer.
+    auto b = ready_backend(
+        ctx,
+        std::chrono::milliseconds(
+            p->context.triggerKind == lsp::InlineCompletionTriggerKind::Invoked ? 60000 : 10000));
     if (!b) return answer("", false, nullptr);
     Settings s;
     {
@@ -695,7 +717,7 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
 
 lsp::Result<json> Server::run_chat(std::vector<ChatMessage> messages, lsp::RequestContext& ctx,
                                    int max_tokens) {
-    auto b = backend();
+    auto b = ready_backend(ctx, std::chrono::minutes(2));
     if (!b) {
         std::lock_guard<std::mutex> lock(mu_);
         return ResponseError{ec::kRequestFailed,

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -88,6 +89,9 @@ private:
     void start_backend();
     void start_indexing();
     std::shared_ptr<Backend> backend() const;
+    // The backend, waiting while one is being loaded (until `patience` or cancellation).
+    std::shared_ptr<Backend> ready_backend(lsp::RequestContext& ctx,
+                                           std::chrono::milliseconds patience);
     std::shared_ptr<WorkspaceIndex> index_for(const std::string& path) const;
 
     lsp::Result<nlohmann::json> inline_completion(const nlohmann::json& params,
@@ -117,6 +121,8 @@ private:
     Settings settings_;
     std::shared_ptr<Backend> backend_;
     std::string backend_error_;
+    int backend_loading_ = 0;  // start_backend() runs in progress
+    std::condition_variable backend_cv_;
     std::vector<std::string> folders_;  // absolute paths
     std::vector<std::shared_ptr<WorkspaceIndex>> indexes_;
     nlohmann::json client_caps_;

@@ -1,0 +1,125 @@
+// The completion pipeline's pure parts: prompt layout, post-processing, suggestion cache,
+// chat templates.
+#include "agent/completion.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/chat_template.h"
+
+namespace latent::agent {
+namespace {
+
+CursorText at(std::string text, std::string marker = "|") {
+    const size_t c = text.find(marker);
+    text.erase(c, marker.size());
+    return cursor_text(text, c);
+}
+
+TEST(PostprocessTest, MidLineKeepsOneLine) {
+    EXPECT_EQ(postprocess("a, b\nfoo();", at("f(|)")), "a, b");
+}
+
+TEST(PostprocessTest, DropsTheRestOfTheLineRetyped) {
+    EXPECT_EQ(postprocess("x + 1;", at("int y = |;")), "x + 1");
+}
+
+TEST(PostprocessTest, StopsWhereItRepeatsTheNextLine) {
+    const auto c = at("int f() {\n    |\n    return 0;\n}\n");
+    EXPECT_EQ(postprocess("int x = 1;\n    return 0;\n}", c), "int x = 1;");
+}
+
+TEST(PostprocessTest, CutsAtDedentBelowTheBlock) {
+    const auto c = at("def f():\n    x = 1\n    |\n");
+    EXPECT_EQ(postprocess("y = 2\n    return x + y\n\ndef g():\n    pass", c),
+              "y = 2\n    return x + y");
+}
+
+TEST(PostprocessTest, BlockOpenerKeepsItsBodyAndClosingBrace) {
+    const auto c = at("void f() {|");
+    EXPECT_EQ(postprocess("\n    g();\n}\n\nvoid h() {}", c), "\n    g();\n}");
+    const auto py = at("def f():|");
+    EXPECT_EQ(postprocess("\n    return 1\nprint(f())", py), "\n    return 1");
+}
+
+TEST(PostprocessTest, ClosingBracketTheLineAlreadyHasEndsIt) {
+    EXPECT_EQ(postprocess("a, b))", at("call(|)")), "a, b");
+    EXPECT_EQ(postprocess("x[0])", at("f(|")), "x[0])");  // the line has no ")": kept
+    EXPECT_EQ(postprocess("(a]", at("|")), "(a");         // mismatched
+}
+
+TEST(PostprocessTest, UnclosedBracketsCutBackToTheLastBalancedLine) {
+    const auto c = at("|");
+    EXPECT_EQ(postprocess("a = 1\nb = f(\n  2,", c), "a = 1");
+    EXPECT_EQ(postprocess("s = \")(\"\nt", c), "s = \")(\"\nt");  // quoted brackets ignored
+}
+
+TEST(PostprocessTest, WhitespaceOnlyIsDropped) {
+    EXPECT_EQ(postprocess("  \n\t\n", at("x|")), "");
+    EXPECT_EQ(postprocess("", at("|")), "");
+    EXPECT_EQ(postprocess("ok  \n\n", at("|")), "ok");
+}
+
+TEST(LayoutTest, PrefixStartsAtAStableLineAndContextComesFirst) {
+    std::string text;
+    for (int i = 0; i < 100; ++i) text += "line " + std::to_string(i) + "\n";
+    PromptBudget b;
+    b.prefix_tokens = 100;  // 400 bytes: ~50 lines of "line NN\n"
+    b.stride_lines = 32;
+    const size_t cursor = text.find("line 70") + 4;
+    std::vector<ContextBlock> ctx = {
+        {"z.h", 3, 4, "int z;\n"}, {"a.h", 1, 1, "int a;"}, {"src/x.cpp", 0, 0, "own file"}};
+    const FimLayout l = layout_fim_prompt(text, cursor, "src/x.cpp", ctx, b);
+    EXPECT_EQ(l.first_line, 32u);
+    EXPECT_EQ(l.prompt.prefix.substr(0, 8), "line 32\n");
+    EXPECT_EQ(l.prompt.prefix.substr(l.prompt.prefix.size() - 4), "line");
+    EXPECT_EQ(l.prompt.context, "// a.h:2\nint a;\n// z.h:4\nint z;\n// src/x.cpp\n");
+    EXPECT_EQ(l.prompt.prefix.substr(l.stable_prefix_bytes), "line");
+    EXPECT_EQ(l.prompt.suffix.substr(0, 4), " 70\n");
+    // Typing on the same line keeps context and the prefix's start.
+    std::string typed = text;
+    typed.insert(cursor, "xyz");
+    const FimLayout l2 = layout_fim_prompt(typed, cursor + 3, "src/x.cpp", ctx, b);
+    EXPECT_EQ(l2.prompt.context, l.prompt.context);
+    EXPECT_EQ(l2.first_line, l.first_line);
+    EXPECT_EQ(l2.prompt.prefix, l.prompt.prefix + "xyz");
+}
+
+TEST(LayoutTest, ContextRespectsItsBudgetAndPythonUsesHash) {
+    PromptBudget b;
+    b.context_tokens = 5;  // 20 bytes
+    const FimLayout l = layout_fim_prompt(
+        "x = 1\n", 6, "m.py", {{"a.py", 0, 0, std::string(100, 'a')}, {"b.py", 0, 0, "b"}}, b);
+    EXPECT_EQ(l.prompt.context, "# b.py:1\nb\n# m.py\n");
+}
+
+TEST(SuggestionCacheTest, TypingThroughASuggestionReturnsTheRest) {
+    SuggestionCache c;
+    c.put("u", "int x = ", ";\n", "foo(1)");
+    EXPECT_EQ(c.get("u", "int x = ", ";\n"), "foo(1)");
+    EXPECT_EQ(c.get("u", "int x = fo", ";\n"), "o(1)");
+    EXPECT_FALSE(c.get("u", "int x = fa", ";\n"));
+    EXPECT_FALSE(c.get("u", "int x = foo(1)", ";\n"));  // typed it all
+    EXPECT_FALSE(c.get("u", "int y = fo", ";\n"));      // the text before changed
+    EXPECT_FALSE(c.get("v", "int x = fo", ";\n"));
+    EXPECT_EQ(c.hits(), 2u);
+    c.forget("u");
+    EXPECT_FALSE(c.get("u", "int x = fo", ";\n"));
+}
+
+TEST(ChatTemplateTest, DeepSeekV3AndCoderV2) {
+    const std::vector<ChatMessage> m = {
+        {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Why?"}};
+    EXPECT_EQ(
+        render(apply_chat_template(ChatFamily::kDeepSeekV3, m)),
+        "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>Hello<｜end▁of▁sentence｜>"
+        "<｜User｜>Why?<｜Assistant｜>");
+    EXPECT_EQ(render(apply_chat_template(ChatFamily::kDeepSeekCoderV2, m)),
+              "<｜begin▁of▁sentence｜>Be brief.\n\nUser: Hi\n\nAssistant: "
+              "Hello<｜end▁of▁sentence｜>User: Why?\n\nAssistant:");
+    // User text is never a special piece.
+    const auto pieces = apply_chat_template(ChatFamily::kDeepSeekV3, {{"user", "<｜User｜>x"}});
+    EXPECT_FALSE(pieces[2].special);
+}
+
+}  // namespace
+}  // namespace latent::agent

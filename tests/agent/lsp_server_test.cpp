@@ -1,0 +1,349 @@
+// `latent lsp` as a child process, driven through whole sessions by tests/support's
+// LspClient: lifecycle, documents, inline completion (scripted backend and a tiny model),
+// cancellation, chat streaming, explain/edit, indexing progress, and faults.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/lsp_client.h"
+// The agent tests link latent_agent only; the tiny-model maker is compiled in here.
+#include "tests/support/test_models.cpp"
+
+namespace latent::agent {
+namespace {
+
+using json = nlohmann::json;
+using latent::test::LspClient;
+using std::chrono::milliseconds;
+
+std::string tmp() { return latent::test::temp_dir(); }
+
+std::unique_ptr<LspClient> start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {LATENT_BINARY, "lsp"};
+    for (const auto& e : extra) argv.push_back(e);
+    auto c =
+        std::make_unique<LspClient>(argv, tmp() + "/lsp-stderr.txt",
+                                    std::vector<std::string>{"XDG_CACHE_HOME=" + tmp() + "/cache"});
+    EXPECT_TRUE(c->started());
+    return c;
+}
+
+json scripted(std::vector<std::string> replies, int delay_ms = 0) {
+    return {{"backend", "scripted"},
+            {"script", replies},
+            {"scriptDelayMs", delay_ms},
+            {"index", {{"enabled", false}}}};
+}
+
+json open_params(const std::string& uri, const std::string& text) {
+    return {
+        {"textDocument", {{"uri", uri}, {"languageId", "cpp"}, {"version", 1}, {"text", text}}}};
+}
+
+json completion_params(const std::string& uri, int line, int character) {
+    return {{"textDocument", {{"uri", uri}}},
+            {"position", {{"line", line}, {"character", character}}},
+            {"context", {{"triggerKind", 2}}}};
+}
+
+int error_code(const std::optional<json>& r) {
+    if (!r || !r->contains("error")) return 0;
+    return (*r)["error"]["code"].get<int>();
+}
+
+void shutdown_and_exit(LspClient& c, int expected_code = 0) {
+    const int id = c.request("shutdown", nullptr);
+    auto r = c.wait_response(id);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE((*r)["result"].is_null());
+    c.notify("exit", nullptr);
+    EXPECT_EQ(c.wait_exit(), expected_code);
+}
+
+TEST(LspServerTest, LifecycleAndCapabilities) {
+    auto c = start();
+    const json r = c->initialize(scripted({}));
+    const json& caps = r["result"]["capabilities"];
+    EXPECT_EQ(caps["positionEncoding"], "utf-16");
+    EXPECT_EQ(caps["textDocumentSync"]["change"], 2);
+    EXPECT_EQ(caps["inlineCompletionProvider"], true);
+    EXPECT_TRUE(caps.contains("codeActionProvider"));
+    EXPECT_TRUE(caps["workspace"]["workspaceFolders"]["supported"].get<bool>());
+    EXPECT_EQ(caps["executeCommandProvider"]["commands"].size(), 2u);
+    shutdown_and_exit(*c, 0);
+}
+
+TEST(LspServerTest, NegotiatesUtf8AndExitWithoutShutdownIsOne) {
+    auto c = start();
+    const json r = c->initialize(scripted({}), "",
+                                 {{"general", {{"positionEncodings", {"utf-8", "utf-16"}}}}});
+    EXPECT_EQ(r["result"]["capabilities"]["positionEncoding"], "utf-8");
+    c->notify("exit", nullptr);
+    EXPECT_EQ(c->wait_exit(), 1);
+}
+
+TEST(LspServerTest, RequestBeforeInitializeUnknownMethodAndMalformedJson) {
+    auto c = start();
+    EXPECT_EQ(error_code(c->wait_response(c->request("textDocument/inlineCompletion",
+                                                     completion_params("file:///a", 0, 0)))),
+              -32002);
+    c->initialize(scripted({}));
+    EXPECT_EQ(error_code(c->wait_response(c->request("no/such/method", json::object()))), -32601);
+    c->send_raw(lsp::frame_message("{\"jsonrpc\": \"2.0\", \"id\": 5, "));  // cut short
+    auto parse_error = c->wait_for(
+        [](const json& m) { return m.contains("error") && m["error"]["code"] == -32700; });
+    EXPECT_TRUE(parse_error);
+    // Bad params are -32602, and the server is still fine afterwards.
+    EXPECT_EQ(error_code(c->wait_response(
+                  c->request("textDocument/inlineCompletion", {{"position", "nowhere"}}))),
+              -32602);
+    c->send_raw("Content-Length: 5\r\nContent-Length: x\r\n\r\n");  // a bad header block
+    auto st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    EXPECT_EQ((*st)["result"]["backend"], "scripted");
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, HeaderWithoutBodyThenEofExitsCleanly) {
+    auto c = start();
+    c->initialize(scripted({}));
+    c->send_raw("Content-Length: 100\r\n\r\n{\"jsonrpc\"");
+    c->close_input();
+    EXPECT_EQ(c->wait_exit(std::chrono::seconds(10)), 1);
+}
+
+TEST(LspServerTest, InlineCompletionAfterIncrementalEditsIsPostProcessed) {
+    auto c = start();
+    // The model "writes" the body, the closing brace and then a next function: the
+    // post-processor keeps the body only.
+    c->initialize(scripted({"return a + b;\n}\n\nint g() { return 0; }"}));
+    const std::string uri = "file:///tmp/latent-test/add.cpp";
+    c->notify("textDocument/didOpen", open_params(uri, "int add(int a, int b) {\n}\n"));
+    // Incremental edits: an emoji comment on line 0 (2 UTF-16 units), then a new line 1.
+    c->notify("textDocument/didChange", {{"textDocument", {{"uri", uri}, {"version", 2}}},
+                                         {"contentChanges",
+                                          {{{"range",
+                                             {{"start", {{"line", 0}, {"character", 23}}},
+                                              {"end", {{"line", 0}, {"character", 23}}}}},
+                                            {"text", " // \xF0\x9F\x98\x80\n    "}}}}});
+    const int id = c->request("textDocument/inlineCompletion", completion_params(uri, 1, 4));
+    auto r = c->wait_response(id);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE((*r).contains("result")) << r->dump();
+    const json& items = (*r)["result"]["items"];
+    ASSERT_EQ(items.size(), 1u) << r->dump();
+    EXPECT_EQ(items[0]["insertText"], "return a + b;");
+    EXPECT_EQ(items[0]["range"]["start"], (json{{"line", 1}, {"character", 4}}));
+    EXPECT_EQ(items[0]["range"]["end"], (json{{"line", 1}, {"character", 4}}));
+    // Typing the suggestion's first characters returns the rest from the cache.
+    c->notify("textDocument/didChange", {{"textDocument", {{"uri", uri}, {"version", 3}}},
+                                         {"contentChanges",
+                                          {{{"range",
+                                             {{"start", {{"line", 1}, {"character", 4}}},
+                                              {"end", {{"line", 1}, {"character", 4}}}}},
+                                            {"text", "ret"}}}}});
+    auto r2 =
+        c->wait_response(c->request("textDocument/inlineCompletion", completion_params(uri, 1, 7)));
+    ASSERT_TRUE(r2);
+    EXPECT_EQ((*r2)["result"]["items"][0]["insertText"], "urn a + b;");
+    EXPECT_EQ((*r2)["result"]["latent"]["fromCache"], true);
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, MidLineCompletionIsOneLineAndBlankItemsAreDropped) {
+    auto c = start();
+    c->initialize(scripted({"x, y)\nmore();", "   \n  "}));
+    const std::string uri = "file:///tmp/latent-test/m.py";
+    c->notify("textDocument/didOpen", open_params(uri, "print()\n\n"));
+    auto r =
+        c->wait_response(c->request("textDocument/inlineCompletion", completion_params(uri, 0, 6)));
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)["result"]["items"][0]["insertText"], "x, y");
+    auto r2 =
+        c->wait_response(c->request("textDocument/inlineCompletion", completion_params(uri, 1, 0)));
+    ASSERT_TRUE(r2);
+    EXPECT_TRUE((*r2)["result"]["items"].empty()) << r2->dump();
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, CancelAndSupersede) {
+    auto c = start();
+    c->initialize(scripted({"slow"}, 3000));
+    const std::string uri = "file:///tmp/latent-test/c.cpp";
+    c->notify("textDocument/didOpen", open_params(uri, "int x = \n"));
+    const auto t0 = std::chrono::steady_clock::now();
+    const int a = c->request("textDocument/inlineCompletion", completion_params(uri, 0, 8));
+    c->cancel(a);
+    EXPECT_EQ(error_code(c->wait_response(a)), -32800);
+    // A newer request for the same document supersedes the older one.
+    const int b1 = c->request("textDocument/inlineCompletion", completion_params(uri, 0, 8));
+    std::this_thread::sleep_for(milliseconds(50));
+    const int b2 = c->request("textDocument/inlineCompletion", completion_params(uri, 0, 8));
+    EXPECT_EQ(error_code(c->wait_response(b1)), -32802);
+    c->cancel(b2);
+    EXPECT_EQ(error_code(c->wait_response(b2)), -32800);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2900));
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, CancelStormLeavesTheServerResponsive) {
+    auto c = start();
+    c->initialize(scripted({"a"}, 5));
+    const std::string uri = "file:///tmp/latent-test/s.cpp";
+    c->notify("textDocument/didOpen", open_params(uri, "x\n"));
+    std::vector<int> ids;
+    for (int i = 0; i < 200; ++i) {
+        ids.push_back(c->request("textDocument/inlineCompletion", completion_params(uri, 0, 1)));
+        c->cancel(ids.back());
+        c->cancel(100000 + i);  // unknown ids are ignored
+    }
+    for (int id : ids) {
+        auto r = c->wait_response(id);
+        ASSERT_TRUE(r) << id;
+    }
+    auto st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, StdinClosedMidRequestExits) {
+    auto c = start();
+    c->initialize(scripted({"never"}, 60000));
+    const std::string uri = "file:///tmp/latent-test/e.cpp";
+    c->notify("textDocument/didOpen", open_params(uri, "x\n"));
+    c->request("textDocument/inlineCompletion", completion_params(uri, 0, 1));
+    c->request("latent/chat", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}});
+    std::this_thread::sleep_for(milliseconds(100));
+    c->close_input();
+    EXPECT_EQ(c->wait_exit(std::chrono::seconds(10)), 1);
+}
+
+TEST(LspServerTest, ChatStreamsPartialResults) {
+    auto c = start();
+    c->initialize(scripted({"Hello there, this is a streamed answer."}));
+    const int id = c->request("latent/chat", {{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                              {"partialResultToken", "chat-1"}});
+    auto r = c->wait_response(id);
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)["result"]["text"], "Hello there, this is a streamed answer.");
+    std::string streamed;
+    for (const auto& m : c->seen)
+        if (m.value("method", "") == "$/progress" && m["params"]["token"] == "chat-1")
+            streamed += m["params"]["value"]["text"].get<std::string>();
+    EXPECT_EQ(streamed, "Hello there, this is a streamed answer.");
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, ExplainEditAndCodeActions) {
+    auto c = start();
+    c->initialize(scripted({"Here you go:\n```cpp\nint twice(int x) { return 2 * x; }\n```\n"}));
+    const std::string uri = "file:///tmp/latent-test/t.cpp";
+    c->notify("textDocument/didOpen", open_params(uri, "int twice(int x) { return x + x; }\n"));
+    const json range = {{"start", {{"line", 0}, {"character", 0}}},
+                        {"end", {{"line", 0}, {"character", 34}}}};
+    auto actions = c->wait_response(
+        c->request("textDocument/codeAction", {{"textDocument", {{"uri", uri}}},
+                                               {"range", range},
+                                               {"context", {{"diagnostics", json::array()}}}}));
+    ASSERT_TRUE(actions);
+    ASSERT_EQ((*actions)["result"].size(), 2u);
+    EXPECT_EQ((*actions)["result"][0]["command"]["command"], "latent.explain");
+    auto e = c->wait_response(c->request(
+        "latent/edit",
+        {{"textDocument", {{"uri", uri}}}, {"range", range}, {"instruction", "use multiply"}}));
+    ASSERT_TRUE(e);
+    EXPECT_EQ((*e)["result"]["text"], "int twice(int x) { return 2 * x; }");
+    const json& edits = (*e)["result"]["edit"]["changes"][uri];
+    ASSERT_EQ(edits.size(), 1u);
+    EXPECT_EQ(edits[0]["range"], range);
+    auto x = c->wait_response(
+        c->request("latent/explain", {{"textDocument", {{"uri", uri}}}, {"range", range}}));
+    ASSERT_TRUE(x);
+    EXPECT_TRUE((*x)["result"]["text"].is_string());
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, IndexesTheWorkspaceWithProgressAndRegistersTheWatcher) {
+    const std::string root = tmp() + "/ws";
+    std::filesystem::create_directories(root);
+    std::ofstream(root + "/util.py") << "def helper(x):\n    return x * 2\n";
+    std::ofstream(root + "/main.py") << "from util import helper\n\nprint(helper(3))\n";
+    auto c = start();
+    json options = scripted({"helper(4)"});
+    options["index"] = {{"enabled", true}, {"db", tmp() + "/ws-index.sqlite"}};
+    c->initialize(options, "file://" + root,
+                  {{"window", {{"workDoneProgress", true}}},
+                   {"workspace", {{"didChangeWatchedFiles", {{"dynamicRegistration", true}}}}}});
+    auto reg = c->wait_for(
+        [](const json& m) { return m.value("method", "") == "client/registerCapability"; });
+    ASSERT_TRUE(reg);
+    EXPECT_EQ(reg->at("params")["registrations"][0]["method"], "workspace/didChangeWatchedFiles");
+    auto end = c->wait_for([](const json& m) {
+        return m.value("method", "") == "$/progress" && m["params"]["value"]["kind"] == "end";
+    });
+    ASSERT_TRUE(end);
+    auto begin = c->wait_for([](const json& m) {
+        return m.value("method", "") == "$/progress" && m["params"]["value"]["kind"] == "begin";
+    });
+    EXPECT_TRUE(begin);
+    auto st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    EXPECT_EQ((*st)["result"]["index"][0]["state"], "ready") << st->dump();
+    EXPECT_EQ((*st)["result"]["index"][0]["files"], 2);
+    shutdown_and_exit(*c);
+}
+
+TEST(LspServerTest, TinyModelCompletesWithPrefixReuse) {
+    engine::MakeModelOptions o;
+    o.preset = "tiny";
+    const std::string model = latent::test::make_test_model(o);
+    ASSERT_FALSE(model.empty());
+    auto c = start();
+    c->initialize({{"backend", "local"},
+                   {"engine", "reference"},
+                   {"model", model},
+                   {"completion", {{"maxTokens", 8}}},
+                   {"index", {{"enabled", false}}}});
+    const std::string uri = "file:///tmp/latent-test/tiny.py";
+    c->notify("textDocument/didOpen",
+              open_params(uri, "def add(a, b):\n    return a + b\n\ndef mul(a, b):\n    \n"));
+    std::optional<json> r;
+    // The model loads in the background; completions before it is ready are empty.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        r = c->wait_response(
+            c->request("textDocument/inlineCompletion", completion_params(uri, 4, 4)));
+        ASSERT_TRUE(r);
+        ASSERT_TRUE(r->contains("result")) << r->dump();
+        if ((*r)["result"]["latent"]["computedTokens"].get<int>() > 0) break;
+        std::this_thread::sleep_for(milliseconds(100));
+    }
+    const json& res = (*r)["result"];
+    EXPECT_GT(res["latent"]["computedTokens"].get<int>(), 0) << res.dump();
+    for (const auto& item : res["items"]) {
+        EXPECT_FALSE(item["insertText"].get<std::string>().empty());
+        EXPECT_EQ(item["range"]["start"], (json{{"line", 4}, {"character", 4}}));
+    }
+    // One more character typed: the prompt's long prefix comes from the cache.
+    c->notify("textDocument/didChange", {{"textDocument", {{"uri", uri}, {"version", 2}}},
+                                         {"contentChanges",
+                                          {{{"range",
+                                             {{"start", {{"line", 4}, {"character", 4}}},
+                                              {"end", {{"line", 4}, {"character", 4}}}}},
+                                            {"text", "#"}}}}});
+    auto r2 =
+        c->wait_response(c->request("textDocument/inlineCompletion", completion_params(uri, 4, 5)));
+    ASSERT_TRUE(r2);
+    const json& l2 = (*r2)["result"]["latent"];
+    if (!l2["fromCache"].get<bool>()) {
+        EXPECT_GT(l2["cachedTokens"].get<int>(), 10) << r2->dump();
+        EXPECT_LT(l2["computedTokens"].get<int>(), 10) << r2->dump();
+    }
+    auto st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    EXPECT_NE((*st)["result"]["backend"].get<std::string>().find("local"), std::string::npos);
+    shutdown_and_exit(*c);
+}
+
+}  // namespace
+}  // namespace latent::agent
