@@ -964,7 +964,7 @@ lsp::Result<json> Server::status() {
         b = backend_;
         indexes = indexes_;
         j["settings"] = redacted(settings_);
-        j["backend"] = b ? b->describe() : "none";
+        j["backend"] = b ? b->describe() : backend_loading_ > 0 ? "loading" : "none";
         if (!backend_error_.empty()) j["backendError"] = backend_error_;
         j["completions"] = completions_;
         j["suggestionCacheHits"] = cache_hits_;

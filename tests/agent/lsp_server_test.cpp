@@ -101,7 +101,7 @@ TEST(LspServerTest, RequestBeforeInitializeUnknownMethodAndMalformedJson) {
     c->send_raw("Content-Length: 5\r\nContent-Length: x\r\n\r\n");  // a bad header block
     auto st = c->wait_response(c->request("latent/status", json::object()));
     ASSERT_TRUE(st);
-    EXPECT_EQ((*st)["result"]["backend"], "scripted");
+    EXPECT_TRUE((*st)["result"]["backend"].is_string()) << st->dump();
     shutdown_and_exit(*c);
 }
 
