@@ -184,7 +184,7 @@ std::optional<NetError> exchange(asio::io_context& ioc, Stream& stream, tcp::soc
         parser.get().body().data = chunk;
         parser.get().body().size = sizeof chunk;
         done = false;
-        http::async_read(stream, buf, parser, [&](beast::error_code e, size_t) {
+        http::async_read_some(stream, buf, parser, [&](beast::error_code e, size_t) {
             ec = e;
             done = true;
         });
