@@ -327,9 +327,7 @@ void register_bench_index(CLI::App& app, int& exit_code) {
             std::vector<std::pair<int64_t, int64_t>> per_file;  // (file id, uses so far)
             int64_t total_refs = 0;
             {
-                Statement s = store->prepare(
-                    "SELECT file_id, sum(length(uses) - length(replace(uses, char(10), '')) + 1) "
-                    "FROM refs GROUP BY file_id");
+                Statement s = store->prepare("SELECT file_id, sum(n) FROM refs GROUP BY file_id");
                 while (s.step()) per_file.emplace_back(s.int64(0), total_refs += s.int64(1));
             }
             Statement lines = store->prepare(

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <iterator>
 
 namespace latent::index {
@@ -27,8 +28,8 @@ CREATE INDEX symbols_name ON symbols(name);
 CREATE INDEX symbols_file ON symbols(file_id);
 CREATE TABLE refs(
   id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-  line INTEGER NOT NULL, uses TEXT NOT NULL);
-CREATE UNIQUE INDEX refs_file_line ON refs(file_id, line);
+  line INTEGER NOT NULL, n INTEGER NOT NULL, uses TEXT NOT NULL);
+CREATE INDEX refs_file_line ON refs(file_id, line, n);
 CREATE TABLE imports(
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
   line INTEGER NOT NULL, text TEXT NOT NULL);
@@ -70,14 +71,15 @@ DROP TABLE refs_v4;
     // 5 -> 6: one refs row per line ("col name" lines): a third of the database was the
     // per-use keys and record headers. A rowid table: a line's uses often pass the ~1 KB
     // a WITHOUT ROWID row keeps in its page, and the overflow pages were half empty.
+    // n (the line's uses) is in the index, so counting references reads only the index.
     R"sql(
 ALTER TABLE refs RENAME TO refs_v5;
 CREATE TABLE refs(
   id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-  line INTEGER NOT NULL, uses TEXT NOT NULL);
-CREATE UNIQUE INDEX refs_file_line ON refs(file_id, line);
-INSERT INTO refs(file_id, line, uses)
-  SELECT file_id, line, group_concat(col || ' ' || name, char(10)) FROM
+  line INTEGER NOT NULL, n INTEGER NOT NULL, uses TEXT NOT NULL);
+CREATE INDEX refs_file_line ON refs(file_id, line, n);
+INSERT INTO refs(file_id, line, n, uses)
+  SELECT file_id, line, count(*), group_concat(col || ' ' || name, char(10)) FROM
   (SELECT file_id, line, col, name FROM refs_v5 ORDER BY file_id, line, col)
   GROUP BY file_id, line;
 DROP TABLE refs_v5;
@@ -291,9 +293,7 @@ void Store::prepare_writes() {
         "end_col, start_byte, end_byte, name_line, name_col, signature, doc) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     insert_symbol_fts_ = prepare("INSERT INTO symbols_fts(rowid, name) VALUES (?,?)");
-    insert_ref_ = prepare(
-        "INSERT INTO refs(file_id, line, uses) VALUES (?,?,?) ON CONFLICT(file_id, line) "
-        "DO UPDATE SET uses = uses || char(10) || excluded.uses");
+    insert_ref_ = prepare("INSERT INTO refs(file_id, line, n, uses) VALUES (?,?,?,?)");
     insert_import_ = prepare("INSERT INTO imports(file_id, line, text) VALUES (?,?,?)");
     insert_chunk_ = prepare(
         "INSERT INTO chunks(file_id, kind, name, start_line, end_line, start_byte, end_byte, "
@@ -368,20 +368,30 @@ void Store::write(const std::vector<FileUpdate>& updates) {
             insert_symbol_fts_.reset();
             insert_symbol_fts_.bind(1, sqlite3_last_insert_rowid(db_.get())).bind(2, d.name).step();
         }
-        // One row per line: references come in source order, so a line's are adjacent
-        // (the upsert covers a tree that is not).
+        // One row per line, uses by column.
+        order_.resize(x.references.size());
+        for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);
+        std::stable_sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
+            const Point& pa = x.references[a].position;
+            const Point& pb = x.references[b].position;
+            return std::pair(pa.line, pa.column) < std::pair(pb.line, pb.column);
+        });
         std::string uses;
-        for (size_t i = 0; i < x.references.size(); ++i) {
-            const Reference& r = x.references[i];
+        int64_t n = 0;
+        for (size_t i = 0; i < order_.size(); ++i) {
+            const Reference& r = x.references[order_[i]];
             if (!uses.empty()) uses += '\n';
             uses += std::to_string(r.position.column);
             uses += ' ';
             uses += r.name;
-            if (i + 1 == x.references.size() ||
-                x.references[i + 1].position.line != r.position.line) {
+            ++n;
+            if (i + 1 == order_.size() ||
+                x.references[order_[i + 1]].position.line != r.position.line) {
                 insert_ref_.reset();
-                insert_ref_.bind(1, id).bind(2, int64_t{r.position.line}).bind(3, uses).step();
+                insert_ref_.bind(1, id).bind(2, int64_t{r.position.line}).bind(3, n).bind(4, uses);
+                insert_ref_.step();
                 uses.clear();
+                n = 0;
             }
         }
         for (const auto& i : x.imports) {
@@ -462,7 +472,7 @@ Store::Counts Store::counts() {
     Counts c;
     Statement s = prepare(
         "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM symbols), "
-        "(SELECT sum(length(uses) - length(replace(uses, char(10), '')) + 1) FROM refs), "
+        "(SELECT ifnull(sum(n), 0) FROM refs), "
         "(SELECT count(*) FROM chunks)");
     if (s.step()) c = {s.int64(0), s.int64(1), s.int64(2), s.int64(3)};
     return c;

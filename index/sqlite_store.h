@@ -14,9 +14,9 @@
 //   symbols(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, name, kind,
 //         container, start_line, start_col, end_line, end_col, start_byte, end_byte,
 //         name_line, name_col, signature, doc)        -- lines/cols 0-based, cols in bytes
-//   refs(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, line, uses)
-//         -- unique index (file_id, line); uses: the line's references as "col name"
-//         lines in column order (parse_uses)
+//   refs(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, line, n, uses)
+//         -- one row per line, indexed by (file_id, line, n); uses: the line's n
+//         references as "col name" lines in column order (parse_uses)
 //   imports(file_id -> files ON DELETE CASCADE, line, text)
 //   chunks(id INTEGER PRIMARY KEY, file_id -> files ON DELETE CASCADE, kind, name,
 //         start_line, end_line, start_byte, end_byte, text)
@@ -163,6 +163,7 @@ private:
     Statement insert_file_, update_stat_, find_file_, delete_file_, delete_chunks_fts_,
         delete_symbols_fts_, insert_symbol_, insert_symbol_fts_, insert_ref_, insert_import_,
         insert_chunk_, insert_chunk_fts_;
+    std::vector<uint32_t> order_;  // scratch for write()
     void prepare_writes();
     void delete_file(std::string_view path);
 };
