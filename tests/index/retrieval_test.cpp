@@ -101,6 +101,26 @@ TEST_F(RetrievalTest, ContextPutsOtherFilesDefinitionsFirstAndIsDeterministic) {
     }
 }
 
+// On a generated file's very long line only uses within window_bytes of the cursor's
+// column are "near": `add` at column 0 is, `scale` 6000 bytes away is not.
+TEST_F(RetrievalTest, ContextTakesNamesNearTheCursorColumnOnALongLine) {
+    std::string line = "x = add(1, 2)";
+    line.append(6000, ' ');
+    line += "+ scale([1], 2)\n";
+    Indexer ix(ws_.path(), *store_, IndexerOptions{});
+    ASSERT_TRUE(ix.update_file("app/long.py", std::string_view(line)));
+    Retrieval r(*store_);
+    ContextOptions o;
+    o.similar = 0;
+    std::vector<std::string> whys;
+    for (const auto& s : r.context_for("app/long.py", {0, 4}, 2000, o)) whys.push_back(s.why);
+    EXPECT_THAT(whys, ElementsAre("definition of add (used at line 1)",
+                                  "definition of add (used at line 1)"));
+    whys.clear();
+    for (const auto& s : r.context_for("app/long.py", {0, 6020}, 2000, o)) whys.push_back(s.why);
+    EXPECT_THAT(whys, ElementsAre("definition of scale (used at line 1)"));
+}
+
 TEST_F(RetrievalTest, ContextRespectsTheTokenBudget) {
     Retrieval r(*store_);
     auto ctx = r.context_for("app/main.py", {10, 12}, 16);
