@@ -17,6 +17,9 @@ void register_index_commands(CLI::App& app, int& exit_code);
 
 // `latent lsp` (the language server), `latent complete`, `latent demo`, `latent bench lsp`.
 void register_lsp_commands(CLI::App& app, int& exit_code);
+// `latent serve` (OpenAI-compatible HTTP) and `latent bench batch` (after
+// register_bench_commands).
+void register_serve_commands(CLI::App& app, int& exit_code);
 
 // Prints "latent: error: <message>" to stderr and returns 2.
 int fail(const std::string& message);

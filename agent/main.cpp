@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     latent::agent::register_bench_commands(app, exit_code);
     latent::agent::register_index_commands(app, exit_code);
     latent::agent::register_lsp_commands(app, exit_code);
+    latent::agent::register_serve_commands(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
