@@ -10,6 +10,7 @@
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
+#include "engine/vocab.h"
 
 namespace latent::agent {
 
@@ -174,6 +175,12 @@ Expected<GenerateResult> LocalBackend::generate(const std::string& owner,
         const int32_t id = sampler.sample(logits.data(), n_vocab);
         sampler.accept(id);
         if (tokenizer_->is_eog(id)) break;
+        // A control token (FIM or chat markers) is never text for the user: it ends the
+        // answer as EOS would.
+        const auto& types = model_->vocab().types;
+        if (id >= 0 && static_cast<size_t>(id) < types.size() &&
+            types[static_cast<size_t>(id)] == engine::TokenType::kControl)
+            break;
         ++r.generated_tokens;
         const auto step = stop.push(tokenizer_->token_to_piece(id));
         r.text += step.emit;
