@@ -1,5 +1,6 @@
 #include "engine/backends.h"
 
+#include "engine/cpu_backend.h"
 #include "engine/reference.h"
 
 namespace latent::engine {
@@ -13,8 +14,7 @@ Expected<BackendChoice> make_backend(const BackendOptions& options) {
         return choice;
     }
     if (options.name == "cpu" || options.name == "cuda") {
-        // Until the fast CPU backend lands, "cpu" is the reference pass.
-        choice.backend = std::make_unique<ReferenceBackend>();
+        choice.backend = std::make_unique<CpuBackend>(options.threads);
         if (options.name == "cuda") choice.note = "no CUDA backend in this build; using the CPU";
         return choice;
     }

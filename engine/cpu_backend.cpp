@@ -1,0 +1,463 @@
+// The fast CPU forward pass (see cpu_backend.h). Buffers are row-major [tokens][width]
+// floats unless said otherwise; T = tokens in this call, N = tokens attended.
+#include "engine/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine/reference.h"
+#include "engine/rope.h"
+
+namespace latent::engine {
+
+using cpu::ActFormat;
+
+namespace {
+
+const float* f32(const Tensor& t) { return reinterpret_cast<const float*>(t.data); }
+
+// Rows of a float matrix quantized into one activation format.
+struct Acts {
+    ActFormat format = ActFormat::kF32;
+    int64_t n = 0;
+    uint64_t row_bytes = 0;
+    std::vector<uint8_t> buf;
+    std::vector<const uint8_t*> rows;
+};
+
+// One matmul of a job list: y[t * y_stride + r] = W[r] · acts[t] for r < rows, t < n_act.
+struct Job {
+    const uint8_t* w;
+    GgmlType type;
+    ActFormat format;
+    uint64_t row_bytes;
+    int64_t rows;
+    int64_t n;
+    const uint8_t* const* acts;
+    int64_t n_act;
+    float* y;
+    int64_t y_stride;
+};
+
+Job job_for(const Tensor& t, int64_t index, const uint8_t* const* acts, int64_t n_act, float* y,
+            int64_t y_stride) {
+    return Job{t.matrix(index), t.type, ActFormat::kF32, t.row_size(), t.ne[1], t.ne[0], acts,
+               n_act,           y,      y_stride};
+}
+
+float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+struct CpuBackend::Impl {
+    // Legacy attn_kv_b files: W_UK^T per layer as float, [H][L][n] (see cpu_backend.h).
+    const Model* model = nullptr;
+    std::vector<std::vector<float>> wuk_t;
+};
+
+CpuBackend::CpuBackend(int threads, const cpu::Kernels* kernels, bool precise)
+    : pool_(threads),
+      k_(kernels ? *kernels : cpu::best_kernels()),
+      precise_(precise),
+      impl_(std::make_unique<Impl>()) {}
+
+CpuBackend::~CpuBackend() = default;
+
+namespace {
+
+class Pass {
+public:
+    Pass(ThreadPool& pool, const cpu::Kernels& k, bool precise)
+        : pool_(pool), k_(k), precise_(precise) {}
+
+    ActFormat format(GgmlType type) const { return cpu::act_format(type, precise_); }
+
+    // Quantizes T rows of n values (row t at x + t * stride) into `a` for weights of `type`.
+    void quantize(GgmlType type, const float* x, int64_t stride, int64_t T, int64_t n, Acts& a) {
+        a.format = format(type);
+        a.n = n;
+        a.row_bytes = cpu::act_row_bytes(a.format, n);
+        a.buf.resize(a.row_bytes * static_cast<uint64_t>(T));
+        a.rows.resize(static_cast<size_t>(T));
+        for (int64_t t = 0; t < T; ++t) a.rows[t] = a.buf.data() + a.row_bytes * t;
+        for_rows(T, [&](int64_t t) {
+            k_.quantize(a.format, x + t * stride, n, a.buf.data() + a.row_bytes * t);
+        });
+    }
+
+    // Runs every job of the list, their rows split in chunks over the pool.
+    void run(std::vector<Job> jobs) {
+        for (Job& j : jobs) j.format = format(j.type);
+        std::vector<int64_t> first(jobs.size() + 1, 0);
+        std::vector<int64_t> chunk(jobs.size());
+        for (size_t j = 0; j < jobs.size(); ++j) {
+            // Smaller chunks when there is little work per row (decode), for balance.
+            chunk[j] = jobs[j].n_act >= 16 ? 8 : 32;
+            first[j + 1] = first[j] + (jobs[j].rows + chunk[j] - 1) / chunk[j];
+        }
+        pool_.parallel_chunks(first.back(), 1, [&](int64_t b, int64_t e) {
+            for (int64_t c = b; c < e; ++c) {
+                const size_t j = static_cast<size_t>(
+                    std::upper_bound(first.begin(), first.end(), c) - first.begin() - 1);
+                const Job& jb = jobs[j];
+                const int64_t r0 = (c - first[j]) * chunk[j];
+                const int64_t r1 = std::min(jb.rows, r0 + chunk[j]);
+                k_.matmul_rows(jb.type, jb.format, jb.w, jb.row_bytes, r0, r1, jb.acts, jb.n_act,
+                               jb.n, jb.y, jb.y_stride);
+            }
+        });
+    }
+
+    // fn(i) for i < n, split over the pool when there is enough to split.
+    template <class F>
+    void for_rows(int64_t n, F&& fn) {
+        if (n < 2 || pool_.size() == 1) {
+            for (int64_t i = 0; i < n; ++i) fn(i);
+            return;
+        }
+        pool_.parallel_chunks(n, std::max<int64_t>(1, n / (4 * pool_.size())),
+                              [&](int64_t b, int64_t e) {
+                                  for (int64_t i = b; i < e; ++i) fn(i);
+                              });
+    }
+
+    ThreadPool& pool() { return pool_; }
+    const cpu::Kernels& k() const { return k_; }
+
+private:
+    ThreadPool& pool_;
+    const cpu::Kernels& k_;
+    bool precise_;
+};
+
+// x / sqrt(mean(x^2) + eps) * w, in place (as ref::rms_norm: the sum in double).
+void rms_norm(float* x, const float* w, int64_t n, float eps) { ref::rms_norm(x, w, n, eps); }
+
+// Rotates x[0..r) by the precomputed cos/sin pairs of its position (as rope_apply).
+void rope_cs(const double* c, const double* s, int64_t r, float* x) {
+    for (int64_t i = 0; i < r / 2; ++i) {
+        const double x0 = x[2 * i], x1 = x[2 * i + 1];
+        x[2 * i] = static_cast<float>(x0 * c[i] - x1 * s[i]);
+        x[2 * i + 1] = static_cast<float>(x0 * s[i] + x1 * c[i]);
+    }
+}
+
+}  // namespace
+
+Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
+                           LogitsMode mode, std::vector<float>& logits) {
+    const HParams& hp = model.hparams();
+    const Weights& W = model.weights();
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    if (T == 0) return make_error("forward: no tokens");
+    for (int32_t id : tokens)
+        if (id < 0 || static_cast<uint32_t>(id) >= hp.n_vocab)
+            return make_error("forward: token id " + std::to_string(id) +
+                              " is outside the vocabulary");
+    const int32_t n_past = seq.n_tokens();
+    if (Status s = seq.reserve(static_cast<int32_t>(T)); !s) return s;
+
+    const int64_t E = hp.n_embd, H = hp.n_head, n = hp.n_embd_head_qk_nope, r = hp.n_rot,
+                  v = hp.n_embd_head_v, L = hp.kv_lora_rank, qk = n + r;
+    const float eps = hp.rms_eps, kq_scale = hp.kq_scale();
+    Pass pass(pool_, k_, precise_);
+    const cpu::Kernels& k = k_;
+
+    // Legacy layout: W_UK^T as float, once per model.
+    if (impl_->model != &model) {
+        impl_->model = &model;
+        impl_->wuk_t.assign(hp.n_layer, {});
+    }
+
+    // cos/sin of every rotated pair at every new position, shared by all layers and heads.
+    const RopeParams rope = make_rope_params(
+        static_cast<int32_t>(r), hp.rope_freq_base, hp.rope_scaling_factor, hp.rope_yarn,
+        hp.rope_orig_ctx, hp.yarn_beta_fast, hp.yarn_beta_slow, hp.rope_attn_factor);
+    std::vector<double> rc(T * (r / 2)), rs(T * (r / 2));
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < r / 2; ++i) {
+            const double th =
+                rope_theta(rope, n_past + static_cast<int32_t>(t), static_cast<int32_t>(i));
+            rc[t * (r / 2) + i] = std::cos(th) * rope.magnitude;
+            rs[t * (r / 2) + i] = std::sin(th) * rope.magnitude;
+        }
+
+    std::vector<float> x(T * E), xn(T * E);
+    for (int64_t t = 0; t < T; ++t)
+        dequantize_row(W.token_embd.type, W.token_embd.row(tokens[t]), &x[t * E], E);
+
+    Acts a_in, a_aux, a_aux2;
+    std::vector<float> q(T * H * qk), kva(T * (L + r)), q_abs(T * H * L), o_lat(T * H * L),
+        o(T * H * v), attn(T * E), cq;
+    std::vector<const uint8_t*> ptrs;
+    std::vector<Job> jobs;
+
+    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+        const LayerWeights& l = W.layers[il];
+
+        // ---- Attention (MLA, absorbed) ----
+        xn = x;
+        pass.for_rows(T, [&](int64_t t) { rms_norm(&xn[t * E], f32(l.attn_norm), E, eps); });
+
+        const Tensor& q_in = l.attn_q ? l.attn_q : l.attn_q_a;
+        pass.quantize(q_in.type, xn.data(), E, T, E, a_in);
+        jobs.clear();
+        if (l.attn_q) {
+            jobs.push_back(job_for(l.attn_q, 0, a_in.rows.data(), T, q.data(), H * qk));
+        } else {
+            cq.resize(T * hp.q_lora_rank);
+            jobs.push_back(job_for(l.attn_q_a, 0, a_in.rows.data(), T, cq.data(), hp.q_lora_rank));
+        }
+        const Acts* kv_in = &a_in;
+        if (pass.format(l.attn_kv_a_mqa.type) != a_in.format) {
+            pass.quantize(l.attn_kv_a_mqa.type, xn.data(), E, T, E, a_aux);
+            kv_in = &a_aux;
+        }
+        jobs.push_back(job_for(l.attn_kv_a_mqa, 0, kv_in->rows.data(), T, kva.data(), L + r));
+        pass.run(jobs);
+        if (!l.attn_q) {
+            const int64_t qr = hp.q_lora_rank;
+            pass.for_rows(T,
+                          [&](int64_t t) { rms_norm(&cq[t * qr], f32(l.attn_q_a_norm), qr, eps); });
+            pass.quantize(l.attn_q_b.type, cq.data(), qr, T, qr, a_aux);
+            pass.run({job_for(l.attn_q_b, 0, a_aux.rows.data(), T, q.data(), H * qk)});
+        }
+
+        // Cache rows (normed c_kv, rotated k_pe) and rotated q_pe.
+        pass.for_rows(T, [&](int64_t t) {
+            const int32_t pos = n_past + static_cast<int32_t>(t);
+            float* row = seq.row(pos, il);
+            std::copy_n(&kva[t * (L + r)], L + r, row);
+            rms_norm(row, f32(l.attn_kv_a_norm), L, eps);
+            const double* c = &rc[t * (r / 2)];
+            const double* s = &rs[t * (r / 2)];
+            rope_cs(c, s, r, row + L);
+            for (int64_t h = 0; h < H; ++h) rope_cs(c, s, r, &q[(t * H + h) * qk + n]);
+        });
+
+        // q_abs[t][h] = W_UK[h]^T q_nope[t][h]: L values per head.
+        const bool split = static_cast<bool>(l.attn_k_b);
+        if (!split && impl_->wuk_t[il].empty()) {
+            std::vector<float>& wt = impl_->wuk_t[il];
+            wt.resize(H * L * n);
+            std::vector<float> rowf(L);
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t d = 0; d < n; ++d) {
+                    dequantize_row(l.attn_kv_b.type, l.attn_kv_b.row(h * (n + v) + d), rowf.data(),
+                                   L);
+                    for (int64_t c = 0; c < L; ++c) wt[(h * L + c) * n + d] = rowf[c];
+                }
+        }
+        const GgmlType kb_type = split ? l.attn_k_b.type : GgmlType::kF32;
+        pass.quantize(kb_type, q.data(), qk, T * H, n, a_in);  // row t*H+h: q_nope of (t, h)
+        ptrs.resize(H * T);
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
+        jobs.clear();
+        for (int64_t h = 0; h < H; ++h) {
+            if (split) {
+                jobs.push_back(job_for(l.attn_k_b, h, &ptrs[h * T], T, &q_abs[h * L], H * L));
+            } else {
+                const float* wt = impl_->wuk_t[il].data() + h * L * n;
+                jobs.push_back(Job{reinterpret_cast<const uint8_t*>(wt), GgmlType::kF32,
+                                   ActFormat::kF32, static_cast<uint64_t>(n) * 4, L, n,
+                                   &ptrs[h * T], T, &q_abs[h * L], H * L});
+            }
+        }
+        pass.run(jobs);
+
+        // Attention over the latent cache, one pass with an online softmax per head; heads
+        // in groups of G share each cache row read.
+        const int64_t G = std::max<int64_t>(1, std::min<int64_t>(4, H / (2 * pool_.size())));
+        const int64_t n_groups = (H + G - 1) / G;
+        pool_.parallel_chunks(T * n_groups, 1, [&](int64_t b, int64_t e) {
+            std::vector<float> acc(G * L);
+            float m[4], lsum[4];
+            for (int64_t item = b; item < e; ++item) {
+                const int64_t t = item / n_groups, h0 = (item % n_groups) * G;
+                const int64_t gh = std::min(G, H - h0);
+                std::fill(acc.begin(), acc.end(), 0.0f);
+                for (int64_t g = 0; g < gh; ++g) {
+                    m[g] = -std::numeric_limits<float>::infinity();
+                    lsum[g] = 0.0f;
+                }
+                const int64_t last = n_past + t;
+                for (int64_t j = 0; j <= last; ++j) {
+                    const float* row = seq.row(static_cast<int32_t>(j), il);
+                    for (int64_t g = 0; g < gh; ++g) {
+                        const int64_t h = h0 + g;
+                        const float sc = (k.dot_f32(&q_abs[(t * H + h) * L], row, L) +
+                                          k.dot_f32(&q[(t * H + h) * qk + n], row + L, r)) *
+                                         kq_scale;
+                        float* a = &acc[g * L];
+                        if (sc > m[g]) {
+                            if (lsum[g] != 0.0f) {
+                                const float f = std::exp(m[g] - sc);
+                                k.scale(f, a, L);
+                                lsum[g] *= f;
+                            }
+                            m[g] = sc;
+                        }
+                        const float p = std::exp(sc - m[g]);
+                        lsum[g] += p;
+                        k.axpy(p, row, a, L);
+                    }
+                }
+                for (int64_t g = 0; g < gh; ++g) {
+                    float* out = &o_lat[(t * H + h0 + g) * L];
+                    const float inv = 1.0f / lsum[g];
+                    for (int64_t c = 0; c < L; ++c) out[c] = acc[g * L + c] * inv;
+                }
+            }
+        });
+
+        // o[t][h] = W_UV[h] o_lat[t][h]: v values per head.
+        const GgmlType vb_type = split ? l.attn_v_b.type : l.attn_kv_b.type;
+        pass.quantize(vb_type, o_lat.data(), L, T * H, L, a_in);
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
+        jobs.clear();
+        for (int64_t h = 0; h < H; ++h) {
+            if (split) {
+                jobs.push_back(job_for(l.attn_v_b, h, &ptrs[h * T], T, &o[h * v], H * v));
+            } else {
+                const Tensor& kvb = l.attn_kv_b;
+                jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, ActFormat::kF32,
+                                   kvb.row_size(), v, L, &ptrs[h * T], T, &o[h * v], H * v});
+            }
+        }
+        pass.run(jobs);
+
+        pass.quantize(l.attn_output.type, o.data(), H * v, T, H * v, a_in);
+        pass.run({job_for(l.attn_output, 0, a_in.rows.data(), T, attn.data(), E)});
+        for (int64_t i = 0; i < T * E; ++i) x[i] += attn[i];
+
+        // ---- FFN ----
+        xn = x;
+        pass.for_rows(T, [&](int64_t t) { rms_norm(&xn[t * E], f32(l.ffn_norm), E, eps); });
+        std::vector<float> y(T * E, 0.0f);
+
+        // SwiGLU on the gate/up outputs g, u (rows of ff), then quantized for `down`.
+        auto swiglu_rows = [&](std::vector<float>& g, const std::vector<float>& u, int64_t rows,
+                               int64_t ff, GgmlType down_type, Acts& out) {
+            pass.for_rows(rows, [&](int64_t i) {
+                for (int64_t c = 0; c < ff; ++c)
+                    g[i * ff + c] = silu(g[i * ff + c]) * u[i * ff + c];
+            });
+            pass.quantize(down_type, g.data(), ff, rows, ff, out);
+        };
+
+        if (!l.is_moe()) {
+            const int64_t ff = l.ffn_gate.ne[1];
+            std::vector<float> g(T * ff), u(T * ff);
+            pass.quantize(l.ffn_gate.type, xn.data(), E, T, E, a_in);
+            const Acts* up_in = &a_in;
+            if (pass.format(l.ffn_up.type) != a_in.format) {
+                pass.quantize(l.ffn_up.type, xn.data(), E, T, E, a_aux);
+                up_in = &a_aux;
+            }
+            pass.run({job_for(l.ffn_gate, 0, a_in.rows.data(), T, g.data(), ff),
+                      job_for(l.ffn_up, 0, up_in->rows.data(), T, u.data(), ff)});
+            swiglu_rows(g, u, T, ff, l.ffn_down.type, a_aux2);
+            pass.run({job_for(l.ffn_down, 0, a_aux2.rows.data(), T, y.data(), E)});
+        } else {
+            const int64_t X = hp.n_expert, f = l.ffn_gate_exps.ne[1];
+            std::vector<float> router(T * X);
+            pass.quantize(l.ffn_gate_inp.type, xn.data(), E, T, E, a_aux);
+            pass.run({job_for(l.ffn_gate_inp, 0, a_aux.rows.data(), T, router.data(), X)});
+
+            // Group the batch's tokens by expert.
+            std::vector<std::vector<std::pair<int64_t, float>>> members(X);
+            std::vector<ref::Routing> routes(T);
+            pass.for_rows(T, [&](int64_t t) {
+                routes[t] =
+                    ref::route(hp, &router[t * X], l.exp_probs_b ? f32(l.exp_probs_b) : nullptr);
+            });
+            for (int64_t t = 0; t < T; ++t)
+                for (size_t kk = 0; kk < routes[t].experts.size(); ++kk)
+                    members[routes[t].experts[kk]].push_back({t, routes[t].weights[kk]});
+            std::vector<int64_t> active, offset;  // experts with tokens; their first hidden row
+            int64_t n_rows = 0;
+            for (int64_t e = 0; e < X; ++e)
+                if (!members[e].empty()) {
+                    active.push_back(e);
+                    offset.push_back(n_rows);
+                    n_rows += static_cast<int64_t>(members[e].size());
+                }
+
+            pass.quantize(l.ffn_gate_exps.type, xn.data(), E, T, E, a_in);
+            std::vector<const uint8_t*> xptr(n_rows);
+            for (size_t i = 0; i < active.size(); ++i)
+                for (size_t m = 0; m < members[active[i]].size(); ++m)
+                    xptr[offset[i] + m] = a_in.rows[members[active[i]][m].first];
+            std::vector<float> g(n_rows * f), u(n_rows * f);
+            jobs.clear();
+            for (size_t i = 0; i < active.size(); ++i) {
+                const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
+                jobs.push_back(job_for(l.ffn_gate_exps, active[i], &xptr[offset[i]], cnt,
+                                       &g[offset[i] * f], f));
+                jobs.push_back(
+                    job_for(l.ffn_up_exps, active[i], &xptr[offset[i]], cnt, &u[offset[i] * f], f));
+            }
+            const bool shared = static_cast<bool>(l.ffn_gate_shexp);
+            const int64_t fs = shared ? l.ffn_gate_shexp.ne[1] : 0;
+            std::vector<float> gs(T * fs), us(T * fs), ys(shared ? T * E : 0);
+            Acts a_sh;
+            if (shared) {
+                const Acts* sh_in = &a_in;
+                if (pass.format(l.ffn_gate_shexp.type) != a_in.format) {
+                    pass.quantize(l.ffn_gate_shexp.type, xn.data(), E, T, E, a_sh);
+                    sh_in = &a_sh;
+                }
+                jobs.push_back(job_for(l.ffn_gate_shexp, 0, sh_in->rows.data(), T, gs.data(), fs));
+                jobs.push_back(job_for(l.ffn_up_shexp, 0, sh_in->rows.data(), T, us.data(), fs));
+            }
+            pass.run(jobs);
+
+            swiglu_rows(g, u, n_rows, f, l.ffn_down_exps.type, a_aux);
+            std::vector<float> out(n_rows * E);
+            jobs.clear();
+            for (size_t i = 0; i < active.size(); ++i) {
+                const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
+                jobs.push_back(job_for(l.ffn_down_exps, active[i], &a_aux.rows[offset[i]], cnt,
+                                       &out[offset[i] * E], E));
+            }
+            if (shared) {
+                swiglu_rows(gs, us, T, fs, l.ffn_down_shexp.type, a_aux2);
+                jobs.push_back(job_for(l.ffn_down_shexp, 0, a_aux2.rows.data(), T, ys.data(), E));
+            }
+            pass.run(jobs);
+
+            // y[t] = Σ weight · expert output (in routing order, as the reference) + shared.
+            std::vector<int64_t> row_of(T * hp.n_expert_used);
+            std::vector<size_t> seen(X, 0);
+            for (int64_t t = 0; t < T; ++t)
+                for (size_t kk = 0; kk < routes[t].experts.size(); ++kk) {
+                    const int32_t e = routes[t].experts[kk];
+                    const size_t i = static_cast<size_t>(
+                        std::find(active.begin(), active.end(), e) - active.begin());
+                    row_of[t * hp.n_expert_used + kk] = offset[i] + static_cast<int64_t>(seen[e]++);
+                }
+            pass.for_rows(T, [&](int64_t t) {
+                float* yt = &y[t * E];
+                for (size_t kk = 0; kk < routes[t].experts.size(); ++kk)
+                    k.axpy(routes[t].weights[kk], &out[row_of[t * hp.n_expert_used + kk] * E], yt,
+                           E);
+                if (shared)
+                    for (int64_t i = 0; i < E; ++i) yt[i] += ys[t * E + i];
+            });
+        }
+        for (int64_t i = 0; i < T * E; ++i) x[i] += y[i];
+    }
+    seq.commit(static_cast<int32_t>(T));
+
+    const int64_t first = mode == LogitsMode::kLast ? T - 1 : 0, n_out = T - first;
+    for (int64_t t = first; t < T; ++t) rms_norm(&x[t * E], f32(W.output_norm), E, eps);
+    logits.resize(n_out * hp.n_vocab);
+    pass.quantize(W.output.type, &x[first * E], E, n_out, E, a_in);
+    pass.run({job_for(W.output, 0, a_in.rows.data(), n_out, logits.data(), hp.n_vocab)});
+    return Status::success();
+}
+
+}  // namespace latent::engine

@@ -1,0 +1,52 @@
+// CpuBackend: the fast CPU forward pass (ENGINE_SPEC §3, the same math as reference.h).
+// - Weights are read in place from the mmap through the kernels of cpu_kernels.h
+//   (AVX-512 VNNI / AVX2 / portable, chosen at run time), against activations quantized
+//   on the fly (Q8_0-style for Q8_0/Q4_0 weights, Q8_K for K-quants, float for float weights).
+// - Every matmul tiles tokens (a weight row is read once per tile of activation rows), and
+//   several independent matmuls run as one parallel job list on one persistent pool.
+// - MLA in the absorbed form for prefill and decode: W_UK folded into the query, scores
+//   against c_kv and k_pe straight from the latent cache in one pass with an online softmax,
+//   W_UV applied to the attended latent. Only c_kv + k_pe are cached.
+// - MoE: the tokens of a batch are grouped by expert, so each routed expert's weights are
+//   read once per batch; the shared experts run in the same job list as the routed ones.
+// Legacy files with a single attn_kv_b get one float copy of W_UK^T per layer at first use
+// (H·L·n floats); split-layout files (attn_k_b/attn_v_b) get no copy of anything.
+//
+// Thread safety: one forward() at a time per CpuBackend (it owns the pool and scratch).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/cpu_kernels.h"
+#include "engine/thread_pool.h"
+
+namespace latent::engine {
+
+class CpuBackend final : public Backend {
+public:
+    // threads <= 0: every CPU the process may use. kernels: nullptr = the best for this CPU.
+    // precise: float activations for every weight type (see cpu::act_format); the default
+    // quantizes activations to 8 bits for quantized weights, as llama.cpp does.
+    explicit CpuBackend(int threads = 0, const cpu::Kernels* kernels = nullptr,
+                        bool precise = false);
+    ~CpuBackend() override;
+
+    std::string name() const override { return "cpu"; }
+    int threads() const { return pool_.size(); }
+    const cpu::Kernels& kernels() const { return k_; }
+
+    Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
+                   LogitsMode mode, std::vector<float>& logits) override;
+
+private:
+    struct Impl;
+    ThreadPool pool_;
+    const cpu::Kernels& k_;
+    bool precise_;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace latent::engine

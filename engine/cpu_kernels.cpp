@@ -1,0 +1,80 @@
+// Run-time choice of the kernel table and the activation formats (see cpu_kernels.h).
+#include "engine/cpu_kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/quant_blocks.h"
+
+namespace latent::engine::cpu {
+
+#if defined(LATENT_CPU_X86_KERNELS)
+const Kernels& avx2_kernels_table();
+const Kernels& avx512_kernels_table();
+#endif
+
+ActFormat act_format(GgmlType weight_type, bool precise) {
+    if (precise) return ActFormat::kF32;
+    switch (weight_type) {
+        case GgmlType::kQ8_0:
+        case GgmlType::kQ4_0:
+            return ActFormat::kQ8_0;
+        case GgmlType::kQ4_K:
+        case GgmlType::kQ5_K:
+        case GgmlType::kQ6_K:
+            return ActFormat::kQ8_K;
+        default:
+            return ActFormat::kF32;
+    }
+}
+
+uint64_t act_row_bytes(ActFormat format, int64_t n) {
+    auto up64 = [](uint64_t v) { return (v + 63) & ~uint64_t{63}; };
+    switch (format) {
+        case ActFormat::kF32:
+            return up64(4 * static_cast<uint64_t>(n));
+        case ActFormat::kQ8_0:
+            return up64(up64(static_cast<uint64_t>(n)) + 8 * static_cast<uint64_t>(n / kQK));
+        case ActFormat::kQ8_K:
+            return up64(sizeof(BlockQ8_K) * static_cast<uint64_t>(n / kQKK));
+    }
+    return 0;
+}
+
+const Kernels* avx2_kernels() {
+#if defined(LATENT_CPU_X86_KERNELS)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &avx2_kernels_table();
+#endif
+    return nullptr;
+}
+
+const Kernels* avx512_kernels() {
+#if defined(LATENT_CPU_X86_KERNELS)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &avx512_kernels_table();
+#endif
+    return nullptr;
+}
+
+const Kernels& best_kernels() {
+    static const Kernels* chosen = [] {
+        const char* want = std::getenv("LATENT_CPU_KERNELS");
+        const Kernels* k512 = avx512_kernels();
+        const Kernels* k2 = avx2_kernels();
+        if (want && std::strcmp(want, "scalar") == 0) return &scalar_kernels();
+        if (want && std::strcmp(want, "avx2") == 0 && k2) return k2;
+        if (k512) return k512;
+        if (k2) return k2;
+        return &scalar_kernels();
+    }();
+    return *chosen;
+}
+
+}  // namespace latent::engine::cpu

@@ -1,0 +1,65 @@
+// The fast CPU backend's kernels: dot products of weight rows (any of the eight computable
+// types, read in place from the mmap) with activation rows that were quantized on the fly,
+// and the float helpers of attention. One implementation is written once
+// (cpu_kernels_impl.h) and compiled three times — portable scalar, AVX2 (+FMA, F16C) and
+// AVX-512 (F, BW, VL, VNNI, BF16) — and the best one the CPU supports is picked at run time,
+// so the binary runs on any x86-64 and uses more where the CPU has it. The scalar table is
+// also the kernels' own reference in tests.
+//
+// Activation formats (ActFormat), one per weight type family:
+//   kF32   F32 / F16 / BF16 weights: the float row itself (no rounding at all).
+//   kQ8_0  Q8_0 / Q4_0 weights: per 32 values, int8 q = round(x / d), d = max|x| / 127, as a
+//          float; the row is q[n] (int8), then d[n/32] (float), then s[n/32] (int32, Σq).
+//   kQ8_K  K-quant weights: ggml's Q8_K (engine/quant_blocks.h BlockQ8_K) blocks of 256.
+//
+// Thread safety: the functions are pure; the tables are immutable.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/quant.h"
+
+namespace latent::engine::cpu {
+
+enum class ActFormat { kF32, kQ8_0, kQ8_K };
+
+// The activation format for a weight type; `precise` keeps float activations for every
+// type (the weights are then widened to float block by block: slower, but the only
+// rounding left is float summation — the mode the whole-model tests check exactly).
+ActFormat act_format(GgmlType weight_type, bool precise = false);
+// Bytes of one activation row of n values in a format (rounded up to 64 for alignment).
+uint64_t act_row_bytes(ActFormat format, int64_t n);
+
+// The most activation rows one matmul_rows call pairs with each weight row.
+constexpr int kTileTokens = 4;
+
+struct Kernels {
+    const char* name;  // "scalar", "avx2", "avx512"
+
+    // Writes act_row_bytes(format, n) bytes: x (n floats) in the activation format.
+    void (*quantize)(ActFormat format, const float* x, int64_t n, uint8_t* dst);
+
+    // y[t * y_stride + r] = dot(weight row r, activation row t) for r in [r0, r1), t < n_act;
+    // weight rows are row_bytes apart from w, activation rows are acts[t], each n values in
+    // `format`: act_format(type) or kF32. Works through tokens in tiles of kTileTokens, so a weight
+    // row is read once per tile.
+    void (*matmul_rows)(GgmlType type, ActFormat format, const uint8_t* w, uint64_t row_bytes,
+                        int64_t r0, int64_t r1, const uint8_t* const* acts, int64_t n_act,
+                        int64_t n, float* y, int64_t y_stride);
+
+    // Float helpers for attention.
+    float (*dot_f32)(const float* a, const float* b, int64_t n);
+    void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a x
+    void (*scale)(float a, float* y, int64_t n);                 // y *= a
+};
+
+const Kernels& scalar_kernels();
+// nullptr where the build or the CPU lacks the instructions.
+const Kernels* avx2_kernels();
+const Kernels* avx512_kernels();
+
+// The best table this CPU supports; LATENT_CPU_KERNELS=scalar|avx2|avx512 in the
+// environment picks a lower one (for tests and comparisons).
+const Kernels& best_kernels();
+
+}  // namespace latent::engine::cpu

@@ -1,0 +1,549 @@
+// The kernels of cpu_kernels.h, written once and compiled three times: included by
+// cpu_kernels_scalar.cpp, cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp, each with its
+// own -m flags, with LATENT_KERNELS_NS naming the namespace and LATENT_KERNELS_ISA
+// 0 (portable), 1 (AVX2 + FMA + F16C) or 2 (AVX-512 F/BW/VL + VNNI + BF16).
+//
+// Nothing from the standard library, and no inline helper of another header, is called
+// here: an inline function compiled with AVX-512 flags could be merged by the linker with
+// the portable copy and run on a CPU without AVX-512. Everything lives in a namespace of
+// its own for the same reason (the scalar build alone may use fp16_to_fp32).
+//
+// The hand-written SIMD is limited to the hot int8 dots (Q8_0, Q4_0) and half-precision
+// loads; the rest is plain loops over fixed-width lane arrays that the compiler turns
+// into vector code for each ISA. Integer sums are exact, so every ISA gives the same
+// integer dot; float sums differ only by rounding order.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "engine/cpu_kernels.h"
+#include "engine/fp16.h"
+#include "engine/quant_blocks.h"
+
+#if LATENT_KERNELS_ISA >= 1
+#include <immintrin.h>
+#endif
+
+namespace latent::engine::cpu::LATENT_KERNELS_NS {
+
+constexpr int kLanes = 16;
+
+inline float half_to_float(uint16_t h) {
+#if LATENT_KERNELS_ISA >= 1
+    return _cvtsh_ss(h);
+#else
+    return fp16_to_fp32(h);
+#endif
+}
+
+inline float bf16_to_float(uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// Block size and bytes of the computable types (not traits(): see the note above).
+inline int64_t block_of(GgmlType t) {
+    switch (t) {
+        case GgmlType::kQ8_0:
+        case GgmlType::kQ4_0:
+            return kQK;
+        case GgmlType::kQ4_K:
+        case GgmlType::kQ5_K:
+        case GgmlType::kQ6_K:
+            return kQKK;
+        default:
+            return 1;
+    }
+}
+inline int64_t block_bytes_of(GgmlType t) {
+    switch (t) {
+        case GgmlType::kQ8_0:
+            return sizeof(BlockQ8_0);
+        case GgmlType::kQ4_0:
+            return sizeof(BlockQ4_0);
+        case GgmlType::kQ4_K:
+            return sizeof(BlockQ4_K);
+        case GgmlType::kQ5_K:
+            return sizeof(BlockQ5_K);
+        case GgmlType::kQ6_K:
+            return sizeof(BlockQ6_K);
+        default:
+            return 0;
+    }
+}
+
+// get_scale_min_k4 of quant_blocks.h, restated here for the same reason.
+inline void scale_min_k4(int j, const uint8_t* q, int32_t* sc, int32_t* m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+inline int64_t round_up64(int64_t v) { return (v + 63) & ~int64_t{63}; }
+
+// ---- activation quantization ----
+
+// kQ8_0 layout: q[n] int8 | d[n/32] float | s[n/32] int32.
+struct ActQ8_0 {
+    const int8_t* q;
+    const float* d;
+    const int32_t* s;
+};
+inline ActQ8_0 view_q8_0(const uint8_t* row, int64_t n) {
+    const int64_t q_bytes = round_up64(n);
+    const int64_t nb = n / kQK;
+    return {reinterpret_cast<const int8_t*>(row), reinterpret_cast<const float*>(row + q_bytes),
+            reinterpret_cast<const int32_t*>(row + q_bytes + 4 * nb)};
+}
+
+inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
+    const int64_t q_bytes = round_up64(n);
+    const int64_t nb = n / kQK;
+    int8_t* q = reinterpret_cast<int8_t*>(row);
+    float* d = reinterpret_cast<float*>(row + q_bytes);
+    int32_t* s = reinterpret_cast<int32_t*>(row + q_bytes + 4 * nb);
+    for (int64_t b = 0; b < nb; ++b) {
+        const float* xb = x + b * kQK;
+        float amax = 0.0f;
+        for (int j = 0; j < kQK; ++j) {
+            const float a = xb[j] < 0 ? -xb[j] : xb[j];
+            amax = a > amax ? a : amax;
+        }
+        const float db = amax / 127.0f;
+        const float id = db != 0.0f ? 1.0f / db : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < kQK; ++j) {
+            const int v = static_cast<int>(nearbyintf(xb[j] * id));
+            q[b * kQK + j] = static_cast<int8_t>(v);
+            sum += v;
+        }
+        d[b] = db;
+        s[b] = sum;
+    }
+}
+
+// Q8_K as ggml's quantize_row_q8_K: per 256 values, the value of largest magnitude maps to
+// -127 (d = -max/127 keeps its sign), bsums of each 16.
+inline void quantize_q8_k(const float* x, int64_t n, uint8_t* row) {
+    BlockQ8_K* out = reinterpret_cast<BlockQ8_K*>(row);
+    for (int64_t b = 0; b < n / kQKK; ++b) {
+        const float* xb = x + b * kQKK;
+        float amax = 0.0f, vmax = 0.0f;
+        for (int j = 0; j < kQKK; ++j) {
+            const float a = xb[j] < 0 ? -xb[j] : xb[j];
+            if (a > amax) {
+                amax = a;
+                vmax = xb[j];
+            }
+        }
+        BlockQ8_K& o = out[b];
+        if (amax == 0.0f) {
+            o.d = 0.0f;
+            for (int j = 0; j < kQKK; ++j) o.qs[j] = 0;
+            for (int g = 0; g < kQKK / 16; ++g) o.bsums[g] = 0;
+            continue;
+        }
+        const float iscale = -127.0f / vmax;
+        for (int j = 0; j < kQKK; ++j) {
+            const int v = static_cast<int>(nearbyintf(iscale * xb[j]));
+            o.qs[j] = static_cast<int8_t>(v > 127 ? 127 : v);
+        }
+        for (int g = 0; g < kQKK / 16; ++g) {
+            int sum = 0;
+            for (int j = 0; j < 16; ++j) sum += o.qs[g * 16 + j];
+            o.bsums[g] = static_cast<int16_t>(sum);
+        }
+        o.d = 1.0f / iscale;
+    }
+}
+
+inline void quantize(ActFormat format, const float* x, int64_t n, uint8_t* dst) {
+    switch (format) {
+        case ActFormat::kF32: {
+            float* f = reinterpret_cast<float*>(dst);
+            for (int64_t i = 0; i < n; ++i) f[i] = x[i];
+            return;
+        }
+        case ActFormat::kQ8_0:
+            quantize_q8_0(x, n, dst);
+            return;
+        case ActFormat::kQ8_K:
+            quantize_q8_k(x, n, dst);
+            return;
+    }
+}
+
+// ---- float helpers ----
+
+inline float hsum_lanes(const float* acc) {
+    float s = 0.0f;
+    for (int l = 0; l < kLanes; ++l) s += acc[l];
+    return s;
+}
+
+inline float dot_f32(const float* a, const float* b, int64_t n) {
+    float acc[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+    float s = hsum_lanes(acc);
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+inline void axpy(float a, const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+inline void scale(float a, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] *= a;
+}
+
+// ---- weight-row dots against NT activation rows ----
+
+// Widens 16 weights of a float type to float.
+template <GgmlType T>
+inline void load16(const uint8_t* w, int64_t i, float* out) {
+    if constexpr (T == GgmlType::kF32) {
+        const float* f = reinterpret_cast<const float*>(w) + i;
+        for (int l = 0; l < kLanes; ++l) out[l] = f[l];
+    } else if constexpr (T == GgmlType::kBF16) {
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(w) + i;
+        for (int l = 0; l < kLanes; ++l) out[l] = bf16_to_float(h[l]);
+    } else {
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(w) + i;
+#if LATENT_KERNELS_ISA >= 1
+        _mm256_storeu_ps(out,
+                         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))));
+        _mm256_storeu_ps(out + 8,
+                         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 8))));
+#else
+        for (int l = 0; l < kLanes; ++l) out[l] = half_to_float(h[l]);
+#endif
+    }
+}
+
+template <GgmlType T>
+inline float load1(const uint8_t* w, int64_t i) {
+    if constexpr (T == GgmlType::kF32) {
+        return reinterpret_cast<const float*>(w)[i];
+    } else if constexpr (T == GgmlType::kBF16) {
+        return bf16_to_float(reinterpret_cast<const uint16_t*>(w)[i]);
+    } else {
+        return half_to_float(reinterpret_cast<const uint16_t*>(w)[i]);
+    }
+}
+
+template <GgmlType T, int NT>
+inline void dot_float(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
+    float acc[NT][kLanes] = {};
+    float wv[kLanes];
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        load16<T>(w, i, wv);
+        for (int t = 0; t < NT; ++t) {
+            const float* x = reinterpret_cast<const float*>(acts[t]) + i;
+            for (int l = 0; l < kLanes; ++l) acc[t][l] += wv[l] * x[l];
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        float s = hsum_lanes(acc[t]);
+        const float* x = reinterpret_cast<const float*>(acts[t]);
+        for (int64_t k = i; k < n; ++k) s += load1<T>(w, k) * x[k];
+        out[t] = s;
+    }
+}
+
+#if LATENT_KERNELS_ISA >= 1
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Σ w·a over 32 int8 pairs, as 8 int32 partial sums. w must not hold -128.
+inline __m256i dot32_i8(__m256i w, __m256i a) {
+    const __m256i aw = _mm256_sign_epi8(w, w);
+    const __m256i sa = _mm256_sign_epi8(a, w);
+#if LATENT_KERNELS_ISA == 2
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sa);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), _mm256_set1_epi16(1));
+#endif
+}
+
+// The 32 nibbles of a Q4_0 block in element order, as unsigned bytes 0..15.
+inline __m256i unpack_q4(const uint8_t* qs) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+#endif
+
+template <int NT>
+inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
+    const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(w);
+    const int64_t nb = n / kQK;
+    ActQ8_0 a[NT];
+    for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
+#if LATENT_KERNELS_ISA >= 1
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs));
+        const float dw = half_to_float(wb[b].d);
+        for (int t = 0; t < NT; ++t) {
+            const __m256i aq =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i8(wq, aq)),
+                                     _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
+#else
+    float acc[NT] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+        const float dw = half_to_float(wb[b].d);
+        for (int t = 0; t < NT; ++t) {
+            int32_t s = 0;
+            for (int j = 0; j < kQK; ++j) s += wb[b].qs[j] * a[t].q[b * kQK + j];
+            acc[t] += dw * a[t].d[b] * static_cast<float>(s);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = acc[t];
+#endif
+}
+
+template <int NT>
+inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
+    const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(w);
+    const int64_t nb = n / kQK;
+    ActQ8_0 a[NT];
+    for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
+#if LATENT_KERNELS_ISA == 2
+    // VNNI: unsigned nibbles times signed activations, minus 8·Σa folded into the start.
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const __m256i wq = unpack_q4(wb[b].qs);
+        const float dw = half_to_float(wb[b].d);
+        for (int t = 0; t < NT; ++t) {
+            const __m256i aq =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
+            const __m256i init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-8 * a[t].s[b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(init, wq, aq)),
+                                     _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
+#elif LATENT_KERNELS_ISA == 1
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const __m256i wq = _mm256_sub_epi8(unpack_q4(wb[b].qs), _mm256_set1_epi8(8));
+        const float dw = half_to_float(wb[b].d);
+        for (int t = 0; t < NT; ++t) {
+            const __m256i aq =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i8(wq, aq)),
+                                     _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
+#else
+    float acc[NT] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+        const float dw = half_to_float(wb[b].d);
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* q = a[t].q + b * kQK;
+            int32_t s = 0;
+            for (int j = 0; j < kQK / 2; ++j) {
+                s += ((wb[b].qs[j] & 0xF) - 8) * q[j];
+                s += ((wb[b].qs[j] >> 4) - 8) * q[j + kQK / 2];
+            }
+            acc[t] += dw * a[t].d[b] * static_cast<float>(s);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = acc[t];
+#endif
+}
+
+// K-quants: each 256-value super-block is unpacked once into int8 values in element order
+// plus integer group scales (and mins), then dotted with each activation row in integers.
+struct KBlock {
+    int8_t v[kQKK];
+    int32_t scale[16];  // per group
+    int32_t min[8];     // per 32-value sub-block (Q4_K, Q5_K)
+    float d, dmin;
+};
+
+template <GgmlType T>
+inline void unpack_k(const uint8_t* w, int64_t b, KBlock& k) {
+    if constexpr (T == GgmlType::kQ6_K) {
+        const BlockQ6_K& x = reinterpret_cast<const BlockQ6_K*>(w)[b];
+        k.d = half_to_float(x.d);
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t* ql = x.ql + 64 * h;
+            const uint8_t* qh = x.qh + 32 * h;
+            int8_t* o = k.v + 128 * h;
+            for (int l = 0; l < 32; ++l) {
+                o[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+                o[l + 32] =
+                    static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                o[l + 96] =
+                    static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        for (int g = 0; g < 16; ++g) k.scale[g] = x.scales[g];
+    } else {
+        const auto& x =
+            reinterpret_cast<const std::conditional_t<T == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>*>(
+                w)[b];
+        k.d = half_to_float(x.d);
+        k.dmin = half_to_float(x.dmin);
+        for (int c = 0; c < 4; ++c) {
+            const uint8_t* q = x.qs + 32 * c;
+            for (int l = 0; l < 32; ++l) {
+                int lo = q[l] & 0xF, hi = q[l] >> 4;
+                if constexpr (T == GgmlType::kQ5_K) {
+                    lo += (x.qh[l] >> (2 * c)) & 1 ? 16 : 0;
+                    hi += (x.qh[l] >> (2 * c + 1)) & 1 ? 16 : 0;
+                }
+                k.v[64 * c + l] = static_cast<int8_t>(lo);
+                k.v[64 * c + 32 + l] = static_cast<int8_t>(hi);
+            }
+        }
+        for (int j = 0; j < 8; ++j) scale_min_k4(j, x.scales, &k.scale[j], &k.min[j]);
+    }
+}
+
+inline int32_t dot16_i8(const int8_t* a, const int8_t* b) {
+    int32_t s = 0;
+    for (int i = 0; i < 16; ++i) s += static_cast<int32_t>(a[i]) * b[i];
+    return s;
+}
+
+template <GgmlType T, int NT>
+inline void dot_k(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
+    const int64_t nb = n / kQKK;
+    float acc[NT] = {};
+    KBlock k;
+    for (int64_t b = 0; b < nb; ++b) {
+        unpack_k<T>(w, b, k);
+        for (int t = 0; t < NT; ++t) {
+            const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(acts[t])[b];
+            if constexpr (T == GgmlType::kQ6_K) {
+                int32_t isum = 0;
+                for (int g = 0; g < 16; ++g)
+                    isum += k.scale[g] * dot16_i8(k.v + 16 * g, a.qs + 16 * g);
+                acc[t] += k.d * a.d * static_cast<float>(isum);
+            } else {
+                int32_t isum = 0, imin = 0;
+                for (int j = 0; j < 8; ++j) {
+                    isum += k.scale[j] * (dot16_i8(k.v + 32 * j, a.qs + 32 * j) +
+                                          dot16_i8(k.v + 32 * j + 16, a.qs + 32 * j + 16));
+                    imin += k.min[j] * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+                }
+                acc[t] +=
+                    k.d * a.d * static_cast<float>(isum) - k.dmin * a.d * static_cast<float>(imin);
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = acc[t];
+}
+
+// Any computable weight type against float activations: each block widened to float by
+// the reference dequantizer, then a float dot (the precise mode of act_format).
+template <int NT>
+inline void dot_widened(GgmlType type, int64_t block, int64_t block_bytes, const uint8_t* w,
+                        const uint8_t* const* acts, int64_t n, float* out) {
+    float acc[NT][kLanes] = {};
+    float wv[kQKK];
+    for (int64_t b = 0; b < n / block; ++b) {
+        dequantize_row(type, w + b * block_bytes, wv, block);
+        for (int t = 0; t < NT; ++t) {
+            const float* x = reinterpret_cast<const float*>(acts[t]) + b * block;
+            for (int64_t i = 0; i < block; i += kLanes)
+                for (int l = 0; l < kLanes; ++l) acc[t][l] += wv[i + l] * x[i + l];
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum_lanes(acc[t]);
+}
+
+template <int NT>
+inline void dot_tile(GgmlType type, ActFormat format, const uint8_t* w, const uint8_t* const* acts,
+                     int64_t n, float* out) {
+    if (format == ActFormat::kF32 && block_of(type) > 1)
+        return dot_widened<NT>(type, block_of(type), block_bytes_of(type), w, acts, n, out);
+    switch (type) {
+        case GgmlType::kF32:
+            return dot_float<GgmlType::kF32, NT>(w, acts, n, out);
+        case GgmlType::kF16:
+            return dot_float<GgmlType::kF16, NT>(w, acts, n, out);
+        case GgmlType::kBF16:
+            return dot_float<GgmlType::kBF16, NT>(w, acts, n, out);
+        case GgmlType::kQ8_0:
+            return dot_q8_0<NT>(w, acts, n, out);
+        case GgmlType::kQ4_0:
+            return dot_q4_0<NT>(w, acts, n, out);
+        case GgmlType::kQ4_K:
+            return dot_k<GgmlType::kQ4_K, NT>(w, acts, n, out);
+        case GgmlType::kQ5_K:
+            return dot_k<GgmlType::kQ5_K, NT>(w, acts, n, out);
+        case GgmlType::kQ6_K:
+            return dot_k<GgmlType::kQ6_K, NT>(w, acts, n, out);
+        default:
+            __builtin_trap();
+    }
+}
+
+// Activation rows per cache block: this many quantized rows stay in L2 while every weight
+// row of the caller's range passes over them.
+constexpr int64_t kTokenBlock = 32;
+
+inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint64_t row_bytes,
+                        int64_t r0, int64_t r1, const uint8_t* const* acts, int64_t n_act,
+                        int64_t n, float* y, int64_t y_stride) {
+    float out[kTileTokens];
+    for (int64_t t0 = 0; t0 < n_act; t0 += kTokenBlock) {
+        const int64_t t1 = t0 + kTokenBlock < n_act ? t0 + kTokenBlock : n_act;
+        for (int64_t r = r0; r < r1; ++r) {
+            const uint8_t* wr = w + static_cast<uint64_t>(r) * row_bytes;
+            for (int64_t t = t0; t < t1; t += kTileTokens) {
+                const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
+                switch (nt) {
+                    case 4:
+                        dot_tile<4>(type, format, wr, acts + t, n, out);
+                        break;
+                    case 3:
+                        dot_tile<3>(type, format, wr, acts + t, n, out);
+                        break;
+                    case 2:
+                        dot_tile<2>(type, format, wr, acts + t, n, out);
+                        break;
+                    default:
+                        dot_tile<1>(type, format, wr, acts + t, n, out);
+                        break;
+                }
+                for (int64_t j = 0; j < nt; ++j) y[(t + j) * y_stride + r] = out[j];
+            }
+        }
+    }
+}
+
+inline const Kernels& table(const char* name) {
+    static const Kernels k{name, &quantize, &matmul_rows, &dot_f32, &axpy, &scale};
+    return k;
+}
+
+}  // namespace latent::engine::cpu::LATENT_KERNELS_NS
