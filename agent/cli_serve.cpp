@@ -298,6 +298,9 @@ void register_bench_batch(CLI::App& app, int& exit_code) {
                               {"gen", a->gen},
                               {"edit", a->edit},
                               {"prefix_cache", !a->engine.no_prefix_cache},
+                              {"draft", a->engine.sched.draft_tokens},
+                              {"drafted_tokens", e->scheduler->stats().drafted_tokens},
+                              {"accepted_tokens", e->scheduler->stats().accepted_tokens},
                               {"rows", nlohmann::json::array()}};
         for (const auto& r : rows)
             out["rows"].push_back({{"clients", r.clients},

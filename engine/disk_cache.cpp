@@ -169,7 +169,8 @@ Expected<std::unique_ptr<DiskCache>> DiskCache::open(const Options& options) {
         }
         if (name.size() != 20 || name.substr(16) != ".kvp") continue;
         char* end = nullptr;
-        const uint64_t key = std::strtoull(name.substr(0, 16).c_str(), &end, 16);
+        const std::string hex = name.substr(0, 16);
+        const uint64_t key = std::strtoull(hex.c_str(), &end, 16);
         if (*end != '\0') continue;
         found.emplace_back(e.last_write_time(ec), key);
     }

@@ -562,8 +562,10 @@ struct HttpServer::Impl {
         const auto s = sched.stats();
         std::string out;
         auto metric = [&](const char* name, const char* type, const char* help, double v) {
+            char value[64];
+            std::snprintf(value, sizeof(value), "%.17g", v);  // counters print as integers
             out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type +
-                   "\n" + name + " " + std::to_string(v) + "\n";
+                   "\n" + name + " " + value + "\n";
         };
         metric("latent_http_requests_total", "counter", "HTTP requests read",
                double(http_requests));
