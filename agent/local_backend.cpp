@@ -137,6 +137,7 @@ Expected<GenerateResult> LocalBackend::generate(const std::string& owner,
         return r;
     }
     auto& os = session_for(owner);
+    if (!options_.prefix_cache) os.session->truncate(0);
     auto pre = os.session->prefill(prompt);
     if (!pre) {
         // Most likely the cache budget: drop the other owners' sessions and try once more.
@@ -246,6 +247,7 @@ void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
                 if (j.priority != kWarm) return;
         }
         if (ids->size() >= model_->hparams().n_ctx_train) return;
+        if (!options_.prefix_cache) return;
         auto& os = session_for(owner);
         // Already holding this prefix (a completion ran since): prefill would only drop
         // the cached completion tokens after it.

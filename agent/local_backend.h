@@ -37,6 +37,8 @@ struct LocalBackendOptions {
     uint64_t cache_bytes = 1ull << 30;
     // Owners whose sessions are kept (least recently used dropped first). Default 8.
     size_t max_sessions = 8;
+    // False: every prompt is computed from scratch (to measure what the reuse saves).
+    bool prefix_cache = true;
 };
 
 // Thread safety: all public methods may be called from any thread; model work runs on the

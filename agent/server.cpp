@@ -23,9 +23,10 @@ namespace {
 // (and what a client can make us tokenize) whatever the client sends.
 constexpr size_t kMaxChatMessages = 64;
 constexpr size_t kMaxChatBytes = 256u << 10;
-// Retrieved context is looked up for the cursor's block of this many lines, so it does
-// not change (and the cached prompt survives) while the user types within it.
-constexpr uint32_t kContextLineBlock = 8;
+// Retrieved context is kept for a document while the cursor stays within this many lines
+// of where it was looked up (and the index is unchanged): context comes first in the
+// prompt, so changing it recomputes the whole prompt.
+constexpr uint32_t kContextKeepLines = 40;
 constexpr size_t kMaxTouched = 8;
 
 template <class T>
@@ -105,6 +106,7 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
     int cache_mb = static_cast<int>(std::min<uint64_t>(s.cache_mb, 1 << 20));
     num(j, "cacheMb", cache_mb, 16, 1 << 20);
     s.cache_mb = static_cast<uint64_t>(cache_mb);
+    s.prefix_cache = get_or<bool>(j, "prefixCache", s.prefix_cache);
     s.script = get_or<std::vector<std::string>>(j, "script", s.script);
     num(j, "scriptDelayMs", s.script_delay_ms, 0, 60000);
     return s;
@@ -125,7 +127,8 @@ json redacted(const Settings& s) {
               {"prefixTokens", s.prefix_tokens},
               {"suffixTokens", s.suffix_tokens}}},
             {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
-            {"cacheMb", s.cache_mb}};
+            {"cacheMb", s.cache_mb},
+            {"prefixCache", s.prefix_cache}};
 }
 
 Server::Server(lsp::Endpoint& endpoint, ServerOptions options)
@@ -339,7 +342,8 @@ void Server::apply_settings(const json& j) {
                                  old.model != now.model || old.remote_url != now.remote_url ||
                                  old.remote_model != now.remote_model ||
                                  old.remote_key != now.remote_key || old.script != now.script ||
-                                 old.cache_mb != now.cache_mb || old.threads != now.threads;
+                                 old.cache_mb != now.cache_mb || old.threads != now.threads ||
+                                 old.prefix_cache != now.prefix_cache;
     if (initialized && backend_changed) {
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -410,6 +414,7 @@ void Server::start_backend() {
             lo.engine = s.engine;
             lo.threads = s.threads;
             lo.cache_bytes = s.cache_mb << 20;
+            lo.prefix_cache = s.prefix_cache;
             const auto t0 = Clock::now();
             auto r = LocalBackend::create(lo);
             if (r) {
@@ -530,23 +535,23 @@ std::vector<ContextBlock> Server::context_blocks(const std::string& uri, const s
     }
     if (budget == 0) return out;
     if (ix) {
-        const uint32_t block = line - line % kContextLineBlock;
-        const auto key = std::make_pair(uri, block);
         const uint64_t gen = ix->generation();
         bool hit = false;
         {
             std::lock_guard<std::mutex> lock(mu_);
-            auto it = context_cache_.find(key);
-            if (it != context_cache_.end() && it->second.generation == gen) {
+            auto it = context_cache_.find(uri);
+            if (it != context_cache_.end() && it->second.generation == gen &&
+                line + kContextKeepLines >= it->second.line &&
+                line <= it->second.line + kContextKeepLines) {
                 out = it->second.blocks;
                 hit = true;
             }
         }
         if (!hit) {
-            out = ix->context_for(path, block, 0, budget * 3 / 4);
+            out = ix->context_for(path, line, 0, budget * 3 / 4);
             std::lock_guard<std::mutex> lock(mu_);
             if (context_cache_.size() > 64) context_cache_.clear();
-            context_cache_[key] = {gen, out};
+            context_cache_[uri] = {gen, line, out};
         }
     }
     // Recently edited ranges of other open documents (a few lines around each).

@@ -50,6 +50,7 @@ struct Settings {
     std::vector<std::string> exclude;  // "index.exclude": globs, workspace-relative
     std::string index_db;              // "index.db": database path (one folder only; tests)
     uint64_t cache_mb = 1024;          // "cacheMb": latent cache budget of the local backend
+    bool prefix_cache = true;          // "prefixCache": false recomputes every prompt (benchmarks)
     std::vector<std::string> script;   // "script": replies of the scripted backend (tests)
     int script_delay_ms = 0;           // "scriptDelayMs"
     int chat_max_tokens = 512;         // "chat.maxTokens"
@@ -136,12 +137,13 @@ private:
         uint32_t first = 0, last = 0;
     };
     std::deque<Touched> touched_;
-    // Retrieved context per (uri, line block), valid for one index generation.
+    // Retrieved context per document: where it was looked up, for which index generation.
     struct CachedContext {
         uint64_t generation = 0;
+        uint32_t line = 0;
         std::vector<ContextBlock> blocks;
     };
-    std::map<std::pair<std::string, uint32_t>, CachedContext> context_cache_;
+    std::map<std::string, CachedContext> context_cache_;
     // Figures for latent/status.
     uint64_t completions_ = 0, cache_hits_ = 0;
     double last_latency_ms_ = 0;
