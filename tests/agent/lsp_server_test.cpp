@@ -207,6 +207,68 @@ TEST(LspServerTest, CancelStormLeavesTheServerResponsive) {
     shutdown_and_exit(*c);
 }
 
+TEST(LspServerTest, GarbageParamsNeverCrashTheServer) {
+    auto c = start();
+    c->initialize(scripted({"ok"}));
+    const std::vector<std::string> methods = {"textDocument/didOpen",
+                                              "textDocument/didChange",
+                                              "textDocument/didClose",
+                                              "textDocument/inlineCompletion",
+                                              "textDocument/codeAction",
+                                              "workspace/executeCommand",
+                                              "workspace/didChangeConfiguration",
+                                              "workspace/didChangeWatchedFiles",
+                                              "workspace/didChangeWorkspaceFolders",
+                                              "latent/didFocus",
+                                              "latent/chat",
+                                              "latent/explain",
+                                              "latent/edit",
+                                              "latent/status",
+                                              "initialize"};
+    const std::vector<json> values = {
+        nullptr,
+        1,
+        -1,
+        "x",
+        json::array(),
+        json::object(),
+        json::array({1, "a", nullptr}),
+        {{"textDocument", {{"uri", 5}}}},
+        {{"textDocument", {{"uri", "file:///g.cpp"}, {"version", "v"}, {"text", 3}}}},
+        {{"textDocument",
+          {{"uri", "file:///g.cpp"}, {"languageId", "c"}, {"version", 1}, {"text", "a\n"}}}},
+        {{"textDocument", {{"uri", "file:///g.cpp"}, {"version", 2}}},
+         {"contentChanges",
+          {{{"range",
+             {{"start", {{"line", 99999999}, {"character", -1}}},
+              {"end", {{"line", 0}, {"character", 4294967295u}}}}},
+            {"text", "z"}}}}},
+        {{"textDocument", {{"uri", "file:///g.cpp"}}},
+         {"position", {{"line", 4000000000u}, {"character", 4000000000u}}},
+         {"context", {{"triggerKind", 7}}}},
+        {{"settings", {{"latent", {{"completion", {{"maxTokens", "many"}}}, {"cacheMb", -5}}}}}},
+        {{"changes", {{{"uri", "file:///nope"}, {"type", 9}}}}},
+        {{"event", {{"added", 3}}}},
+        {{"messages", {{{"role", 1}}}}},
+        {{"command", "latent.edit"}, {"arguments", {"file:///g.cpp", {{"start", 1}}}}}};
+    uint32_t x = 12345;
+    auto rnd = [&x] { return (x = x * 1664525u + 1013904223u) >> 8; };
+    std::vector<int> ids;
+    for (int i = 0; i < 300; ++i) {
+        const auto& m = methods[rnd() % methods.size()];
+        const auto& v = values[rnd() % values.size()];
+        if (rnd() % 2)
+            ids.push_back(c->request(m, v));
+        else
+            c->notify(m, v);
+    }
+    for (int id : ids) ASSERT_TRUE(c->wait_response(id)) << id;
+    auto st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    EXPECT_TRUE((*st)["result"].is_object()) << st->dump();
+    shutdown_and_exit(*c);
+}
+
 TEST(LspServerTest, StdinClosedMidRequestExits) {
     auto c = start();
     c->initialize(scripted({"never"}, 60000));
