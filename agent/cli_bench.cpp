@@ -13,9 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/commands.h"
+#include "engine/backends.h"
 #include "engine/model.h"
-#include "engine/reference.h"
 #include "engine/session.h"
+#include "engine/thread_pool.h"
 #include "engine/tokenizer.h"
 
 namespace latent::agent {
@@ -39,17 +40,50 @@ nlohmann::json stats(std::vector<double> v) {
     return {{"median", v[v.size() / 2]}, {"min", v.front()}, {"max", v.back()}};
 }
 
+// Memory read bandwidth: `threads` threads sum disjoint parts of a 1 GiB buffer (far larger
+// than any cache), best of 5 passes, in GB/s. The loop is 8 independent 64-bit sums, which
+// the compiler vectorizes; reading, not arithmetic, is the limit.
+double measure_read_bandwidth_gbs(int threads) {
+    const size_t n = (size_t{1} << 30) / sizeof(uint64_t);
+    std::vector<uint64_t> buf(n);
+    for (size_t i = 0; i < n; ++i) buf[i] = i;
+    ThreadPool pool(threads);
+    double best = 0;
+    std::vector<uint64_t> sink(static_cast<size_t>(pool.size()));
+    for (int pass = 0; pass < 5; ++pass) {
+        const auto t0 = Clock::now();
+        pool.run([&](int i, int total) {
+            const size_t b = n * static_cast<size_t>(i) / total;
+            const size_t e = n * static_cast<size_t>(i + 1) / total;
+            uint64_t acc[8] = {};
+            for (size_t k = b; k + 8 <= e; k += 8)
+                for (int l = 0; l < 8; ++l) acc[l] += buf[k + l];
+            sink[static_cast<size_t>(i)] =
+                acc[0] ^ acc[1] ^ acc[2] ^ acc[3] ^ acc[4] ^ acc[5] ^ acc[6] ^ acc[7];
+        });
+        best = std::max(best, (n * sizeof(uint64_t)) / seconds_since(t0) / 1e9);
+    }
+    if (sink[0] == 42) std::fprintf(stderr, " ");  // keep the sums alive
+    return best;
+}
+
 void register_bench_engine(CLI::App* bench, int& exit_code) {
     auto* cmd = bench->add_subcommand("engine", "Prefill and decode speed of one sequence.");
     struct Args {
-        std::string model, backend = "reference";
-        int threads = 1, prompt = 512, gen = 128, repeat = 3;
+        std::string model, backend = "cpu";
+        int threads = 0, prompt = 512, gen = 128, repeat = 3;
+        bool no_bandwidth = false;
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--model,-m", a->model, "GGUF model file")->required();
-    cmd->add_option("--backend", a->backend, "reference")->capture_default_str();
-    cmd->add_option("--threads", a->threads, "Threads (the reference backend uses 1)")
+    cmd->add_option("--backend", a->backend, std::string("Backend: ") + backend_names())
         ->capture_default_str();
+    cmd->add_option("--threads,-t", a->threads,
+                    "CPU threads (0: every CPU this process may use; the reference uses 1)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1024));
+    cmd->add_flag("--no-bandwidth", a->no_bandwidth,
+                  "Skip measuring memory read bandwidth (the decode bound)");
     cmd->add_option("--prompt", a->prompt, "Prompt tokens")
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 20));
@@ -60,10 +94,16 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
         ->capture_default_str()
         ->check(CLI::Range(1, 100));
     cmd->callback([&exit_code, a] {
-        if (a->backend != "reference") {
-            exit_code = fail("--backend " + a->backend + " is not available (reference only)");
+        auto chosen = make_backend({a->backend, a->threads});
+        if (!chosen) {
+            exit_code = fail(chosen.error().message);
             return;
         }
+        if (!chosen->note.empty()) std::fprintf(stderr, "bench engine: %s\n", chosen->note.c_str());
+        Backend& backend = *chosen->backend;
+        const int threads = a->backend == "reference" ? 1
+                            : a->threads > 0          ? a->threads
+                                                      : ThreadPool::available_cpus();
         const auto t_load = Clock::now();
         auto m = Model::load(a->model);
         if (!m) {
@@ -79,7 +119,6 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
         for (int32_t& id : prompt)
             id = static_cast<int32_t>((x = x * 1664525u + 1013904223u) %
                                       std::min(hp.n_vocab, 100000u));
-        ReferenceBackend backend;
         std::vector<double> pre_tps, dec_tps;
         for (int rep = 0; rep < a->repeat; ++rep) {
             LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot});
@@ -109,20 +148,32 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
                          rep + 1, pre_tps.back(), a->gen > 0 ? dec_tps.back() : 0.0);
         }
         if (dec_tps.empty()) dec_tps.push_back(0);
-        nlohmann::json j = {{"bench", "engine"},
-                            {"model", a->model},
-                            {"backend", backend.name()},
-                            {"threads", 1},
-                            {"prompt", a->prompt},
-                            {"gen", a->gen},
-                            {"prefill_tok_s", stats(pre_tps)["median"]},
-                            {"decode_tok_s", stats(dec_tps)["median"]},
-                            {"prefill", stats(pre_tps)},
-                            {"decode", stats(dec_tps)},
-                            {"active_weight_mb", model.active_weight_bytes() / 1e6},
-                            {"load_s", load_s},
-                            {"peak_rss_mb", peak_rss_mb()},
-                            {"peak_vram_mb", 0}};
+        // The decode bound: every token reads the active weights once from memory.
+        double read_gbs = 0;
+        if (!a->no_bandwidth) {
+            std::fprintf(stderr, "bench engine: measuring memory read bandwidth...\n");
+            read_gbs = measure_read_bandwidth_gbs(threads);
+        }
+        const double active_gb = model.active_weight_bytes() / 1e9;
+        nlohmann::json j = {
+            {"bench", "engine"},
+            {"model", a->model},
+            {"backend", backend.name()},
+            {"threads", threads},
+            {"prompt", a->prompt},
+            {"gen", a->gen},
+            {"prefill_tok_s", stats(pre_tps)["median"]},
+            {"decode_tok_s", stats(dec_tps)["median"]},
+            {"prefill", stats(pre_tps)},
+            {"decode", stats(dec_tps)},
+            {"active_weight_mb", model.active_weight_bytes() / 1e6},
+            {"mem_read_gbs", read_gbs},
+            {"decode_bound_tok_s", read_gbs > 0 ? read_gbs / active_gb : 0.0},
+            {"decode_of_bound",
+             read_gbs > 0 ? stats(dec_tps)["median"].get<double>() / (read_gbs / active_gb) : 0.0},
+            {"load_s", load_s},
+            {"peak_rss_mb", peak_rss_mb()},
+            {"peak_vram_mb", 0}};
         std::printf("%s\n", j.dump().c_str());
     });
 }

@@ -12,6 +12,7 @@
 
 #include "agent/commands.h"
 #include "agent/data_files.h"
+#include "engine/backends.h"
 #include "engine/make_model.h"
 #include "engine/model.h"
 #include "engine/reference.h"
@@ -182,8 +183,8 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f) {
 void register_generate(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (streams to stdout).");
     struct Args {
-        std::string model, prompt, file, suffix, backend = "reference";
-        int n = 32, top_logits = 0;
+        std::string model, prompt, file, suffix, backend = "cpu";
+        int n = 32, top_logits = 0, threads = 0;
         bool special = false, ids = false;
         SamplingFlags s;
     };
@@ -194,8 +195,11 @@ void register_generate(CLI::App& app, int& exit_code) {
     p->excludes(f);
     cmd->add_option("--suffix", a->suffix, "Text after the cursor: fill-in-the-middle (PSM)");
     cmd->add_option("-n,--n-predict", a->n, "Tokens to generate")->capture_default_str();
-    cmd->add_option("--backend", a->backend, "reference (the plain float pass)")
+    cmd->add_option("--backend", a->backend, "cpu (fast), reference (the plain float pass) or cuda")
         ->capture_default_str();
+    cmd->add_option("--threads,-t", a->threads, "CPU threads (0: every CPU this process may use)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1024));
     cmd->add_flag("--special", a->special, "Recognise special tokens spelled in the prompt");
     cmd->add_flag("--ids", a->ids, "Print token ids (one per line) instead of text");
     cmd->add_option("--top-logits", a->top_logits,
@@ -205,10 +209,13 @@ void register_generate(CLI::App& app, int& exit_code) {
     a->s.p.temperature = 0.0f;  // greedy unless asked
     add_sampling_flags(cmd, a->s);
     cmd->callback([&exit_code, a, cmd] {
-        if (a->backend != "reference") {
-            exit_code = fail("--backend " + a->backend + " is not available (reference only)");
+        auto chosen = make_backend({a->backend, a->threads});
+        if (!chosen) {
+            exit_code = fail(chosen.error().message);
             return;
         }
+        if (!chosen->note.empty()) std::fprintf(stderr, "generate: %s\n", chosen->note.c_str());
+        Backend& backend = *chosen->backend;
         if (a->file.empty() && !cmd->count("--prompt")) {
             exit_code = fail("give --prompt TEXT or --file PATH");
             return;
@@ -268,7 +275,6 @@ void register_generate(CLI::App& app, int& exit_code) {
                              std::to_string(hp.n_ctx_train));
             return;
         }
-        ReferenceBackend backend;
         LatentCache::Config cc{hp.n_layer, hp.kv_lora_rank, hp.n_rot};
         LatentCache cache(cc);
         Session session(*lm->model, backend, cache);
@@ -285,14 +291,16 @@ void register_generate(CLI::App& app, int& exit_code) {
         const auto t0 = Clock::now();
         // Progress on stderr once a prompt pass has taken more than a second.
         bool shown = false;
-        backend.on_layer = [&](uint32_t layer, uint32_t n_layer) {
-            if (Clock::now() - t0 < std::chrono::seconds(1)) return;
-            std::fprintf(stderr, "\rgenerate: prompt of %zu tokens: layer %u/%u", prompt.size(),
-                         layer, n_layer);
-            shown = true;
-        };
+        auto* reference = dynamic_cast<ReferenceBackend*>(&backend);
+        if (reference)
+            reference->on_layer = [&](uint32_t layer, uint32_t n_layer) {
+                if (Clock::now() - t0 < std::chrono::seconds(1)) return;
+                std::fprintf(stderr, "\rgenerate: prompt of %zu tokens: layer %u/%u", prompt.size(),
+                             layer, n_layer);
+                shown = true;
+            };
         auto pre = session.prefill(prompt);
-        backend.on_layer = nullptr;
+        if (reference) reference->on_layer = nullptr;
         if (shown) std::fprintf(stderr, "\n");
         if (!pre) {
             exit_code = fail(pre.error().message);

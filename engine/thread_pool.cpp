@@ -7,9 +7,11 @@
 namespace latent::engine {
 
 namespace {
-// Spins this many times before sleeping: an op of the forward pass follows the previous
-// one within microseconds, so a worker that sleeps between ops would lose the wake-up.
-constexpr int kSpins = 1 << 16;
+// About 50-100 µs of spinning before a worker sleeps: longer than the gap between two ops
+// of a forward pass, short enough not to steal a busy machine's CPU for long.
+constexpr int kSpins = 1 << 12;
+constexpr uint64_t kClosed = uint64_t{1} << 31;
+constexpr uint64_t kInsideMask = kClosed - 1;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -27,32 +29,13 @@ int ThreadPool::available_cpus() {
 
 ThreadPool::ThreadPool(int n_threads) : n_(n_threads > 0 ? n_threads : available_cpus()) {
     threads_.reserve(static_cast<size_t>(n_ - 1));
-    for (int i = 1; i < n_; ++i) threads_.emplace_back([this, i] { worker(i); });
+    for (int i = 1; i < n_; ++i) threads_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
-    stop_.store(true, std::memory_order_release);
+    stop_.store(true);
     wake();
     for (std::thread& t : threads_) t.join();
-}
-
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-    if (n_ == 1) {
-        fn(0, 1);
-        return;
-    }
-    job_ = &fn;
-    pending_.store(n_ - 1, std::memory_order_release);
-    wake();
-    fn(0, n_);
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-        if (spin < kSpins) {
-            cpu_relax();
-        } else {
-            std::this_thread::yield();
-        }
-    }
-    job_ = nullptr;
 }
 
 // Publishes a new generation and wakes sleeping workers. A worker registers as a sleeper
@@ -66,15 +49,44 @@ void ThreadPool::wake() {
     }
 }
 
-void ThreadPool::worker(int index) {
-    // Generation 0 is the one before the first run(): a worker that starts late must
-    // still take the jobs published before it first looked.
-    uint32_t seen = 0;
+void ThreadPool::take_items() {
     for (;;) {
-        uint32_t now = generation_.load(std::memory_order_acquire);
+        const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+        if (i >= n_items_) return;
+        (*fn_)(i);
+    }
+}
+
+void ThreadPool::execute(int64_t n_items, const std::function<void(int64_t)>& fn) {
+    if (n_ == 1 || n_items <= 1) {
+        for (int64_t i = 0; i < n_items; ++i) fn(i);
+        return;
+    }
+    fn_ = &fn;
+    n_items_ = n_items;
+    next_.store(0, std::memory_order_relaxed);
+    const uint32_t gen = generation_.load() + 1;
+    state_.store(static_cast<uint64_t>(gen) << 32);
+    wake();
+    take_items();
+    state_.fetch_or(kClosed);
+    for (int spin = 0; (state_.load() & kInsideMask) != 0; ++spin) {
+        if (spin < kSpins) {
+            cpu_relax();
+        } else {
+            std::this_thread::yield();
+        }
+    }
+    fn_ = nullptr;
+}
+
+void ThreadPool::worker() {
+    uint32_t seen = 0;  // generation 0: before the first operation
+    for (;;) {
+        uint32_t now = generation_.load();
         for (int spin = 0; now == seen && spin < kSpins; ++spin) {
             cpu_relax();
-            now = generation_.load(std::memory_order_acquire);
+            now = generation_.load();
         }
         if (now == seen) {
             std::unique_lock<std::mutex> lock(mu_);
@@ -84,28 +96,33 @@ void ThreadPool::worker(int index) {
             continue;
         }
         seen = now;
-        if (stop_.load(std::memory_order_acquire)) return;
-        (*job_)(index, n_);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        if (stop_.load()) return;
+        // Join the operation if it is still the one announced and still open.
+        uint64_t s = state_.load();
+        while (static_cast<uint32_t>(s >> 32) == seen && (s & kClosed) == 0) {
+            if (state_.compare_exchange_weak(s, s + 1)) {
+                take_items();
+                state_.fetch_sub(1);
+                break;
+            }
+        }
     }
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+    const std::function<void(int64_t)> item = [&](int64_t i) { fn(static_cast<int>(i), n_); };
+    execute(n_, item);
 }
 
 void ThreadPool::parallel_chunks(int64_t n, int64_t chunk,
                                  const std::function<void(int64_t, int64_t)>& fn) {
     if (n <= 0) return;
     chunk = std::max<int64_t>(1, chunk);
-    if (n_ == 1 || n <= chunk) {
-        fn(0, n);
-        return;
-    }
-    std::atomic<int64_t> next{0};
-    run([&](int, int) {
-        for (;;) {
-            const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
-            if (b >= n) break;
-            fn(b, std::min(n, b + chunk));
-        }
-    });
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    const std::function<void(int64_t)> item = [&](int64_t c) {
+        fn(c * chunk, std::min(n, (c + 1) * chunk));
+    };
+    execute(n_chunks, item);
 }
 
 }  // namespace latent::engine

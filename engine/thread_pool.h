@@ -1,15 +1,18 @@
 // ThreadPool: a fixed set of worker threads started once and reused by every operation
-// of the forward pass (no thread creation per op). run(fn) calls fn(i, n) on n threads
-// at once — the caller is thread 0 — and returns when all have finished; the fast CPU
-// backend splits each op's work by i (static) or through a shared atomic counter
-// (dynamic, see parallel_chunks). Idle workers spin briefly, then sleep on a condition variable.
+// of the forward pass (no thread creation per op). An operation is a number of items
+// handed out through one atomic counter; the caller works on them too. A worker joins
+// an operation only while it is open: once the caller has taken the last item it closes
+// the operation and waits only for the workers already inside — a worker that the OS
+// has not scheduled in time (a busy machine) costs nothing instead of stalling the op.
+// Idle workers spin briefly (ops follow each other within microseconds), then sleep.
 //
-// Thread safety: run() must not be called concurrently or from inside fn.
+// Thread safety: run() / parallel_chunks() must not be called concurrently or from inside
+// their own functions.
 #pragma once
 
 #include <atomic>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -26,25 +29,31 @@ public:
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return n_; }
-    void run(const std::function<void(int thread, int n_threads)>& fn);
 
-    // Calls fn(begin, end) over [0, n) in chunks of `chunk` items, handed out to the
-    // threads dynamically (an item count that does not divide evenly still keeps every
-    // thread busy to the end).
+    // Calls fn(i, size()) once for every i < size(), on whichever threads take them.
+    void run(const std::function<void(int item, int n_items)>& fn);
+
+    // Calls fn(begin, end) over [0, n) in chunks of `chunk` items, handed out dynamically.
     void parallel_chunks(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
 
     // The CPUs this process may run on (sched_getaffinity), at least 1.
     static int available_cpus();
 
 private:
-    void worker(int index);
+    void execute(int64_t n_items, const std::function<void(int64_t)>& fn);
+    void take_items();
+    void worker();
     void wake();
 
     int n_;
     std::vector<std::thread> threads_;
-    const std::function<void(int, int)>* job_ = nullptr;
+    // The open operation: its function, item count and next item.
+    const std::function<void(int64_t)>* fn_ = nullptr;
+    int64_t n_items_ = 0;
+    std::atomic<int64_t> next_{0};
+    // generation (high 32 bits) | closed (bit 31) | workers inside (low bits).
+    std::atomic<uint64_t> state_{0};
     std::atomic<uint32_t> generation_{0};
-    std::atomic<int> pending_{0};
     std::atomic<bool> stop_{false};
     std::atomic<int> sleepers_{0};
     std::mutex mu_;
