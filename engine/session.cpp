@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "engine/prefix_cache.h"
+
 namespace latent::engine {
 
 int32_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
@@ -26,7 +28,12 @@ Expected<Session::PrefillResult> Session::prefill(std::span<const int32_t> promp
     const int32_t n = static_cast<int32_t>(prompt.size());
     // Reuse the shared prefix, but recompute at least the last prompt token: its
     // logits are not cached.
-    const int32_t keep = std::min(common_prefix(tokens_, prompt), n - 1);
+    int32_t keep = std::min(common_prefix(tokens_, prompt), n - 1);
+    if (prefix_ && prefix_->peek(prompt.first(static_cast<size_t>(n - 1))) > keep) {
+        truncate(0);
+        keep = prefix_->attach(prompt, seq_, n - 1).n_tokens;
+        tokens_.assign(prompt.begin(), prompt.begin() + keep);
+    }
     truncate(keep);
     PrefillResult result;
     result.n_reused = keep;
@@ -42,6 +49,10 @@ Expected<Session::PrefillResult> Session::prefill(std::span<const int32_t> promp
         tokens_.insert(tokens_.end(), piece.begin(), piece.end());
     }
     result.n_computed = n - keep;
+    if (prefix_) {
+        const size_t pt = seq_.cache().config().page_tokens;
+        prefix_->insert(prompt.first(prompt.size() / pt * pt), seq_);
+    }
     return result;
 }
 

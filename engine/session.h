@@ -17,6 +17,8 @@
 
 namespace latent::engine {
 
+class PrefixCache;
+
 class Session {
 public:
     Session(const Model& model, Backend& backend, LatentCache& cache);
@@ -44,11 +46,18 @@ public:
     const Model& model() const { return model_; }
     const SeqCache& cache() const { return seq_; }
 
+    // Optional: share prompt pages with other sessions through `prefix` (borrowed, must
+    // use this session's LatentCache and outlive it; null: off). prefill() then starts
+    // from whichever is longer, its own tokens or the prefix cache's (RAM tier), and
+    // leaves the prompt's whole pages in the prefix cache.
+    void set_prefix_cache(PrefixCache* prefix) { prefix_ = prefix; }
+
 private:
     const Model& model_;
     Backend& backend_;
     SeqCache seq_;
     std::vector<int32_t> tokens_;
+    PrefixCache* prefix_ = nullptr;
 };
 
 // Length of the common prefix of two token sequences.

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "engine/prefix_cache.h"
 #include "engine/reference.h"
 #include "tests/support/test_models.h"
 
@@ -144,6 +145,30 @@ TEST_F(SessionTest, CacheBudgetIsAnErrorNotACrash) {
     auto r = s.prefill(ids(9, 8));
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("latent cache is full"), std::string::npos);
+}
+
+TEST_F(SessionTest, SessionsShareAPrefixCache) {
+    const auto p = ids(11, 9);
+    const auto whole = fresh_prefill(p);
+    LatentCache c = cache();
+    PrefixCache pc(c, {.budget_bytes = 1 << 20});
+    Session a(*model, backend, c), b(*model, backend, c);
+    a.set_prefix_cache(&pc);
+    b.set_prefix_cache(&pc);
+    ASSERT_TRUE(a.prefill(p).ok());
+    auto r = b.prefill(p);  // a's two whole pages; the rest computed
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->n_reused, 8);
+    EXPECT_EQ(r->n_computed, 3);
+    expect_close(whole, r->logits);
+    EXPECT_EQ(b.tokens(), p);
+    // b writes into pages it shares with the cache only after copying them.
+    auto next = b.decode(5);
+    ASSERT_TRUE(next.ok());
+    auto again = a.prefill(p);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->n_reused, 10);  // its own tokens: longer than the cache's 8
+    expect_close(whole, again->logits);
 }
 
 TEST(CommonPrefix, Lengths) {
