@@ -284,6 +284,7 @@ lsp::Result<json> Server::initialize(const json& params) {
     const PositionEncoding enc = negotiate_encoding(
         p->capabilities.general ? p->capabilities.general->positionEncodings : std::nullopt);
     docs_.set_encoding(enc);
+    size_t n_folders = 0;
     {
         std::lock_guard<std::mutex> lock(mu_);
         client_caps_ = params.value("capabilities", json::object());
@@ -294,6 +295,7 @@ lsp::Result<json> Server::initialize(const json& params) {
         } else if (p->rootUri) {
             if (auto path = uri_to_path(*p->rootUri); !path.empty()) folders_.push_back(path);
         }
+        n_folders = folders_.size();
     }
     apply_settings(p->initializationOptions);
     ep_.open_gate();
@@ -318,7 +320,7 @@ lsp::Result<json> Server::initialize(const json& params) {
                                            {"status", true},
                                            {"didFocus", true}}}};
     log("initialize: position encoding " + std::string(encoding_name(enc)) + ", " +
-        std::to_string(folders_.size()) + " workspace folder(s)");
+        std::to_string(n_folders) + " workspace folder(s)");
     return j;
 }
 
@@ -549,9 +551,12 @@ std::vector<ContextBlock> Server::context_blocks(const std::string& uri, const s
         }
         if (!hit) {
             out = ix->context_for(path, line, 0, budget * 3 / 4);
-            std::lock_guard<std::mutex> lock(mu_);
-            if (context_cache_.size() > 64) context_cache_.clear();
-            context_cache_[uri] = {gen, line, out};
+            // Nothing yet (a new file the index has not seen): ask again next time.
+            if (!out.empty()) {
+                std::lock_guard<std::mutex> lock(mu_);
+                if (context_cache_.size() > 64) context_cache_.clear();
+                context_cache_[uri] = {gen, line, out};
+            }
         }
     }
     // Recently edited ranges of other open documents (a few lines around each).
