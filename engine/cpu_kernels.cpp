@@ -34,7 +34,7 @@ uint64_t act_row_bytes(ActFormat format, int64_t n) {
         case ActFormat::kF32:
             return up64(4 * static_cast<uint64_t>(n));
         case ActFormat::kQ8_0:
-            return up64(up64(static_cast<uint64_t>(n)) + 8 * static_cast<uint64_t>(n / kQK));
+            return 2 * up64(static_cast<uint64_t>(n)) + 64 * static_cast<uint64_t>(n / kQK);
         case ActFormat::kQ8_K:
             return up64(sizeof(BlockQ8_K) * static_cast<uint64_t>(n / kQKK));
     }

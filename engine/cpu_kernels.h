@@ -9,7 +9,8 @@
 // Activation formats (ActFormat), one per weight type family:
 //   kF32   F32 / F16 / BF16 weights: the float row itself (no rounding at all).
 //   kQ8_0  Q8_0 / Q4_0 weights: per 32 values, int8 q = round(x / d), d = max|x| / 127, as a
-//          float; the row is q[n] (int8), then d[n/32] (float), then s[n/32] (int32, Σq).
+//          float; the row also carries forms of q and d the SIMD loops load as they are
+//          (layout in cpu_kernels_impl.h).
 //   kQ8_K  K-quant weights: ggml's Q8_K (engine/quant_blocks.h BlockQ8_K) blocks of 256.
 //
 // Thread safety: the functions are pure; the tables are immutable.

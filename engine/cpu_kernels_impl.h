@@ -91,25 +91,32 @@ inline int64_t round_up64(int64_t v) { return (v + 63) & ~int64_t{63}; }
 
 // ---- activation quantization ----
 
-// kQ8_0 layout: q[n] int8 | d[n/32] float | s[n/32] int32.
+// kQ8_0 layout (see cpu_kernels.h): q[n] int8 | u[n] = q + 128 as uint8 | d8[n/32][8] float,
+// the block's scale repeated over 8 lanes | s8[n/32][8] int32, −8 × the sum of each 4
+// consecutive q's. u, d8 and s8 are what the VNNI and AVX2 loops load instead of
+// computing per weight row: u pairs with signed Q8_0 weights in vpdpbusd, s8 starts the
+// sum of unsigned Q4_0 nibbles at their −8 offset, d8 is the block scale as a vector.
 struct ActQ8_0 {
     const int8_t* q;
-    const float* d;
-    const int32_t* s;
+    const uint8_t* u;
+    const float* d8;
+    const int32_t* s8;
 };
 inline ActQ8_0 view_q8_0(const uint8_t* row, int64_t n) {
     const int64_t q_bytes = round_up64(n);
     const int64_t nb = n / kQK;
-    return {reinterpret_cast<const int8_t*>(row), reinterpret_cast<const float*>(row + q_bytes),
-            reinterpret_cast<const int32_t*>(row + q_bytes + 4 * nb)};
+    return {reinterpret_cast<const int8_t*>(row), row + q_bytes,
+            reinterpret_cast<const float*>(row + 2 * q_bytes),
+            reinterpret_cast<const int32_t*>(row + 2 * q_bytes + 32 * nb)};
 }
 
 inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
     const int64_t q_bytes = round_up64(n);
     const int64_t nb = n / kQK;
     int8_t* q = reinterpret_cast<int8_t*>(row);
-    float* d = reinterpret_cast<float*>(row + q_bytes);
-    int32_t* s = reinterpret_cast<int32_t*>(row + q_bytes + 4 * nb);
+    uint8_t* u = row + q_bytes;
+    float* d8 = reinterpret_cast<float*>(row + 2 * q_bytes);
+    int32_t* s8 = reinterpret_cast<int32_t*>(row + 2 * q_bytes + 32 * nb);
     for (int64_t b = 0; b < nb; ++b) {
         const float* xb = x + b * kQK;
         float amax = 0.0f;
@@ -119,14 +126,16 @@ inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
         }
         const float db = amax / 127.0f;
         const float id = db != 0.0f ? 1.0f / db : 0.0f;
-        int32_t sum = 0;
         for (int j = 0; j < kQK; ++j) {
             const int v = static_cast<int>(nearbyintf(xb[j] * id));
             q[b * kQK + j] = static_cast<int8_t>(v);
-            sum += v;
+            u[b * kQK + j] = static_cast<uint8_t>(v + 128);
         }
-        d[b] = db;
-        s[b] = sum;
+        for (int l = 0; l < 8; ++l) {
+            const int8_t* g = q + b * kQK + 4 * l;
+            d8[b * 8 + l] = db;
+            s8[b * 8 + l] = -8 * (g[0] + g[1] + g[2] + g[3]);
+        }
     }
 }
 
@@ -300,12 +309,25 @@ inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
         const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs));
-        const float dw = half_to_float(wb[b].d);
+        const __m256 dw = _mm256_set1_ps(half_to_float(wb[b].d));
+#if LATENT_KERNELS_ISA == 2
+        // Σ (q + 128) w − 128 Σ w, lane by lane: the correction is per weight block.
+        const __m256i corr = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(-128), wq));
+#endif
         for (int t = 0; t < NT; ++t) {
+#if LATENT_KERNELS_ISA == 2
+            const __m256i au =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].u + b * kQK));
+            const __m256i sum = _mm256_dpbusd_epi32(corr, au, wq);
+#else
             const __m256i aq =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i8(wq, aq)),
-                                     _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+            const __m256i sum = dot32_i8(wq, aq);
+#endif
+            const __m256 da = _mm256_loadu_ps(a[t].d8 + 8 * b);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t]);
         }
     }
     for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
@@ -316,7 +338,7 @@ inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
         for (int t = 0; t < NT; ++t) {
             int32_t s = 0;
             for (int j = 0; j < kQK; ++j) s += wb[b].qs[j] * a[t].q[b * kQK + j];
-            acc[t] += dw * a[t].d[b] * static_cast<float>(s);
+            acc[t] += static_cast<float>(s) * a[t].d8[8 * b] * dw;
         }
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
@@ -329,33 +351,29 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     const int64_t nb = n / kQK;
     ActQ8_0 a[NT];
     for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
+#if LATENT_KERNELS_ISA >= 1
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const __m256 dw = _mm256_set1_ps(half_to_float(wb[b].d));
 #if LATENT_KERNELS_ISA == 2
-    // VNNI: unsigned nibbles times signed activations, minus 8·Σa folded into the start.
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
+        // VNNI: unsigned nibbles times signed activations, started at −8 Σ a (from s8).
         const __m256i wq = unpack_q4(wb[b].qs);
-        const float dw = half_to_float(wb[b].d);
-        for (int t = 0; t < NT; ++t) {
-            const __m256i aq =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-            const __m256i init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-8 * a[t].s[b]));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(init, wq, aq)),
-                                     _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
-        }
-    }
-    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
-#elif LATENT_KERNELS_ISA == 1
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
+#else
         const __m256i wq = _mm256_sub_epi8(unpack_q4(wb[b].qs), _mm256_set1_epi8(8));
-        const float dw = half_to_float(wb[b].d);
+#endif
         for (int t = 0; t < NT; ++t) {
             const __m256i aq =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i8(wq, aq)),
-                                     _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+#if LATENT_KERNELS_ISA == 2
+            const __m256i init =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].s8 + 8 * b));
+            const __m256i sum = _mm256_dpbusd_epi32(init, wq, aq);
+#else
+            const __m256i sum = dot32_i8(wq, aq);
+#endif
+            const __m256 da = _mm256_loadu_ps(a[t].d8 + 8 * b);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t]);
         }
     }
     for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
@@ -370,7 +388,7 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
                 s += ((wb[b].qs[j] & 0xF) - 8) * q[j];
                 s += ((wb[b].qs[j] >> 4) - 8) * q[j + kQK / 2];
             }
-            acc[t] += dw * a[t].d[b] * static_cast<float>(s);
+            acc[t] += static_cast<float>(s) * a[t].d8[8 * b] * dw;
         }
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
