@@ -138,6 +138,21 @@ Expected<GenerateResult> LocalBackend::generate(const std::string& owner,
     }
     auto& os = session_for(owner);
     if (!options_.prefix_cache) os.session->truncate(0);
+    // The prompt goes in by pieces of kPrefillStep tokens, with a cancellation check
+    // between them: a request superseded by the next keystroke stops within one piece
+    // instead of finishing a long prefill nobody will read. Each piece keeps what the
+    // session holds (prefill's common-prefix reuse), so the pieces cost what one call would.
+    constexpr int32_t kPrefillStep = 256;
+    const auto n = static_cast<int32_t>(prompt.size());
+    const int32_t reused = std::min(engine::common_prefix(os.session->tokens(), prompt), n - 1);
+    for (int32_t k = reused + kPrefillStep; k < n; k += kPrefillStep) {
+        if (options.cancelled && options.cancelled()) {
+            r.cancelled = true;
+            return r;
+        }
+        auto part = os.session->prefill(std::span<const int32_t>(prompt.data(), k));
+        if (!part) break;  // the full prefill below retries (and reports) it
+    }
     auto pre = os.session->prefill(prompt);
     if (!pre) {
         // Most likely the cache budget: drop the other owners' sessions and try once more.
@@ -152,13 +167,16 @@ Expected<GenerateResult> LocalBackend::generate(const std::string& owner,
         os.session->truncate(0);
         pre = os.session->prefill(prompt);
         if (!pre) return pre.error();
+        r.cached_tokens = 0;
+        r.computed_tokens = n;
+    } else {
+        r.cached_tokens = std::max(0, reused);
+        r.computed_tokens = n - r.cached_tokens;
     }
-    r.cached_tokens = pre->n_reused;
-    r.computed_tokens = pre->n_computed;
     {
         std::lock_guard<std::mutex> lock(mu_);
         prompt_tokens_ += prompt.size();
-        reused_tokens_ += static_cast<uint64_t>(pre->n_reused);
+        reused_tokens_ += static_cast<uint64_t>(r.cached_tokens);
     }
     engine::SamplingParams sp;
     sp.temperature = options.temperature;
