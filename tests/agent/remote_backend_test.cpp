@@ -51,6 +51,11 @@ public:
     }
 
 private:
+    // Sleeps, but not past the server's end (so the tests never wait on it).
+    void nap(int ms) {
+        for (int i = 0; i < ms / 10 && !stop_; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     void run() {
         for (size_t i = 0; !stop_; ++i) {
             tcp::socket s(ioc_);
@@ -67,7 +72,7 @@ private:
             }
             const Reply& r = replies_[std::min(i, replies_.size() - 1)];
             if (r.never_answer) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(800));
+                nap(5000);
                 continue;
             }
             std::string head = "HTTP/1.1 " + std::to_string(r.status) +
@@ -77,7 +82,7 @@ private:
             for (const auto& p : r.parts) {
                 asio::write(s, asio::buffer(p), ec);
                 if (ec) break;
-                std::this_thread::sleep_for(std::chrono::milliseconds(r.gap_ms));
+                nap(r.gap_ms);
             }
             s.shutdown(tcp::socket::shutdown_both, ec);
         }
@@ -226,7 +231,7 @@ TEST(RemoteBackendTest, TimesOutAndCancels) {
         {{200,
           "text/event-stream",
           {sse({{"choices", {{{"text", "a"}}}}}), sse({{"choices", {{{"text", "b"}}}}})},
-          700}});
+          5000}});
     Logs logs;
     auto b = make(server.url(), logs);
     std::atomic<bool> stop{false};
@@ -238,7 +243,7 @@ TEST(RemoteBackendTest, TimesOutAndCancels) {
     ASSERT_TRUE(r);
     EXPECT_TRUE(r->cancelled);
     EXPECT_EQ(r->text, "a");
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(600));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
 }
 
 TEST(RemoteBackendTest, ParsesUrls) {
