@@ -1,0 +1,126 @@
+// `latent serve` as a process: it binds an ephemeral port, answers over HTTP, stops
+// cleanly on SIGTERM, and a restarted server gets the prompt's pages back from the disk
+// tier under $XDG_CACHE_HOME.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/test_models.h"
+
+extern char** environ;
+
+namespace latent::engine {
+namespace {
+
+using nlohmann::json;
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// One HTTP exchange over loopback; the body of the answer (the server closes).
+std::string post(uint16_t port, const std::string& path, const std::string& body) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+        ADD_FAILURE() << "cannot connect to port " << port << ": " << std::strerror(errno);
+        ::close(fd);
+        return {};
+    }
+    const std::string req =
+        "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
+    (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    std::string raw;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;)
+        raw.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    const size_t at = raw.find("\r\n\r\n");
+    return at == std::string::npos ? std::string() : raw.substr(at + 4);
+}
+
+struct Server {
+    pid_t pid = -1;
+    uint16_t port = 0;
+};
+
+Server start(const std::string& model, const std::string& log) {
+    Server s;
+    const std::string cmd = std::string(LATENT_BINARY) + " serve -m " + model +
+                            " --backend reference --port 0 --page-tokens 4 2>" + log;
+    // exec: the shell is replaced by latent, so SIGTERM reaches the server itself.
+    const std::string exec_cmd = "exec " + cmd;
+    const char* argv[] = {"/bin/sh", "-c", exec_cmd.c_str(), nullptr};
+    if (posix_spawn(&s.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
+        return s;
+    const std::regex listening(R"(on http://127\.0\.0\.1:(\d+)\n)");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < until) {
+        std::smatch m;
+        const std::string text = slurp(log);
+        if (std::regex_search(text, m, listening)) {
+            s.port = static_cast<uint16_t>(std::stoi(m[1]));
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return s;
+}
+
+int stop(const Server& s) {
+    ::kill(s.pid, SIGTERM);
+    int status = 0;
+    ::waitpid(s.pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(ServeCliSlow, AnswersStopsOnSigtermAndARestartFindsItsPrefixOnDisk) {
+    engine::MakeModelOptions o;
+    o.preset = "tiny";
+    o.quant = GgmlType::kQ8_0;
+    const std::string model = test::make_test_model(o);
+    const std::string dir = test::temp_dir();
+    ::setenv("XDG_CACHE_HOME", (dir + "/xdg").c_str(), 1);
+    const std::string log = dir + "/serve.log";
+    const json req = {
+        {"prompt", "def add(a, b): return a + b"}, {"max_tokens", 2}, {"temperature", 0}};
+
+    Server first = start(model, log + ".1");
+    ASSERT_NE(first.port, 0) << slurp(log + ".1");
+    const json a = json::parse(post(first.port, "/v1/completions", req.dump()));
+    EXPECT_EQ(a["usage"]["prompt_cache_hit_tokens"], 0);
+    EXPECT_EQ(stop(first), 0) << slurp(log + ".1");
+
+    // Another log file: the first one names the first server's port.
+    Server second = start(model, log + ".2");
+    ASSERT_NE(second.port, 0) << slurp(log + ".2");
+    const json b = json::parse(post(second.port, "/v1/completions", req.dump()));
+    EXPECT_GE(b["usage"]["prompt_cache_hit_tokens"].get<int>(), 8);  // whole pages of 4
+    EXPECT_EQ(b["choices"][0]["text"], a["choices"][0]["text"]);
+    EXPECT_EQ(stop(second), 0) << slurp(log + ".2");
+    ::unsetenv("XDG_CACHE_HOME");
+}
+
+}  // namespace
+}  // namespace latent::engine
