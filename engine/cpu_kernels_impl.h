@@ -251,26 +251,6 @@ inline float load1(const uint8_t* w, int64_t i) {
     }
 }
 
-template <GgmlType T, int NT>
-inline void dot_float(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
-    float acc[NT][kLanes] = {};
-    float wv[kLanes];
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-        load16<T>(w, i, wv);
-        for (int t = 0; t < NT; ++t) {
-            const float* x = reinterpret_cast<const float*>(acts[t]) + i;
-            for (int l = 0; l < kLanes; ++l) acc[t][l] += wv[l] * x[l];
-        }
-    }
-    for (int t = 0; t < NT; ++t) {
-        float s = hsum_lanes(acc[t]);
-        const float* x = reinterpret_cast<const float*>(acts[t]);
-        for (int64_t k = i; k < n; ++k) s += load1<T>(w, k) * x[k];
-        out[t] = s;
-    }
-}
-
 #if LATENT_KERNELS_ISA >= 1
 inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -297,6 +277,60 @@ inline __m256i unpack_q4(const uint8_t* qs) {
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 #endif
+
+#if LATENT_KERNELS_ISA >= 1
+template <GgmlType T>
+inline __m256 load8(const uint8_t* w, int64_t i) {
+    if constexpr (T == GgmlType::kF32) {
+        return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i);
+    } else if constexpr (T == GgmlType::kBF16) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    } else {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+    }
+}
+#endif
+
+template <GgmlType T, int NT>
+inline void dot_float(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
+#if LATENT_KERNELS_ISA >= 1
+    __m256 acc[NT][2];
+    for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = load8<T>(w, i), w1 = load8<T>(w, i + 8);
+        for (int t = 0; t < NT; ++t) {
+            const float* x = reinterpret_cast<const float*>(acts[t]) + i;
+            acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc[t][1]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        float s = hsum256(_mm256_add_ps(acc[t][0], acc[t][1]));
+        const float* x = reinterpret_cast<const float*>(acts[t]);
+        for (int64_t k = i; k < n; ++k) s += load1<T>(w, k) * x[k];
+        out[t] = s;
+    }
+#else
+    float acc[NT][kLanes] = {};
+    float wv[kLanes];
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        load16<T>(w, i, wv);
+        for (int t = 0; t < NT; ++t) {
+            const float* x = reinterpret_cast<const float*>(acts[t]) + i;
+            for (int l = 0; l < kLanes; ++l) acc[t][l] += wv[l] * x[l];
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        float s = hsum_lanes(acc[t]);
+        const float* x = reinterpret_cast<const float*>(acts[t]);
+        for (int64_t k = i; k < n; ++k) s += load1<T>(w, k) * x[k];
+        out[t] = s;
+    }
+#endif
+}
 
 template <int NT>
 inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
@@ -451,6 +485,15 @@ inline int32_t dot16_i8(const int8_t* a, const int8_t* b) {
     return s;
 }
 
+#if LATENT_KERNELS_ISA >= 1
+inline int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+#endif
+
 template <GgmlType T, int NT>
 inline void dot_k(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
     const int64_t nb = n / kQKK;
@@ -458,6 +501,48 @@ inline void dot_k(const uint8_t* w, const uint8_t* const* acts, int64_t n, float
     KBlock k;
     for (int64_t b = 0; b < nb; ++b) {
         unpack_k<T>(w, b, k);
+#if LATENT_KERNELS_ISA >= 1
+        // Per 32 values: unsigned values (Q6_K's shifted by +32) times signed activations in
+        // int16 pairs (at most 2·63·127, no saturation), then times the group scales as int16
+        // — one scale per 128-bit half, so Q6_K's groups of 16 and Q4_K's sub-blocks of 32
+        // both fit — summed into int32 lanes.
+        __m256i sc[8];
+        for (int c = 0; c < 8; ++c) {
+            const int lo = T == GgmlType::kQ6_K ? k.scale[2 * c] : k.scale[c];
+            const int hi = T == GgmlType::kQ6_K ? k.scale[2 * c + 1] : k.scale[c];
+            sc[c] = _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)),
+                                     _mm_set1_epi16(static_cast<int16_t>(lo)));
+        }
+        __m256i vv[8];
+        for (int c = 0; c < 8; ++c) {
+            vv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k.v + 32 * c));
+            if constexpr (T == GgmlType::kQ6_K)
+                vv[c] = _mm256_add_epi8(vv[c], _mm256_set1_epi8(32));
+        }
+        for (int t = 0; t < NT; ++t) {
+            const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(acts[t])[b];
+            __m256i isum = _mm256_setzero_si256();
+            for (int c = 0; c < 8; ++c) {
+                const __m256i aa =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * c));
+                isum = _mm256_add_epi32(isum,
+                                        _mm256_madd_epi16(_mm256_maddubs_epi16(vv[c], aa), sc[c]));
+            }
+            int32_t total = hsum_i32(isum);
+            if constexpr (T == GgmlType::kQ6_K) {
+                int32_t off = 0;
+                for (int g = 0; g < 16; ++g) off += k.scale[g] * a.bsums[g];
+                total -= 32 * off;
+                acc[t] += k.d * a.d * static_cast<float>(total);
+            } else {
+                int32_t imin = 0;
+                for (int j = 0; j < 8; ++j)
+                    imin += k.min[j] * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+                acc[t] +=
+                    k.d * a.d * static_cast<float>(total) - k.dmin * a.d * static_cast<float>(imin);
+            }
+        }
+#else
         for (int t = 0; t < NT; ++t) {
             const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(acts[t])[b];
             if constexpr (T == GgmlType::kQ6_K) {
@@ -476,6 +561,7 @@ inline void dot_k(const uint8_t* w, const uint8_t* const* acts, int64_t n, float
                     k.d * a.d * static_cast<float>(isum) - k.dmin * a.d * static_cast<float>(imin);
             }
         }
+#endif
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
