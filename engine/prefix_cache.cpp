@@ -194,6 +194,7 @@ int32_t PrefixCache::pin(const std::string& owner, std::span<const int32_t> toke
         if (!best) break;
         ++best->pins;
         list.push_back(best);
+        spill(*best);  // an open file's prefix survives a crash and a restart
         pos += static_cast<size_t>(best_len);
         if (!full(*best) || best_len < static_cast<int32_t>(page_tokens_)) break;
         node = best;

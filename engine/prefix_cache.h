@@ -79,7 +79,8 @@ public:
     // these tokens in order.
     void insert(std::span<const int32_t> tokens, const SeqCache& seq);
 
-    // Pins the cached nodes on tokens' path for `owner`, replacing its previous pin.
+    // Pins the cached nodes on tokens' path for `owner`, replacing its previous pin, and
+    // writes their whole pages to the disk tier at once (not only when evicted).
     // Returns the pinned length in tokens.
     int32_t pin(const std::string& owner, std::span<const int32_t> tokens);
     // Drops `owner`'s pin (unknown owners are ignored).

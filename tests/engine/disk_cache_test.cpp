@@ -206,6 +206,20 @@ TEST_F(DiskTierModelTest, EvictedPagesComeBackFromDiskWithTheSameResults) {
     EXPECT_EQ(compute(s, p), want);
 }
 
+TEST_F(DiskTierModelTest, PinnedPagesAreWrittenToDiskAtOnce) {
+    const auto p = ids(10, 7);
+    auto disk = DiskCache::open(disk_options());
+    ASSERT_TRUE(disk.ok());
+    LatentCache cache(config());
+    PrefixCache pc(cache, {.budget_bytes = 1 << 20, .disk = disk->get()});
+    SeqCache s(cache);
+    compute(s, p);
+    pc.insert(p, s);
+    EXPECT_EQ((*disk)->stats().files, 0u);
+    EXPECT_EQ(pc.pin("file:///a.cpp", p), 10);
+    EXPECT_EQ((*disk)->stats().files, 2u);  // the whole pages; the partial one stays in RAM
+}
+
 TEST_F(DiskTierModelTest, ARestartedProcessGetsItsPrefixBack) {
     const auto p = ids(9, 6);
     LatentCache fresh_cache(config());
