@@ -159,7 +159,7 @@ TEST(LspServerTest, MidLineCompletionIsOneLineAndBlankItemsAreDropped) {
     auto r =
         c->wait_response(c->request("textDocument/inlineCompletion", completion_params(uri, 0, 6)));
     ASSERT_TRUE(r);
-    EXPECT_EQ((*r)["result"]["items"][0]["insertText"], "x, y");
+    EXPECT_EQ((*r)["result"]["items"][0]["insertText"], "x, y") << r->dump();
     auto r2 =
         c->wait_response(c->request("textDocument/inlineCompletion", completion_params(uri, 1, 0)));
     ASSERT_TRUE(r2);
