@@ -66,7 +66,26 @@ int run_lsp_server(int in_fd, int out_fd, const Settings& defaults, const std::s
     };
     Server server(ep, so);
     log("latent lsp " LATENT_VERSION " started (pid " + std::to_string(getpid()) + ")");
-    lsp::run_message_loop(transport, ep);
+    // lsp::run_message_loop, plus the documents applied on this thread as they are read.
+    for (bool reading = true; reading;) {
+        lsp::ReadResult r = transport.read();
+        switch (r.kind) {
+            case lsp::ReadResult::Kind::kMessage:
+                server.sync_documents(r.body);
+                ep.receive(r.body);
+                break;
+            case lsp::ReadResult::Kind::kError:
+                ep.report_framing_error(r.error);
+                break;
+            case lsp::ReadResult::Kind::kFatal:
+                ep.report_framing_error(r.error);
+                reading = false;
+                break;
+            case lsp::ReadResult::Kind::kEof:
+                reading = false;
+                break;
+        }
+    }
     const int code = server.shutdown_requested() ? 0 : 1;
     log("input closed; exiting (" + std::to_string(code) + ")");
     std::_Exit(code);

@@ -193,28 +193,35 @@ void Server::register_handlers() {
         lsp::DidOpenTextDocumentParams d = p.get<lsp::DidOpenTextDocumentParams>();
         if (d.textDocument.text.size() > DocumentStore::kMaxDocumentBytes) return;
         const std::string uri = d.textDocument.uri;
-        docs_.open({uri, d.textDocument.languageId, d.textDocument.version,
-                    std::move(d.textDocument.text)});
+        if (!inline_sync_)
+            docs_.open({uri, d.textDocument.languageId, d.textDocument.version,
+                        std::move(d.textDocument.text)});
         warm(uri, std::nullopt);
     });
     ep_.on_notification("textDocument/didChange", [this](const json& p) {
         const auto d = p.get<lsp::DidChangeTextDocumentParams>();
-        std::vector<AppliedChange> applied;
-        if (!docs_.change(d.textDocument.uri, d.textDocument.version, d.contentChanges, &applied)) {
-            log("didChange for a document that is not open (or too large): " + d.textDocument.uri);
-            return;
+        if (!inline_sync_) {
+            std::vector<AppliedChange> applied;
+            if (!docs_.change(d.textDocument.uri, d.textDocument.version, d.contentChanges,
+                              &applied)) {
+                log("didChange for a document that is not open (or too large): " +
+                    d.textDocument.uri);
+                return;
+            }
+            if (const auto doc = docs_.get(d.textDocument.uri); doc && !applied.empty())
+                note_edit(doc->uri, doc->text, applied.back().start, applied.back().new_end);
         }
         const auto doc = docs_.get(d.textDocument.uri);
         if (!doc) return;
-        if (!applied.empty())
-            note_edit(doc->uri, doc->text, applied.back().start, applied.back().new_end);
         const std::string path = uri_to_path(doc->uri);
         if (auto ix = index_for(path)) ix->update(path, doc->text);
     });
     ep_.on_notification("textDocument/didClose", [this](const json& p) {
         const auto d = p.get<lsp::DidCloseTextDocumentParams>();
-        docs_.close(d.textDocument.uri);
-        suggestions_.forget(d.textDocument.uri);
+        if (!inline_sync_) {
+            docs_.close(d.textDocument.uri);
+            suggestions_.forget(d.textDocument.uri);
+        }
         if (auto b = backend()) b->release(d.textDocument.uri);
         const std::string path = uri_to_path(d.textDocument.uri);
         if (auto ix = index_for(path)) ix->update(path);  // back to the disk's version
@@ -275,6 +282,41 @@ void Server::register_handlers() {
     ep_.on_request("latent/edit",
                    [this](const json& p, lsp::RequestContext& ctx) { return edit(p, ctx); });
     ep_.on_request("latent/status", [this](const json&, lsp::RequestContext&) { return status(); });
+}
+
+void Server::sync_documents(std::string_view body) {
+    inline_sync_ = true;
+    // Most messages are not document sync: skip them without parsing.
+    if (body.find("\"textDocument/did") == std::string_view::npos || !ep_.gate_open()) return;
+    const json m = json::parse(body, nullptr, false);
+    if (!m.is_object() || m.contains("id") || !m.contains("params") || !m["method"].is_string())
+        return;
+    const std::string method = m["method"].get<std::string>();
+    try {
+        if (method == "textDocument/didOpen") {
+            auto d = m["params"].get<lsp::DidOpenTextDocumentParams>();
+            if (d.textDocument.text.size() > DocumentStore::kMaxDocumentBytes) return;
+            docs_.open({d.textDocument.uri, d.textDocument.languageId, d.textDocument.version,
+                        std::move(d.textDocument.text)});
+        } else if (method == "textDocument/didChange") {
+            const auto d = m["params"].get<lsp::DidChangeTextDocumentParams>();
+            std::vector<AppliedChange> applied;
+            if (!docs_.change(d.textDocument.uri, d.textDocument.version, d.contentChanges,
+                              &applied)) {
+                log("didChange for a document that is not open (or too large): " +
+                    d.textDocument.uri);
+                return;
+            }
+            if (const auto doc = docs_.get(d.textDocument.uri); doc && !applied.empty())
+                note_edit(doc->uri, doc->text, applied.back().start, applied.back().new_end);
+        } else if (method == "textDocument/didClose") {
+            const auto d = m["params"].get<lsp::DidCloseTextDocumentParams>();
+            docs_.close(d.textDocument.uri);
+            suggestions_.forget(d.textDocument.uri);
+        }
+    } catch (const std::exception& e) {
+        log(method + ": " + e.what());  // bad params: the endpoint's handler reports too
+    }
 }
 
 lsp::Result<json> Server::initialize(const json& params) {

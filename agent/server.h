@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -82,6 +83,13 @@ public:
 
     bool shutdown_requested() const { return shutdown_; }
 
+    // Applies a didOpen/didChange/didClose body to the documents at once, on the reading
+    // thread, before it is handed to the endpoint (whose handler then does only the slower
+    // follow-ups: indexing, warming). Any request read after it therefore sees the edit,
+    // whatever the endpoint's scheduling. Other bodies are ignored (cheaply). Call it from
+    // the reader only, before Endpoint::receive(body).
+    void sync_documents(std::string_view body);
+
 private:
     void register_handlers();
     lsp::Result<nlohmann::json> initialize(const nlohmann::json& params);
@@ -129,6 +137,7 @@ private:
     nlohmann::json client_caps_;
     bool initialized_ = false;
     std::atomic<bool> shutdown_{false};
+    std::atomic<bool> inline_sync_{false};  // sync_documents() is in use
     // The in-flight inline completion per document: a newer one cancels it.
     std::map<std::string, std::shared_ptr<std::atomic<bool>>> inflight_;
     // Recently edited ranges (uri, first line, last line), newest first.
