@@ -297,6 +297,17 @@ TEST(LspServerTest, ChatStreamsPartialResults) {
     shutdown_and_exit(*c);
 }
 
+TEST(LspServerTest, ChatIsCancellable) {
+    auto c = start();
+    c->initialize(scripted({"a long answer that never comes"}, 60000));
+    const int id = c->request("latent/chat", {{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                              {"partialResultToken", "chat-2"}});
+    std::this_thread::sleep_for(milliseconds(50));
+    c->cancel(id);
+    EXPECT_EQ(error_code(c->wait_response(id, std::chrono::seconds(10))), -32800);
+    shutdown_and_exit(*c);
+}
+
 TEST(LspServerTest, ExplainEditAndCodeActions) {
     auto c = start();
     c->initialize(scripted({"Here you go:\n```cpp\nint twice(int x) { return 2 * x; }\n```\n"}));
