@@ -429,6 +429,82 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
 #endif
 }
 
+#if LATENT_KERNELS_ISA >= 1
+// Two weight rows against NT activation rows: each activation block is loaded once for
+// both rows, which halves the activation traffic from L2 — the limit of the one-row loop
+// in prefill. Same arithmetic as dot_q8_0 / dot_q4_0, so the same sums.
+template <GgmlType T, int NT>
+inline void dot2_int8(const uint8_t* w0, const uint8_t* w1, const uint8_t* const* acts, int64_t n,
+                      float* out0, float* out1) {
+    const int64_t nb = n / kQK;
+    ActQ8_0 a[NT];
+    for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
+    __m256 acc0[NT], acc1[NT];
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        __m256i wq0, wq1;
+        __m256 dw0, dw1;
+        if constexpr (T == GgmlType::kQ8_0) {
+            const BlockQ8_0& x0 = reinterpret_cast<const BlockQ8_0*>(w0)[b];
+            const BlockQ8_0& x1 = reinterpret_cast<const BlockQ8_0*>(w1)[b];
+            wq0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x0.qs));
+            wq1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x1.qs));
+            dw0 = _mm256_set1_ps(half_to_float(x0.d));
+            dw1 = _mm256_set1_ps(half_to_float(x1.d));
+        } else {
+            const BlockQ4_0& x0 = reinterpret_cast<const BlockQ4_0*>(w0)[b];
+            const BlockQ4_0& x1 = reinterpret_cast<const BlockQ4_0*>(w1)[b];
+            wq0 = unpack_q4(x0.qs);
+            wq1 = unpack_q4(x1.qs);
+#if LATENT_KERNELS_ISA == 1
+            wq0 = _mm256_sub_epi8(wq0, _mm256_set1_epi8(8));
+            wq1 = _mm256_sub_epi8(wq1, _mm256_set1_epi8(8));
+#endif
+            dw0 = _mm256_set1_ps(half_to_float(x0.d));
+            dw1 = _mm256_set1_ps(half_to_float(x1.d));
+        }
+#if LATENT_KERNELS_ISA == 2
+        __m256i corr0 = _mm256_setzero_si256(), corr1 = _mm256_setzero_si256();
+        if constexpr (T == GgmlType::kQ8_0) {
+            const __m256i m128 = _mm256_set1_epi8(-128);
+            corr0 = _mm256_sub_epi32(corr0, _mm256_dpbusd_epi32(corr0, m128, wq0));
+            corr1 = _mm256_sub_epi32(corr1, _mm256_dpbusd_epi32(corr1, m128, wq1));
+        }
+#endif
+        for (int t = 0; t < NT; ++t) {
+            __m256i s0, s1;
+#if LATENT_KERNELS_ISA == 2
+            if constexpr (T == GgmlType::kQ8_0) {
+                const __m256i au =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].u + b * kQK));
+                s0 = _mm256_dpbusd_epi32(corr0, au, wq0);
+                s1 = _mm256_dpbusd_epi32(corr1, au, wq1);
+            } else {
+                const __m256i aq =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
+                const __m256i init =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].s8 + 8 * b));
+                s0 = _mm256_dpbusd_epi32(init, wq0, aq);
+                s1 = _mm256_dpbusd_epi32(init, wq1, aq);
+            }
+#else
+            const __m256i aq =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
+            s0 = dot32_i8(wq0, aq);
+            s1 = dot32_i8(wq1, aq);
+#endif
+            const __m256 da = _mm256_broadcast_ss(a[t].d8 + 8 * b);
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0), da), dw0, acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), da), dw1, acc1[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        out0[t] = hsum256(acc0[t]);
+        out1[t] = hsum256(acc1[t]);
+    }
+}
+#endif
+
 // K-quants: each 256-value super-block is unpacked once into int8 values in element order
 // plus integer group scales (and mins), then dotted with each activation row in integers.
 struct KBlock {
@@ -611,6 +687,22 @@ inline void dot_tile(GgmlType type, ActFormat format, const uint8_t* w, const ui
     }
 }
 
+// Two weight rows at once where a two-row kernel exists (the int8 types), else two calls.
+template <int NT>
+inline void dot_tile2(GgmlType type, ActFormat format, const uint8_t* w0, const uint8_t* w1,
+                      const uint8_t* const* acts, int64_t n, float* out0, float* out1) {
+#if LATENT_KERNELS_ISA >= 1
+    if (format == ActFormat::kQ8_0) {
+        if (type == GgmlType::kQ8_0)
+            return dot2_int8<GgmlType::kQ8_0, NT>(w0, w1, acts, n, out0, out1);
+        if (type == GgmlType::kQ4_0)
+            return dot2_int8<GgmlType::kQ4_0, NT>(w0, w1, acts, n, out0, out1);
+    }
+#endif
+    dot_tile<NT>(type, format, w0, acts, n, out0);
+    dot_tile<NT>(type, format, w1, acts, n, out1);
+}
+
 // Activation rows per cache block: this many quantized rows stay in L2 while every weight
 // row of the caller's range passes over them.
 constexpr int64_t kTokenBlock = 32;
@@ -618,28 +710,54 @@ constexpr int64_t kTokenBlock = 32;
 inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint64_t row_bytes,
                         int64_t r0, int64_t r1, const uint8_t* const* acts, int64_t n_act,
                         int64_t n, float* y, int64_t y_stride) {
-    float out[kTileTokens];
+    float out0[kTileTokens], out1[kTileTokens];
     for (int64_t t0 = 0; t0 < n_act; t0 += kTokenBlock) {
         const int64_t t1 = t0 + kTokenBlock < n_act ? t0 + kTokenBlock : n_act;
-        for (int64_t r = r0; r < r1; ++r) {
+        int64_t r = r0;
+        for (; n_act > 1 && r + 1 < r1; r += 2) {
+            const uint8_t* wa = w + static_cast<uint64_t>(r) * row_bytes;
+            const uint8_t* wb = wa + row_bytes;
+            for (int64_t t = t0; t < t1; t += kTileTokens) {
+                const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
+                switch (nt) {
+                    case 4:
+                        dot_tile2<4>(type, format, wa, wb, acts + t, n, out0, out1);
+                        break;
+                    case 3:
+                        dot_tile2<3>(type, format, wa, wb, acts + t, n, out0, out1);
+                        break;
+                    case 2:
+                        dot_tile2<2>(type, format, wa, wb, acts + t, n, out0, out1);
+                        break;
+                    default:
+                        dot_tile2<1>(type, format, wa, wb, acts + t, n, out0, out1);
+                        break;
+                }
+                for (int64_t j = 0; j < nt; ++j) {
+                    y[(t + j) * y_stride + r] = out0[j];
+                    y[(t + j) * y_stride + r + 1] = out1[j];
+                }
+            }
+        }
+        for (; r < r1; ++r) {
             const uint8_t* wr = w + static_cast<uint64_t>(r) * row_bytes;
             for (int64_t t = t0; t < t1; t += kTileTokens) {
                 const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
                 switch (nt) {
                     case 4:
-                        dot_tile<4>(type, format, wr, acts + t, n, out);
+                        dot_tile<4>(type, format, wr, acts + t, n, out0);
                         break;
                     case 3:
-                        dot_tile<3>(type, format, wr, acts + t, n, out);
+                        dot_tile<3>(type, format, wr, acts + t, n, out0);
                         break;
                     case 2:
-                        dot_tile<2>(type, format, wr, acts + t, n, out);
+                        dot_tile<2>(type, format, wr, acts + t, n, out0);
                         break;
                     default:
-                        dot_tile<1>(type, format, wr, acts + t, n, out);
+                        dot_tile<1>(type, format, wr, acts + t, n, out0);
                         break;
                 }
-                for (int64_t j = 0; j < nt; ++j) y[(t + j) * y_stride + r] = out[j];
+                for (int64_t j = 0; j < nt; ++j) y[(t + j) * y_stride + r] = out0[j];
             }
         }
     }
