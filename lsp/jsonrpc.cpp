@@ -437,7 +437,7 @@ void Endpoint::schedule(Work work) {
 void Endpoint::pump(std::unique_lock<std::mutex>& lock) {
     while (!pending_.empty()) {
         const bool sequential = pending_.front().concurrency == Concurrency::kSequential;
-        if (sequential && sequential_running_) return;
+        if (sequential_running_) return;  // a running sequential item holds back everything
         Work work = std::move(pending_.front());
         pending_.pop_front();
         if (sequential) sequential_running_ = true;
