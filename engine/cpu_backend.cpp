@@ -267,48 +267,57 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
         }
         pass.run(jobs);
 
-        // Attention over the latent cache, one pass with an online softmax per head; heads
-        // in groups of G share each cache row read.
+        // Attention over the latent cache, one pass with an online softmax per (token, head).
+        // A work item is a block of up to 4 new tokens and a group of up to G heads: each
+        // cache row is read once for all of them.
         const int64_t G = std::max<int64_t>(1, std::min<int64_t>(4, H / (2 * pool_.size())));
         const int64_t n_groups = (H + G - 1) / G;
-        pool_.parallel_chunks(T * n_groups, 1, [&](int64_t b, int64_t e) {
-            std::vector<float> acc(G * L);
-            float m[4], lsum[4];
+        constexpr int64_t TB = 4;
+        const int64_t n_tblocks = (T + TB - 1) / TB;
+        pool_.parallel_chunks(n_tblocks * n_groups, 1, [&](int64_t b, int64_t e) {
+            std::vector<float> acc(TB * G * L);
+            float m[TB * 4], lsum[TB * 4];
             for (int64_t item = b; item < e; ++item) {
-                const int64_t t = item / n_groups, h0 = (item % n_groups) * G;
-                const int64_t gh = std::min(G, H - h0);
+                const int64_t t0 = (item / n_groups) * TB, h0 = (item % n_groups) * G;
+                const int64_t nt = std::min(TB, T - t0), gh = std::min(G, H - h0);
                 std::fill(acc.begin(), acc.end(), 0.0f);
-                for (int64_t g = 0; g < gh; ++g) {
-                    m[g] = -std::numeric_limits<float>::infinity();
-                    lsum[g] = 0.0f;
+                for (int64_t s = 0; s < TB * 4; ++s) {
+                    m[s] = -std::numeric_limits<float>::infinity();
+                    lsum[s] = 0.0f;
                 }
-                const int64_t last = n_past + t;
+                const int64_t last = n_past + t0 + nt - 1;
                 for (int64_t j = 0; j <= last; ++j) {
                     const float* row = seq.row(static_cast<int32_t>(j), il);
-                    for (int64_t g = 0; g < gh; ++g) {
-                        const int64_t h = h0 + g;
-                        const float sc = (k.dot_f32(&q_abs[(t * H + h) * L], row, L) +
-                                          k.dot_f32(&q[(t * H + h) * qk + n], row + L, r)) *
-                                         kq_scale;
-                        float* a = &acc[g * L];
-                        if (sc > m[g]) {
-                            if (lsum[g] != 0.0f) {
-                                const float f = std::exp(m[g] - sc);
-                                k.scale(f, a, L);
-                                lsum[g] *= f;
+                    for (int64_t tt = 0; tt < nt; ++tt) {
+                        const int64_t t = t0 + tt;
+                        if (j > n_past + t) continue;  // causal
+                        for (int64_t g = 0; g < gh; ++g) {
+                            const int64_t h = h0 + g, slot = tt * 4 + g;
+                            const float sc = (k.dot_f32(&q_abs[(t * H + h) * L], row, L) +
+                                              k.dot_f32(&q[(t * H + h) * qk + n], row + L, r)) *
+                                             kq_scale;
+                            float* a = &acc[(tt * G + g) * L];
+                            if (sc > m[slot]) {
+                                if (lsum[slot] != 0.0f) {
+                                    const float f = std::exp(m[slot] - sc);
+                                    k.scale(f, a, L);
+                                    lsum[slot] *= f;
+                                }
+                                m[slot] = sc;
                             }
-                            m[g] = sc;
+                            const float p = std::exp(sc - m[slot]);
+                            lsum[slot] += p;
+                            k.axpy(p, row, a, L);
                         }
-                        const float p = std::exp(sc - m[g]);
-                        lsum[g] += p;
-                        k.axpy(p, row, a, L);
                     }
                 }
-                for (int64_t g = 0; g < gh; ++g) {
-                    float* out = &o_lat[(t * H + h0 + g) * L];
-                    const float inv = 1.0f / lsum[g];
-                    for (int64_t c = 0; c < L; ++c) out[c] = acc[g * L + c] * inv;
-                }
+                for (int64_t tt = 0; tt < nt; ++tt)
+                    for (int64_t g = 0; g < gh; ++g) {
+                        float* out = &o_lat[((t0 + tt) * H + h0 + g) * L];
+                        const float inv = 1.0f / lsum[tt * 4 + g];
+                        const float* a = &acc[(tt * G + g) * L];
+                        for (int64_t c = 0; c < L; ++c) out[c] = a[c] * inv;
+                    }
             }
         });
 
