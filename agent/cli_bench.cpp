@@ -16,7 +16,7 @@
 #include "engine/backends.h"
 #include "engine/model.h"
 #include "engine/session.h"
-#include "engine/thread_pool.h"
+#include "engine/cpu/thread_pool.h"
 #include "engine/tokenizer.h"
 
 namespace latent::agent {

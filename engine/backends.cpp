@@ -1,6 +1,6 @@
 #include "engine/backends.h"
 
-#include "engine/cpu_backend.h"
+#include "engine/cpu/backend.h"
 #include "engine/reference.h"
 
 namespace latent::engine {

@@ -6,7 +6,7 @@
 // - whole models: CpuBackend's logits against ReferenceBackend's over a 64-token prompt and
 //   32 greedy decode steps, for every weight type, V2- and V3-style models, with and
 //   without q-LoRA, split and single kv_b layouts.
-#include "engine/cpu_backend.h"
+#include "engine/cpu/backend.h"
 
 #include <gtest/gtest.h>
 
@@ -15,11 +15,11 @@
 #include <cstdio>
 #include <random>
 
-#include "engine/cpu_kernels.h"
+#include "engine/cpu/kernels.h"
 #include "engine/quant_blocks.h"
 #include "engine/reference.h"
 #include "engine/session.h"
-#include "engine/thread_pool.h"
+#include "engine/cpu/thread_pool.h"
 #include "tests/support/test_models.h"
 
 namespace latent::engine {

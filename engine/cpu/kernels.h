@@ -1,7 +1,7 @@
 // The fast CPU backend's kernels: dot products of weight rows (any of the eight computable
 // types, read in place from the mmap) with activation rows that were quantized on the fly,
 // and the float helpers of attention. One implementation is written once
-// (cpu_kernels_impl.h) and compiled three times — portable scalar, AVX2 (+FMA, F16C) and
+// (kernels_impl.h) and compiled three times — portable scalar, AVX2 (+FMA, F16C) and
 // AVX-512 (F, BW, VL, VNNI, BF16) — and the best one the CPU supports is picked at run time,
 // so the binary runs on any x86-64 and uses more where the CPU has it. The scalar table is
 // also the kernels' own reference in tests.
@@ -10,7 +10,7 @@
 //   kF32   F32 / F16 / BF16 weights: the float row itself (no rounding at all).
 //   kQ8_0  Q8_0 / Q4_0 weights: per 32 values, int8 q = round(x / d), d = max|x| / 127, as a
 //          float; the row also carries forms of q and d the SIMD loops load as they are
-//          (layout in cpu_kernels_impl.h).
+//          (layout in kernels_impl.h).
 //   kQ8_K  K-quant weights: ggml's Q8_K (engine/quant_blocks.h BlockQ8_K) blocks of 256.
 //
 // Thread safety: the functions are pure; the tables are immutable.

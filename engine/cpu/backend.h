@@ -1,5 +1,5 @@
 // CpuBackend: the fast CPU forward pass (ENGINE_SPEC §3, the same math as reference.h).
-// - Weights are read in place from the mmap through the kernels of cpu_kernels.h
+// - Weights are read in place from the mmap through the kernels of kernels.h
 //   (AVX-512 VNNI / AVX2 / portable, chosen at run time), against activations quantized
 //   on the fly (Q8_0-style for Q8_0/Q4_0 weights, Q8_K for K-quants, float for float weights).
 // - Every matmul tiles tokens (a weight row is read once per tile of activation rows), and
@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/cpu_kernels.h"
-#include "engine/thread_pool.h"
+#include "engine/cpu/kernels.h"
+#include "engine/cpu/thread_pool.h"
 
 namespace latent::engine {
 

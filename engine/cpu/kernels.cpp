@@ -1,5 +1,5 @@
-// Run-time choice of the kernel table and the activation formats (see cpu_kernels.h).
-#include "engine/cpu_kernels.h"
+// Run-time choice of the kernel table and the activation formats (see kernels.h).
+#include "engine/cpu/kernels.h"
 
 #include <cstdlib>
 #include <cstring>

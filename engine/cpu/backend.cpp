@@ -1,6 +1,6 @@
-// The fast CPU forward pass (see cpu_backend.h). Buffers are row-major [tokens][width]
+// The fast CPU forward pass (see backend.h). Buffers are row-major [tokens][width]
 // floats unless said otherwise; T = tokens in this call, N = tokens attended.
-#include "engine/cpu_backend.h"
+#include "engine/cpu/backend.h"
 
 #include <algorithm>
 #include <cmath>
@@ -51,7 +51,7 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 }  // namespace
 
 struct CpuBackend::Impl {
-    // Legacy attn_kv_b files: W_UK^T per layer as float, [H][L][n] (see cpu_backend.h).
+    // Legacy attn_kv_b files: W_UK^T per layer as float, [H][L][n] (see backend.h).
     const Model* model = nullptr;
     std::vector<std::vector<float>> wuk_t;
 };
@@ -93,7 +93,7 @@ public:
         std::vector<int64_t> chunk(jobs.size());
         for (size_t j = 0; j < jobs.size(); ++j) {
             // Smaller chunks when there is little work per row (decode), for balance.
-            chunk[j] = jobs[j].n_act >= 16 ? 8 : 32;
+            chunk[j] = jobs[j].n_act >= 16 ? 8 : 128;
             first[j + 1] = first[j] + (jobs[j].rows + chunk[j] - 1) / chunk[j];
         }
         pool_.parallel_chunks(first.back(), 1, [&](int64_t b, int64_t e) {

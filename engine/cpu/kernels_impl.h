@@ -1,5 +1,5 @@
-// The kernels of cpu_kernels.h, written once and compiled three times: included by
-// cpu_kernels_scalar.cpp, cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp, each with its
+// The kernels of kernels.h, written once and compiled three times: included by
+// kernels_scalar.cpp, kernels_avx2.cpp and kernels_avx512.cpp, each with its
 // own -m flags, with LATENT_KERNELS_NS naming the namespace and LATENT_KERNELS_ISA
 // 0 (portable), 1 (AVX2 + FMA + F16C) or 2 (AVX-512 F/BW/VL + VNNI + BF16).
 //
@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "engine/cpu_kernels.h"
+#include "engine/cpu/kernels.h"
 #include "engine/fp16.h"
 #include "engine/quant_blocks.h"
 
@@ -91,7 +91,7 @@ inline int64_t round_up64(int64_t v) { return (v + 63) & ~int64_t{63}; }
 
 // ---- activation quantization ----
 
-// kQ8_0 layout (see cpu_kernels.h): q[n] int8 | u[n] = q + 128 as uint8 | d8[n/32][8] float,
+// kQ8_0 layout (see kernels.h): q[n] int8 | u[n] = q + 128 as uint8 | d8[n/32][8] float,
 // the block's scale repeated over 8 lanes | s8[n/32][8] int32, −8 × the sum of each 4
 // consecutive q's. u, d8 and s8 are what the VNNI and AVX2 loops load instead of
 // computing per weight row: u pairs with signed Q8_0 weights in vpdpbusd, s8 starts the
@@ -339,9 +339,13 @@ inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     ActQ8_0 a[NT];
     for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
 #if LATENT_KERNELS_ISA >= 1
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
+    // U accumulators per activation row, used in turn, so that few rows (decode: one)
+    // still have U independent FMA chains instead of one chain bound by FMA latency.
+    constexpr int U = NT >= 4 ? 1 : 4 / NT;
+    __m256 acc[NT][U];
+    for (int t = 0; t < NT; ++t)
+        for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
+    auto step = [&](int64_t b, int u) __attribute__((always_inline)) {
         const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs));
         const __m256 dw = _mm256_set1_ps(half_to_float(wb[b].d));
 #if LATENT_KERNELS_ISA == 2
@@ -361,10 +365,18 @@ inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
             const __m256i sum = dot32_i8(wq, aq);
 #endif
             const __m256 da = _mm256_loadu_ps(a[t].d8 + 8 * b);
-            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t]);
+            acc[t][u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t][u]);
         }
+    };
+    int64_t b = 0;
+    for (; b + U <= nb; b += U)
+        for (int u = 0; u < U; ++u) step(b + u, u);
+    for (; b < nb; ++b) step(b, 0);
+    for (int t = 0; t < NT; ++t) {
+        __m256 sum = acc[t][0];
+        for (int v = 1; v < U; ++v) sum = _mm256_add_ps(sum, acc[t][v]);
+        out[t] = hsum256(sum);
     }
-    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
 #else
     float acc[NT] = {};
     for (int64_t b = 0; b < nb; ++b) {
@@ -386,9 +398,13 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     ActQ8_0 a[NT];
     for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
 #if LATENT_KERNELS_ISA >= 1
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
+    // U accumulators per activation row, used in turn, so that few rows (decode: one)
+    // still have U independent FMA chains instead of one chain bound by FMA latency.
+    constexpr int U = NT >= 4 ? 1 : 4 / NT;
+    __m256 acc[NT][U];
+    for (int t = 0; t < NT; ++t)
+        for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
+    auto step = [&](int64_t b, int u) __attribute__((always_inline)) {
         const __m256 dw = _mm256_set1_ps(half_to_float(wb[b].d));
 #if LATENT_KERNELS_ISA == 2
         // VNNI: unsigned nibbles times signed activations, started at −8 Σ a (from s8).
@@ -407,10 +423,18 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
             const __m256i sum = dot32_i8(wq, aq);
 #endif
             const __m256 da = _mm256_loadu_ps(a[t].d8 + 8 * b);
-            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t]);
+            acc[t][u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t][u]);
         }
+    };
+    int64_t b = 0;
+    for (; b + U <= nb; b += U)
+        for (int u = 0; u < U; ++u) step(b + u, u);
+    for (; b < nb; ++b) step(b, 0);
+    for (int t = 0; t < NT; ++t) {
+        __m256 sum = acc[t][0];
+        for (int v = 1; v < U; ++v) sum = _mm256_add_ps(sum, acc[t][v]);
+        out[t] = hsum256(sum);
     }
-    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
 #else
     float acc[NT] = {};
     for (int64_t b = 0; b < nb; ++b) {
