@@ -731,13 +731,67 @@ inline void dot_tile2(GgmlType type, ActFormat format, const uint8_t* w0, const 
 // row of the caller's range passes over them.
 constexpr int64_t kTokenBlock = 32;
 
+#if LATENT_KERNELS_ISA >= 1
+// Q4_0 weights in prefill: each weight row is widened once per block of activation rows
+// into a small Q8_0 row on the stack (d as is, q − 8 as int8), then dotted by the Q8_0
+// kernel — the nibble unpacking is paid once per 32 tokens instead of once per 4. Not a
+// copy of the weights: two rows at a time, 24 KB at most.
+constexpr int64_t kMaxWiden = 1 << 14;  // values per row; longer rows take the direct path
+
+inline void widen_q4_0(const uint8_t* w, int64_t n, BlockQ8_0* out) {
+    const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+        out[b].d = x[b].d;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs),
+                            _mm256_sub_epi8(unpack_q4(x[b].qs), _mm256_set1_epi8(8)));
+    }
+}
+#endif
+
 inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint64_t row_bytes,
                         int64_t r0, int64_t r1, const uint8_t* const* acts, int64_t n_act,
                         int64_t n, float* y, int64_t y_stride) {
     float out0[kTileTokens], out1[kTileTokens];
+#if LATENT_KERNELS_ISA >= 1
+    BlockQ8_0 wide[2][kMaxWiden / kQK];
+    const bool widen =
+        type == GgmlType::kQ4_0 && format == ActFormat::kQ8_0 && n_act >= 8 && n <= kMaxWiden;
+#endif
     for (int64_t t0 = 0; t0 < n_act; t0 += kTokenBlock) {
         const int64_t t1 = t0 + kTokenBlock < n_act ? t0 + kTokenBlock : n_act;
         int64_t r = r0;
+#if LATENT_KERNELS_ISA >= 1
+        if (widen) {
+            for (; r + 1 < r1; r += 2) {
+                widen_q4_0(w + static_cast<uint64_t>(r) * row_bytes, n, wide[0]);
+                widen_q4_0(w + static_cast<uint64_t>(r + 1) * row_bytes, n, wide[1]);
+                const uint8_t* wa = reinterpret_cast<const uint8_t*>(wide[0]);
+                const uint8_t* wb = reinterpret_cast<const uint8_t*>(wide[1]);
+                for (int64_t t = t0; t < t1; t += kTileTokens) {
+                    const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
+                    const GgmlType q8 = GgmlType::kQ8_0;
+                    switch (nt) {
+                        case 4:
+                            dot_tile2<4>(q8, format, wa, wb, acts + t, n, out0, out1);
+                            break;
+                        case 3:
+                            dot_tile2<3>(q8, format, wa, wb, acts + t, n, out0, out1);
+                            break;
+                        case 2:
+                            dot_tile2<2>(q8, format, wa, wb, acts + t, n, out0, out1);
+                            break;
+                        default:
+                            dot_tile2<1>(q8, format, wa, wb, acts + t, n, out0, out1);
+                            break;
+                    }
+                    for (int64_t j = 0; j < nt; ++j) {
+                        y[(t + j) * y_stride + r] = out0[j];
+                        y[(t + j) * y_stride + r + 1] = out1[j];
+                    }
+                }
+            }
+        }
+#endif
         for (; n_act > 1 && r + 1 < r1; r += 2) {
             const uint8_t* wa = w + static_cast<uint64_t>(r) * row_bytes;
             const uint8_t* wb = wa + row_bytes;
