@@ -17,6 +17,17 @@ namespace latent::engine {
 
 enum class LogitsMode { kLast, kAll };
 
+// The checks every backend makes on a batch before touching the cache: not empty, every
+// id inside the vocabulary.
+inline Status check_tokens(const HParams& hp, std::span<const int32_t> tokens) {
+    if (tokens.empty()) return make_error("forward: no tokens");
+    for (int32_t id : tokens)
+        if (id < 0 || static_cast<uint32_t>(id) >= hp.n_vocab)
+            return make_error("forward: token id " + std::to_string(id) +
+                              " is outside the vocabulary");
+    return Status::success();
+}
+
 class Backend {
 public:
     virtual ~Backend() = default;

@@ -150,11 +150,7 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
     const HParams& hp = model.hparams();
     const Weights& W = model.weights();
     const int64_t T = static_cast<int64_t>(tokens.size());
-    if (T == 0) return make_error("forward: no tokens");
-    for (int32_t id : tokens)
-        if (id < 0 || static_cast<uint32_t>(id) >= hp.n_vocab)
-            return make_error("forward: token id " + std::to_string(id) +
-                              " is outside the vocabulary");
+    if (Status s = check_tokens(hp, tokens); !s) return s;
     const int32_t n_past = seq.n_tokens();
     if (Status s = seq.reserve(static_cast<int32_t>(T)); !s) return s;
 

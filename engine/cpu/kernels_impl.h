@@ -332,68 +332,62 @@ inline void dot_float(const uint8_t* w, const uint8_t* const* acts, int64_t n, f
 #endif
 }
 
-template <int NT>
-inline void dot_q8_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
-    const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(w);
-    const int64_t nb = n / kQK;
-    ActQ8_0 a[NT];
-    for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
 #if LATENT_KERNELS_ISA >= 1
-    // U accumulators per activation row, used in turn, so that few rows (decode: one)
-    // still have U independent FMA chains instead of one chain bound by FMA latency.
-    constexpr int U = NT >= 4 ? 1 : 4 / NT;
-    __m256 acc[NT][U];
-    for (int t = 0; t < NT; ++t)
-        for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
-    auto step = [&](int64_t b, int u) __attribute__((always_inline)) {
-        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs));
-        const __m256 dw = _mm256_set1_ps(half_to_float(wb[b].d));
+// One weight block of a Q8_0 or Q4_0 row as 32 int8 lanes in element order, and its scale.
+// Q4_0 stays unsigned (0..15) for VNNI, whose vpdpbusd wants an unsigned operand and gets
+// the −8 offset from the activations' s8; AVX2 takes it signed (q − 8).
+template <GgmlType T>
+inline void load_block(const uint8_t* w, int64_t b, __m256i& wq, __m256& dw) {
+    if constexpr (T == GgmlType::kQ8_0) {
+        const BlockQ8_0& x = reinterpret_cast<const BlockQ8_0*>(w)[b];
+        wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+        dw = _mm256_set1_ps(half_to_float(x.d));
+    } else {
+        const BlockQ4_0& x = reinterpret_cast<const BlockQ4_0*>(w)[b];
+        wq = unpack_q4(x.qs);
+#if LATENT_KERNELS_ISA == 1
+        wq = _mm256_sub_epi8(wq, _mm256_set1_epi8(8));
+#endif
+        dw = _mm256_set1_ps(half_to_float(x.d));
+    }
+}
+
+// VNNI: −128 Σ w lane by lane, for Q8_0's Σ (q + 128) w (zero for Q4_0).
+template <GgmlType T>
+inline __m256i int8_correction(__m256i wq) {
 #if LATENT_KERNELS_ISA == 2
-        // Σ (q + 128) w − 128 Σ w, lane by lane: the correction is per weight block.
-        const __m256i corr = _mm256_sub_epi32(
+    if constexpr (T == GgmlType::kQ8_0)
+        return _mm256_sub_epi32(
             _mm256_setzero_si256(),
             _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(-128), wq));
 #endif
-        for (int t = 0; t < NT; ++t) {
-#if LATENT_KERNELS_ISA == 2
-            const __m256i au =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].u + b * kQK));
-            const __m256i sum = _mm256_dpbusd_epi32(corr, au, wq);
-#else
-            const __m256i aq =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-            const __m256i sum = dot32_i8(wq, aq);
-#endif
-            const __m256 da = _mm256_loadu_ps(a[t].d8 + 8 * b);
-            acc[t][u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t][u]);
-        }
-    };
-    int64_t b = 0;
-    for (; b + U <= nb; b += U)
-        for (int u = 0; u < U; ++u) step(b + u, u);
-    for (; b < nb; ++b) step(b, 0);
-    for (int t = 0; t < NT; ++t) {
-        __m256 sum = acc[t][0];
-        for (int v = 1; v < U; ++v) sum = _mm256_add_ps(sum, acc[t][v]);
-        out[t] = hsum256(sum);
-    }
-#else
-    float acc[NT] = {};
-    for (int64_t b = 0; b < nb; ++b) {
-        const float dw = half_to_float(wb[b].d);
-        for (int t = 0; t < NT; ++t) {
-            int32_t s = 0;
-            for (int j = 0; j < kQK; ++j) s += wb[b].qs[j] * a[t].q[b * kQK + j];
-            acc[t] += static_cast<float>(s) * a[t].d8[8 * b] * dw;
-        }
-    }
-    for (int t = 0; t < NT; ++t) out[t] = acc[t];
-#endif
+    (void)wq;
+    return _mm256_setzero_si256();
 }
 
-template <int NT>
-inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
-    const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(w);
+// Σ w·a of block b against activation row a, as 8 int32 lanes.
+template <GgmlType T>
+inline __m256i int8_block_dot(__m256i wq, __m256i corr, const ActQ8_0& a, int64_t b) {
+#if LATENT_KERNELS_ISA == 2
+    if constexpr (T == GgmlType::kQ8_0) {
+        const __m256i au = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.u + b * kQK));
+        return _mm256_dpbusd_epi32(corr, au, wq);
+    } else {
+        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * kQK));
+        const __m256i init = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.s8 + 8 * b));
+        return _mm256_dpbusd_epi32(init, wq, aq);
+    }
+#else
+    (void)corr;
+    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * kQK));
+    return dot32_i8(wq, aq);
+#endif
+}
+#endif
+
+// A Q8_0 or Q4_0 weight row against NT activation rows (format kQ8_0).
+template <GgmlType T, int NT>
+inline void dot_int8(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
     const int64_t nb = n / kQK;
     ActQ8_0 a[NT];
     for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
@@ -405,23 +399,12 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     for (int t = 0; t < NT; ++t)
         for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
     auto step = [&](int64_t b, int u) __attribute__((always_inline)) {
-        const __m256 dw = _mm256_set1_ps(half_to_float(wb[b].d));
-#if LATENT_KERNELS_ISA == 2
-        // VNNI: unsigned nibbles times signed activations, started at −8 Σ a (from s8).
-        const __m256i wq = unpack_q4(wb[b].qs);
-#else
-        const __m256i wq = _mm256_sub_epi8(unpack_q4(wb[b].qs), _mm256_set1_epi8(8));
-#endif
+        __m256i wq;
+        __m256 dw;
+        load_block<T>(w, b, wq, dw);
+        const __m256i corr = int8_correction<T>(wq);
         for (int t = 0; t < NT; ++t) {
-            const __m256i aq =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-#if LATENT_KERNELS_ISA == 2
-            const __m256i init =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].s8 + 8 * b));
-            const __m256i sum = _mm256_dpbusd_epi32(init, wq, aq);
-#else
-            const __m256i sum = dot32_i8(wq, aq);
-#endif
+            const __m256i sum = int8_block_dot<T>(wq, corr, a[t], b);
             const __m256 da = _mm256_loadu_ps(a[t].d8 + 8 * b);
             acc[t][u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t][u]);
         }
@@ -437,16 +420,25 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     }
 #else
     float acc[NT] = {};
+    int8_t wv[kQK];
     for (int64_t b = 0; b < nb; ++b) {
-        const float dw = half_to_float(wb[b].d);
-        for (int t = 0; t < NT; ++t) {
-            const int8_t* q = a[t].q + b * kQK;
-            int32_t s = 0;
+        float dw;
+        if constexpr (T == GgmlType::kQ8_0) {
+            const BlockQ8_0& x = reinterpret_cast<const BlockQ8_0*>(w)[b];
+            dw = half_to_float(x.d);
+            for (int j = 0; j < kQK; ++j) wv[j] = x.qs[j];
+        } else {
+            const BlockQ4_0& x = reinterpret_cast<const BlockQ4_0*>(w)[b];
+            dw = half_to_float(x.d);
             for (int j = 0; j < kQK / 2; ++j) {
-                s += ((wb[b].qs[j] & 0xF) - 8) * q[j];
-                s += ((wb[b].qs[j] >> 4) - 8) * q[j + kQK / 2];
+                wv[j] = static_cast<int8_t>((x.qs[j] & 0xF) - 8);
+                wv[j + kQK / 2] = static_cast<int8_t>((x.qs[j] >> 4) - 8);
             }
-            acc[t] += static_cast<float>(s) * a[t].d8[8 * b] * dw;
+        }
+        for (int t = 0; t < NT; ++t) {
+            int32_t sum = 0;
+            for (int j = 0; j < kQK; ++j) sum += wv[j] * a[t].q[b * kQK + j];
+            acc[t] += static_cast<float>(sum) * a[t].d8[8 * b] * dw;
         }
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
@@ -456,7 +448,7 @@ inline void dot_q4_0(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
 #if LATENT_KERNELS_ISA >= 1
 // Two weight rows against NT activation rows: each activation block is loaded once for
 // both rows, which halves the activation traffic from L2 — the limit of the one-row loop
-// in prefill. Same arithmetic as dot_q8_0 / dot_q4_0, so the same sums.
+// in prefill. Same arithmetic as dot_int8, so the same sums.
 template <GgmlType T, int NT>
 inline void dot2_int8(const uint8_t* w0, const uint8_t* w1, const uint8_t* const* acts, int64_t n,
                       float* out0, float* out1) {
@@ -468,55 +460,12 @@ inline void dot2_int8(const uint8_t* w0, const uint8_t* w1, const uint8_t* const
     for (int64_t b = 0; b < nb; ++b) {
         __m256i wq0, wq1;
         __m256 dw0, dw1;
-        if constexpr (T == GgmlType::kQ8_0) {
-            const BlockQ8_0& x0 = reinterpret_cast<const BlockQ8_0*>(w0)[b];
-            const BlockQ8_0& x1 = reinterpret_cast<const BlockQ8_0*>(w1)[b];
-            wq0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x0.qs));
-            wq1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x1.qs));
-            dw0 = _mm256_set1_ps(half_to_float(x0.d));
-            dw1 = _mm256_set1_ps(half_to_float(x1.d));
-        } else {
-            const BlockQ4_0& x0 = reinterpret_cast<const BlockQ4_0*>(w0)[b];
-            const BlockQ4_0& x1 = reinterpret_cast<const BlockQ4_0*>(w1)[b];
-            wq0 = unpack_q4(x0.qs);
-            wq1 = unpack_q4(x1.qs);
-#if LATENT_KERNELS_ISA == 1
-            wq0 = _mm256_sub_epi8(wq0, _mm256_set1_epi8(8));
-            wq1 = _mm256_sub_epi8(wq1, _mm256_set1_epi8(8));
-#endif
-            dw0 = _mm256_set1_ps(half_to_float(x0.d));
-            dw1 = _mm256_set1_ps(half_to_float(x1.d));
-        }
-#if LATENT_KERNELS_ISA == 2
-        __m256i corr0 = _mm256_setzero_si256(), corr1 = _mm256_setzero_si256();
-        if constexpr (T == GgmlType::kQ8_0) {
-            const __m256i m128 = _mm256_set1_epi8(-128);
-            corr0 = _mm256_sub_epi32(corr0, _mm256_dpbusd_epi32(corr0, m128, wq0));
-            corr1 = _mm256_sub_epi32(corr1, _mm256_dpbusd_epi32(corr1, m128, wq1));
-        }
-#endif
+        load_block<T>(w0, b, wq0, dw0);
+        load_block<T>(w1, b, wq1, dw1);
+        const __m256i corr0 = int8_correction<T>(wq0), corr1 = int8_correction<T>(wq1);
         for (int t = 0; t < NT; ++t) {
-            __m256i s0, s1;
-#if LATENT_KERNELS_ISA == 2
-            if constexpr (T == GgmlType::kQ8_0) {
-                const __m256i au =
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].u + b * kQK));
-                s0 = _mm256_dpbusd_epi32(corr0, au, wq0);
-                s1 = _mm256_dpbusd_epi32(corr1, au, wq1);
-            } else {
-                const __m256i aq =
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-                const __m256i init =
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].s8 + 8 * b));
-                s0 = _mm256_dpbusd_epi32(init, wq0, aq);
-                s1 = _mm256_dpbusd_epi32(init, wq1, aq);
-            }
-#else
-            const __m256i aq =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + b * kQK));
-            s0 = dot32_i8(wq0, aq);
-            s1 = dot32_i8(wq1, aq);
-#endif
+            const __m256i s0 = int8_block_dot<T>(wq0, corr0, a[t], b);
+            const __m256i s1 = int8_block_dot<T>(wq1, corr1, a[t], b);
             const __m256 da = _mm256_broadcast_ss(a[t].d8 + 8 * b);
             acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0), da), dw0, acc0[t]);
             acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), da), dw1, acc1[t]);
@@ -697,9 +646,9 @@ inline void dot_tile(GgmlType type, ActFormat format, const uint8_t* w, const ui
         case GgmlType::kBF16:
             return dot_float<GgmlType::kBF16, NT>(w, acts, n, out);
         case GgmlType::kQ8_0:
-            return dot_q8_0<NT>(w, acts, n, out);
+            return dot_int8<GgmlType::kQ8_0, NT>(w, acts, n, out);
         case GgmlType::kQ4_0:
-            return dot_q4_0<NT>(w, acts, n, out);
+            return dot_int8<GgmlType::kQ4_0, NT>(w, acts, n, out);
         case GgmlType::kQ4_K:
             return dot_k<GgmlType::kQ4_K, NT>(w, acts, n, out);
         case GgmlType::kQ5_K:
