@@ -697,97 +697,87 @@ inline void widen_q4_0(const uint8_t* w, int64_t n, BlockQ8_0* out) {
 }
 #endif
 
+// One token tile against two weight rows (wb may be null: one row), written into y.
+inline void tile_rows(GgmlType type, ActFormat format, const uint8_t* wa, const uint8_t* wb,
+                      int64_t r, const uint8_t* const* acts, int64_t t, int64_t nt, int64_t n,
+                      float* y, int64_t y_stride) {
+    float out0[kTileTokens], out1[kTileTokens];
+    if (wb) {
+        switch (nt) {
+            case 4:
+                dot_tile2<4>(type, format, wa, wb, acts + t, n, out0, out1);
+                break;
+            case 3:
+                dot_tile2<3>(type, format, wa, wb, acts + t, n, out0, out1);
+                break;
+            case 2:
+                dot_tile2<2>(type, format, wa, wb, acts + t, n, out0, out1);
+                break;
+            default:
+                dot_tile2<1>(type, format, wa, wb, acts + t, n, out0, out1);
+                break;
+        }
+    } else {
+        switch (nt) {
+            case 4:
+                dot_tile<4>(type, format, wa, acts + t, n, out0);
+                break;
+            case 3:
+                dot_tile<3>(type, format, wa, acts + t, n, out0);
+                break;
+            case 2:
+                dot_tile<2>(type, format, wa, acts + t, n, out0);
+                break;
+            default:
+                dot_tile<1>(type, format, wa, acts + t, n, out0);
+                break;
+        }
+    }
+    for (int64_t j = 0; j < nt; ++j) {
+        y[(t + j) * y_stride + r] = out0[j];
+        if (wb) y[(t + j) * y_stride + r + 1] = out1[j];
+    }
+}
+
 inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint64_t row_bytes,
                         int64_t r0, int64_t r1, const uint8_t* const* acts, int64_t n_act,
                         int64_t n, float* y, int64_t y_stride) {
-    float out0[kTileTokens], out1[kTileTokens];
 #if LATENT_KERNELS_ISA >= 1
     BlockQ8_0 wide[2][kMaxWiden / kQK];
     const bool widen =
         type == GgmlType::kQ4_0 && format == ActFormat::kQ8_0 && n_act >= 8 && n <= kMaxWiden;
+#else
+    const bool widen = false;
 #endif
     for (int64_t t0 = 0; t0 < n_act; t0 += kTokenBlock) {
         const int64_t t1 = t0 + kTokenBlock < n_act ? t0 + kTokenBlock : n_act;
         int64_t r = r0;
-#if LATENT_KERNELS_ISA >= 1
-        if (widen) {
-            for (; r + 1 < r1; r += 2) {
-                widen_q4_0(w + static_cast<uint64_t>(r) * row_bytes, n, wide[0]);
-                widen_q4_0(w + static_cast<uint64_t>(r + 1) * row_bytes, n, wide[1]);
-                const uint8_t* wa = reinterpret_cast<const uint8_t*>(wide[0]);
-                const uint8_t* wb = reinterpret_cast<const uint8_t*>(wide[1]);
-                for (int64_t t = t0; t < t1; t += kTileTokens) {
-                    const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
-                    const GgmlType q8 = GgmlType::kQ8_0;
-                    switch (nt) {
-                        case 4:
-                            dot_tile2<4>(q8, format, wa, wb, acts + t, n, out0, out1);
-                            break;
-                        case 3:
-                            dot_tile2<3>(q8, format, wa, wb, acts + t, n, out0, out1);
-                            break;
-                        case 2:
-                            dot_tile2<2>(q8, format, wa, wb, acts + t, n, out0, out1);
-                            break;
-                        default:
-                            dot_tile2<1>(q8, format, wa, wb, acts + t, n, out0, out1);
-                            break;
-                    }
-                    for (int64_t j = 0; j < nt; ++j) {
-                        y[(t + j) * y_stride + r] = out0[j];
-                        y[(t + j) * y_stride + r + 1] = out1[j];
-                    }
-                }
-            }
-        }
-#endif
+        // Two rows at a time in prefill; decode streams one row at a time (faster there).
         for (; n_act > 1 && r + 1 < r1; r += 2) {
             const uint8_t* wa = w + static_cast<uint64_t>(r) * row_bytes;
             const uint8_t* wb = wa + row_bytes;
-            for (int64_t t = t0; t < t1; t += kTileTokens) {
-                const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
-                switch (nt) {
-                    case 4:
-                        dot_tile2<4>(type, format, wa, wb, acts + t, n, out0, out1);
-                        break;
-                    case 3:
-                        dot_tile2<3>(type, format, wa, wb, acts + t, n, out0, out1);
-                        break;
-                    case 2:
-                        dot_tile2<2>(type, format, wa, wb, acts + t, n, out0, out1);
-                        break;
-                    default:
-                        dot_tile2<1>(type, format, wa, wb, acts + t, n, out0, out1);
-                        break;
-                }
-                for (int64_t j = 0; j < nt; ++j) {
-                    y[(t + j) * y_stride + r] = out0[j];
-                    y[(t + j) * y_stride + r + 1] = out1[j];
-                }
+            GgmlType t_type = type;
+#if LATENT_KERNELS_ISA >= 1
+            if (widen) {
+                widen_q4_0(wa, n, wide[0]);
+                widen_q4_0(wb, n, wide[1]);
+                wa = reinterpret_cast<const uint8_t*>(wide[0]);
+                wb = reinterpret_cast<const uint8_t*>(wide[1]);
+                t_type = GgmlType::kQ8_0;
             }
+#endif
+            for (int64_t t = t0; t < t1; t += kTileTokens)
+                tile_rows(t_type, format, wa, wb, r, acts, t,
+                          t1 - t < kTileTokens ? t1 - t : kTileTokens, n, y, y_stride);
         }
         for (; r < r1; ++r) {
             const uint8_t* wr = w + static_cast<uint64_t>(r) * row_bytes;
-            for (int64_t t = t0; t < t1; t += kTileTokens) {
-                const int64_t nt = t1 - t < kTileTokens ? t1 - t : kTileTokens;
-                switch (nt) {
-                    case 4:
-                        dot_tile<4>(type, format, wr, acts + t, n, out0);
-                        break;
-                    case 3:
-                        dot_tile<3>(type, format, wr, acts + t, n, out0);
-                        break;
-                    case 2:
-                        dot_tile<2>(type, format, wr, acts + t, n, out0);
-                        break;
-                    default:
-                        dot_tile<1>(type, format, wr, acts + t, n, out0);
-                        break;
-                }
-                for (int64_t j = 0; j < nt; ++j) y[(t + j) * y_stride + r] = out0[j];
-            }
+            for (int64_t t = t0; t < t1; t += kTileTokens)
+                tile_rows(type, format, wr, nullptr, r, acts, t,
+                          t1 - t < kTileTokens ? t1 - t : kTileTokens, n, y, y_stride);
         }
     }
+    (void)widen;
 }
 
 inline const Kernels& table(const char* name) {
