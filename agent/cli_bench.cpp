@@ -14,9 +14,9 @@
 
 #include "agent/commands.h"
 #include "engine/backends.h"
+#include "engine/cpu/thread_pool.h"
 #include "engine/model.h"
 #include "engine/session.h"
-#include "engine/cpu/thread_pool.h"
 #include "engine/tokenizer.h"
 
 namespace latent::agent {
@@ -247,8 +247,16 @@ void register_bench_tokenizer(CLI::App* bench, int& exit_code) {
 
 }  // namespace
 
+CLI::App* bench_command(CLI::App& app) {
+    try {
+        return app.get_subcommand("bench");
+    } catch (const CLI::OptionNotFound&) {
+        return app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
+    }
+}
+
 void register_bench_commands(CLI::App& app, int& exit_code) {
-    auto* bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
+    auto* bench = bench_command(app);
     bench->require_subcommand(1);
     register_bench_engine(bench, exit_code);
     register_bench_tokenizer(bench, exit_code);

@@ -374,12 +374,7 @@ void register_demo(CLI::App& app, int& exit_code) {
 }
 
 void register_bench_lsp(CLI::App& app, int& exit_code) {
-    CLI::App* bench = nullptr;
-    try {
-        bench = app.get_subcommand("bench");
-    } catch (const CLI::OptionNotFound&) {
-        bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
-    }
+    CLI::App* bench = bench_command(app);
     auto* cmd = bench->add_subcommand(
         "lsp",
         "Server overhead per inline completion with an instant scripted backend: "

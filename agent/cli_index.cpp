@@ -232,12 +232,7 @@ void register_symbols(CLI::App& app, int& exit_code) {
 }
 
 void register_bench_index(CLI::App& app, int& exit_code) {
-    CLI::App* bench = nullptr;
-    try {
-        bench = app.get_subcommand("bench");
-    } catch (const CLI::OptionNotFound&) {
-        bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
-    }
+    CLI::App* bench = bench_command(app);
     auto* cmd = bench->add_subcommand(
         "index", "Cold index, warm re-index, one-file update and context_for queries.");
     struct Args {

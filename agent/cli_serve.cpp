@@ -161,12 +161,7 @@ double percentile(std::vector<double> v, double p) {
 }
 
 void register_bench_batch(CLI::App& app, int& exit_code) {
-    CLI::App* bench = nullptr;
-    try {
-        bench = app.get_subcommand("bench");
-    } catch (const CLI::OptionNotFound&) {
-        bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
-    }
+    CLI::App* bench = bench_command(app);
     auto* cmd = bench->add_subcommand(
         "batch",
         "Concurrent requests through the scheduler: tok/s and first-token latency, cold and "

@@ -21,6 +21,9 @@ void register_lsp_commands(CLI::App& app, int& exit_code);
 // register_bench_commands).
 void register_serve_commands(CLI::App& app, int& exit_code);
 
+// The `latent bench` subcommand, made on first use (each file adds its benchmarks to it).
+CLI::App* bench_command(CLI::App& app);
+
 // Prints "latent: error: <message>" to stderr and returns 2.
 int fail(const std::string& message);
 
