@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(LATENT_CPU_X86_KERNELS)
+#include <cpuid.h>
+#endif
+
 #include "engine/quant_blocks.h"
 
 namespace latent::engine::cpu {
@@ -41,11 +45,20 @@ uint64_t act_row_bytes(ActFormat format, int64_t n) {
     return 0;
 }
 
+#if defined(LATENT_CPU_X86_KERNELS)
+namespace {
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know it.
+bool has_f16c() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+}  // namespace
+#endif
+
 const Kernels* avx2_kernels() {
 #if defined(LATENT_CPU_X86_KERNELS)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return &avx2_kernels_table();
 #endif
     return nullptr;
@@ -56,8 +69,7 @@ const Kernels* avx512_kernels() {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return &avx512_kernels_table();
 #endif
     return nullptr;
