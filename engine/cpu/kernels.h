@@ -2,7 +2,7 @@
 // types, read in place from the mmap) with activation rows that were quantized on the fly,
 // and the float helpers of attention. One implementation is written once
 // (kernels_impl.h) and compiled three times — portable scalar, AVX2 (+FMA, F16C) and
-// AVX-512 (F, BW, VL, VNNI, BF16) — and the best one the CPU supports is picked at run time,
+// AVX-512 (F, BW, VL, VNNI) — and the best one the CPU supports is picked at run time,
 // so the binary runs on any x86-64 and uses more where the CPU has it. The scalar table is
 // also the kernels' own reference in tests.
 //
