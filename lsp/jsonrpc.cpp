@@ -211,7 +211,8 @@ void Endpoint::receive(std::string_view body) {
             return;
         }
         json params;
-        if (auto p = msg.find("params"); p != msg.end()) {
+        // "params": null is taken as absent: some clients send it with exit and shutdown.
+        if (auto p = msg.find("params"); p != msg.end() && !p->is_null()) {
             if (!p->is_object() && !p->is_array()) {
                 if (id)
                     send_error(id_json, error_code::kInvalidRequest,

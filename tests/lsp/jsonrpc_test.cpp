@@ -182,10 +182,12 @@ TEST_F(EndpointTest, NotificationsGetNoResponse) {
     ep.receive(notification("unknown/notification").dump());
     ep.receive(notification("$/setTrace").dump());
     ep.receive(R"({"jsonrpc":"2.0","method":"note","params":"not structured"})");
+    ep.receive(R"({"jsonrpc":"2.0","method":"note","params":null})");  // as if absent
     ep.receive(notification("note", {{"a", 2}}).dump());
     EXPECT_TRUE(out.take().empty());
-    ASSERT_EQ(notes.size(), 2u);
-    EXPECT_EQ(notes[1], (json{{"a", 2}}));
+    ASSERT_EQ(notes.size(), 3u);
+    EXPECT_TRUE(notes[1].is_null());
+    EXPECT_EQ(notes[2], (json{{"a", 2}}));
 }
 
 TEST_F(EndpointTest, TypedNotificationWithBadParamsIsDroppedAndLogged) {
