@@ -12,10 +12,18 @@
 #include "engine/expected.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
+#include "engine/rope.h"
 
 namespace latent::engine {
 
 enum class LogitsMode { kLast, kAll };
+
+// The model's RoPE (YaRN) parameters, as every backend applies them.
+inline RopeParams rope_params(const HParams& hp) {
+    return make_rope_params(static_cast<int32_t>(hp.n_rot), hp.rope_freq_base,
+                            hp.rope_scaling_factor, hp.rope_yarn, hp.rope_orig_ctx,
+                            hp.yarn_beta_fast, hp.yarn_beta_slow, hp.rope_attn_factor);
+}
 
 // The checks every backend makes on a batch before touching the cache: not empty, every
 // id inside the vocabulary.

@@ -130,9 +130,7 @@ Status ReferenceBackend::forward(const Model& model, SeqCache& seq, std::span<co
     const int64_t E = hp.n_embd, H = hp.n_head, n = hp.n_embd_head_qk_nope, r = hp.n_rot,
                   v = hp.n_embd_head_v, L = hp.kv_lora_rank, qk = n + r;
     const float eps = hp.rms_eps, kq_scale = hp.kq_scale();
-    const RopeParams rope = make_rope_params(
-        static_cast<int32_t>(r), hp.rope_freq_base, hp.rope_scaling_factor, hp.rope_yarn,
-        hp.rope_orig_ctx, hp.yarn_beta_fast, hp.yarn_beta_slow, hp.rope_attn_factor);
+    const RopeParams rope = rope_params(hp);
 
     // x [T][E]: the residual stream.
     std::vector<float> x(T * E), xn(T * E);

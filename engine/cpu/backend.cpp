@@ -167,9 +167,7 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
     }
 
     // cos/sin of every rotated pair at every new position, shared by all layers and heads.
-    const RopeParams rope = make_rope_params(
-        static_cast<int32_t>(r), hp.rope_freq_base, hp.rope_scaling_factor, hp.rope_yarn,
-        hp.rope_orig_ctx, hp.yarn_beta_fast, hp.yarn_beta_slow, hp.rope_attn_factor);
+    const RopeParams rope = rope_params(hp);
     std::vector<double> rc(T * (r / 2)), rs(T * (r / 2));
     for (int64_t t = 0; t < T; ++t)
         for (int64_t i = 0; i < r / 2; ++i) {
@@ -383,9 +381,11 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
                 for (size_t kk = 0; kk < routes[t].experts.size(); ++kk)
                     members[routes[t].experts[kk]].push_back({t, routes[t].weights[kk]});
             std::vector<int64_t> active, offset;  // experts with tokens; their first hidden row
+            std::vector<size_t> slot(X);          // expert -> its index in active
             int64_t n_rows = 0;
             for (int64_t e = 0; e < X; ++e)
                 if (!members[e].empty()) {
+                    slot[e] = active.size();
                     active.push_back(e);
                     offset.push_back(n_rows);
                     n_rows += static_cast<int64_t>(members[e].size());
@@ -440,9 +440,8 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
             for (int64_t t = 0; t < T; ++t)
                 for (size_t kk = 0; kk < routes[t].experts.size(); ++kk) {
                     const int32_t e = routes[t].experts[kk];
-                    const size_t i = static_cast<size_t>(
-                        std::find(active.begin(), active.end(), e) - active.begin());
-                    row_of[t * hp.n_expert_used + kk] = offset[i] + static_cast<int64_t>(seen[e]++);
+                    row_of[t * hp.n_expert_used + kk] =
+                        offset[slot[e]] + static_cast<int64_t>(seen[e]++);
                 }
             pass.for_rows(T, [&](int64_t t) {
                 float* yt = &y[t * E];
