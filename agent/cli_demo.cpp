@@ -478,7 +478,7 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         "Replay an editing trace (scripts/make-trace) through `latent lsp` as the "
         "editor sent it; inline completions are not streamed, so ttft = total.");
     struct Args {
-        std::string trace, model, engine = "cpu", remote, log = "/dev/null";
+        std::string trace, model, engine = "cpu", remote, log = "/dev/null", settings;
         bool no_prefix_cache = false, no_index = false;
         double speed = 1.0;
     };
@@ -493,7 +493,18 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         ->capture_default_str()
         ->check(CLI::Range(0.01, 1000.0));
     cmd->add_option("--log", a->log, "Server log file");
+    cmd->add_option("--settings", a->settings,
+                    "More server settings as a JSON object, merged into initializationOptions "
+                    "(e.g. '{\"completion\":{\"suffixTokens\":128}}')");
     cmd->callback([&exit_code, a] {
+        json extra = json::object();
+        if (!a->settings.empty()) {
+            extra = json::parse(a->settings, nullptr, false);
+            if (!extra.is_object()) {
+                exit_code = fail("--settings: not a JSON object");
+                return;
+            }
+        }
         std::ifstream in(a->trace);
         if (!in) {
             exit_code = fail(a->trace + ": cannot open");
@@ -528,6 +539,7 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                      {"remote", {{"url", a->remote}}},
                      {"prefixCache", !a->no_prefix_cache},
                      {"index", {{"enabled", !a->no_index}}}};
+        opts.merge_patch(extra);
         c->initialize(opts, root.empty() ? "" : path_to_uri(root),
                       {{"window", {{"workDoneProgress", true}}}});
         if (!a->no_index && !root.empty()) wait_for_index(*c, std::chrono::seconds(600));

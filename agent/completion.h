@@ -29,7 +29,10 @@ struct PromptBudget {
     // Estimated tokens (4 bytes a token, as the index estimates) for each part.
     size_t context_tokens = 1024;
     size_t prefix_tokens = 1536;
-    size_t suffix_tokens = 512;
+    // The suffix follows the cursor in the FIM order (prefix, then suffix), so every
+    // keystroke recomputes all of it: 128 tokens (10-15 lines) keep the lines that matter
+    // for where the middle ends at a twelfth of the per-request cost of 512 (README).
+    size_t suffix_tokens = 128;
     // The prefix starts at a multiple of this many lines, so it does not move while the
     // user types (and the cached prompt prefix survives keystrokes).
     uint32_t stride_lines = 32;

@@ -46,7 +46,7 @@ struct Settings {
     int max_tokens = 64;               // "completion.maxTokens"
     int context_tokens = 1024;         // "completion.contextTokens": retrieved context budget
     int prefix_tokens = 1536;          // "completion.prefixTokens"
-    int suffix_tokens = 512;           // "completion.suffixTokens"
+    int suffix_tokens = 128;           // "completion.suffixTokens" (recomputed every request)
     bool index = true;                 // "index.enabled"
     std::vector<std::string> exclude;  // "index.exclude": globs, workspace-relative
     std::string index_db;              // "index.db": database path (one folder only; tests)
