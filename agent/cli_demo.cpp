@@ -479,7 +479,7 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         "editor sent it; inline completions are not streamed, so ttft = total.");
     struct Args {
         std::string trace, model, engine = "cpu", remote, log = "/dev/null", settings;
-        bool no_prefix_cache = false, no_index = false;
+        bool no_prefix_cache = false, no_index = false, disk_cache = false;
         double speed = 1.0;
     };
     auto a = std::make_shared<Args>();
@@ -489,6 +489,9 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
     cmd->add_option("--engine", a->engine, "cpu | reference | cuda")->capture_default_str();
     cmd->add_flag("--no-prefix-cache", a->no_prefix_cache, "Recompute every prompt");
     cmd->add_flag("--no-index", a->no_index, "No workspace index (no retrieved context)");
+    cmd->add_flag("--disk-cache", a->disk_cache,
+                  "Keep the server's disk tier on (off by default: pages from an earlier run "
+                  "would make the figures depend on it)");
     cmd->add_option("--speed", a->speed, "Replay speed factor (2 = twice as fast)")
         ->capture_default_str()
         ->check(CLI::Range(0.01, 1000.0));
@@ -538,6 +541,7 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                      {"model", a->model},
                      {"remote", {{"url", a->remote}}},
                      {"prefixCache", !a->no_prefix_cache},
+                     {"diskCache", {{"mb", a->disk_cache ? 4096 : 0}}},
                      {"index", {{"enabled", !a->no_index}}}};
         opts.merge_patch(extra);
         c->initialize(opts, root.empty() ? "" : path_to_uri(root),

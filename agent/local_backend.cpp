@@ -2,13 +2,13 @@
 #include "agent/local_backend.h"
 
 #include <algorithm>
-#include <future>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 
 #include "engine/backends.h"
-#include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
-#include "engine/session.h"
 #include "engine/tokenizer.h"
 #include "engine/vocab.h"
 
@@ -16,10 +16,6 @@ namespace latent::agent {
 
 using engine::Expected;
 using engine::make_error;
-
-struct LocalBackend::OwnerSession {
-    std::unique_ptr<engine::Session> session;
-};
 
 Expected<std::unique_ptr<LocalBackend>> LocalBackend::create(const LocalBackendOptions& options) {
     std::unique_ptr<LocalBackend> b(new LocalBackend());
@@ -37,77 +33,42 @@ Expected<std::unique_ptr<LocalBackend>> LocalBackend::create(const LocalBackendO
     if (!e) return e.error();
     b->engine_ = std::move(e->backend);
     b->engine_name_ = b->engine_->name();
-    const auto& hp = b->model_->hparams();
-    engine::LatentCache::Config cc;
-    cc.n_layer = hp.n_layer;
-    cc.kv_lora_rank = hp.kv_lora_rank;
-    cc.n_rot = hp.n_rot;
-    cc.max_bytes = std::max<uint64_t>(options.cache_bytes, 16u << 20);
-    b->cache_ = std::make_unique<engine::LatentCache>(cc);
+    engine::Scheduler::Options so;
+    so.cache_bytes = std::max<uint64_t>(options.cache_bytes, 16u << 20);
+    // Cached prefixes may use three quarters; the rest stays for running requests (which
+    // take pages from unpinned cached prefixes anyway when they need them).
+    so.prefix_cache_bytes = so.cache_bytes / 4 * 3;
+    so.prefix_cache = options.prefix_cache;
+    so.disk_dir = options.prefix_cache ? options.disk_dir : "";
+    so.disk_bytes = options.disk_bytes;
+    so.prefill_chunk = std::max(1, options.prefill_chunk);
+    so.warm_chunk = std::max(1, options.warm_chunk);
+    so.draft_tokens = std::max(0, options.draft_tokens);
+    auto s = engine::Scheduler::create(*b->model_, *b->engine_, so);
+    if (!s && !so.disk_dir.empty()) {
+        // An unusable cache folder costs the disk tier, not the completions.
+        b->disk_error_ = s.error().message;
+        so.disk_dir.clear();
+        s = engine::Scheduler::create(*b->model_, *b->engine_, so);
+    }
+    if (!s) return make_error("cache: " + s.error().message);
+    b->scheduler_ = std::move(*s);
     b->family_ = b->tokenizer_->find_token("<｜User｜>") ? ChatFamily::kDeepSeekV3
                                                          : ChatFamily::kDeepSeekCoderV2;
-    b->thread_ = std::thread([p = b.get()] { p->loop(); });
     return b;
 }
 
 LocalBackend::~LocalBackend() {
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    // Sessions release their cache pages before the cache goes.
-    sessions_.clear();
+    // The scheduler answers whatever is still queued ("cancelled") and writes pinned
+    // pages to the disk tier before the model and the engine go.
+    scheduler_.reset();
 }
 
 std::string LocalBackend::describe() const {
     return "local " + engine_name_ + " " + options_.model_path;
 }
 
-void LocalBackend::submit(Priority p, std::function<void()> run) {
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        jobs_.push_back({p, next_seq_++, std::move(run)});
-    }
-    cv_.notify_one();
-}
-
-void LocalBackend::loop() {
-    while (true) {
-        Job job;
-        {
-            std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-            if (stopping_) {
-                // Jobs still queued run now so that their callers are answered (each
-                // checks its cancellation first; nothing long is left to do).
-                if (jobs_.empty()) return;
-            }
-            auto it = std::min_element(jobs_.begin(), jobs_.end(), [](const Job& a, const Job& b) {
-                return std::tie(a.priority, a.seq) < std::tie(b.priority, b.seq);
-            });
-            job = std::move(*it);
-            jobs_.erase(it);
-        }
-        job.run();
-    }
-}
-
-LocalBackend::OwnerSession& LocalBackend::session_for(const std::string& owner) {
-    lru_.remove(owner);
-    lru_.push_front(owner);
-    auto& s = sessions_[owner];
-    if (!s) {
-        s = std::make_unique<OwnerSession>();
-        s->session = std::make_unique<engine::Session>(*model_, *engine_, *cache_);
-    }
-    while (lru_.size() > std::max<size_t>(1, options_.max_sessions)) {
-        sessions_.erase(lru_.back());
-        lru_.pop_back();
-    }
-    return *s;
-}
+void LocalBackend::wait_idle() { scheduler_->wait_idle(); }
 
 std::vector<int32_t> LocalBackend::fim_tokens(const FimPrompt& p, bool with_suffix) const {
     const auto fim = *tokenizer_->fim();
@@ -122,116 +83,112 @@ std::vector<int32_t> LocalBackend::fim_tokens(const FimPrompt& p, bool with_suff
     return ids;
 }
 
-Expected<GenerateResult> LocalBackend::generate(const std::string& owner,
-                                                const std::vector<int32_t>& prompt,
+namespace {
+
+// What a request's scheduler callbacks (on the scheduler's thread) share with the caller
+// waiting for it.
+struct Call {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string text;  // emitted since the caller last took it
+    bool done = false;
+    engine::RequestResult result;
+    std::atomic<bool> stop{false};  // the caller cancelled
+    // Scheduler thread until done, then the caller's.
+    engine::StopMatcher matcher;
+    int32_t generated = 0;
+    bool stopped = false;  // a stop string matched
+};
+
+}  // namespace
+
+Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
+                                                engine::Priority priority,
                                                 const GenerateOptions& options) {
-    GenerateResult r;
-    const auto& hp = model_->hparams();
-    const int32_t max_tokens = std::max(1, options.max_tokens);
-    if (prompt.size() + static_cast<size_t>(max_tokens) > hp.n_ctx_train)
-        return make_error("the prompt (" + std::to_string(prompt.size()) +
-                          " tokens) does not fit the model's context of " +
-                          std::to_string(hp.n_ctx_train));
+    GenerateResult out;
     if (options.cancelled && options.cancelled()) {
-        r.cancelled = true;
-        return r;
+        out.cancelled = true;
+        return out;
     }
-    auto& os = session_for(owner);
-    if (!options_.prefix_cache) os.session->truncate(0);
-    // The prompt goes in by pieces of kPrefillStep tokens, with a cancellation check
-    // between them: a request superseded by the next keystroke stops within one piece
-    // instead of finishing a long prefill nobody will read. Each piece keeps what the
-    // session holds (prefill's common-prefix reuse), so the pieces cost what one call would.
-    constexpr int32_t kPrefillStep = 256;
-    const auto n = static_cast<int32_t>(prompt.size());
-    const int32_t reused = std::min(engine::common_prefix(os.session->tokens(), prompt), n - 1);
-    for (int32_t k = reused + kPrefillStep; k < n; k += kPrefillStep) {
-        if (options.cancelled && options.cancelled()) {
-            r.cancelled = true;
-            return r;
-        }
-        auto part = os.session->prefill(std::span<const int32_t>(prompt.data(), k));
-        if (!part) break;  // the full prefill below retries (and reports) it
-    }
-    auto pre = os.session->prefill(prompt);
-    if (!pre) {
-        // Most likely the cache budget: drop the other owners' sessions and try once more.
-        for (auto it = sessions_.begin(); it != sessions_.end();) {
-            if (it->first != owner) {
-                lru_.remove(it->first);
-                it = sessions_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        os.session->truncate(0);
-        pre = os.session->prefill(prompt);
-        if (!pre) return pre.error();
-        r.cached_tokens = 0;
-        r.computed_tokens = n;
-    } else {
-        r.cached_tokens = std::max(0, reused);
-        r.computed_tokens = n - r.cached_tokens;
-    }
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        prompt_tokens_ += prompt.size();
-        reused_tokens_ += static_cast<uint64_t>(r.cached_tokens);
-    }
-    engine::SamplingParams sp;
-    sp.temperature = options.temperature;
-    engine::Sampler sampler(sp);
-    auto stop_or = engine::StopMatcher::create(options.stop);
-    if (!stop_or) return stop_or.error();
-    engine::StopMatcher stop = std::move(*stop_or);
-    std::vector<float> logits = std::move(pre->logits);
-    const auto n_vocab = static_cast<int32_t>(hp.n_vocab);
-    for (int32_t i = 0; i < max_tokens; ++i) {
-        if (options.cancelled && options.cancelled()) {
-            r.cancelled = true;
-            break;
-        }
-        const int32_t id = sampler.sample(logits.data(), n_vocab);
-        sampler.accept(id);
-        if (tokenizer_->is_eog(id)) break;
+    auto matcher = engine::StopMatcher::create(options.stop);
+    if (!matcher) return matcher.error();
+    auto call = std::make_shared<Call>();
+    call->matcher = std::move(*matcher);
+
+    engine::Request r;
+    r.prompt = std::move(prompt);
+    r.priority = priority;
+    r.max_tokens = std::max(1, options.max_tokens);
+    r.sampling.temperature = options.temperature;
+    r.on_token = [this, call](int32_t id) {
+        if (call->stop.load(std::memory_order_relaxed) || tokenizer_->is_eog(id)) return false;
         // A control token (FIM or chat markers) is never text for the user: it ends the
         // answer as EOS would.
         const auto& types = model_->vocab().types;
         if (id >= 0 && static_cast<size_t>(id) < types.size() &&
             types[static_cast<size_t>(id)] == engine::TokenType::kControl)
-            break;
-        ++r.generated_tokens;
-        const auto step = stop.push(tokenizer_->token_to_piece(id));
-        r.text += step.emit;
-        if (options.on_text && !step.emit.empty()) options.on_text(step.emit);
-        if (step.stopped || i + 1 == max_tokens) break;
-        if (os.session->n_tokens() + 1 >= static_cast<int32_t>(hp.n_ctx_train)) break;
-        auto next = os.session->decode(id);
-        if (!next) return next.error();
-        logits = std::move(*next);
+            return false;
+        const auto step = call->matcher.push(tokenizer_->token_to_piece(id));
+        {
+            std::lock_guard lock(call->mu);
+            ++call->generated;
+            call->text += step.emit;
+            call->stopped = step.stopped;
+        }
+        if (!step.emit.empty()) call->cv.notify_all();
+        return !step.stopped;
+    };
+    r.on_done = [call](const engine::RequestResult& res) {
+        {
+            std::lock_guard lock(call->mu);
+            call->result = res;
+            call->done = true;
+        }
+        call->cv.notify_all();
+    };
+    auto handle = scheduler_->submit(std::move(r));
+    if (!handle) return handle.error();
+
+    bool cancel_sent = false;
+    for (;;) {
+        std::string piece;
+        bool done;
+        {
+            std::unique_lock lock(call->mu);
+            // Wake for text, the end, or now and then to poll the caller's cancellation.
+            call->cv.wait_for(lock, std::chrono::milliseconds(5),
+                              [&] { return call->done || !call->text.empty(); });
+            piece.swap(call->text);
+            done = call->done;
+        }
+        if (!piece.empty()) {
+            out.text += piece;
+            if (options.on_text) options.on_text(piece);
+        }
+        if (done) break;
+        if (!cancel_sent && options.cancelled && options.cancelled()) {
+            call->stop = true;
+            scheduler_->cancel(*handle);
+            cancel_sent = true;
+        }
     }
-    if (!stop.stopped()) {
-        const std::string rest = stop.flush();
-        r.text += rest;
+    const engine::RequestResult& res = call->result;
+    if (res.finish_reason == "error") return make_error(res.error);
+    out.cancelled = cancel_sent || res.finish_reason == "cancelled";
+    if (!out.cancelled && !call->stopped) {
+        const std::string rest = call->matcher.flush();
+        out.text += rest;
         if (options.on_text && !rest.empty()) options.on_text(rest);
     }
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        cache_bytes_in_use_ = cache_->bytes_in_use();
-        sessions_count_ = sessions_.size();
-    }
-    return r;
+    out.cached_tokens = res.cached_tokens;
+    out.computed_tokens = res.computed_tokens;
+    out.generated_tokens = call->generated;
+    return out;
 }
 
 Expected<GenerateResult> LocalBackend::fim(const FimPrompt& prompt,
                                            const GenerateOptions& options) {
-    std::promise<Expected<GenerateResult>> done;
-    auto fut = done.get_future();
-    submit(kCompletion, [&] {
-        const std::string owner = options.owner.empty() ? "fim" : options.owner;
-        done.set_value(generate(owner, fim_tokens(prompt, true), options));
-    });
-    return fut.get();
+    return generate(fim_tokens(prompt, true), engine::Priority::kInline, options);
 }
 
 Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& messages,
@@ -246,59 +203,53 @@ Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& mess
         }
         for (int32_t id : tokenizer_->encode(piece.text, false, false)) ids.push_back(id);
     }
-    std::promise<Expected<GenerateResult>> done;
-    auto fut = done.get_future();
-    submit(kChat, [&] {
-        done.set_value(generate(options.owner.empty() ? "chat" : options.owner, ids, options));
-    });
-    return fut.get();
+    return generate(std::move(ids), engine::Priority::kChat, options);
 }
 
 void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
-    auto ids = std::make_shared<std::vector<int32_t>>(fim_tokens(stable, false));
-    submit(kWarm, [this, owner, ids] {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            // Stale by the time it runs when newer work for anyone is waiting: the user
-            // moved on; a completion will prefill anyway.
-            for (const auto& j : jobs_)
-                if (j.priority != kWarm) return;
-        }
-        if (ids->size() >= model_->hparams().n_ctx_train) return;
-        if (!options_.prefix_cache) return;
-        auto& os = session_for(owner);
-        // Already holding this prefix (a completion ran since): prefill would only drop
-        // the cached completion tokens after it.
-        const int32_t common = engine::common_prefix(os.session->tokens(), *ids);
-        if (common + 2 >= static_cast<int32_t>(ids->size())) return;
-        auto pre = os.session->prefill(*ids);
-        std::lock_guard<std::mutex> lock(mu_);
-        cache_bytes_in_use_ = cache_->bytes_in_use();
-        sessions_count_ = sessions_.size();
-        (void)pre;
-    });
+    if (!options_.prefix_cache) return;
+    std::vector<int32_t> ids = fim_tokens(stable, false);
+    if (ids.size() < 2 || ids.size() >= model_->hparams().n_ctx_train) return;
+    std::lock_guard lock(mu_);
+    // The owner's previous warm-up, if still queued or running, is stale now.
+    if (auto it = warming_.find(owner); it != warming_.end()) scheduler_->cancel(it->second);
+    auto h = scheduler_->warm(owner, std::move(ids));
+    if (h)
+        warming_[owner] = *h;
+    else
+        warming_.erase(owner);  // busy: the next completion prefills it anyway
 }
 
 void LocalBackend::release(const std::string& owner) {
-    submit(kWarm, [this, owner] {
-        lru_.remove(owner);
-        sessions_.erase(owner);
-        std::lock_guard<std::mutex> lock(mu_);
-        cache_bytes_in_use_ = cache_->bytes_in_use();
-        sessions_count_ = sessions_.size();
-    });
+    {
+        std::lock_guard lock(mu_);
+        if (auto it = warming_.find(owner); it != warming_.end()) {
+            scheduler_->cancel(it->second);
+            warming_.erase(it);
+        }
+    }
+    scheduler_->release(owner);
 }
 
 nlohmann::json LocalBackend::stats() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    const auto s = scheduler_->stats();
     return {{"engine", engine_name_},
             {"model", options_.model_path},
-            {"cache_ram_bytes", cache_bytes_in_use_},
-            {"cache_disk_bytes", 0},
-            {"sessions", sessions_count_},
-            {"prompt_tokens", prompt_tokens_},
-            {"cached_prompt_tokens", reused_tokens_},
-            {"cache_hit_rate", prompt_tokens_ ? double(reused_tokens_) / prompt_tokens_ : 0.0}};
+            {"cache_ram_bytes", s.prefix.bytes},
+            {"cache_disk_bytes", s.disk.bytes},
+            {"cache_disk_files", s.disk.files},
+            {"cache_disk_error", disk_error_},
+            {"cached_pages", s.prefix.nodes},
+            {"pinned_pages", s.prefix.pinned_nodes},
+            {"pages_from_disk", s.prefix.disk_loads},
+            {"running", s.running},
+            {"queue_depth", s.queue_depth},
+            {"prompt_tokens", s.prompt_tokens},
+            {"cached_prompt_tokens", s.cached_tokens},
+            {"computed_prompt_tokens", s.computed_tokens},
+            {"cache_hit_rate", s.prompt_tokens ? double(s.cached_tokens) / s.prompt_tokens : 0.0},
+            {"drafted_tokens", s.drafted_tokens},
+            {"accepted_tokens", s.accepted_tokens}};
 }
 
 }  // namespace latent::agent

@@ -1,30 +1,27 @@
-// LocalBackend: the engine in this process behind the agent's Backend interface. One
-// engine thread owns the model and runs jobs by priority (inline completion, then chat,
-// then cache warming); each owner (an open document, the chat) keeps its own Session, so
-// consecutive prompts for one document reuse their common prefix (Session::prefill).
-// Not a scheduler with batching: that is engine/'s future work.
+// LocalBackend: the engine in this process behind the agent's Backend interface, through
+// engine::Scheduler: one thread owns the model; inline completions run before chat and
+// chat before cache warming; every step decodes one token of each running request and
+// one prefill chunk of the most urgent prompt, so a long chat prompt or a warm-up delays
+// a completion by at most one chunk. Prompts start from the prefix cache (a radix tree of
+// latent-cache pages shared by all requests; RAM, then the disk tier), so a keystroke
+// recomputes only the tokens after the edit. warm(owner) prefills an open document's
+// stable prompt part and pins it for that document until release(owner).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "agent/backend.h"
 #include "agent/chat_template.h"
+#include "engine/scheduler.h"
 
 namespace latent::engine {
 class Model;
 class Tokenizer;
 class Backend;
-class LatentCache;
-class Session;
 }  // namespace latent::engine
 
 namespace latent::agent {
@@ -33,16 +30,26 @@ struct LocalBackendOptions {
     std::string model_path;
     std::string engine = "cpu";  // make_backend name: cpu | reference | cuda
     int threads = 0;             // 0: all cores
-    // Latent-cache memory for all sessions together. Default 1 GiB.
+    // Latent-cache memory for running requests and cached prefixes together. Default 1 GiB.
     uint64_t cache_bytes = 1ull << 30;
-    // Owners whose sessions are kept (least recently used dropped first). Default 8.
-    size_t max_sessions = 8;
     // False: every prompt is computed from scratch (to measure what the reuse saves).
     bool prefix_cache = true;
+    // Disk tier for evicted and pinned prefix pages: a folder, "default"
+    // ($XDG_CACHE_HOME/latent/kv/<model id>/), or empty for none.
+    std::string disk_dir;
+    uint64_t disk_bytes = 4ull << 30;
+    // Prompt tokens per scheduler step for completion and chat prompts, and for warm-ups
+    // (smaller: a completion that arrives during a warm-up waits for at most one chunk).
+    int32_t prefill_chunk = 256;
+    int32_t warm_chunk = 64;
+    // Prompt-lookup draft tokens verified per step for greedy requests (0: off); the
+    // output is the same either way.
+    int32_t draft_tokens = 4;
 };
 
-// Thread safety: all public methods may be called from any thread; model work runs on the
-// engine thread, callers block on their job (fim/chat) or return at once (warm/release).
+// Thread safety: all public methods may be called from any thread; fim and chat block
+// their caller until done (streaming through on_text on the caller's thread), warm and
+// release return at once.
 class LocalBackend : public Backend {
 public:
     static engine::Expected<std::unique_ptr<LocalBackend>> create(
@@ -57,46 +64,31 @@ public:
     void warm(const std::string& owner, const FimPrompt& stable) override;
     void release(const std::string& owner) override;
     nlohmann::json stats() const override;
+    // Why the disk tier asked for could not be used (empty when it is in use or not asked).
+    const std::string& disk_error() const { return disk_error_; }
+
+    // The token ids of a FIM prompt (with the suffix part, or only its stable start).
+    std::vector<int32_t> fim_tokens(const FimPrompt& p, bool with_suffix) const;
+    // Blocks until the scheduler has nothing queued or running (tests).
+    void wait_idle();
 
 private:
-    enum Priority { kCompletion = 0, kChat = 1, kWarm = 2 };
-    struct Job {
-        Priority priority;
-        uint64_t seq;
-        std::function<void()> run;
-    };
-    struct OwnerSession;
-
     LocalBackend() = default;
-    void loop();
-    void submit(Priority p, std::function<void()> run);
-    OwnerSession& session_for(const std::string& owner);  // engine thread only
-    std::vector<int32_t> fim_tokens(const FimPrompt& p, bool with_suffix) const;
-    engine::Expected<GenerateResult> generate(const std::string& owner,
-                                              const std::vector<int32_t>& prompt,
+    engine::Expected<GenerateResult> generate(std::vector<int32_t> prompt,
+                                              engine::Priority priority,
                                               const GenerateOptions& options);
 
     LocalBackendOptions options_;
     std::unique_ptr<engine::Model> model_;
     std::unique_ptr<engine::Tokenizer> tokenizer_;
     std::unique_ptr<engine::Backend> engine_;
-    std::unique_ptr<engine::LatentCache> cache_;
+    std::unique_ptr<engine::Scheduler> scheduler_;
     std::string engine_name_;
+    std::string disk_error_;  // why the disk tier is off, when it was asked for
     ChatFamily family_ = ChatFamily::kDeepSeekV3;
 
-    // Engine thread state.
-    std::list<std::string> lru_;  // owners, most recent first
-    std::map<std::string, std::unique_ptr<OwnerSession>> sessions_;
-
     mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<Job> jobs_;
-    uint64_t next_seq_ = 0;
-    bool stopping_ = false;
-    std::thread thread_;
-    // Figures.
-    uint64_t prompt_tokens_ = 0, reused_tokens_ = 0, cache_bytes_in_use_ = 0;
-    size_t sessions_count_ = 0;
+    std::map<std::string, engine::Scheduler::Handle> warming_;  // owner -> latest warm-up
 };
 
 }  // namespace latent::agent

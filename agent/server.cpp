@@ -107,6 +107,13 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
     num(j, "cacheMb", cache_mb, 16, 1 << 20);
     s.cache_mb = static_cast<uint64_t>(cache_mb);
     s.prefix_cache = get_or<bool>(j, "prefixCache", s.prefix_cache);
+    if (j.contains("diskCache") && j["diskCache"].is_object()) {
+        const json& d = j["diskCache"];
+        str(d, "dir", s.disk_cache_dir);
+        int disk_mb = static_cast<int>(std::min<uint64_t>(s.disk_cache_mb, 1 << 24));
+        num(d, "mb", disk_mb, 0, 1 << 24);
+        s.disk_cache_mb = static_cast<uint64_t>(disk_mb);
+    }
     s.script = get_or<std::vector<std::string>>(j, "script", s.script);
     num(j, "scriptDelayMs", s.script_delay_ms, 0, 60000);
     return s;
@@ -128,7 +135,8 @@ json redacted(const Settings& s) {
               {"suffixTokens", s.suffix_tokens}}},
             {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
             {"cacheMb", s.cache_mb},
-            {"prefixCache", s.prefix_cache}};
+            {"prefixCache", s.prefix_cache},
+            {"diskCache", {{"dir", s.disk_cache_dir}, {"mb", s.disk_cache_mb}}}};
 }
 
 Server::Server(lsp::Endpoint& endpoint, ServerOptions options)
@@ -382,12 +390,13 @@ void Server::apply_settings(const json& j) {
         std::lock_guard<std::mutex> lock(mu_);
         initialized = initialized_;
     }
-    const bool backend_changed = old.backend != now.backend || old.engine != now.engine ||
-                                 old.model != now.model || old.remote_url != now.remote_url ||
-                                 old.remote_model != now.remote_model ||
-                                 old.remote_key != now.remote_key || old.script != now.script ||
-                                 old.cache_mb != now.cache_mb || old.threads != now.threads ||
-                                 old.prefix_cache != now.prefix_cache;
+    const bool backend_changed =
+        old.backend != now.backend || old.engine != now.engine || old.model != now.model ||
+        old.remote_url != now.remote_url || old.remote_model != now.remote_model ||
+        old.remote_key != now.remote_key || old.script != now.script ||
+        old.cache_mb != now.cache_mb || old.threads != now.threads ||
+        old.prefix_cache != now.prefix_cache || old.disk_cache_dir != now.disk_cache_dir ||
+        old.disk_cache_mb != now.disk_cache_mb;
     if (initialized && backend_changed) {
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -459,9 +468,13 @@ void Server::start_backend() {
             lo.threads = s.threads;
             lo.cache_bytes = s.cache_mb << 20;
             lo.prefix_cache = s.prefix_cache;
+            if (s.disk_cache_mb > 0) lo.disk_dir = s.disk_cache_dir;
+            lo.disk_bytes = s.disk_cache_mb << 20;
             const auto t0 = Clock::now();
             auto r = LocalBackend::create(lo);
             if (r) {
+                if (!(*r)->disk_error().empty())
+                    log("backend: no disk cache: " + (*r)->disk_error());
                 b = std::move(*r);
                 log("backend: loaded " + s.model + " in " +
                     std::to_string(std::chrono::duration<double>(Clock::now() - t0).count()) +

@@ -52,9 +52,12 @@ struct Settings {
     std::string index_db;              // "index.db": database path (one folder only; tests)
     uint64_t cache_mb = 1024;          // "cacheMb": latent cache budget of the local backend
     bool prefix_cache = true;          // "prefixCache": false recomputes every prompt (benchmarks)
-    std::vector<std::string> script;   // "script": replies of the scripted backend (tests)
-    int script_delay_ms = 0;           // "scriptDelayMs"
-    int chat_max_tokens = 512;         // "chat.maxTokens"
+    // "diskCache.dir": prefix pages on disk; "default" = $XDG_CACHE_HOME/latent/kv/<model id>
+    std::string disk_cache_dir = "default";
+    uint64_t disk_cache_mb = 4096;    // "diskCache.mb": 0 turns the disk tier off
+    std::vector<std::string> script;  // "script": replies of the scripted backend (tests)
+    int script_delay_ms = 0;          // "scriptDelayMs"
+    int chat_max_tokens = 512;        // "chat.maxTokens"
 };
 // Reads the fields present in `j` over `base`; wrong types are ignored (logged by caller
 // through `problems`), sizes clamped to sane ranges.

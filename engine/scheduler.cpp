@@ -220,7 +220,10 @@ void Scheduler::prefill_chunk(Seq& s) {
         s.result.computed_tokens = n - s.result.cached_tokens;
     }
     const int32_t at = s.cache->n_tokens();
-    const int32_t len = std::min(opt_.prefill_chunk, n - at);
+    const int32_t chunk = s.req.priority == Priority::kWarm && opt_.warm_chunk > 0
+                              ? opt_.warm_chunk
+                              : opt_.prefill_chunk;
+    const int32_t len = std::min(chunk, n - at);
     std::vector<float> logits;
     const auto piece =
         std::span<const int32_t>(prompt).subspan(static_cast<size_t>(at), static_cast<size_t>(len));
@@ -342,6 +345,7 @@ bool Scheduler::step() {
         running_count_ = running_.size();
         stats_.cache_pages_in_use = cache_->pages_in_use();
         stats_.prefix = prefix_->stats();
+        if (disk_) stats_.disk = disk_->stats();
         ++stats_.steps;
         stats_.step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
         busy_ = false;

@@ -87,8 +87,11 @@ public:
         std::string disk_dir;
         uint64_t disk_bytes = 8ull << 30;
         int32_t prefill_chunk = 256;  // prompt tokens per step for one prefill
-        size_t max_queue = 64;        // requests waiting or running; more answer "busy"
-        size_t max_running = 16;      // sequences holding cache at once
+        // Chunk for kWarm requests (0: prefill_chunk): smaller, so that a completion that
+        // arrives while a document is being warmed waits less.
+        int32_t warm_chunk = 0;
+        size_t max_queue = 64;    // requests waiting or running; more answer "busy"
+        size_t max_running = 16;  // sequences holding cache at once
         // Speculative decoding for greedy requests: up to this many prompt-lookup draft
         // tokens verified per step (0: off).
         int32_t draft_tokens = 0;
@@ -105,6 +108,7 @@ public:
         uint64_t running = 0;
         uint64_t cache_pages_in_use = 0;
         PrefixCache::Stats prefix;
+        DiskCache::Stats disk;  // zeros without a disk tier
     };
 
     // Borrows model and backend for its lifetime. Error: the disk folder cannot be used.

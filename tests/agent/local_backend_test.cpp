@@ -1,0 +1,257 @@
+// LocalBackend: the agent's in-process engine through the scheduler. Its output must be
+// what plain greedy decoding of the same FIM prompt gives (with and without speculative
+// drafts); consecutive prompts reuse their common prefix; a warmed document's prefix is
+// pinned and survives a restart through the disk tier; cancellation ends a request and
+// the backend stays usable; chat streams exactly the text it returns.
+#include "agent/local_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "engine/backends.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "engine/tokenizer.h"
+#include "engine/vocab.h"
+#include "tests/support/test_models.h"
+
+namespace latent::agent {
+namespace {
+
+std::string tiny_model() {
+    engine::MakeModelOptions o;
+    o.preset = "tiny";
+    o.quant = engine::GgmlType::kQ8_0;
+    return test::make_test_model(o);
+}
+
+LocalBackendOptions options(const std::string& engine = "reference") {
+    LocalBackendOptions o;
+    o.model_path = tiny_model();
+    o.engine = engine;
+    o.threads = 2;
+    o.cache_bytes = 64u << 20;
+    o.prefill_chunk = 48;
+    o.warm_chunk = 16;
+    return o;
+}
+
+std::unique_ptr<LocalBackend> make(const LocalBackendOptions& o) {
+    auto b = LocalBackend::create(o);
+    EXPECT_TRUE(b.ok()) << b.error().message;
+    return b.ok() ? std::move(*b) : nullptr;
+}
+
+FimPrompt prompt(const std::string& typed = "") {
+    FimPrompt p;
+    p.context =
+        "// util/math.h:1\nint clamp(int v, int lo, int hi);\nint lerp(int a, int b, int t);\n"
+        "// util/strings.h:4\nstd::string trim(std::string_view s);\n// src/main.cpp\n";
+    p.prefix =
+        "#include \"util/math.h\"\n\nint scale(int v) {\n    int r = clamp(v, 0, 10);\n"
+        "    return " +
+        typed;
+    p.suffix = ";\n}\n";
+    return p;
+}
+
+// Greedy decoding of the same token ids with a Session: what LocalBackend must produce.
+std::string plain_greedy(const LocalBackend& lb, const std::string& model_path, const FimPrompt& p,
+                         int max_tokens) {
+    auto m = engine::Model::load(model_path);
+    EXPECT_TRUE(m.ok());
+    auto tok = engine::Tokenizer::create((*m)->vocab());
+    EXPECT_TRUE(tok.ok());
+    auto be = engine::make_backend({"reference", 1});
+    EXPECT_TRUE(be.ok());
+    const auto& hp = (*m)->hparams();
+    engine::LatentCache::Config cc{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16, 64u << 20};
+    engine::LatentCache cache(cc);
+    engine::Session s(**m, *be->backend, cache);
+    auto pre = s.prefill(lb.fim_tokens(p, true));
+    EXPECT_TRUE(pre.ok());
+    std::vector<float> logits = pre->logits;
+    engine::SamplingParams sp;
+    sp.temperature = 0;
+    engine::Sampler sampler(sp);
+    std::string text;
+    for (int i = 0; i < max_tokens; ++i) {
+        const int32_t id = sampler.sample(logits.data(), static_cast<int32_t>(hp.n_vocab));
+        sampler.accept(id);
+        if (tok->is_eog(id) ||
+            (*m)->vocab().types[static_cast<size_t>(id)] == engine::TokenType::kControl)
+            break;
+        text += tok->token_to_piece(id);
+        if (i + 1 == max_tokens) break;
+        auto next = s.decode(id);
+        EXPECT_TRUE(next.ok());
+        logits = *next;
+    }
+    return text;
+}
+
+TEST(LocalBackendTest, FimIsPlainGreedyDecodingWithAndWithoutDrafts) {
+    GenerateOptions g;
+    g.max_tokens = 24;
+    std::string texts[2];
+    for (int drafts : {0, 4}) {
+        auto o = options();
+        o.draft_tokens = drafts;
+        auto b = make(o);
+        ASSERT_TRUE(b);
+        auto r = b->fim(prompt(), g);
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        EXPECT_FALSE(r->cancelled);
+        const auto n = static_cast<int32_t>(b->fim_tokens(prompt(), true).size());
+        EXPECT_EQ(r->cached_tokens + r->computed_tokens, n);
+        EXPECT_EQ(r->cached_tokens, 0);
+        EXPECT_GT(r->generated_tokens, 0);
+        texts[drafts ? 1 : 0] = r->text;
+        if (drafts == 0) {
+            EXPECT_EQ(r->text, plain_greedy(*b, o.model_path, prompt(), 24));
+        }
+    }
+    EXPECT_EQ(texts[0], texts[1]);
+}
+
+TEST(LocalBackendTest, TypingRecomputesOnlyTheTokensAfterTheEdit) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 4;
+    g.owner = "file:///src/main.cpp";
+    ASSERT_TRUE(b->fim(prompt(), g).ok());
+    auto r = b->fim(prompt("r +"), g);
+    ASSERT_TRUE(r.ok());
+    const auto n = static_cast<int32_t>(b->fim_tokens(prompt("r +"), true).size());
+    EXPECT_EQ(r->cached_tokens + r->computed_tokens, n);
+    // Everything before the typed characters is cached (up to the page holding them);
+    // the rest is the edit and the short suffix.
+    EXPECT_GE(r->cached_tokens, n - 64 - 16);
+    EXPECT_LT(r->computed_tokens, 64 + 16);
+    const auto st = b->stats();
+    EXPECT_GT(st["cache_hit_rate"].get<double>(), 0.0);
+    EXPECT_EQ(st["cached_prompt_tokens"].get<int64_t>(), r->cached_tokens);
+}
+
+TEST(LocalBackendTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARestart) {
+    auto o = options();
+    o.disk_dir = test::temp_dir() + "/kv-restart";
+    std::filesystem::remove_all(o.disk_dir);
+    FimPrompt stable = prompt();
+    stable.suffix.clear();
+    const auto n_stable = static_cast<int32_t>([&] {
+        auto b = make(o);
+        EXPECT_TRUE(b);
+        b->warm("file:///src/main.cpp", stable);
+        b->wait_idle();
+        const auto st = b->stats();
+        EXPECT_GT(st["pinned_pages"].get<int64_t>(), 0);
+        EXPECT_GT(st["cache_disk_files"].get<int64_t>(), 0);
+        EXPECT_EQ(st["cache_disk_error"].get<std::string>(), "");
+        return b->fim_tokens(stable, false).size();
+    }());
+    // A new process (a new backend on the same folder) computes only what the disk lacks:
+    // the partial last page of the warmed prefix and the suffix.
+    auto b = make(o);
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 2;
+    auto r = b->fim(prompt(), g);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_GE(r->cached_tokens, n_stable / 64 * 64);
+    EXPECT_GT(r->cached_tokens, 0);
+    EXPECT_GT(b->stats()["pages_from_disk"].get<int64_t>(), 0);
+}
+
+TEST(LocalBackendTest, AnUnusableDiskFolderTurnsTheDiskTierOffNotTheBackend) {
+    auto o = options();
+    o.disk_dir = "/proc/latent-cannot-write-here";
+    auto b = make(o);
+    ASSERT_TRUE(b);
+    EXPECT_FALSE(b->disk_error().empty());
+    GenerateOptions g;
+    g.max_tokens = 2;
+    EXPECT_TRUE(b->fim(prompt(), g).ok());
+}
+
+TEST(LocalBackendTest, CancellationEndsTheRequestAndTheBackendGoesOn) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    std::atomic<int> polls{0};
+    GenerateOptions g;
+    g.max_tokens = 512;
+    g.cancelled = [&] { return ++polls > 3; };
+    auto r = b->fim(prompt(), g);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->cancelled);
+    EXPECT_LT(r->generated_tokens, 512);
+    b->wait_idle();
+    EXPECT_EQ(b->stats()["running"].get<int64_t>(), 0);
+    GenerateOptions g2;
+    g2.max_tokens = 24;
+    auto again = b->fim(prompt(), g2);
+    ASSERT_TRUE(again.ok());
+    EXPECT_FALSE(again->cancelled);
+    EXPECT_EQ(again->text, plain_greedy(*b, options().model_path, prompt(), 24));
+}
+
+TEST(LocalBackendTest, ChatStreamsTheTextItReturnsAndRunsBesideCompletions) {
+    auto b = make(options("cpu"));
+    ASSERT_TRUE(b);
+    std::vector<ChatMessage> messages = {{"system", "You are terse."},
+                                         {"user", "Explain clamp(v, lo, hi) in one line."}};
+    GenerateOptions g;
+    g.max_tokens = 40;
+    std::string streamed;
+    g.on_text = [&](std::string_view piece) { streamed += piece; };
+    // The same chat alone, then beside a completion from another thread: same text.
+    auto alone = b->chat(messages, g);
+    ASSERT_TRUE(alone.ok());
+    EXPECT_EQ(streamed, alone->text);
+    EXPECT_GT(alone->generated_tokens, 0);
+    streamed.clear();
+    GenerateOptions gf;
+    gf.max_tokens = 16;
+    std::string fim_alone;
+    {
+        auto f = b->fim(prompt(), gf);
+        ASSERT_TRUE(f.ok());
+        fim_alone = f->text;
+    }
+    std::string fim_beside;
+    std::thread t([&] {
+        auto f = b->fim(prompt(), gf);
+        if (f.ok()) fim_beside = f->text;
+    });
+    auto beside = b->chat(messages, g);
+    t.join();
+    ASSERT_TRUE(beside.ok());
+    EXPECT_EQ(beside->text, alone->text);
+    EXPECT_EQ(streamed, beside->text);
+    EXPECT_EQ(fim_beside, fim_alone);
+}
+
+TEST(LocalBackendTest, StopStringsEndTheAnswerAndAreNotReturned) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 24;
+    auto full = b->fim(prompt(), g);
+    ASSERT_TRUE(full.ok());
+    if (full->text.size() < 4) GTEST_SKIP() << "the tiny model stopped at once";
+    // Stop at the text's own third..fourth bytes: the answer is what came before them.
+    const std::string stop = full->text.substr(2, 2);
+    const std::string expect = full->text.substr(0, full->text.find(stop));
+    g.stop = {stop};
+    auto cut = b->fim(prompt(), g);
+    ASSERT_TRUE(cut.ok());
+    EXPECT_EQ(cut->text, expect);
+}
+
+}  // namespace
+}  // namespace latent::agent
