@@ -211,7 +211,7 @@ std::optional<NetError> exchange(asio::io_context& ioc, Stream& stream, tcp::soc
 engine::Status RemoteBackend::post(const std::string& path, const std::string& body,
                                    const GenerateOptions& options,
                                    const std::function<void(const std::string&)>& on_event) {
-    http::request<http::string_body> req{http::verb::post, url_.base + path, 11};
+    http::request<http::string_body> req{http::verb::post, path, 11};
     req.set(http::field::host, url_.host);
     req.set(http::field::user_agent, "latent/" LATENT_VERSION);
     req.set(http::field::content_type, "application/json");
@@ -339,6 +339,19 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
             r.cached_tokens = static_cast<int32_t>(cached);
             r.computed_tokens = static_cast<int32_t>(std::max<int64_t>(0, prompt - cached));
         }
+        if (j.contains("timings") && j["timings"].is_object()) {  // llama.cpp's own shape
+            const json& t = j["timings"];
+            r.cached_tokens = static_cast<int32_t>(t.value("cache_n", int64_t{0}));
+            r.computed_tokens = static_cast<int32_t>(t.value("prompt_n", int64_t{0}));
+        }
+        if (!j.contains("choices") && j.contains("content") && j["content"].is_string()) {
+            const std::string piece = j["content"].get<std::string>();
+            if (piece.empty()) return;
+            r.text += piece;
+            ++r.generated_tokens;
+            if (options.on_text) options.on_text(piece);
+            return;
+        }
         if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return;
         const json& c = j["choices"][0];
         std::string piece;
@@ -373,21 +386,35 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
 
 Expected<GenerateResult> RemoteBackend::fim(const FimPrompt& prompt,
                                             const GenerateOptions& options) {
-    if (options_.fim_via_chat) {
+    if (options_.fim_api == "infill") {
+        // The request llama.vscode sends; everything before the cursor is one prefix so
+        // the server's prompt cache sees the same layout as ours.
+        json body = {{"input_prefix", prompt.context + prompt.prefix},
+                     {"input_suffix", prompt.suffix},
+                     {"input_extra", json::array()},
+                     {"n_predict", options.max_tokens},
+                     {"cache_prompt", true}};
+        // /infill lives at the server's root: a base path ending in /v1 loses it.
+        std::string root = url_.base;
+        if (root.size() >= 3 && root.compare(root.size() - 3, 3, "/v1") == 0)
+            root.resize(root.size() - 3);
+        return stream(root + "/infill", std::move(body), options, false);
+    }
+    if (options_.fim_api == "chat") {
         const std::string ask =
             "Fill in the code at <CURSOR>. Answer with the inserted code only, no fences.\n" +
             prompt.context + prompt.prefix + "<CURSOR>" + prompt.suffix;
         return chat({{"user", ask}}, options);
     }
     json body = {{"prompt", prompt.context + prompt.prefix}, {"suffix", prompt.suffix}};
-    return stream("/completions", std::move(body), options, false);
+    return stream(url_.base + "/completions", std::move(body), options, false);
 }
 
 Expected<GenerateResult> RemoteBackend::chat(const std::vector<ChatMessage>& messages,
                                              const GenerateOptions& options) {
     json ms = json::array();
     for (const auto& m : messages) ms.push_back({{"role", m.role}, {"content", m.content}});
-    return stream("/chat/completions", {{"messages", ms}}, options, true);
+    return stream(url_.base + "/chat/completions", {{"messages", ms}}, options, true);
 }
 
 }  // namespace latent::agent

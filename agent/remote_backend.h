@@ -1,7 +1,8 @@
 // RemoteBackend: any OpenAI-compatible server over HTTP or HTTPS (Boost.Beast; OpenSSL
 // with certificate and host name verification) — FIM through <base>/completions with
-// `suffix` (vLLM, SGLang, llama.cpp's server, `latent serve`, the DeepSeek API's /beta),
-// chat through <base>/chat/completions, both streamed (SSE). Not a general HTTP client.
+// `suffix` (vLLM, SGLang, `latent serve`, the DeepSeek API's /beta), or through llama.cpp
+// server's /infill (it refuses `suffix` on /v1/completions), chat through
+// <base>/chat/completions, all streamed (SSE). Not a general HTTP client.
 #pragma once
 
 #include <functional>
@@ -18,7 +19,10 @@ struct RemoteOptions {
     std::string url;
     std::string model;    // the "model" field of requests (may be empty for one-model servers)
     std::string api_key;  // sent as "Authorization: Bearer ..."; never logged
-    bool fim_via_chat = false;  // the server has no /completions with suffix
+    // How FIM requests go: "completions" (<base>/completions with suffix), "infill"
+    // (llama.cpp's server: /infill with input_prefix/input_suffix), "chat" (a chat
+    // request asking for the code at <CURSOR>, for servers with neither).
+    std::string fim_api = "completions";
     int connect_timeout_ms = 5000;
     // Time allowed for the whole request (first token and streaming). Default 60 s.
     int request_timeout_ms = 60000;
@@ -51,8 +55,9 @@ public:
 
 private:
     explicit RemoteBackend(RemoteOptions options, Url url);
-    // POSTs `body` to `path`, streaming; on_event gets each SSE data payload (or the whole
-    // body of a non-streamed answer). Returns an error with a user-facing message.
+    // POSTs `body` to `path` (absolute: the base is already in it), streaming; on_event gets each
+    // SSE data payload (or the whole body of a non-streamed answer). Returns an error with a
+    // user-facing message.
     engine::Status post(const std::string& path, const std::string& body,
                         const GenerateOptions& options,
                         const std::function<void(const std::string&)>& on_event);

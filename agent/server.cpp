@@ -86,7 +86,13 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
         str(r, "url", s.remote_url);
         str(r, "model", s.remote_model);
         str(r, "apiKey", s.remote_key);
-        s.remote_chat_fim = get_or<bool>(r, "fimViaChat", s.remote_chat_fim);
+        if (get_or<bool>(r, "fimViaChat", false)) s.remote_fim_api = "chat";
+        std::string api = s.remote_fim_api;
+        str(r, "fimApi", api);
+        if (api == "completions" || api == "infill" || api == "chat")
+            s.remote_fim_api = api;
+        else if (problems)
+            problems->push_back("remote.fimApi must be completions, infill or chat");
     }
     if (j.contains("completion") && j["completion"].is_object()) {
         const json& c = j["completion"];
@@ -127,7 +133,8 @@ json redacted(const Settings& s) {
             {"remote",
              {{"url", s.remote_url},
               {"model", s.remote_model},
-              {"apiKey", s.remote_key.empty() ? "" : "***"}}},
+              {"apiKey", s.remote_key.empty() ? "" : "***"},
+              {"fimApi", s.remote_fim_api}}},
             {"completion",
              {{"maxTokens", s.max_tokens},
               {"contextTokens", s.context_tokens},
@@ -393,8 +400,8 @@ void Server::apply_settings(const json& j) {
     const bool backend_changed =
         old.backend != now.backend || old.engine != now.engine || old.model != now.model ||
         old.remote_url != now.remote_url || old.remote_model != now.remote_model ||
-        old.remote_key != now.remote_key || old.script != now.script ||
-        old.cache_mb != now.cache_mb || old.threads != now.threads ||
+        old.remote_key != now.remote_key || old.remote_fim_api != now.remote_fim_api ||
+        old.script != now.script || old.cache_mb != now.cache_mb || old.threads != now.threads ||
         old.prefix_cache != now.prefix_cache || old.disk_cache_dir != now.disk_cache_dir ||
         old.disk_cache_mb != now.disk_cache_mb;
     if (initialized && backend_changed) {
@@ -451,7 +458,7 @@ void Server::start_backend() {
         ro.url = s.remote_url;
         ro.model = s.remote_model;
         ro.api_key = s.remote_key;
-        ro.fim_via_chat = s.remote_chat_fim;
+        ro.fim_api = s.remote_fim_api;
         ro.log = options_.log;
         auto r = RemoteBackend::create(ro);
         if (r)

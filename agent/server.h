@@ -35,14 +35,16 @@ class WorkspaceIndex;
 // Everything a user can set, from initializationOptions or workspace/didChangeConfiguration
 // (either the object itself or {"latent": {...}}). JSON names in comments.
 struct Settings {
-    std::string backend = "local";     // "backend": local | remote | scripted | none
-    std::string engine = "cpu";        // "engine": cpu | reference | cuda (local backend)
-    int threads = 0;                   // "threads": engine threads, 0 = all cores
-    std::string model;                 // "model": GGUF path (local backend)
-    std::string remote_url;            // "remote.url": e.g. http://127.0.0.1:8000
-    std::string remote_model;          // "remote.model"
-    std::string remote_key;            // "remote.apiKey": never logged
-    bool remote_chat_fim = false;      // "remote.fimViaChat": no /v1/completions suffix support
+    std::string backend = "local";  // "backend": local | remote | scripted | none
+    std::string engine = "cpu";     // "engine": cpu | reference | cuda (local backend)
+    int threads = 0;                // "threads": engine threads, 0 = all cores
+    std::string model;              // "model": GGUF path (local backend)
+    std::string remote_url;         // "remote.url": e.g. http://127.0.0.1:8000
+    std::string remote_model;       // "remote.model"
+    std::string remote_key;         // "remote.apiKey": never logged
+    // "remote.fimApi": completions | infill (llama.cpp's server) | chat; the older
+    // "remote.fimViaChat": true means chat.
+    std::string remote_fim_api = "completions";
     int max_tokens = 64;               // "completion.maxTokens"
     int context_tokens = 1024;         // "completion.contextTokens": retrieved context budget
     int prefix_tokens = 1536;          // "completion.prefixTokens"

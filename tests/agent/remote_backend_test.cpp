@@ -155,6 +155,40 @@ TEST(RemoteBackendTest, FimStreamsThroughCompletionsWithSuffix) {
     EXPECT_EQ(logs.all.find("sk-secret"), std::string::npos);
 }
 
+TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
+    // llama.cpp's server: its own event shape (content, then stop with timings).
+    FakeServer server({{200,
+                        "text/event-stream",
+                        {sse({{"content", "return "}, {"stop", false}}),
+                         sse({{"content", "a;"}, {"stop", false}}),
+                         sse({{"content", ""},
+                              {"stop", true},
+                              {"timings", {{"cache_n", 30}, {"prompt_n", 7}}}})}}});
+    Logs logs;
+    RemoteOptions o;
+    o.url = server.url() + "/v1";
+    o.fim_api = "infill";
+    o.log = logs.fn();
+    auto b = RemoteBackend::create(o);
+    ASSERT_TRUE(b) << b.error().message;
+    GenerateOptions go;
+    go.max_tokens = 12;
+    auto r = (*b)->fim({"// ctx\n", "int f() {\n    ", "\n}\n"}, go);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->text, "return a;");
+    EXPECT_EQ(r->cached_tokens, 30);
+    EXPECT_EQ(r->computed_tokens, 7);
+    const auto reqs = server.requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].target(), "/infill");
+    const json body = json::parse(reqs[0].body());
+    EXPECT_EQ(body["input_prefix"], "// ctx\nint f() {\n    ");
+    EXPECT_EQ(body["input_suffix"], "\n}\n");
+    EXPECT_EQ(body["n_predict"], 12);
+    EXPECT_EQ(body["cache_prompt"], true);
+    EXPECT_FALSE(body.contains("suffix"));
+}
+
 TEST(RemoteBackendTest, ChatStreamsDeltasAndAcceptsAPlainJsonAnswer) {
     FakeServer server(
         {{200,
