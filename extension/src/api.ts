@@ -1,0 +1,128 @@
+// Latent's requests over any JSON-RPC connection: the vscode-languageclient client in the
+// editor, a vscode-jsonrpc connection in the integration test. It knows the messages, the
+// streaming of partial results and cancellation; it knows nothing of VS Code's UI.
+import { randomUUID } from 'node:crypto';
+import { CancellationToken, Disposable, ProgressType } from 'vscode-jsonrpc';
+import {
+  ChatMessage,
+  ChatParams,
+  ChatPartial,
+  ChatResult,
+  DidFocusParams,
+  EditParams,
+  EditResult,
+  ErrorCodes,
+  ExplainParams,
+  Methods,
+  Range,
+  StatusResult,
+} from './protocol';
+
+// What both LanguageClient and vscode-jsonrpc's MessageConnection offer.
+export interface Connection {
+  sendRequest<R>(method: string, params: unknown, token?: CancellationToken): Promise<R>;
+  sendNotification(method: string, params: unknown): Promise<void> | void;
+  onProgress<P>(type: ProgressType<P>, token: string | number, handler: (value: P) => void): Disposable;
+}
+
+export type Outcome<T> =
+  | { kind: 'ok'; value: T }
+  | { kind: 'cancelled' }
+  | { kind: 'error'; message: string };
+
+const chatProgress = new ProgressType<ChatPartial>();
+
+function isPartial(x: unknown): x is ChatPartial {
+  return typeof x === 'object' && x !== null && typeof (x as { text?: unknown }).text === 'string';
+}
+
+// A JSON-RPC error as the user should read it; cancellation is not an error.
+export function outcomeOf<T>(e: unknown): Outcome<T> {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (code === ErrorCodes.requestCancelled || code === ErrorCodes.serverCancelled) return { kind: 'cancelled' };
+  const message = e instanceof Error ? e.message : String(e);
+  return { kind: 'error', message };
+}
+
+export class LatentApi {
+  constructor(private readonly conn: Connection) {}
+
+  // Sends a streaming request: each partial result goes to onText as it arrives, the
+  // final result resolves the promise. Never throws: failures come back as an Outcome.
+  private async stream<P extends { partialResultToken?: string }, R>(
+    method: string,
+    params: P,
+    onText: (text: string) => void,
+    token?: CancellationToken,
+  ): Promise<Outcome<R>> {
+    const partialResultToken = `latent-${randomUUID()}`;
+    const sub = this.conn.onProgress(chatProgress, partialResultToken, (v: unknown) => {
+      if (isPartial(v)) onText(v.text);
+    });
+    try {
+      const value = await this.conn.sendRequest<R>(method, { ...params, partialResultToken }, token);
+      if (token?.isCancellationRequested) return { kind: 'cancelled' };
+      return { kind: 'ok', value };
+    } catch (e) {
+      if (token?.isCancellationRequested) return { kind: 'cancelled' };
+      return outcomeOf<R>(e);
+    } finally {
+      sub.dispose();
+    }
+  }
+
+  chat(
+    messages: ChatMessage[],
+    context: ChatParams['context'],
+    onText: (text: string) => void,
+    token?: CancellationToken,
+  ): Promise<Outcome<ChatResult>> {
+    const params: ChatParams = { messages };
+    if (context) params.context = context;
+    return this.stream<ChatParams, ChatResult>(Methods.chat, params, onText, token);
+  }
+
+  explain(uri: string, range: Range, onText: (text: string) => void, token?: CancellationToken) {
+    const params: ExplainParams = { textDocument: { uri }, range };
+    return this.stream<ExplainParams, ChatResult>(Methods.explain, params, onText, token);
+  }
+
+  edit(uri: string, range: Range, instruction: string, token?: CancellationToken, onText?: (text: string) => void) {
+    const params: EditParams = { textDocument: { uri }, range, instruction };
+    return this.stream<EditParams, EditResult>(Methods.edit, params, onText ?? (() => undefined), token);
+  }
+
+  async status(token?: CancellationToken): Promise<Outcome<StatusResult>> {
+    try {
+      return { kind: 'ok', value: await this.conn.sendRequest<StatusResult>(Methods.status, null, token) };
+    } catch (e) {
+      return outcomeOf<StatusResult>(e);
+    }
+  }
+
+  async didFocus(params: DidFocusParams): Promise<void> {
+    await this.conn.sendNotification(Methods.didFocus, params);
+  }
+}
+
+// The replacement text a latent/edit result proposes for `uri`, applied to `original`
+// (the document's text): what the diff editor shows on its right side. Offsets are
+// UTF-16 code units, like JavaScript strings and the server's default encoding.
+export function applyTextEdits(original: string, edits: readonly { range: Range; newText: string }[]): string {
+  const lineStarts = [0];
+  for (let i = 0; i < original.length; i++) if (original.charCodeAt(i) === 10) lineStarts.push(i + 1);
+  const offset = (p: { line: number; character: number }): number => {
+    if (p.line >= lineStarts.length) return original.length;
+    const start = lineStarts[p.line] ?? original.length;
+    const next = p.line + 1 < lineStarts.length ? (lineStarts[p.line + 1] ?? original.length) - 1 : original.length;
+    return Math.min(start + p.character, Math.max(start, next));
+  };
+  const sorted = [...edits].sort((a, b) => offset(b.range.start) - offset(a.range.start));
+  let out = original;
+  for (const e of sorted) {
+    const a = offset(e.range.start);
+    const b = Math.max(a, offset(e.range.end));
+    out = out.slice(0, a) + e.newText + out.slice(b);
+  }
+  return out;
+}

@@ -1,0 +1,187 @@
+// The commands: Explain Selection, Edit Selection…, Add Docs, Fix This (edits with a preset
+// instruction), Set API Key, Show Status, Re-index Workspace, Restart Server, Show Log; and
+// the server's own commands (its code actions) routed through the same UI.
+import * as vscode from 'vscode';
+import type { ChatSession } from './chat/session';
+import type { Ctx } from './ctx';
+import { kSecretApiKey } from './ctx';
+import type { Range } from './protocol';
+import type { EditReview } from './review';
+
+export const kAddDocsInstruction =
+  "Add documentation comments to this code in the language's usual style (docstrings, /** */, ///). " +
+  'Do not change the code itself.';
+export const kFixInstruction =
+  'Fix the bugs in this code (wrong logic, off-by-one errors, missing checks, crashes). Keep its behaviour otherwise.';
+
+export interface Target {
+  document: vscode.TextDocument;
+  range: vscode.Range;
+}
+
+function toLsp(r: vscode.Range): Range {
+  return {
+    start: { line: r.start.line, character: r.start.character },
+    end: { line: r.end.line, character: r.end.character },
+  };
+}
+
+// The selection of the active editor, or the arguments of a server code action
+// ([uri, range]) when the command came from one.
+export function targetOf(args: unknown[]): Target | undefined {
+  const [uri, range] = args;
+  if (typeof uri === 'string' && isLspRange(range)) {
+    const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
+    if (document) {
+      return {
+        document,
+        range: new vscode.Range(range.start.line, range.start.character, range.end.line, range.end.character),
+      };
+    }
+  }
+  const editor = vscode.window.activeTextEditor;
+  if (!editor) return undefined;
+  return { document: editor.document, range: editor.selection };
+}
+
+function isLspRange(x: unknown): x is Range {
+  const r = x as Range | undefined;
+  return (
+    typeof r?.start?.line === 'number' &&
+    typeof r.start.character === 'number' &&
+    typeof r.end?.line === 'number' &&
+    typeof r.end.character === 'number'
+  );
+}
+
+export class Commands {
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly chat: ChatSession,
+    private readonly review: EditReview,
+  ) {}
+
+  register(): vscode.Disposable[] {
+    const c = (id: string, f: (...args: unknown[]) => unknown) => vscode.commands.registerCommand(id, f);
+    // The server's code actions run its command ids; the client would send them back to
+    // the server as workspace/executeCommand (which applies an edit without review).
+    this.ctx.addMiddleware({
+      executeCommand: (command: string, args: unknown[], next: (command: string, args: unknown[]) => unknown) => {
+        if (command === 'latent.explain') return this.explain(args);
+        if (command === 'latent.edit') return this.edit(args);
+        return next(command, args);
+      },
+    });
+    return [
+      c('latent.explainSelection', (...a) => this.explain(a)),
+      c('latent.editSelection', (...a) => this.edit(a)),
+      c('latent.addDocs', (...a) => this.edit(a, kAddDocsInstruction)),
+      c('latent.fixThis', (...a) => this.edit(a, kFixInstruction)),
+      c('latent.setApiKey', () => this.setApiKey()),
+      c('latent.showStatus', () => this.showStatus()),
+      c('latent.reindex', () => this.reindex()),
+      c('latent.restartServer', () => this.ctx.restart()),
+      c('latent.showLog', () => this.ctx.output.show(true)),
+    ];
+  }
+
+  private ready(): boolean {
+    if (this.ctx.api && this.ctx.state === 'running') return true;
+    void vscode.window.showWarningMessage('Latent: the server is not running.', 'Restart', 'Show Log').then((a) => {
+      if (a === 'Restart') void this.ctx.restart();
+      if (a === 'Show Log') this.ctx.output.show(true);
+    });
+    return false;
+  }
+
+  async explain(args: unknown[]): Promise<void> {
+    const t = targetOf(args);
+    if (!t || t.range.isEmpty) {
+      void vscode.window.showInformationMessage('Latent: select the code to explain first.');
+      return;
+    }
+    if (!this.ready()) return;
+    await vscode.commands.executeCommand('latent.chat.focus');
+    const name = t.document.uri.path.split('/').pop() ?? '';
+    const lines =
+      t.range.start.line === t.range.end.line
+        ? `line ${t.range.start.line + 1}`
+        : `lines ${t.range.start.line + 1}–${t.range.end.line + 1}`;
+    await this.chat.explain(t.document.uri.toString(), toLsp(t.range), `Explain ${name}, ${lines}`);
+  }
+
+  async edit(args: unknown[], preset?: string): Promise<void> {
+    const t = targetOf(args);
+    if (!t || t.range.isEmpty) {
+      void vscode.window.showInformationMessage('Latent: select the code to edit first.');
+      return;
+    }
+    let instruction = preset ?? (typeof args[2] === 'string' ? args[2] : undefined);
+    instruction ??= await vscode.window.showInputBox({
+      title: 'Latent: Edit Selection',
+      prompt: 'How should the selected code change?',
+      placeHolder: 'e.g. use a std::vector instead of the raw array',
+      ignoreFocusOut: true,
+    });
+    if (!instruction?.trim()) return;
+    if (!this.ready()) return;
+    const api = this.ctx.api!;
+    const version = t.document.version;
+    const r = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'Latent: editing the selection…', cancellable: true },
+      (_p, token) => api.edit(t.document.uri.toString(), toLsp(t.range), instruction, token),
+    );
+    if (r.kind === 'cancelled') return;
+    if (r.kind === 'error') {
+      void vscode.window.showErrorMessage(`Latent: ${r.message}`);
+      return;
+    }
+    if (!(await this.review.propose(t.document, version, r.value)))
+      void vscode.window.showInformationMessage('Latent: the model proposed no change.');
+  }
+
+  async setApiKey(): Promise<void> {
+    const key = await vscode.window.showInputBox({
+      title: 'Latent: API key for the remote server',
+      prompt: 'Kept in VS Code\'s secret storage, never in settings. Leave empty to remove it.',
+      password: true,
+      ignoreFocusOut: true,
+    });
+    if (key === undefined) return;
+    if (key.trim()) await this.ctx.extension.secrets.store(kSecretApiKey, key.trim());
+    else await this.ctx.extension.secrets.delete(kSecretApiKey);
+    // The secrets' change event sends the settings to the server (extension.ts).
+    void vscode.window.showInformationMessage(key.trim() ? 'Latent: API key saved.' : 'Latent: API key removed.');
+  }
+
+  async showStatus(): Promise<void> {
+    const api = this.ctx.api;
+    const info: Record<string, unknown> = { server: this.ctx.state };
+    if (api) {
+      const r = await api.status();
+      if (r.kind === 'ok') Object.assign(info, r.value);
+      else if (r.kind === 'error') info.error = r.message;
+    }
+    const doc = await vscode.workspace.openTextDocument({ language: 'json', content: JSON.stringify(info, null, 2) });
+    await vscode.window.showTextDocument(doc, { preview: true });
+  }
+
+  // The server has no re-index request: removing and re-adding the workspace folders
+  // makes it drop its indexes and walk the folders again (unchanged files are skipped by
+  // their content hash).
+  async reindex(): Promise<void> {
+    if (!this.ready()) return;
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => ({ uri: f.uri.toString(), name: f.name }));
+    if (!folders.length) {
+      void vscode.window.showInformationMessage('Latent: open a folder to index.');
+      return;
+    }
+    await this.ctx.client!.sendNotification('workspace/didChangeWorkspaceFolders', {
+      event: { removed: folders, added: [] },
+    });
+    await this.ctx.client!.sendNotification('workspace/didChangeWorkspaceFolders', {
+      event: { removed: [], added: folders },
+    });
+    void vscode.window.setStatusBarMessage('Latent: re-indexing the workspace…', 3000);
+  }
+}

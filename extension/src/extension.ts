@@ -1,0 +1,57 @@
+// Latent's VS Code extension: activation only. The context object (ctx.ts) owns the
+// language client; each feature file registers what it needs.
+import * as vscode from 'vscode';
+import { ChatSession } from './chat/session';
+import { ChatView } from './chat/view';
+import { Commands } from './commands';
+import { classifyChange, currentSettings, firstRunProblem } from './config';
+import { Ctx, kSecretApiKey } from './ctx';
+import * as focus from './focus';
+import * as inline from './inline';
+import { EditReview } from './review';
+import { StatusBar } from './status_bar';
+import type { Turn } from './shared/messages';
+import { firstRun } from './first_run';
+
+let ctx: Ctx | undefined;
+
+export async function activate(extension: vscode.ExtensionContext): Promise<void> {
+  ctx = new Ctx(extension);
+  const c = ctx;
+  const status = new StatusBar(c);
+  const review = new EditReview();
+  const session = new ChatSession(() => (c.state === 'running' ? c.api : undefined), {
+    get: () => extension.workspaceState.get<Turn[]>('latent.chat.history'),
+    update: (turns) => extension.workspaceState.update('latent.chat.history', turns),
+  });
+  const commands = new Commands(c, session, review);
+  extension.subscriptions.push(
+    c,
+    status,
+    review,
+    vscode.window.registerWebviewViewProvider(ChatView.viewId, new ChatView(extension.extensionUri, session, c.output)),
+    vscode.commands.registerCommand('latent.newChat', () => session.clear()),
+    ...commands.register(),
+    ...inline.activate(c, (ms) => status.completionLatency(ms)),
+    ...focus.activate(c),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      const change = classifyChange((s) => e.affectsConfiguration(s));
+      if (change === 'none') return;
+      c.settings = currentSettings();
+      status.settingsChanged();
+      if (change === 'restart') await c.restart();
+      else if (change === 'server') await c.sendSettings();
+    }),
+    extension.secrets.onDidChange(async (e) => {
+      if (e.key === kSecretApiKey) await c.sendSettings();
+    }),
+  );
+  await c.start();
+  const problem = firstRunProblem(c.settings);
+  if (problem) void firstRun(problem);
+}
+
+export async function deactivate(): Promise<void> {
+  await ctx?.stop();
+  ctx = undefined;
+}

@@ -1,0 +1,26 @@
+// Wires the CompletionGate into the language client's inline completion middleware and
+// into the status bar; toggling the setting is a command.
+import * as vscode from 'vscode';
+import { CompletionGate } from './completion';
+import type { Ctx } from './ctx';
+
+export function activate(ctx: Ctx, onLatency: (ms: number) => void): vscode.Disposable[] {
+  const gate = new CompletionGate(
+    () => ({ enabled: ctx.settings.completionEnabled, debounceMs: ctx.settings.debounceMs }),
+    (o) => onLatency(o.ms),
+  );
+  ctx.addMiddleware({
+    provideInlineCompletionItems: (document, position, context, token, next) =>
+      gate.provide(context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke, token, () =>
+        next(document, position, context, token),
+      ),
+  });
+  return [
+    vscode.commands.registerCommand('latent.toggleCompletion', async () => {
+      const c = vscode.workspace.getConfiguration('latent');
+      const now = !ctx.settings.completionEnabled;
+      await c.update('completion.enabled', now, vscode.ConfigurationTarget.Global);
+      void vscode.window.setStatusBarMessage(`Latent: inline completion ${now ? 'on' : 'off'}`, 2000);
+    }),
+  ];
+}
