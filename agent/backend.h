@@ -52,6 +52,9 @@ struct GenerateResult {
     int32_t computed_tokens = 0;  // prompt tokens run through the model
     int32_t generated_tokens = 0;
     bool cancelled = false;
+    // From the call to the first generated token (-1: none): what a streaming client
+    // would wait before text appears.
+    double first_token_ms = -1;
 };
 
 // Thread safety: every method may be called from any thread at any time; implementations

@@ -98,6 +98,7 @@ struct Call {
     engine::StopMatcher matcher;
     int32_t generated = 0;
     bool stopped = false;  // a stop string matched
+    std::chrono::steady_clock::time_point first_token;
 };
 
 }  // namespace
@@ -131,6 +132,7 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
         const auto step = call->matcher.push(tokenizer_->token_to_piece(id));
         {
             std::lock_guard lock(call->mu);
+            if (call->generated == 0) call->first_token = std::chrono::steady_clock::now();
             ++call->generated;
             call->text += step.emit;
             call->stopped = step.stopped;
@@ -146,6 +148,7 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
         }
         call->cv.notify_all();
     };
+    const auto t0 = std::chrono::steady_clock::now();
     auto handle = scheduler_->submit(std::move(r));
     if (!handle) return handle.error();
 
@@ -183,6 +186,9 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
     out.cached_tokens = res.cached_tokens;
     out.computed_tokens = res.computed_tokens;
     out.generated_tokens = call->generated;
+    if (call->generated > 0)
+        out.first_token_ms =
+            std::chrono::duration<double, std::milli>(call->first_token - t0).count();
     return out;
 }
 

@@ -322,6 +322,14 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
                                                const GenerateOptions& options, bool chat) {
     GenerateResult r;
     std::string bad;
+    const auto t0 = Clock::now();
+    auto got_text = [&](const std::string& piece) {
+        if (r.generated_tokens == 0)
+            r.first_token_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        r.text += piece;
+        ++r.generated_tokens;
+        if (options.on_text) options.on_text(piece);
+    };
     auto on_event = [&](const std::string& data) {
         json j;
         try {
@@ -346,10 +354,7 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
         }
         if (!j.contains("choices") && j.contains("content") && j["content"].is_string()) {
             const std::string piece = j["content"].get<std::string>();
-            if (piece.empty()) return;
-            r.text += piece;
-            ++r.generated_tokens;
-            if (options.on_text) options.on_text(piece);
+            if (!piece.empty()) got_text(piece);
             return;
         }
         if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return;
@@ -362,10 +367,7 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
         } else if (c.contains("text") && c["text"].is_string()) {
             piece = c["text"].get<std::string>();
         }
-        if (piece.empty()) return;
-        r.text += piece;
-        ++r.generated_tokens;
-        if (options.on_text) options.on_text(piece);
+        if (!piece.empty()) got_text(piece);
     };
     if (!options_.model.empty()) body["model"] = options_.model;
     body["max_tokens"] = options.max_tokens;

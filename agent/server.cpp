@@ -701,6 +701,7 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
 
     std::string text = std::move(doc->text);
     size_t cursor = to_offset(text, p->position, enc);
+    auto called = t0;  // when the backend was asked
     lsp::Range range{p->position, p->position};
     std::string selected;  // the completion-menu item the editor shows, when any
     if (p->context.selectedCompletionInfo) {
@@ -724,10 +725,15 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
             last_cached_tokens_ = g ? g->cached_tokens : 0;
             last_computed_tokens_ = g ? g->computed_tokens : 0;
         }
-        json stats = {{"ms", ms},
-                      {"fromCache", from_cache},
-                      {"cachedTokens", g ? g->cached_tokens : 0},
-                      {"computedTokens", g ? g->computed_tokens : 0}};
+        json stats = {
+            {"ms", ms},
+            {"firstTokenMs", g && g->first_token_ms >= 0
+                                 ? std::chrono::duration<double, std::milli>(called - t0).count() +
+                                       g->first_token_ms
+                                 : ms},
+            {"fromCache", from_cache},
+            {"cachedTokens", g ? g->cached_tokens : 0},
+            {"computedTokens", g ? g->computed_tokens : 0}};
         if (!insert.empty() || !selected.empty()) {
             lsp::InlineCompletionItem item;
             item.insertText = selected + insert;
@@ -770,6 +776,7 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
     else
         go.stop = {"\n\n\n"};
     go.cancelled = [&ctx, mine] { return ctx.cancelled() || mine->load(); };
+    called = Clock::now();
     auto g = b->fim(layout.prompt, go);
     if (ctx.cancelled()) return ResponseError{ec::kRequestCancelled, "cancelled", {}};
     if (mine->load() || (g && g->cancelled))

@@ -110,6 +110,7 @@ TEST(LocalBackendTest, FimIsPlainGreedyDecodingWithAndWithoutDrafts) {
         EXPECT_EQ(r->cached_tokens + r->computed_tokens, n);
         EXPECT_EQ(r->cached_tokens, 0);
         EXPECT_GT(r->generated_tokens, 0);
+        EXPECT_GE(r->first_token_ms, 0.0);
         texts[drafts ? 1 : 0] = r->text;
         if (drafts == 0) {
             EXPECT_EQ(r->text, plain_greedy(*b, o.model_path, prompt(), 24));

@@ -393,6 +393,10 @@ TEST(LspServerTest, TinyModelCompletesWithPrefixReuse) {
     }
     const json& res = (*r)["result"];
     EXPECT_GT(res["latent"]["computedTokens"].get<int>(), 0) << res.dump();
+    // The first token came before the answer was done (and after the request began).
+    EXPECT_GE(res["latent"]["firstTokenMs"].get<double>(), 0.0) << res.dump();
+    EXPECT_LE(res["latent"]["firstTokenMs"].get<double>(), res["latent"]["ms"].get<double>())
+        << res.dump();
     for (const auto& item : res["items"]) {
         EXPECT_FALSE(item["insertText"].get<std::string>().empty());
         EXPECT_EQ(item["range"]["start"], (json{{"line", 4}, {"character", 4}}));

@@ -176,6 +176,7 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     auto r = (*b)->fim({"// ctx\n", "int f() {\n    ", "\n}\n"}, go);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->text, "return a;");
+    EXPECT_GE(r->first_token_ms, 0.0);
     EXPECT_EQ(r->cached_tokens, 30);
     EXPECT_EQ(r->computed_tokens, 7);
     const auto reqs = server.requests();
