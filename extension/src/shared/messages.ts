@@ -31,8 +31,11 @@ export type HostMessage =
   | { type: 'delta'; text: string }
   | { type: 'end'; error?: string; cancelled?: boolean };
 
+// A plain object, as structured cloning makes them (no inherited fields to trust).
 function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const proto: unknown = Object.getPrototypeOf(x);
+  return proto === Object.prototype || proto === null;
 }
 
 function isText(x: unknown): x is string {

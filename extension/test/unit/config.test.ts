@@ -1,0 +1,86 @@
+import * as assert from 'node:assert/strict';
+import { classifyChange, expandHome, firstRunProblem, kDefaults, readSettings, serverSettings } from '../../src/config';
+
+const from = (o: Record<string, unknown>) => (k: string) => o[k];
+
+describe('settings', () => {
+  it('uses the defaults when nothing is set', () => {
+    assert.deepEqual(readSettings(from({})), kDefaults);
+    assert.equal(kDefaults.debounceMs, 120);
+  });
+
+  it('clamps numbers and ignores wrong types', () => {
+    const s = readSettings(
+      from({
+        backend: 'cloud',
+        'completion.debounceMs': -5,
+        'completion.maxTokens': 1e9,
+        'chat.maxTokens': 'many',
+        cacheMb: 2,
+        'index.exclude': ['a/**', 3, null, 'b'],
+        'completion.enabled': 'no',
+        modelPath: '  /m.gguf ',
+      }),
+    );
+    assert.equal(s.backend, 'local');
+    assert.equal(s.debounceMs, 0);
+    assert.equal(s.completionMaxTokens, 1024);
+    assert.equal(s.chatMaxTokens, 512);
+    assert.equal(s.cacheMb, 16);
+    assert.deepEqual(s.indexExclude, ['a/**', 'b']);
+    assert.equal(s.completionEnabled, true);
+    assert.equal(s.modelPath, '/m.gguf');
+  });
+
+  it('builds the JSON agent/server.cpp parse_settings reads', () => {
+    const s = readSettings(
+      from({
+        backend: 'remote',
+        modelPath: '~/models/lite.gguf',
+        'remote.url': 'http://127.0.0.1:8000',
+        'remote.model': 'deepseek-coder',
+        'completion.maxTokens': 32,
+        'index.enabled': false,
+        'index.exclude': ['third_party/**'],
+        cacheMb: 2048,
+        engine: 'cuda',
+      }),
+    );
+    const j = serverSettings(s, { apiKey: 'sk-secret', indexDb: '/storage/index.sqlite' });
+    assert.deepEqual(j, {
+      backend: 'remote',
+      model: expandHome('~/models/lite.gguf'),
+      engine: 'cuda',
+      threads: 0,
+      remote: { url: 'http://127.0.0.1:8000', model: 'deepseek-coder', apiKey: 'sk-secret', fimViaChat: false },
+      completion: { maxTokens: 32 },
+      chat: { maxTokens: 512 },
+      index: { enabled: false, exclude: ['third_party/**'], db: '/storage/index.sqlite' },
+      cacheMb: 2048,
+    });
+    assert.ok(!JSON.stringify(serverSettings(s)).includes('sk-secret'));
+  });
+
+  it('expands ~ only at the start', () => {
+    assert.equal(expandHome('~/a', '/home/u'), '/home/u/a');
+    assert.equal(expandHome('~', '/home/u'), '/home/u');
+    assert.equal(expandHome('/x/~/a', '/home/u'), '/x/~/a');
+  });
+
+  it('classifies a configuration change', () => {
+    const only = (...keys: string[]) => (s: string) => keys.some((k) => k === s || k.startsWith(s + '.'));
+    assert.equal(classifyChange(only('editor.fontSize')), 'none');
+    assert.equal(classifyChange(only('latent.completion.debounceMs')), 'client');
+    assert.equal(classifyChange(only('latent.completion.enabled')), 'client');
+    assert.equal(classifyChange(only('latent.completion.maxTokens')), 'server');
+    assert.equal(classifyChange(only('latent.remote.url')), 'server');
+    assert.equal(classifyChange(only('latent.path')), 'restart');
+  });
+
+  it('says what the first run needs', () => {
+    assert.match(firstRunProblem(kDefaults)!, /needs a model/);
+    assert.equal(firstRunProblem({ ...kDefaults, modelPath: '/m.gguf' }), undefined);
+    assert.match(firstRunProblem({ ...kDefaults, backend: 'remote' })!, /latent.remote.url/);
+    assert.equal(firstRunProblem({ ...kDefaults, backend: 'remote', remoteUrl: 'http://x' }), undefined);
+  });
+});

@@ -1,0 +1,180 @@
+// The VS Code glue, against the mocked `vscode` module (test/vscode-mock.ts).
+import * as assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import type { LatentApi } from '../../src/api';
+import { contextFor, insertAtCursor } from '../../src/chat/view';
+import { Commands, kFixInstruction, targetOf } from '../../src/commands';
+import { Ctx } from '../../src/ctx';
+import type { EditResult } from '../../src/protocol';
+import { EditReview, kProposalScheme } from '../../src/review';
+import { mock, Selection, TextDocument, Uri } from '../vscode-mock';
+
+function openDoc(text: string, path = '/w/a.ts'): TextDocument {
+  const d = new TextDocument(Uri.file(path), text);
+  mock.documents.push(d);
+  return d;
+}
+
+function editor(doc: TextDocument, sel: Selection) {
+  const e = {
+    document: doc,
+    selection: sel,
+    selections: [sel],
+    edits: [] as [vscode.Range, string][],
+    edit: (f: (b: { replace(r: vscode.Range, t: string): void }) => void) => {
+      f({ replace: (r, t) => e.edits.push([r, t]) });
+      return Promise.resolve(true);
+    },
+  };
+  mock.activeTextEditor = e;
+  return e;
+}
+
+function editResult(uri: string, newText: string): EditResult {
+  return {
+    text: newText,
+    cachedTokens: 0,
+    computedTokens: 0,
+    generatedTokens: 1,
+    edit: { changes: { [uri]: [{ range: { start: { line: 1, character: 0 }, end: { line: 2, character: 0 } }, newText }] } },
+  };
+}
+
+describe('vscode glue', () => {
+  beforeEach(() => mock.reset());
+
+  it('targets the code action arguments, else the selection', () => {
+    const doc = openDoc('a\nb\nc\n');
+    const t = targetOf([doc.uri.toString(), { start: { line: 1, character: 0 }, end: { line: 2, character: 0 } }]);
+    assert.equal(t?.document, doc as never);
+    assert.equal(t?.range.start.line, 1);
+    editor(doc, new Selection(0, 0, 0, 1));
+    assert.equal(targetOf([])?.range.end.character, 1);
+    assert.equal(targetOf(['file:///unknown', 'garbage'])?.range.end.character, 1);
+  });
+
+  it('builds the chat context from the toggles', () => {
+    const doc = openDoc('x');
+    editor(doc, new Selection(0, 0, 0, 1));
+    assert.equal(contextFor(false, false), undefined);
+    assert.deepEqual(contextFor(true, false), {
+      textDocument: { uri: doc.uri.toString() },
+      range: { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } },
+    });
+    assert.deepEqual(contextFor(false, true), { textDocument: { uri: doc.uri.toString() } });
+    editor(doc, new Selection(0, 0, 0, 0));
+    assert.equal(contextFor(true, false), undefined, 'no selection, no file: nothing');
+  });
+
+  it('inserts a code block at every cursor', async () => {
+    const e = editor(openDoc('x'), new Selection(0, 1, 0, 1));
+    await insertAtCursor('y()');
+    assert.equal(e.edits.length, 1);
+    assert.equal(e.edits[0]![1], 'y()');
+  });
+
+  it('shows an edit as a diff and applies it on Accept', async () => {
+    const review = new EditReview();
+    const doc = openDoc('int a;\nint b;\nint c;\n');
+    mock.answers.push(undefined); // the notification stays unanswered
+    assert.equal(await review.propose(doc as never, doc.version, editResult(doc.uri.toString(), 'long b;\n')), true);
+    const diff = mock.executed.find((e) => e.command === 'vscode.diff')!;
+    assert.ok(diff);
+    const proposal = diff.args[1] as Uri;
+    assert.equal(proposal.scheme, kProposalScheme);
+    assert.equal(mock.contentProviders.get(kProposalScheme)!.provideTextDocumentContent(proposal), 'int a;\nlong b;\nint c;\n');
+    assert.ok(mock.executed.some((e) => e.command === 'setContext' && e.args[1] === true));
+    mock.tabs.push({ input: { modified: proposal } });
+    assert.equal(await mock.commands.get('latent.acceptEdit')!(), true);
+    assert.equal(mock.applied.length, 1);
+    assert.equal((mock.applied[0] as any).edits[0].newText, 'long b;\n');
+    assert.equal(mock.closedTabs.length, 1, 'the diff closes');
+    assert.equal(review.reviewing, false);
+    review.dispose();
+  });
+
+  it('rejects, and refuses an edit made stale by typing', async () => {
+    const review = new EditReview();
+    const doc = openDoc('int a;\nint b;\n');
+    await review.propose(doc as never, doc.version, editResult(doc.uri.toString(), 'x\n'));
+    await mock.commands.get('latent.rejectEdit')!();
+    assert.equal(mock.applied.length, 0);
+    await review.propose(doc as never, doc.version, editResult(doc.uri.toString(), 'x\n'));
+    doc.setText('int a;\nint bb;\n');
+    assert.equal(await review.accept(), false);
+    assert.equal(mock.applied.length, 0);
+    assert.ok(mock.messages.some((m) => /changed since/.test(m.text)));
+    assert.equal(await review.propose(doc as never, doc.version, editResult('file:///other', 'x')), false);
+    review.dispose();
+  });
+
+  it('Fix This sends the preset instruction and opens the review', async () => {
+    const doc = openDoc('int f() {\n  return 1 / 0;\n}\n');
+    editor(doc, new Selection(1, 0, 2, 0));
+    const calls: unknown[][] = [];
+    const ctx = {
+      state: 'running',
+      api: {
+        edit: (...a: unknown[]) => {
+          calls.push(a);
+          return Promise.resolve({ kind: 'ok', value: editResult(doc.uri.toString(), '  return 0;\n') });
+        },
+      } as unknown as LatentApi,
+      addMiddleware: () => undefined,
+      output: { show: () => undefined },
+    } as unknown as Ctx;
+    const review = new EditReview();
+    const cmds = new Commands(ctx, {} as never, review);
+    cmds.register();
+    await mock.commands.get('latent.fixThis')!();
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]![0], doc.uri.toString());
+    assert.equal(calls[0]![2], kFixInstruction);
+    assert.equal(review.reviewing, true);
+    review.dispose();
+  });
+
+  it('Edit Selection asks for the instruction; nothing happens when the box is dismissed', async () => {
+    const doc = openDoc('a\nb\n');
+    editor(doc, new Selection(0, 0, 1, 0));
+    let called = 0;
+    const ctx = {
+      state: 'running',
+      api: { edit: () => (called++, Promise.resolve({ kind: 'cancelled' })) },
+      addMiddleware: () => undefined,
+    } as unknown as Ctx;
+    new Commands(ctx, {} as never, new EditReview()).register();
+    mock.answers.push(undefined);
+    await mock.commands.get('latent.editSelection')!();
+    assert.equal(called, 0);
+    assert.equal(mock.messages[0]!.level, 'input');
+    mock.answers.push('use const');
+    await mock.commands.get('latent.editSelection')!();
+    assert.equal(called, 1);
+  });
+
+  it('routes the server code actions to the extension\'s own UI', async () => {
+    let middleware: any;
+    const ctx = { addMiddleware: (m: unknown) => (middleware = m) } as unknown as Ctx;
+    const cmds = new Commands(ctx, {} as never, {} as never);
+    cmds.register();
+    let explained: unknown;
+    cmds.explain = (a: unknown[]) => ((explained = a), Promise.resolve());
+    const passed: string[] = [];
+    await middleware.executeCommand('latent.explain', ['u', 'r'], () => undefined);
+    await middleware.executeCommand('other.command', [], (c: string) => passed.push(c));
+    assert.deepEqual(explained, ['u', 'r']);
+    assert.deepEqual(passed, ['other.command']);
+  });
+
+  it('a missing binary fails with a clear message, not a crash', async () => {
+    mock.config['latent.path'] = '/definitely/not/here/latent';
+    const ctx = new Ctx({ extensionPath: '/ext', secrets: { get: () => Promise.resolve(undefined) } } as never);
+    const states: string[] = [];
+    ctx.onDidChangeState((s) => states.push(s));
+    await ctx.start();
+    assert.deepEqual(states, ['failed']);
+    assert.equal(ctx.client, undefined);
+    assert.ok(mock.messages.some((m) => m.level === 'error' && /\/definitely\/not\/here\/latent/.test(m.text)));
+  });
+});

@@ -1,0 +1,278 @@
+// A stand-in for the `vscode` module, enough for the shim's logic to run under mocha in
+// plain Node (VS Code itself cannot run here). setup.ts makes `require('vscode')` load it.
+// Tests read and steer it through `mock` (messages shown, commands run, settings, editors).
+
+type Listener<T> = (e: T) => unknown;
+
+export class Disposable {
+  constructor(private readonly f: () => void = () => undefined) {}
+  static from(...ds: { dispose(): unknown }[]): Disposable {
+    return new Disposable(() => ds.forEach((d) => d.dispose()));
+  }
+  dispose(): void {
+    this.f();
+  }
+}
+
+export class EventEmitter<T> {
+  private listeners: Listener<T>[] = [];
+  event = (l: Listener<T>): Disposable => {
+    this.listeners.push(l);
+    return new Disposable(() => (this.listeners = this.listeners.filter((x) => x !== l)));
+  };
+  fire(e: T): void {
+    for (const l of [...this.listeners]) l(e);
+  }
+  dispose(): void {
+    this.listeners = [];
+  }
+}
+
+export class Position {
+  constructor(
+    readonly line: number,
+    readonly character: number,
+  ) {}
+  isEqual(o: Position): boolean {
+    return o.line === this.line && o.character === this.character;
+  }
+}
+
+export class Range {
+  readonly start: Position;
+  readonly end: Position;
+  constructor(a: number | Position, b: number | Position, c?: number, d?: number) {
+    this.start = typeof a === 'number' ? new Position(a, b as number) : a;
+    this.end = typeof a === 'number' ? new Position(c!, d!) : (b as Position);
+  }
+  get isEmpty(): boolean {
+    return this.start.isEqual(this.end);
+  }
+}
+
+export class Selection extends Range {
+  get active(): Position {
+    return this.end;
+  }
+}
+
+export class Uri {
+  private constructor(
+    readonly scheme: string,
+    readonly path: string,
+    readonly query = '',
+  ) {}
+  static file(p: string): Uri {
+    return new Uri('file', p);
+  }
+  static parse(s: string): Uri {
+    const m = /^([a-z-]+):(?:\/\/)?([^?]*)(?:\?(.*))?$/.exec(s);
+    return m ? new Uri(m[1]!, m[2]!, m[3] ?? '') : new Uri('file', s);
+  }
+  static from(c: { scheme: string; path: string; query?: string }): Uri {
+    return new Uri(c.scheme, c.path, c.query ?? '');
+  }
+  static joinPath(u: Uri, ...parts: string[]): Uri {
+    return new Uri(u.scheme, [u.path, ...parts].join('/'), u.query);
+  }
+  get fsPath(): string {
+    return this.path;
+  }
+  toString(): string {
+    return `${this.scheme}://${this.path}${this.query ? '?' + this.query : ''}`;
+  }
+}
+
+export class TextDocument {
+  version = 1;
+  constructor(
+    readonly uri: Uri,
+    private text: string,
+    readonly languageId = 'typescript',
+  ) {}
+  getText(): string {
+    return this.text;
+  }
+  setText(t: string): void {
+    this.text = t;
+    this.version++;
+  }
+  offsetAt(p: Position): number {
+    const lines = this.text.split('\n');
+    let o = 0;
+    for (let i = 0; i < p.line; i++) o += lines[i]!.length + 1;
+    return o + p.character;
+  }
+}
+
+export class WorkspaceEdit {
+  readonly edits: { uri: Uri; range: Range; newText: string }[] = [];
+  replace(uri: Uri, range: Range, newText: string): void {
+    this.edits.push({ uri, range, newText });
+  }
+}
+
+export class ThemeColor {
+  constructor(readonly id: string) {}
+}
+
+export enum StatusBarAlignment {
+  Left = 1,
+  Right = 2,
+}
+export enum ConfigurationTarget {
+  Global = 1,
+  Workspace = 2,
+  WorkspaceFolder = 3,
+}
+export enum ProgressLocation {
+  SourceControl = 1,
+  Window = 10,
+  Notification = 15,
+}
+export enum InlineCompletionTriggerKind {
+  Invoke = 0,
+  Automatic = 1,
+}
+
+// What tests look at and set.
+export const mock = {
+  config: {} as Record<string, unknown>,
+  configUpdates: [] as [string, unknown][],
+  messages: [] as { level: string; text: string; items: string[] }[],
+  answers: [] as (string | undefined)[], // next answers of show*Message / showInputBox, in order
+  executed: [] as { command: string; args: unknown[] }[],
+  commands: new Map<string, (...a: unknown[]) => unknown>(),
+  documents: [] as TextDocument[],
+  applied: [] as WorkspaceEdit[],
+  contentProviders: new Map<string, { provideTextDocumentContent(u: Uri): string }>(),
+  activeTextEditor: undefined as { document: TextDocument; selection: Selection; selections: Selection[]; edit: (f: (b: { replace(r: Range, t: string): void }) => void) => Promise<boolean> } | undefined,
+  clipboard: '',
+  closedTabs: [] as unknown[],
+  tabs: [] as { input: unknown }[],
+  reset(): void {
+    this.config = {};
+    this.configUpdates = [];
+    this.messages = [];
+    this.answers = [];
+    this.executed = [];
+    this.commands.clear();
+    this.documents = [];
+    this.applied = [];
+    this.contentProviders.clear();
+    this.activeTextEditor = undefined;
+    this.clipboard = '';
+    this.closedTabs = [];
+    this.tabs = [];
+  },
+};
+
+function answer(level: string, text: string, items: unknown[]): Promise<string | undefined> {
+  mock.messages.push({ level, text, items: items.filter((i): i is string => typeof i === 'string') });
+  return Promise.resolve(mock.answers.shift());
+}
+
+export const window = {
+  get activeTextEditor() {
+    return mock.activeTextEditor;
+  },
+  get visibleTextEditors() {
+    return mock.activeTextEditor ? [mock.activeTextEditor] : [];
+  },
+  showInformationMessage: (t: string, ...items: unknown[]) => answer('info', t, items),
+  showWarningMessage: (t: string, ...items: unknown[]) => answer('warning', t, items),
+  showErrorMessage: (t: string, ...items: unknown[]) => answer('error', t, items),
+  showInputBox: (o: unknown) => answer('input', JSON.stringify(o), []),
+  setStatusBarMessage: (t: string) => {
+    mock.messages.push({ level: 'status', text: t, items: [] });
+    return new Disposable();
+  },
+  createOutputChannel: (name: string) => {
+    const lines: string[] = [];
+    const log = (l: string) => (s: string) => lines.push(`${l}: ${s}`);
+    return {
+      name,
+      lines,
+      info: log('info'),
+      warn: log('warn'),
+      error: log('error'),
+      debug: log('debug'),
+      trace: log('trace'),
+      appendLine: (s: string) => lines.push(s),
+      append: (s: string) => lines.push(s),
+      show: () => undefined,
+      dispose: () => undefined,
+    };
+  },
+  createStatusBarItem: () => ({
+    text: '',
+    tooltip: '',
+    name: '',
+    command: '',
+    backgroundColor: undefined as unknown,
+    show: () => undefined,
+    dispose: () => undefined,
+  }),
+  withProgress: <T>(_o: unknown, f: (p: unknown, token: unknown) => Promise<T>) =>
+    f({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => new Disposable() }),
+  onDidChangeActiveTextEditor: (_l: unknown) => new Disposable(),
+  registerWebviewViewProvider: () => new Disposable(),
+  tabGroups: {
+    get all() {
+      return [{ tabs: mock.tabs }];
+    },
+    close: (t: unknown) => {
+      mock.closedTabs.push(t);
+      mock.tabs = mock.tabs.filter((x) => x !== t);
+      return Promise.resolve(true);
+    },
+  },
+};
+
+export const commands = {
+  registerCommand: (id: string, f: (...a: unknown[]) => unknown) => {
+    mock.commands.set(id, f);
+    return new Disposable(() => mock.commands.delete(id));
+  },
+  executeCommand: (command: string, ...args: unknown[]) => {
+    mock.executed.push({ command, args });
+    const f = mock.commands.get(command);
+    return Promise.resolve(f ? f(...args) : undefined);
+  },
+};
+
+export const workspace = {
+  getConfiguration: (section?: string) => ({
+    get: (key: string) => mock.config[section ? `${section}.${key}` : key],
+    update: (key: string, value: unknown) => {
+      mock.configUpdates.push([section ? `${section}.${key}` : key, value]);
+      mock.config[section ? `${section}.${key}` : key] = value;
+      return Promise.resolve();
+    },
+  }),
+  get textDocuments() {
+    return mock.documents;
+  },
+  workspaceFolders: undefined as { uri: Uri; name: string }[] | undefined,
+  applyEdit: (e: WorkspaceEdit) => {
+    mock.applied.push(e);
+    return Promise.resolve(true);
+  },
+  registerTextDocumentContentProvider: (scheme: string, p: { provideTextDocumentContent(u: Uri): string }) => {
+    mock.contentProviders.set(scheme, p);
+    return new Disposable(() => mock.contentProviders.delete(scheme));
+  },
+  openTextDocument: (o: { content: string; language: string }) =>
+    Promise.resolve(new TextDocument(Uri.from({ scheme: 'untitled', path: 'Untitled-1' }), o.content, o.language)),
+  onDidChangeConfiguration: () => new Disposable(),
+  fs: { createDirectory: () => Promise.resolve() },
+};
+
+export const env = {
+  clipboard: {
+    writeText: (s: string) => {
+      mock.clipboard = s;
+      return Promise.resolve();
+    },
+  },
+};
