@@ -139,7 +139,7 @@ function handle(m: HostMessage): void {
         if (s.frame) cancelAnimationFrame(s.frame);
         renderInto(s.body, s.text);
         s.body.classList.remove('streaming');
-        if (!s.text && !m.error) s.body.closest('.message')?.remove();
+        if (!s.text) s.body.closest('.message')?.remove();
       }
       if (m.cancelled) addMessage('error').textContent = 'Stopped.';
       if (m.error) addMessage('error').textContent = m.error;
