@@ -21,6 +21,7 @@ import {
 // What both LanguageClient and vscode-jsonrpc's MessageConnection offer.
 export interface Connection {
   sendRequest<R>(method: string, params: unknown, token?: CancellationToken): Promise<R>;
+  sendRequest<R>(method: string, params: unknown): Promise<R>;
   sendNotification(method: string, params: unknown): Promise<void> | void;
   onProgress<P>(type: ProgressType<P>, token: string | number, handler: (value: P) => void): Disposable;
 }
@@ -47,6 +48,12 @@ export function outcomeOf<T>(e: unknown): Outcome<T> {
 export class LatentApi {
   constructor(private readonly conn: Connection) {}
 
+  // vscode-jsonrpc takes every argument after the method as a parameter unless it is a
+  // CancellationToken: an `undefined` token would turn params into [params, null].
+  private request<R>(method: string, params: unknown, token?: CancellationToken): Promise<R> {
+    return token ? this.conn.sendRequest<R>(method, params, token) : this.conn.sendRequest<R>(method, params);
+  }
+
   // Sends a streaming request: each partial result goes to onText as it arrives, the
   // final result resolves the promise. Never throws: failures come back as an Outcome.
   private async stream<P extends { partialResultToken?: string }, R>(
@@ -60,7 +67,7 @@ export class LatentApi {
       if (isPartial(v)) onText(v.text);
     });
     try {
-      const value = await this.conn.sendRequest<R>(method, { ...params, partialResultToken }, token);
+      const value = await this.request<R>(method, { ...params, partialResultToken }, token);
       if (token?.isCancellationRequested) return { kind: 'cancelled' };
       return { kind: 'ok', value };
     } catch (e) {
@@ -94,7 +101,7 @@ export class LatentApi {
 
   async status(token?: CancellationToken): Promise<Outcome<StatusResult>> {
     try {
-      return { kind: 'ok', value: await this.conn.sendRequest<StatusResult>(Methods.status, null, token) };
+      return { kind: 'ok', value: await this.request<StatusResult>(Methods.status, null, token) };
     } catch (e) {
       return outcomeOf<StatusResult>(e);
     }

@@ -54,6 +54,10 @@ function isLspRange(x: unknown): x is Range {
   );
 }
 
+export function reindexParams(folders: { uri: string; name: string }[]) {
+  return { event: { removed: folders, added: folders } };
+}
+
 export class Commands {
   constructor(
     private readonly ctx: Ctx,
@@ -168,7 +172,8 @@ export class Commands {
 
   // The server has no re-index request: removing and re-adding the workspace folders
   // makes it drop its indexes and walk the folders again (unchanged files are skipped by
-  // their content hash).
+  // their content hash). One notification with both lists: two would start two indexing
+  // passes that race and index the same folder twice.
   async reindex(): Promise<void> {
     if (!this.ready()) return;
     const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => ({ uri: f.uri.toString(), name: f.name }));
@@ -176,12 +181,7 @@ export class Commands {
       void vscode.window.showInformationMessage('Latent: open a folder to index.');
       return;
     }
-    await this.ctx.client!.sendNotification('workspace/didChangeWorkspaceFolders', {
-      event: { removed: folders, added: [] },
-    });
-    await this.ctx.client!.sendNotification('workspace/didChangeWorkspaceFolders', {
-      event: { removed: [], added: folders },
-    });
+    await this.ctx.client!.sendNotification('workspace/didChangeWorkspaceFolders', reindexParams(folders));
     void vscode.window.setStatusBarMessage('Latent: re-indexing the workspace…', 3000);
   }
 }
