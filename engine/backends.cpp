@@ -2,6 +2,9 @@
 
 #include "engine/cpu/backend.h"
 #include "engine/reference.h"
+#ifdef LATENT_HAVE_CUDA
+#include "engine/cuda/backend.h"
+#endif
 
 namespace latent::engine {
 
@@ -13,9 +16,22 @@ Expected<BackendChoice> make_backend(const BackendOptions& options) {
         choice.backend = std::make_unique<ReferenceBackend>();
         return choice;
     }
-    if (options.name == "cpu" || options.name == "cuda") {
+    if (options.name == "cuda") {
+#ifdef LATENT_HAVE_CUDA
+        auto cuda = CudaBackend::create();
+        if (cuda) {
+            choice.backend = std::move(*cuda);
+            return choice;
+        }
+        choice.note = "no usable CUDA device (" + cuda.error().message + "); using the CPU";
+#else
+        choice.note = "no CUDA backend in this build; using the CPU";
+#endif
         choice.backend = std::make_unique<CpuBackend>(options.threads);
-        if (options.name == "cuda") choice.note = "no CUDA backend in this build; using the CPU";
+        return choice;
+    }
+    if (options.name == "cpu") {
+        choice.backend = std::make_unique<CpuBackend>(options.threads);
         return choice;
     }
     return Error{"unknown backend '" + options.name + "' (one of: " + backend_names() + ")"};
