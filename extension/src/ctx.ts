@@ -2,6 +2,7 @@
 // passes the settings (with the API key from SecretStorage), restarts the server with
 // backoff when it dies, and tells the features when the client changes. Features reach
 // the server only through `ctx.client` / `ctx.api`, which are undefined while it is down.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
@@ -76,6 +77,17 @@ export class Ctx implements vscode.Disposable {
         if (a) void vscode.commands.executeCommand('workbench.action.openSettings', 'latent.path');
       });
       return;
+    }
+    // A .vsix unpacked by a tool that drops file modes leaves the bundled binary without
+    // its executable bit; put it back rather than fail with EACCES.
+    try {
+      fs.accessSync(bin.path, fs.constants.X_OK);
+    } catch {
+      try {
+        fs.chmodSync(bin.path, 0o755);
+      } catch (e) {
+        this.output.warn(`cannot make ${bin.path} executable: ${String(e)}`);
+      }
     }
     this.output.info(`starting ${bin.path} lsp`);
     this.setState('starting');
