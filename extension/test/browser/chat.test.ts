@@ -173,7 +173,10 @@ describe('chat webview in Chromium', function () {
     for (const m of [{ type: 'delta', text: 5 }, { type: 'turn', turn: { role: 'system', content: 'x' } }, { type: 'html', html: '<b>x</b>' }, 'begin', null]) {
       await host(page, m);
     }
-    await page.waitForTimeout(50);
+    // Messages are handled in order: once this one shows, the bad ones were seen.
+    await host(page, { type: 'turn', turn: { role: 'user', content: 'marker' } });
+    await page.waitForSelector('.message.user');
+    await page.evaluate(() => document.querySelector('.message.user')!.remove());
     assert.equal(await page.innerHTML('#log'), before);
   });
 

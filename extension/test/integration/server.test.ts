@@ -120,7 +120,7 @@ describe('extension client against `latent lsp` (scripted backend)', function ()
 
   it('inline completion through the debounce gate', async () => {
     const latencies: number[] = [];
-    const gate = new CompletionGate(() => ({ enabled: true, debounceMs: 20 }), (o) => latencies.push(o.ms));
+    const gate = new CompletionGate(() => ({ enabled: true, debounceMs: 250 }), (o) => latencies.push(o.ms));
     // A burst of keystrokes: VS Code cancels each request when the next one comes.
     const sources: CancellationTokenSource[] = [];
     const answers: Promise<unknown>[] = [];

@@ -17,19 +17,21 @@ describe('inline completion gate', () => {
   });
 
   it('drops a request cancelled during the debounce (the user typed on)', async () => {
-    const gate = new CompletionGate(() => ({ enabled: true, debounceMs: 200 }), () => undefined);
+    const gate = new CompletionGate(() => ({ enabled: true, debounceMs: 5000 }), () => undefined);
     const src = new CancellationTokenSource();
     let calls = 0;
     const p = gate.provide(false, src.token, () => (calls++, items));
     setTimeout(() => src.cancel(), 10);
     const t0 = Date.now();
     assert.equal(await p, undefined);
-    assert.ok(Date.now() - t0 < 150, 'ends at once on cancel');
+    assert.ok(Date.now() - t0 < 4000, 'ends at once on cancel');
     assert.equal(calls, 0);
   });
 
   it('keeps only the last of a burst of keystrokes', async () => {
-    const gate = new CompletionGate(() => ({ enabled: true, debounceMs: 40 }), () => undefined);
+    // The debounce is long against the 5 ms between keystrokes, so a loaded machine's
+    // late timers cannot let an early keystroke through.
+    const gate = new CompletionGate(() => ({ enabled: true, debounceMs: 250 }), () => undefined);
     const sources: CancellationTokenSource[] = [];
     const results: Promise<unknown>[] = [];
     for (let i = 0; i < 5; i++) {
