@@ -110,8 +110,10 @@ export class ChatSession {
       running.partial += text;
       this.post({ type: 'delta', text });
     }, running.source.token);
-    if (this.running === running) this.running = undefined;
     running.source.dispose();
+    // A newer question replaced this one: its answer owns the view and the history now.
+    if (this.running !== running) return;
+    this.running = undefined;
     // What the user saw is what the history keeps, even when stopped half way.
     const answer = r.kind === 'ok' ? r.value.text : running.partial;
     if (r.kind === 'ok' && r.value.text.length > running.partial.length && r.value.text.startsWith(running.partial))

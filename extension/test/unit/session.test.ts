@@ -76,6 +76,27 @@ describe('chat session', () => {
     assert.ok(last.content.length >= 1 && last.content.length < 6);
   });
 
+  it('a new question replaces an answer in progress without ending the new one', async () => {
+    const store = memory();
+    const s = new ChatSession(() => fakeApi(['a', 'b', 'c', 'd']), store);
+    const posted: HostMessage[] = [];
+    s.attach((m) => posted.push(m));
+    const first = s.send('one', undefined);
+    await new Promise((r) => setTimeout(r, 3));
+    const second = s.send('two', undefined);
+    await Promise.all([first, second]);
+    const i = posted.findIndex((m) => m.type === 'turn' && m.turn.content === 'two');
+    assert.deepEqual(
+      posted.slice(i + 1).map((m) => m.type),
+      ['begin', 'delta', 'delta', 'delta', 'delta', 'end'],
+      'nothing of the first answer after the second question',
+    );
+    assert.deepEqual(
+      store.read().map((t) => t.content),
+      ['one', 'two', 'abcd'],
+    );
+  });
+
   it('restores history on attach, and clears it', async () => {
     const store = memory([{ role: 'user', content: 'old' }]);
     const s = new ChatSession(() => undefined, store);
