@@ -11,7 +11,7 @@ export interface UserSettings {
   threads: number;
   remoteUrl: string;
   remoteModel: string;
-  remoteFimViaChat: boolean;
+  remoteFimApi: 'completions' | 'infill' | 'chat';
   completionEnabled: boolean;
   debounceMs: number;
   completionMaxTokens: number;
@@ -19,6 +19,7 @@ export interface UserSettings {
   indexEnabled: boolean;
   indexExclude: string[];
   cacheMb: number;
+  diskCacheMb: number;
   path: string;
 }
 
@@ -29,7 +30,7 @@ export const kDefaults: UserSettings = {
   threads: 0,
   remoteUrl: '',
   remoteModel: '',
-  remoteFimViaChat: false,
+  remoteFimApi: 'completions',
   completionEnabled: true,
   debounceMs: 120,
   completionMaxTokens: 64,
@@ -37,6 +38,7 @@ export const kDefaults: UserSettings = {
   indexEnabled: true,
   indexExclude: [],
   cacheMb: 1024,
+  diskCacheMb: 4096,
   path: '',
 };
 
@@ -61,6 +63,7 @@ export function classifyChange(affects: (section: string) => boolean): ConfigCha
     'latent.chat.maxTokens',
     'latent.index',
     'latent.cacheMb',
+    'latent.diskCacheMb',
   ];
   if (keys.some(affects)) return 'server';
   return kClientOnly.some(affects) ? 'client' : 'server';
@@ -85,6 +88,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
   const d = kDefaults;
   const backend = get('backend');
   const exclude = get('index.exclude');
+  const fimApi = get('remote.fimApi');
   return {
     backend: backend === 'remote' ? 'remote' : 'local',
     modelPath: str(get('modelPath'), d.modelPath).trim(),
@@ -92,7 +96,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     threads: clampInt(get('threads'), 0, 1024, d.threads),
     remoteUrl: str(get('remote.url'), d.remoteUrl).trim(),
     remoteModel: str(get('remote.model'), d.remoteModel).trim(),
-    remoteFimViaChat: bool(get('remote.fimViaChat'), d.remoteFimViaChat),
+    remoteFimApi: fimApi === 'infill' || fimApi === 'chat' ? fimApi : 'completions',
     completionEnabled: bool(get('completion.enabled'), d.completionEnabled),
     debounceMs: clampInt(get('completion.debounceMs'), 0, 2000, d.debounceMs),
     completionMaxTokens: clampInt(get('completion.maxTokens'), 1, 1024, d.completionMaxTokens),
@@ -100,6 +104,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     indexEnabled: bool(get('index.enabled'), d.indexEnabled),
     indexExclude: Array.isArray(exclude) ? exclude.filter((g): g is string => typeof g === 'string') : [],
     cacheMb: clampInt(get('cacheMb'), 16, 1 << 20, d.cacheMb),
+    diskCacheMb: clampInt(get('diskCacheMb'), 0, 1 << 24, d.diskCacheMb),
     path: str(get('path'), d.path).trim(),
   };
 }
@@ -128,12 +133,13 @@ export function serverSettings(s: UserSettings, extras: ServerSettingsExtras = {
       url: s.remoteUrl,
       model: s.remoteModel,
       apiKey: extras.apiKey ?? '',
-      fimViaChat: s.remoteFimViaChat,
+      fimApi: s.remoteFimApi,
     },
     completion: { maxTokens: s.completionMaxTokens },
     chat: { maxTokens: s.chatMaxTokens },
     index,
     cacheMb: s.cacheMb,
+    diskCache: { mb: s.diskCacheMb },
   };
 }
 

@@ -19,6 +19,7 @@ describe('settings', () => {
         cacheMb: 2,
         'index.exclude': ['a/**', 3, null, 'b'],
         'completion.enabled': 'no',
+        'remote.fimApi': 'telepathy',
         modelPath: '  /m.gguf ',
       }),
     );
@@ -30,6 +31,7 @@ describe('settings', () => {
     assert.deepEqual(s.indexExclude, ['a/**', 'b']);
     assert.equal(s.completionEnabled, true);
     assert.equal(s.modelPath, '/m.gguf');
+    assert.equal(s.remoteFimApi, 'completions');
   });
 
   it('builds the JSON agent/server.cpp parse_settings reads', () => {
@@ -44,6 +46,8 @@ describe('settings', () => {
         'index.exclude': ['third_party/**'],
         cacheMb: 2048,
         engine: 'cuda',
+        'remote.fimApi': 'infill',
+        diskCacheMb: 0,
       }),
     );
     const j = serverSettings(s, { apiKey: 'sk-secret', indexDb: '/storage/index.sqlite' });
@@ -52,11 +56,12 @@ describe('settings', () => {
       model: expandHome('~/models/lite.gguf'),
       engine: 'cuda',
       threads: 0,
-      remote: { url: 'http://127.0.0.1:8000', model: 'deepseek-coder', apiKey: 'sk-secret', fimViaChat: false },
+      remote: { url: 'http://127.0.0.1:8000', model: 'deepseek-coder', apiKey: 'sk-secret', fimApi: 'infill' },
       completion: { maxTokens: 32 },
       chat: { maxTokens: 512 },
       index: { enabled: false, exclude: ['third_party/**'], db: '/storage/index.sqlite' },
       cacheMb: 2048,
+      diskCache: { mb: 0 },
     });
     assert.ok(!JSON.stringify(serverSettings(s)).includes('sk-secret'));
   });
