@@ -10,6 +10,15 @@ namespace latent::engine {
 
 const char* backend_names() { return "cpu, reference, cuda"; }
 
+uint64_t peak_device_bytes(const Backend& backend) {
+#ifdef LATENT_HAVE_CUDA
+    if (const auto* cuda = dynamic_cast<const CudaBackend*>(&backend))
+        return cuda->peak_device_bytes();
+#endif
+    (void)backend;
+    return 0;
+}
+
 Expected<BackendChoice> make_backend(const BackendOptions& options) {
     BackendChoice choice;
     if (options.name == "reference") {

@@ -26,4 +26,7 @@ Expected<BackendChoice> make_backend(const BackendOptions& options);
 // Names accepted by make_backend, for --help texts and error messages.
 const char* backend_names();
 
+// The most device memory `backend` has held (bytes); 0 for a backend that runs on the CPU.
+uint64_t peak_device_bytes(const Backend& backend);
+
 }  // namespace latent::engine

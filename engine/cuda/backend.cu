@@ -2,8 +2,12 @@
 // (kernel_math.h, rope.h) -> __global__ kernels -> host launchers on the backend's stream ->
 // the forward pass. Buffers are row-major F32 [tokens][width] unless a comment says otherwise;
 // T = tokens in this chunk, N = tokens attended, K = experts per token.
+#ifdef LATENT_CUDA_EMULATE
+#include "engine/cuda/emulate.h"
+#else
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -28,14 +32,21 @@ namespace {
 // Limits
 // ---------------------------------------------------------------------------------------
 
-constexpr int kMaxTok = 8;          // tokens sharing one weight-row read in the fused kernels
-constexpr int kRowsPerBlock = 4;    // one warp per output row
-constexpr int kWarps = 4;           // heads per attention block (one warp each)
+constexpr int kMaxTok = 8;        // tokens sharing one weight-row read in the fused kernels
+constexpr int kRowsPerBlock = 4;  // one warp per output row
+constexpr int kWarps = 4;         // heads per attention block (one warp each)
+#ifdef LATENT_CUDA_EMULATE
+// Small enough that the emulation test's short prompts cross chunk and split boundaries.
+constexpr int64_t kMaxChunk = 16;
+constexpr int64_t kSplitMin = 8;
+#else
 constexpr int64_t kMaxChunk = 256;  // tokens per pass through the layers (bounds scratch)
-constexpr int kMaxSplits = 32;      // sequence splits of decode attention
-constexpr int kMaxLatent = 1024;    // kv_lora_rank the attention kernel holds in registers
-constexpr int kMaxRot = 128;        // n_rot likewise
-constexpr size_t kMaxSeqs = 64;     // device cache mirrors kept (least recently used go)
+constexpr int64_t kSplitMin = 256;  // positions per decode-attention split, at least
+#endif
+constexpr int kMaxSplits = 32;    // sequence splits of decode attention
+constexpr int kMaxLatent = 1024;  // kv_lora_rank the attention kernel holds in registers
+constexpr int kMaxRot = 128;      // n_rot likewise
+constexpr size_t kMaxSeqs = 64;   // device cache mirrors kept (least recently used go)
 // Dequantized-weight scratch for cuBLAS, floats: bigger matrices go in row ranges (256 MiB).
 constexpr int64_t kScratchFloats = int64_t{64} << 20;
 
@@ -82,8 +93,19 @@ const char* cublas_name(cublasStatus_t s) {
             return Error{std::string("cublas: ") + #expr + ": " + cublas_name(st_)}; \
     } while (0)
 
-// After a kernel launch: a bad configuration shows up here, not at the next sync.
-#define LAUNCH_TRY(what) CU_TRY(cudaGetLastError())
+// Launches kernel(args...) on the stream and returns the launch error (a bad configuration
+// shows up here, not at the next sync). The emulation build runs it on host threads.
+template <class... P, class... A>
+cudaError_t launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream, A... args) {
+#ifdef LATENT_CUDA_EMULATE
+    (void)stream;
+    emulate::run(kernel, grid, block, static_cast<P>(args)...);
+    return cudaSuccess;
+#else
+    kernel<<<grid, block, 0, stream>>>(static_cast<P>(args)...);
+    return cudaGetLastError();
+#endif
+}
 
 // A device allocation. Owns its memory; freed in the destructor.
 class DevBuf {
@@ -127,6 +149,21 @@ public:
 private:
     void* p_ = nullptr;
     size_t bytes_ = 0;
+};
+
+// An instantiated CUDA graph. Owns it; destroyed in the destructor.
+class GraphExec {
+public:
+    GraphExec() = default;
+    GraphExec(const GraphExec&) = delete;
+    GraphExec& operator=(const GraphExec&) = delete;
+    ~GraphExec() { reset(); }
+    void reset() {
+        if (exec) cudaGraphExecDestroy(exec);
+        exec = nullptr;
+    }
+    explicit operator bool() const { return exec != nullptr; }
+    cudaGraphExec_t exec = nullptr;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -301,7 +338,7 @@ __global__ void embed_kernel(DTensor w, const int32_t* tokens, float* x) {
 __device__ double block_sum(double v, double* sh) {
     sh[threadIdx.x] = v;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
         if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();
     }
@@ -325,14 +362,15 @@ __global__ void rmsnorm_kernel(const float* x, int64_t x_stride, const float* w,
         yr[i] = cuda::rms_apply(xr[i], scale, w[i]);
 }
 
-// For token t (grid T) at position pos0 + t: the cache row of this layer gets RMSNorm(c_kv)
+// For token t (grid T) at position step[0] + t (step: device memory, so a captured graph
+// serves every decode step): the cache row of this layer gets RMSNorm(c_kv)
 // and RoPE(k_pe) from kva [T][L + r]; q's rope part of every head is rotated in place.
 __global__ void kv_rope_kernel(const float* kva, const float* kv_norm, float eps, RopeParams rp,
-                               int32_t pos0, int64_t L, int64_t r, float* cache_rows, int64_t row_w,
-                               float* q, int64_t H, int64_t n, int64_t qk) {
+                               const int32_t* step, int64_t L, int64_t r, float* cache_rows,
+                               int64_t row_w, float* q, int64_t H, int64_t n, int64_t qk) {
     __shared__ double sh[kNormThreads];
     const int64_t t = blockIdx.x;
-    const int32_t pos = pos0 + static_cast<int32_t>(t);
+    const int32_t pos = step[0] + static_cast<int32_t>(t);
     const float* src = kva + t * (L + r);
     float* row = cache_rows + static_cast<int64_t>(pos) * row_w;
     double ss = 0;
@@ -356,20 +394,21 @@ __global__ void kv_rope_kernel(const float* kva, const float* kv_norm, float eps
 }
 
 // Absorbed MLA attention, one pass with an online softmax: grid (ceil(H / 4), T, splits),
-// one warp per head. Token t attends positions [0, n_past + t]; split s covers
-// [s·split_len, (s + 1)·split_len) of them. Partial results: acc F32 [T][H][S][L],
-// ml F32 [T][H][S][2] (running max, sum).
+// one warp per head. Token t attends positions [0, n_past + t] (n_past = step[0], device
+// memory); split s covers [s·len, (s + 1)·len) of the N = n_past + T positions, len =
+// ceil(N / splits). Partial results: acc F32 [T][H][S][L], ml F32 [T][H][S][2] (max, sum).
 template <int NL>
 __global__ void mla_attn_kernel(const float* q_abs, const float* q, const float* cache_rows,
-                                int64_t row_w, int64_t T, int64_t H, int64_t L, int64_t r,
-                                int64_t n, int64_t qk, int64_t n_past, int64_t splits,
-                                int64_t split_len, float kq_scale, float* part_acc,
+                                int64_t row_w, int64_t H, int64_t L, int64_t r, int64_t n,
+                                int64_t qk, const int32_t* step, float kq_scale, float* part_acc,
                                 float* part_ml) {
     constexpr int NR = kMaxRot / 32;
     const int lane = threadIdx.x % 32;
     const int64_t h = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
-    const int64_t t = blockIdx.y, sp = blockIdx.z;
+    const int64_t t = blockIdx.y, sp = blockIdx.z, splits = gridDim.z;
     if (h >= H) return;
+    const int64_t n_past = step[0], T = gridDim.y;
+    const int64_t split_len = (n_past + T + splits - 1) / splits;
     const int64_t last = n_past + t;
     const int64_t j0 = sp * split_len;
     const int64_t j1 = j0 + split_len < last + 1 ? j0 + split_len : last + 1;
@@ -528,7 +567,7 @@ constexpr int kSampleThreads = 1024;
 __device__ ArgMax block_argmax(ArgMax v, ArgMax* sh) {
     sh[threadIdx.x] = v;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
         if (threadIdx.x < s)
             sh[threadIdx.x] = cuda::argmax_merge(sh[threadIdx.x], sh[threadIdx.x + s]);
         __syncthreads();
@@ -541,7 +580,7 @@ __device__ ArgMax block_argmax(ArgMax v, ArgMax* sh) {
 __device__ double block_sum_d(double v, double* sh) {
     sh[threadIdx.x] = v;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
         if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();
     }
@@ -693,6 +732,8 @@ struct SeqMirror {
     std::vector<int32_t> pages;                 // the host page ids they came from
     std::vector<std::array<float, 3>> page_fp;  // a fingerprint of each page's first row
     uint64_t last_use = 0;
+    GraphExec graph;                      // the decode step, captured over these rows
+    const void* graph_scratch = nullptr;  // ... and this chunk scratch
 };
 
 }  // namespace
@@ -720,6 +761,8 @@ struct CudaBackend::Impl {
     DevBuf sample_buf;                   // probabilities [V] + the picked token
     const float* last_logits = nullptr;  // device row of the last token's logits
     int32_t last_vocab = 0;
+    bool graphs_ok = true;  // false after a capture failed (graph_note says why)
+    std::string graph_note;
 
     ~Impl() {
         seqs.clear();
@@ -746,6 +789,31 @@ struct CudaBackend::Impl {
                    int64_t rows, float eps);
     Status run_chunk(const Model& m, SeqMirror& mir, const int32_t* tokens_host, int64_t T,
                      int32_t pos0, bool all_logits, float* logits_host);
+
+    // Records what enqueue() launches on the stream as a graph and instantiates it. On any
+    // failure the capture is ended and discarded and nothing has run.
+    template <class F>
+    Status capture(F& enqueue, GraphExec& out) {
+        CU_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+        const Status s = enqueue();
+        cudaGraph_t g = nullptr;
+        const cudaError_t e = cudaStreamEndCapture(stream, &g);
+        if (!s || e != cudaSuccess) {
+            if (g) cudaGraphDestroy(g);
+            cudaGetLastError();
+            if (!s) return s;
+            return cuda_error("cudaStreamEndCapture", e);
+        }
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t ie = cudaGraphInstantiate(&exec, g, 0);
+        cudaGraphDestroy(g);
+        if (ie != cudaSuccess) {
+            cudaGetLastError();
+            return cuda_error("cudaGraphInstantiate", ie);
+        }
+        out.exec = exec;
+        return Status::success();
+    }
 };
 
 namespace {
@@ -947,6 +1015,7 @@ Status CudaBackend::Impl::sync_sequence(SeqCache& seq, int32_t n_past, int32_t n
                                      mir.cap * row_w * sizeof(float), valid * row_w * sizeof(float),
                                      n_layer, cudaMemcpyDeviceToDevice, stream));
         CU_TRY(cudaStreamSynchronize(stream));
+        mir.graph.reset();  // it points at the old rows
         mir.rows = std::move(nb);
         mir.cap = cap;
         note_memory();
@@ -1006,8 +1075,7 @@ Status CudaBackend::Impl::linear(const DTensor& w, const float* x, int64_t x_tok
         MvArgs a{w, n_batch > 1, static_cast<int>(T), x, x_tok, x_batch, y, y_tok, y_batch};
         const dim3 grid(static_cast<unsigned>((w.n_out + kRowsPerBlock - 1) / kRowsPerBlock),
                         static_cast<unsigned>(n_batch));
-        mv_kernel<<<grid, kRowsPerBlock * 32, 0, stream>>>(a);
-        LAUNCH_TRY("mv_kernel");
+        CU_TRY(launch(mv_kernel, grid, kRowsPerBlock * 32, stream, a));
         return Status::success();
     }
     const cublasComputeType_t compute =
@@ -1036,9 +1104,8 @@ Status CudaBackend::Impl::linear(const DTensor& w, const float* x, int64_t x_tok
         const int64_t rows = std::min(piece_rows, w.n_out - r0);
         const int64_t work =
             n_batch * rows * (cuda::is_float_type(w.type) ? w.n_in : w.n_in / cuda::kChunk);
-        dequant_kernel<<<blocks_for(work, 256), 256, 0, stream>>>(w, n_batch, r0, rows,
-                                                                  wscratch.get<float>());
-        LAUNCH_TRY("dequant_kernel");
+        CU_TRY(launch(dequant_kernel, blocks_for(work, 256), 256, stream, w, n_batch, r0, rows,
+                      wscratch.get<float>()));
         CUBLAS_TRY(cublasGemmStridedBatchedEx(
             blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(T),
             static_cast<int>(w.n_in), &alpha, wscratch.get<float>(), CUDA_R_32F,
@@ -1051,9 +1118,8 @@ Status CudaBackend::Impl::linear(const DTensor& w, const float* x, int64_t x_tok
 
 Status CudaBackend::Impl::rmsnorm(const float* x, int64_t x_stride, const DTensor& w, float* y,
                                   int64_t y_stride, int64_t rows, float eps) {
-    rmsnorm_kernel<<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
-        x, x_stride, reinterpret_cast<const float*>(w.d), y, y_stride, w.n_in, eps);
-    LAUNCH_TRY("rmsnorm_kernel");
+    CU_TRY(launch(rmsnorm_kernel, static_cast<unsigned>(rows), kNormThreads, stream, x, x_stride,
+                  reinterpret_cast<const float*>(w.d), y, y_stride, w.n_in, eps));
     return Status::success();
 }
 
@@ -1077,12 +1143,12 @@ private:
 };
 
 template <int NL>
-void launch_attn(dim3 grid, cudaStream_t s, const float* q_abs, const float* q, const float* rows,
-                 int64_t row_w, int64_t T, int64_t H, int64_t L, int64_t r, int64_t n, int64_t qk,
-                 int64_t n_past, int64_t splits, int64_t split_len, float kq_scale, float* acc,
-                 float* ml) {
-    mla_attn_kernel<NL><<<grid, kWarps * 32, 0, s>>>(q_abs, q, rows, row_w, T, H, L, r, n, qk,
-                                                     n_past, splits, split_len, kq_scale, acc, ml);
+cudaError_t launch_attn(dim3 grid, cudaStream_t s, const float* q_abs, const float* q,
+                        const float* rows, int64_t row_w, int64_t H, int64_t L, int64_t r,
+                        int64_t n, int64_t qk, const int32_t* step, float kq_scale, float* acc,
+                        float* ml) {
+    return launch(mla_attn_kernel<NL>, grid, kWarps * 32, s, q_abs, q, rows, row_w, H, L, r, n, qk,
+                  step, kq_scale, acc, ml);
 }
 
 }  // namespace
@@ -1098,9 +1164,14 @@ Status CudaBackend::Impl::run_chunk(const Model& m, SeqMirror& mir, const int32_
                   n_layer = hp.n_layer;
     const float eps = hp.rms_eps, kq_scale = hp.kq_scale();
     const RopeParams rope = rope_params(hp);
+    // A one-token decode step runs as a CUDA graph (captured once per sequence mirror and
+    // scratch; everything that changes between steps is read from device memory).
+    const bool use_graph = opt.graphs && graphs_ok && T == 1 && !all_logits;
     const int64_t N = pos0 + T;  // positions attended by the last token
-    const int64_t splits = T <= kMaxTok ? std::clamp<int64_t>((N + 255) / 256, 1, kMaxSplits) : 1;
-    const int64_t split_len = (N + splits - 1) / splits;
+    const int64_t splits = use_graph ? kMaxSplits
+                           : T <= kMaxTok
+                               ? std::clamp<int64_t>((N + kSplitMin - 1) / kSplitMin, 1, kMaxSplits)
+                               : 1;
     int64_t ff = 0, fs = 0, f = 0;
     for (const DLayer& l : layers) {
         if (l.ffn_gate) ff = std::max(ff, l.ffn_gate.n_out);
@@ -1119,7 +1190,7 @@ Status CudaBackend::Impl::run_chunk(const Model& m, SeqMirror& mir, const int32_
             float *ge, *ue, *oute, *gs, *us, *ys, *pacc, *pml, *logits;
             int32_t *sel, *perm, *inv, *tile_e, *tile_f, *tile_c, *n_tiles;
         } p;
-        p.tokens = a.take<int32_t>(T);
+        p.tokens = a.take<int32_t>(T + 1);  // the token ids, then pos0
         p.x = a.take<float>(T * E);
         p.xn = a.take<float>(T * E);
         p.q = a.take<float>(T * H * qk);
@@ -1161,10 +1232,11 @@ Status CudaBackend::Impl::run_chunk(const Model& m, SeqMirror& mir, const int32_
     Arena arena(scratch.get<uint8_t>());
     const auto p = layout(arena);
 
-    CU_TRY(cudaMemcpyAsync(p.tokens, tokens_host, T * sizeof(int32_t), cudaMemcpyHostToDevice,
+    std::vector<int32_t> ids(tokens_host, tokens_host + T);
+    ids.push_back(pos0);
+    CU_TRY(cudaMemcpyAsync(p.tokens, ids.data(), (T + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
                            stream));
-    embed_kernel<<<static_cast<unsigned>(T), 256, 0, stream>>>(token_embd, p.tokens, p.x);
-    LAUNCH_TRY("embed_kernel");
+    const int32_t* step = p.tokens + T;
 
     RouterParams rp;
     rp.n_expert = static_cast<int32_t>(X);
@@ -1175,115 +1247,121 @@ Status CudaBackend::Impl::run_chunk(const Model& m, SeqMirror& mir, const int32_
     rp.norm = hp.expert_weights_norm;
     rp.scale = hp.expert_weights_scale;
 
-    for (int64_t il = 0; il < n_layer; ++il) {
-        const DLayer& l = layers[il];
-        float* cache_rows = mir.rows.get<float>() + il * mir.cap * row_w;
+    // Every kernel of the chunk, on the stream: no synchronisation, no copies (capturable).
+    auto enqueue = [&]() -> Status {
+        CU_TRY(
+            launch(embed_kernel, static_cast<unsigned>(T), 256, stream, token_embd, p.tokens, p.x));
+        for (int64_t il = 0; il < n_layer; ++il) {
+            const DLayer& l = layers[il];
+            float* cache_rows = mir.rows.get<float>() + il * mir.cap * row_w;
 
-        // ---- attention (MLA, absorbed) ----
-        if (Status s = rmsnorm(p.x, E, l.attn_norm, p.xn, E, T, eps); !s) return s;
-        if (l.attn_q) {
-            if (Status s = linear(l.attn_q, p.xn, E, p.q, H * qk, T); !s) return s;
-        } else {
-            if (Status s = linear(l.attn_q_a, p.xn, E, p.cq, qr, T); !s) return s;
-            if (Status s = rmsnorm(p.cq, qr, l.attn_q_a_norm, p.cq, qr, T, eps); !s) return s;
-            if (Status s = linear(l.attn_q_b, p.cq, qr, p.q, H * qk, T); !s) return s;
+            // ---- attention (MLA, absorbed) ----
+            if (Status s = rmsnorm(p.x, E, l.attn_norm, p.xn, E, T, eps); !s) return s;
+            if (l.attn_q) {
+                if (Status s = linear(l.attn_q, p.xn, E, p.q, H * qk, T); !s) return s;
+            } else {
+                if (Status s = linear(l.attn_q_a, p.xn, E, p.cq, qr, T); !s) return s;
+                if (Status s = rmsnorm(p.cq, qr, l.attn_q_a_norm, p.cq, qr, T, eps); !s) return s;
+                if (Status s = linear(l.attn_q_b, p.cq, qr, p.q, H * qk, T); !s) return s;
+            }
+            if (Status s = linear(l.kv_a, p.xn, E, p.kva, row_w, T); !s) return s;
+            CU_TRY(launch(kv_rope_kernel, static_cast<unsigned>(T), kNormThreads, stream, p.kva,
+                          reinterpret_cast<const float*>(l.kv_a_norm.d), eps, rope, step, L, r,
+                          cache_rows, row_w, p.q, H, n, qk));
+            // q_abs[t][h] = W_UK[h]^T q_nope[t][h] (L values per head).
+            if (Status s = linear(l.k_b, p.q, H * qk, p.q_abs, H * L, T, H, qk, L); !s) return s;
+
+            const dim3 agrid(static_cast<unsigned>((H + kWarps - 1) / kWarps),
+                             static_cast<unsigned>(T), static_cast<unsigned>(splits));
+            const int64_t nl = (L + 31) / 32;
+            auto attn = nl <= 1    ? launch_attn<1>
+                        : nl <= 2  ? launch_attn<2>
+                        : nl <= 4  ? launch_attn<4>
+                        : nl <= 8  ? launch_attn<8>
+                        : nl <= 16 ? launch_attn<16>
+                                   : launch_attn<32>;
+            CU_TRY(attn(agrid, stream, p.q_abs, p.q, cache_rows, row_w, H, L, r, n, qk, step,
+                        kq_scale, p.pacc, p.pml));
+            CU_TRY(launch(attn_merge_kernel, static_cast<unsigned>(T * H), 128, stream, p.pacc,
+                          p.pml, splits, L, p.o_lat));
+            // o[t][h] = W_UV[h] o_lat[t][h] (v values per head).
+            if (Status s = linear(l.v_b, p.o_lat, H * L, p.o, H * v, T, H, L, v); !s) return s;
+            if (Status s = linear(l.attn_output, p.o, H * v, p.attn, E, T); !s) return s;
+            CU_TRY(launch(add_kernel, blocks_for(T * E, 256), 256, stream, p.x, p.attn, T * E));
+
+            // ---- FFN ----
+            if (Status s = rmsnorm(p.x, E, l.ffn_norm, p.xn, E, T, eps); !s) return s;
+            if (!l.gate_inp) {
+                const int64_t w = l.ffn_gate.n_out;
+                if (Status s = linear(l.ffn_gate, p.xn, E, p.g, w, T); !s) return s;
+                if (Status s = linear(l.ffn_up, p.xn, E, p.u, w, T); !s) return s;
+                CU_TRY(launch(swiglu_kernel, blocks_for(T * w, 256), 256, stream, p.g, p.u, T * w));
+                if (Status s = linear(l.ffn_down, p.g, w, p.attn, E, T); !s) return s;
+                CU_TRY(launch(add_kernel, blocks_for(T * E, 256), 256, stream, p.x, p.attn, T * E));
+                continue;
+            }
+            if (Status s = linear(l.gate_inp, p.xn, E, p.router, X, T); !s) return s;
+            CU_TRY(launch(route_kernel, blocks_for(T, 64), 64, stream, p.router,
+                          l.probs_b ? reinterpret_cast<const float*>(l.probs_b.d) : nullptr, rp, T,
+                          p.sel, p.wts));
+            CU_TRY(launch(group_kernel, 1, kGroupThreads, stream, p.sel,
+                          static_cast<int32_t>(n_items), static_cast<int32_t>(X), p.perm, p.inv,
+                          p.tile_e, p.tile_f, p.tile_c, p.n_tiles));
+            const int64_t fe = l.gate_exps.n_out;
+            auto moe = [&](const DTensor& w, const int32_t* perm, int x_div, const float* x,
+                           int64_t x_stride, float* y, int64_t y_stride) -> Status {
+                MoeArgs a{w,     p.tile_e, p.tile_f, p.tile_c, p.n_tiles, perm,
+                          x_div, x,        x_stride, y,        y_stride};
+                const dim3 grid(
+                    static_cast<unsigned>((w.n_out + kRowsPerBlock - 1) / kRowsPerBlock),
+                    static_cast<unsigned>(max_tiles));
+                CU_TRY(launch(moe_mv_kernel, grid, kRowsPerBlock * 32, stream, a));
+                return Status::success();
+            };
+            if (Status s = moe(l.gate_exps, p.perm, static_cast<int>(K), p.xn, E, p.ge, fe); !s)
+                return s;
+            if (Status s = moe(l.up_exps, p.perm, static_cast<int>(K), p.xn, E, p.ue, fe); !s)
+                return s;
+            CU_TRY(launch(swiglu_kernel, blocks_for(n_items * fe, 256), 256, stream, p.ge, p.ue,
+                          n_items * fe));
+            if (Status s = moe(l.down_exps, nullptr, 1, p.ge, fe, p.oute, E); !s) return s;
+            const float* shared = nullptr;
+            if (l.gate_sh) {
+                const int64_t w = l.gate_sh.n_out;
+                if (Status s = linear(l.gate_sh, p.xn, E, p.gs, w, T); !s) return s;
+                if (Status s = linear(l.up_sh, p.xn, E, p.us, w, T); !s) return s;
+                CU_TRY(
+                    launch(swiglu_kernel, blocks_for(T * w, 256), 256, stream, p.gs, p.us, T * w));
+                if (Status s = linear(l.down_sh, p.gs, w, p.ys, E, T); !s) return s;
+                shared = p.ys;
+            }
+            CU_TRY(launch(moe_combine_kernel, static_cast<unsigned>(T), 256, stream, p.x, p.oute,
+                          p.inv, p.wts, K, E, shared));
         }
-        if (Status s = linear(l.kv_a, p.xn, E, p.kva, row_w, T); !s) return s;
-        kv_rope_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, stream>>>(
-            p.kva, reinterpret_cast<const float*>(l.kv_a_norm.d), eps, rope, pos0, L, r, cache_rows,
-            row_w, p.q, H, n, qk);
-        LAUNCH_TRY("kv_rope_kernel");
-        // q_abs[t][h] = W_UK[h]^T q_nope[t][h] (L values per head).
-        if (Status s = linear(l.k_b, p.q, H * qk, p.q_abs, H * L, T, H, qk, L); !s) return s;
 
-        const dim3 agrid(static_cast<unsigned>((H + kWarps - 1) / kWarps), static_cast<unsigned>(T),
-                         static_cast<unsigned>(splits));
-        const int64_t nl = (L + 31) / 32;
-#define LATENT_ATTN(NLV)                                                                      \
-    launch_attn<NLV>(agrid, stream, p.q_abs, p.q, cache_rows, row_w, T, H, L, r, n, qk, pos0, \
-                     splits, split_len, kq_scale, p.pacc, p.pml)
-        if (nl <= 1)
-            LATENT_ATTN(1);
-        else if (nl <= 2)
-            LATENT_ATTN(2);
-        else if (nl <= 4)
-            LATENT_ATTN(4);
-        else if (nl <= 8)
-            LATENT_ATTN(8);
-        else if (nl <= 16)
-            LATENT_ATTN(16);
-        else
-            LATENT_ATTN(32);
-#undef LATENT_ATTN
-        LAUNCH_TRY("mla_attn_kernel");
-        attn_merge_kernel<<<static_cast<unsigned>(T * H), 128, 0, stream>>>(p.pacc, p.pml, splits,
-                                                                            L, p.o_lat);
-        LAUNCH_TRY("attn_merge_kernel");
-        // o[t][h] = W_UV[h] o_lat[t][h] (v values per head).
-        if (Status s = linear(l.v_b, p.o_lat, H * L, p.o, H * v, T, H, L, v); !s) return s;
-        if (Status s = linear(l.attn_output, p.o, H * v, p.attn, E, T); !s) return s;
-        add_kernel<<<blocks_for(T * E, 256), 256, 0, stream>>>(p.x, p.attn, T * E);
-        LAUNCH_TRY("add_kernel");
-
-        // ---- FFN ----
-        if (Status s = rmsnorm(p.x, E, l.ffn_norm, p.xn, E, T, eps); !s) return s;
-        if (!l.gate_inp) {
-            const int64_t w = l.ffn_gate.n_out;
-            if (Status s = linear(l.ffn_gate, p.xn, E, p.g, w, T); !s) return s;
-            if (Status s = linear(l.ffn_up, p.xn, E, p.u, w, T); !s) return s;
-            swiglu_kernel<<<blocks_for(T * w, 256), 256, 0, stream>>>(p.g, p.u, T * w);
-            LAUNCH_TRY("swiglu_kernel");
-            if (Status s = linear(l.ffn_down, p.g, w, p.attn, E, T); !s) return s;
-            add_kernel<<<blocks_for(T * E, 256), 256, 0, stream>>>(p.x, p.attn, T * E);
-            LAUNCH_TRY("add_kernel");
-            continue;
-        }
-        if (Status s = linear(l.gate_inp, p.xn, E, p.router, X, T); !s) return s;
-        route_kernel<<<blocks_for(T, 64), 64, 0, stream>>>(
-            p.router, l.probs_b ? reinterpret_cast<const float*>(l.probs_b.d) : nullptr, rp, T,
-            p.sel, p.wts);
-        LAUNCH_TRY("route_kernel");
-        group_kernel<<<1, kGroupThreads, 0, stream>>>(p.sel, static_cast<int32_t>(n_items),
-                                                      static_cast<int32_t>(X), p.perm, p.inv,
-                                                      p.tile_e, p.tile_f, p.tile_c, p.n_tiles);
-        LAUNCH_TRY("group_kernel");
-        const int64_t fe = l.gate_exps.n_out;
-        auto moe = [&](const DTensor& w, const int32_t* perm, int x_div, const float* x,
-                       int64_t x_stride, float* y, int64_t y_stride) -> Status {
-            MoeArgs a{w,     p.tile_e, p.tile_f, p.tile_c, p.n_tiles, perm,
-                      x_div, x,        x_stride, y,        y_stride};
-            const dim3 grid(static_cast<unsigned>((w.n_out + kRowsPerBlock - 1) / kRowsPerBlock),
-                            static_cast<unsigned>(max_tiles));
-            moe_mv_kernel<<<grid, kRowsPerBlock * 32, 0, stream>>>(a);
-            LAUNCH_TRY("moe_mv_kernel");
-            return Status::success();
-        };
-        if (Status s = moe(l.gate_exps, p.perm, static_cast<int>(K), p.xn, E, p.ge, fe); !s)
+        // logits = output · RMSNorm(x) for the last row or all rows.
+        const int64_t first = all_logits ? 0 : T - 1;
+        if (Status s = rmsnorm(p.x + first * E, E, output_norm, p.xn, E, n_logit_rows, eps); !s)
             return s;
-        if (Status s = moe(l.up_exps, p.perm, static_cast<int>(K), p.xn, E, p.ue, fe); !s) return s;
-        swiglu_kernel<<<blocks_for(n_items * fe, 256), 256, 0, stream>>>(p.ge, p.ue, n_items * fe);
-        LAUNCH_TRY("swiglu_kernel");
-        if (Status s = moe(l.down_exps, nullptr, 1, p.ge, fe, p.oute, E); !s) return s;
-        const float* shared = nullptr;
-        if (l.gate_sh) {
-            const int64_t w = l.gate_sh.n_out;
-            if (Status s = linear(l.gate_sh, p.xn, E, p.gs, w, T); !s) return s;
-            if (Status s = linear(l.up_sh, p.xn, E, p.us, w, T); !s) return s;
-            swiglu_kernel<<<blocks_for(T * w, 256), 256, 0, stream>>>(p.gs, p.us, T * w);
-            LAUNCH_TRY("swiglu_kernel");
-            if (Status s = linear(l.down_sh, p.gs, w, p.ys, E, T); !s) return s;
-            shared = p.ys;
-        }
-        moe_combine_kernel<<<static_cast<unsigned>(T), 256, 0, stream>>>(p.x, p.oute, p.inv, p.wts,
-                                                                         K, E, shared);
-        LAUNCH_TRY("moe_combine_kernel");
-    }
+        return linear(output, p.xn, E, p.logits, V, n_logit_rows);
+    };
 
-    // logits = output · RMSNorm(x) for the last row or all rows.
-    const int64_t first = all_logits ? 0 : T - 1;
-    if (Status s = rmsnorm(p.x + first * E, E, output_norm, p.xn, E, n_logit_rows, eps); !s)
-        return s;
-    if (Status s = linear(output, p.xn, E, p.logits, V, n_logit_rows); !s) return s;
+    if (!use_graph) {
+        if (Status s = enqueue(); !s) return s;
+    } else {
+        if (!mir.graph || mir.graph_scratch != scratch.get()) {
+            mir.graph.reset();
+            if (Status s = capture(enqueue, mir.graph); !s) {
+                // Capture is an optimisation: say why once, then run every step directly.
+                graphs_ok = false;
+                graph_note = s.error().message;
+                if (Status s2 = enqueue(); !s2) return s2;
+            } else {
+                mir.graph_scratch = scratch.get();
+            }
+        }
+        if (mir.graph) CU_TRY(cudaGraphLaunch(mir.graph.exec, stream));
+    }
     CU_TRY(cudaMemcpyAsync(logits_host, p.logits, n_logit_rows * V * sizeof(float),
                            cudaMemcpyDeviceToHost, stream));
     CU_TRY(cudaStreamSynchronize(stream));
@@ -1324,6 +1402,7 @@ Expected<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& op
 
 std::string CudaBackend::device_name() const { return impl_->device_name; }
 uint64_t CudaBackend::peak_device_bytes() const { return impl_->peak_bytes; }
+std::string CudaBackend::graph_note() const { return impl_->graph_note; }
 
 Status CudaBackend::forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                             LogitsMode mode, std::vector<float>& logits) {
@@ -1387,9 +1466,9 @@ Expected<int32_t> CudaBackend::sample_last(float temperature, float top_p, doubl
     auto* out = reinterpret_cast<int32_t*>(im.sample_buf.get<uint8_t>() +
                                            align256(static_cast<uint64_t>(im.last_vocab) * 4));
     u = std::clamp(u, 0.0, 1.0);
-    sample_kernel<<<1, kSampleThreads, 0, im.stream>>>(im.last_logits, im.last_vocab, temperature,
-                                                       top_p, u, probs, out);
-    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess)
+    if (const cudaError_t e = launch(sample_kernel, 1, kSampleThreads, im.stream, im.last_logits,
+                                     im.last_vocab, temperature, top_p, u, probs, out);
+        e != cudaSuccess)
         return cuda_error("sample_kernel", e);
     int32_t token = 0;
     if (const cudaError_t e =

@@ -16,6 +16,9 @@
 //   after every pass, so the prefix cache, session truncation and the disk tier keep
 //   working; a mirror whose page ids or page fingerprints no longer match the host's is
 //   re-uploaded from the host (see backend.cu, sync_sequence).
+// - A one-token decode step runs as a CUDA graph captured once per sequence (the step's
+//   position is read from device memory, decode attention always uses 32 splits); larger
+//   batches launch their kernels directly. If capture fails, every step runs directly.
 //
 // Thread safety: one forward() / sample_last() at a time per CudaBackend.
 #pragma once
@@ -31,6 +34,7 @@ namespace latent::engine {
 struct CudaOptions {
     int device = 0;        // CUDA device ordinal
     bool precise = false;  // true: cuBLAS in FP32 (no TF32) — the tests' tight mode
+    bool graphs = true;    // one-token decode steps as CUDA graphs (captured once per sequence)
 };
 
 class CudaBackend final : public Backend {
@@ -56,6 +60,8 @@ public:
     std::string device_name() const;
     // Most device memory this backend has held at once, bytes.
     uint64_t peak_device_bytes() const;
+    // Empty while decode steps run as CUDA graphs; else why capture failed (they run directly).
+    std::string graph_note() const;
 
 private:
     struct Impl;
