@@ -732,6 +732,7 @@ struct SeqMirror {
     std::vector<int32_t> pages;                 // the host page ids they came from
     std::vector<std::array<float, 3>> page_fp;  // a fingerprint of each page's first row
     uint64_t last_use = 0;
+    int32_t direct_steps = 0;             // one-token steps run without a graph
     GraphExec graph;                      // the decode step, captured over these rows
     const void* graph_scratch = nullptr;  // ... and this chunk scratch
 };
@@ -1166,7 +1167,9 @@ Status CudaBackend::Impl::run_chunk(const Model& m, SeqMirror& mir, const int32_
     const RopeParams rope = rope_params(hp);
     // A one-token decode step runs as a CUDA graph (captured once per sequence mirror and
     // scratch; everything that changes between steps is read from device memory).
-    const bool use_graph = opt.graphs && graphs_ok && T == 1 && !all_logits;
+    // The first step of each sequence runs directly: it loads every kernel and sizes local
+    // memory (route_kernel's stack), which a capture could not do.
+    const bool use_graph = opt.graphs && graphs_ok && T == 1 && !all_logits && mir.direct_steps > 0;
     const int64_t N = pos0 + T;  // positions attended by the last token
     const int64_t splits = use_graph ? kMaxSplits
                            : T <= kMaxTok
@@ -1348,6 +1351,7 @@ Status CudaBackend::Impl::run_chunk(const Model& m, SeqMirror& mir, const int32_
 
     if (!use_graph) {
         if (Status s = enqueue(); !s) return s;
+        if (T == 1) ++mir.direct_steps;
     } else {
         if (!mir.graph || mir.graph_scratch != scratch.get()) {
             mir.graph.reset();
@@ -1459,6 +1463,8 @@ Status CudaBackend::forward(const Model& model, SeqCache& seq, std::span<const i
 Expected<int32_t> CudaBackend::sample_last(float temperature, float top_p, double u) {
     Impl& im = *impl_;
     if (!im.last_logits) return make_error("cuda: sample_last before any forward pass");
+    if (const cudaError_t e = cudaSetDevice(im.opt.device); e != cudaSuccess)
+        return cuda_error("cudaSetDevice", e);
     const uint64_t need = align256(static_cast<uint64_t>(im.last_vocab) * sizeof(float)) + 256;
     if (im.sample_buf.bytes() < need)
         if (Status s = im.sample_buf.alloc(need); !s) return s.error();
