@@ -36,6 +36,14 @@ inline Status check_tokens(const HParams& hp, std::span<const int32_t> tokens) {
     return Status::success();
 }
 
+// One sequence's part of a batched forward pass (Backend::forward_batch).
+struct SeqBatch {
+    SeqCache* seq = nullptr;
+    std::span<const int32_t> tokens;  // at positions seq->n_tokens() ..
+    LogitsMode mode = LogitsMode::kLast;
+    std::vector<float>* logits = nullptr;  // resized; null: this sequence needs none
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -46,6 +54,20 @@ public:
     // order (kAll) into `logits` (resized). On error `seq` is unchanged.
     virtual Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                            LogitsMode mode, std::vector<float>& logits) = 0;
+
+    // Several sequences in one pass (a serving step: every running request's decode
+    // token and a chunk of one prompt), so each weight is read once for all of them. The
+    // result for each sequence is what forward() on it alone gives, up to float rounding.
+    // On error a sequence either advanced completely or not at all (compare n_tokens());
+    // the default runs forward() on each in turn and stops at the first error.
+    virtual Status forward_batch(const Model& model, std::span<const SeqBatch> batch) {
+        std::vector<float> unused;
+        for (const SeqBatch& b : batch)
+            if (Status s = forward(model, *b.seq, b.tokens, b.mode, b.logits ? *b.logits : unused);
+                !s)
+                return s;
+        return Status::success();
+    }
 };
 
 }  // namespace latent::engine

@@ -147,12 +147,36 @@ void rope_cs(const double* c, const double* s, int64_t r, float* x) {
 
 Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                            LogitsMode mode, std::vector<float>& logits) {
+    const SeqBatch one{&seq, tokens, mode, &logits};
+    return forward_batch(model, std::span<const SeqBatch>(&one, 1));
+}
+
+Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> batch) {
     const HParams& hp = model.hparams();
     const Weights& W = model.weights();
-    const int64_t T = static_cast<int64_t>(tokens.size());
-    if (Status s = check_tokens(hp, tokens); !s) return s;
-    const int32_t n_past = seq.n_tokens();
-    if (Status s = seq.reserve(static_cast<int32_t>(T)); !s) return s;
+    if (batch.empty()) return make_error("forward: empty batch");
+    // The sequences' tokens one after another; for each token its sequence and position.
+    const auto S = static_cast<int64_t>(batch.size());
+    std::vector<int64_t> seg_begin(S + 1, 0);
+    for (int64_t b = 0; b < S; ++b) {
+        if (Status s = check_tokens(hp, batch[b].tokens); !s) return s;
+        for (int64_t c = 0; c < b; ++c)
+            if (batch[c].seq == batch[b].seq)
+                return make_error("forward: a sequence appears twice in one batch");
+        seg_begin[b + 1] = seg_begin[b] + static_cast<int64_t>(batch[b].tokens.size());
+    }
+    for (const SeqBatch& sb : batch)
+        if (Status s = sb.seq->reserve(static_cast<int32_t>(sb.tokens.size())); !s) return s;
+    const int64_t T = seg_begin[S];
+    std::vector<int32_t> pos(T), ids(T);
+    std::vector<SeqCache*> seq_of(T);
+    for (int64_t b = 0; b < S; ++b)
+        for (int64_t i = 0; i < seg_begin[b + 1] - seg_begin[b]; ++i) {
+            const int64_t t = seg_begin[b] + i;
+            pos[t] = batch[b].seq->n_tokens() + static_cast<int32_t>(i);
+            ids[t] = batch[b].tokens[i];
+            seq_of[t] = batch[b].seq;
+        }
 
     const int64_t E = hp.n_embd, H = hp.n_head, n = hp.n_embd_head_qk_nope, r = hp.n_rot,
                   v = hp.n_embd_head_v, L = hp.kv_lora_rank, qk = n + r;
@@ -171,15 +195,14 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
     std::vector<double> rc(T * (r / 2)), rs(T * (r / 2));
     for (int64_t t = 0; t < T; ++t)
         for (int64_t i = 0; i < r / 2; ++i) {
-            const double th =
-                rope_theta(rope, n_past + static_cast<int32_t>(t), static_cast<int32_t>(i));
+            const double th = rope_theta(rope, pos[t], static_cast<int32_t>(i));
             rc[t * (r / 2) + i] = std::cos(th) * rope.magnitude;
             rs[t * (r / 2) + i] = std::sin(th) * rope.magnitude;
         }
 
     std::vector<float> x(T * E), xn(T * E);
     for (int64_t t = 0; t < T; ++t)
-        dequantize_row(W.token_embd.type, W.token_embd.row(tokens[t]), &x[t * E], E);
+        dequantize_row(W.token_embd.type, W.token_embd.row(ids[t]), &x[t * E], E);
 
     Acts a_in, a_aux, a_aux2;
     std::vector<float> q(T * H * qk), kva(T * (L + r)), q_abs(T * H * L), o_lat(T * H * L),
@@ -220,8 +243,7 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
 
         // Cache rows (normed c_kv, rotated k_pe) and rotated q_pe.
         pass.for_rows(T, [&](int64_t t) {
-            const int32_t pos = n_past + static_cast<int32_t>(t);
-            float* row = seq.row(pos, il);
+            float* row = seq_of[t]->row(pos[t], il);
             std::copy_n(&kva[t * (L + r)], L + r, row);
             rms_norm(row, f32(l.attn_kv_a_norm), L, eps);
             const double* c = &rc[t * (r / 2)];
@@ -262,29 +284,34 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
         pass.run(jobs);
 
         // Attention over the latent cache, one pass with an online softmax per (token, head).
-        // A work item is a block of up to 4 new tokens and a group of up to G heads: each
-        // cache row is read once for all of them.
+        // A work item is a block of up to 4 new tokens of one sequence and a group of up to
+        // G heads: each cache row is read once for all of them.
         const int64_t G = std::max<int64_t>(1, std::min<int64_t>(4, H / (2 * pool_.size())));
         const int64_t n_groups = (H + G - 1) / G;
         constexpr int64_t TB = 4;
-        const int64_t n_tblocks = (T + TB - 1) / TB;
+        std::vector<std::pair<int64_t, int64_t>> tblocks;  // first token, count
+        for (int64_t sb = 0; sb < S; ++sb)
+            for (int64_t t0 = seg_begin[sb]; t0 < seg_begin[sb + 1]; t0 += TB)
+                tblocks.push_back({t0, std::min(TB, seg_begin[sb + 1] - t0)});
+        const auto n_tblocks = static_cast<int64_t>(tblocks.size());
         pool_.parallel_chunks(n_tblocks * n_groups, 1, [&](int64_t b, int64_t e) {
             std::vector<float> acc(TB * G * L);
             float m[TB * 4], lsum[TB * 4];
             for (int64_t item = b; item < e; ++item) {
-                const int64_t t0 = (item / n_groups) * TB, h0 = (item % n_groups) * G;
-                const int64_t nt = std::min(TB, T - t0), gh = std::min(G, H - h0);
+                const auto [t0, nt] = tblocks[item / n_groups];
+                const int64_t h0 = (item % n_groups) * G, gh = std::min(G, H - h0);
+                const SeqCache& seq = *seq_of[t0];
                 std::fill(acc.begin(), acc.end(), 0.0f);
                 for (int64_t s = 0; s < TB * 4; ++s) {
                     m[s] = -std::numeric_limits<float>::infinity();
                     lsum[s] = 0.0f;
                 }
-                const int64_t last = n_past + t0 + nt - 1;
+                const int64_t last = pos[t0 + nt - 1];
                 for (int64_t j = 0; j <= last; ++j) {
                     const float* row = seq.row(static_cast<int32_t>(j), il);
                     for (int64_t tt = 0; tt < nt; ++tt) {
                         const int64_t t = t0 + tt;
-                        if (j > n_past + t) continue;  // causal
+                        if (j > pos[t]) continue;  // causal
                         for (int64_t g = 0; g < gh; ++g) {
                             const int64_t h = h0 + g, slot = tt * 4 + g;
                             const float sc = (k.dot_f32(&q_abs[(t * H + h) * L], row, L) +
@@ -454,13 +481,39 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
         }
         for (int64_t i = 0; i < T * E; ++i) x[i] += y[i];
     }
-    seq.commit(static_cast<int32_t>(T));
+    for (const SeqBatch& sb : batch) sb.seq->commit(static_cast<int32_t>(sb.tokens.size()));
 
-    const int64_t first = mode == LogitsMode::kLast ? T - 1 : 0, n_out = T - first;
-    for (int64_t t = first; t < T; ++t) rms_norm(&x[t * E], f32(W.output_norm), E, eps);
-    logits.resize(n_out * hp.n_vocab);
-    pass.quantize(W.output.type, &x[first * E], E, n_out, E, a_in);
-    pass.run({job_for(W.output, 0, a_in.rows.data(), n_out, logits.data(), hp.n_vocab)});
+    // Logits of the tokens that want them, in one matmul, then handed to each sequence.
+    std::vector<int64_t> out_rows;
+    for (int64_t b = 0; b < S; ++b) {
+        if (!batch[b].logits) continue;
+        const int64_t first =
+            batch[b].mode == LogitsMode::kLast ? seg_begin[b + 1] - 1 : seg_begin[b];
+        for (int64_t t = first; t < seg_begin[b + 1]; ++t) out_rows.push_back(t);
+    }
+    const auto n_out = static_cast<int64_t>(out_rows.size());
+    if (n_out == 0) return Status::success();
+    std::vector<float> xo(n_out * E);
+    for (int64_t i = 0; i < n_out; ++i) {
+        std::copy_n(&x[out_rows[i] * E], E, &xo[i * E]);
+        rms_norm(&xo[i * E], f32(W.output_norm), E, eps);
+    }
+    const int64_t V = hp.n_vocab;
+    std::vector<float> all;
+    std::vector<float>* dst = S == 1 ? batch[0].logits : &all;  // one sequence: in place
+    dst->resize(n_out * V);
+    pass.quantize(W.output.type, xo.data(), E, n_out, E, a_in);
+    pass.run({job_for(W.output, 0, a_in.rows.data(), n_out, dst->data(), V)});
+    if (S > 1) {
+        int64_t at = 0;
+        for (int64_t b = 0; b < S; ++b) {
+            if (!batch[b].logits) continue;
+            const int64_t cnt =
+                batch[b].mode == LogitsMode::kLast ? 1 : seg_begin[b + 1] - seg_begin[b];
+            batch[b].logits->assign(all.begin() + at * V, all.begin() + (at + cnt) * V);
+            at += cnt;
+        }
+    }
     return Status::success();
 }
 

@@ -12,7 +12,8 @@
 // Legacy files with a single attn_kv_b get one float copy of W_UK^T per layer at first use
 // (H·L·n floats); split-layout files (attn_k_b/attn_v_b) get no copy of anything.
 //
-// Thread safety: one forward() at a time per CpuBackend (it owns the pool and scratch).
+// Thread safety: one forward() / forward_batch() at a time per CpuBackend (it owns the
+// pool and scratch).
 #pragma once
 
 #include <map>
@@ -40,6 +41,9 @@ public:
 
     Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                    LogitsMode mode, std::vector<float>& logits) override;
+    // One pass for several sequences: every matmul runs over all their tokens (weights
+    // read once), attention per sequence over its own cache. All or nothing on error.
+    Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override;
 
 private:
     struct Impl;
