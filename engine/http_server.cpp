@@ -596,6 +596,9 @@ struct HttpServer::Impl {
         metric("latent_steps_total", "counter", "scheduler steps", double(s.steps));
         metric("latent_step_seconds_total", "counter", "time spent in scheduler steps",
                s.step_seconds);
+        metric("latent_step_sequences_total", "counter",
+               "sequences run in scheduler steps (divided by steps: the mean batch)",
+               double(s.batched_sequences));
         metric("latent_prefix_cache_bytes", "gauge", "bytes of cached prefix pages in RAM",
                double(s.prefix.bytes));
         metric("latent_prefix_cache_evictions_total", "counter", "prefix pages evicted from RAM",

@@ -205,7 +205,15 @@ bool Scheduler::emit(Seq& s, int32_t token) {
     return true;
 }
 
-void Scheduler::prefill_chunk(Seq& s) {
+// A sequence's part of this step: what it feeds the model and where its logits land.
+struct Scheduler::Work {
+    Seq* seq = nullptr;
+    bool prefill = false;
+    std::vector<int32_t> tokens;  // a prompt chunk, or the pending token + draft tokens
+    std::vector<float> logits;
+};
+
+Scheduler::Work Scheduler::plan_prefill(Seq& s) {
     const auto& prompt = s.req.prompt;
     const int32_t n = static_cast<int32_t>(prompt.size());
     if (!s.attached) {
@@ -224,14 +232,30 @@ void Scheduler::prefill_chunk(Seq& s) {
                               ? opt_.warm_chunk
                               : opt_.prefill_chunk;
     const int32_t len = std::min(chunk, n - at);
-    std::vector<float> logits;
-    const auto piece =
-        std::span<const int32_t>(prompt).subspan(static_cast<size_t>(at), static_cast<size_t>(len));
-    if (Status st = backend_.forward(model_, *s.cache, piece, LogitsMode::kLast, logits); !st) {
-        finish(s, "error", st.error().message);
-        return;
+    Work w;
+    w.seq = &s;
+    w.prefill = true;
+    w.tokens.assign(prompt.begin() + at, prompt.begin() + at + len);
+    return w;
+}
+
+Scheduler::Work Scheduler::plan_decode(Seq& s) {
+    Work w;
+    w.seq = &s;
+    w.tokens = {s.pending};
+    if (opt_.draft_tokens > 0) {
+        std::vector<int32_t> ctx = s.tokens;
+        ctx.push_back(s.pending);
+        const int32_t room = s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size());
+        auto draft = prompt_lookup_draft(ctx, std::min(opt_.draft_tokens, room - 1));
+        w.tokens.insert(w.tokens.end(), draft.begin(), draft.end());
     }
-    s.tokens.insert(s.tokens.end(), piece.begin(), piece.end());
+    return w;
+}
+
+void Scheduler::after_prefill(Seq& s, const Work& w) {
+    const auto& prompt = s.req.prompt;
+    s.tokens.insert(s.tokens.end(), w.tokens.begin(), w.tokens.end());
     if (s.prefilling()) return;
     if (opt_.prefix_cache) {
         // Share the prompt's whole pages at once (concurrent requests with the same
@@ -247,27 +271,13 @@ void Scheduler::prefill_chunk(Seq& s) {
         finish(s, "length");
         return;
     }
-    const int32_t id = s.sampler->sample(logits.data(), static_cast<int32_t>(logits.size()));
+    const int32_t id = s.sampler->sample(w.logits.data(), static_cast<int32_t>(w.logits.size()));
     s.sampler->accept(id);
     emit(s, id);
 }
 
-void Scheduler::decode_one(Seq& s) {
-    std::vector<int32_t> batch{s.pending};
-    const bool speculate = opt_.draft_tokens > 0;
-    if (speculate) {
-        std::vector<int32_t> ctx = s.tokens;
-        ctx.push_back(s.pending);
-        const int32_t room = s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size());
-        auto draft = prompt_lookup_draft(ctx, std::min(opt_.draft_tokens, room - 1));
-        batch.insert(batch.end(), draft.begin(), draft.end());
-    }
-    std::vector<float> logits;
-    const LogitsMode mode = batch.size() > 1 ? LogitsMode::kAll : LogitsMode::kLast;
-    if (Status st = backend_.forward(model_, *s.cache, batch, mode, logits); !st) {
-        finish(s, "error", st.error().message);
-        return;
-    }
+void Scheduler::after_decode(Seq& s, const Work& w) {
+    const auto& batch = w.tokens;
     const size_t n_vocab = model_.hparams().n_vocab;
     s.result.drafted_tokens += static_cast<int32_t>(batch.size() - 1);
     // Row i of logits follows batch[i]; draft token batch[i + 1] is kept only if it is
@@ -275,7 +285,7 @@ void Scheduler::decode_one(Seq& s) {
     for (size_t i = 0; i < batch.size(); ++i) {
         s.tokens.push_back(batch[i]);
         const int32_t id =
-            s.sampler->sample(logits.data() + i * n_vocab, static_cast<int32_t>(n_vocab));
+            s.sampler->sample(w.logits.data() + i * n_vocab, static_cast<int32_t>(n_vocab));
         s.sampler->accept(id);
         const bool accepted = i + 1 < batch.size() && batch[i + 1] == id;
         if (!emit(s, id)) return;  // finish() has recorded the rows in s.tokens
@@ -285,6 +295,41 @@ void Scheduler::decode_one(Seq& s) {
     // Drop the rows of rejected drafts.
     if (s.cache->n_tokens() > static_cast<int32_t>(s.tokens.size()))
         s.cache->truncate(static_cast<int32_t>(s.tokens.size()));
+}
+
+void Scheduler::run_batch(std::vector<Work>& work) {
+    if (work.empty()) return;
+    std::vector<SeqBatch> batch;
+    std::vector<int32_t> before;
+    for (Work& w : work) {
+        const LogitsMode mode =
+            w.tokens.size() > 1 && !w.prefill ? LogitsMode::kAll : LogitsMode::kLast;
+        batch.push_back({w.seq->cache.get(), w.tokens, mode, &w.logits});
+        before.push_back(w.seq->cache->n_tokens());
+    }
+    if (Status st = backend_.forward_batch(model_, batch); !st) {
+        // Which sequence failed is not said (the cache may be full for one of them): run
+        // the ones that did not advance alone, so an error ends only its own request.
+        for (size_t i = 0; i < work.size(); ++i) {
+            Work& w = work[i];
+            if (w.seq->cache->n_tokens() != before[i]) continue;  // advanced in the batch
+            if (work.size() == 1) {
+                finish(*w.seq, "error", st.error().message);
+                continue;
+            }
+            if (Status one = backend_.forward(model_, *batch[i].seq, batch[i].tokens, batch[i].mode,
+                                              w.logits);
+                !one)
+                finish(*w.seq, "error", one.error().message);
+        }
+    }
+    for (Work& w : work) {
+        if (w.seq->done) continue;
+        if (w.prefill)
+            after_prefill(*w.seq, w);
+        else
+            after_decode(*w.seq, w);
+    }
 }
 
 bool Scheduler::step() {
@@ -315,10 +360,11 @@ bool Scheduler::step() {
         else if (t0 > s->req.deadline)
             finish(*s, "deadline");
     }
-    // Decode: one token (or a verified draft) for every sequence past its prompt.
+    // One backend pass: a token (or a draft to verify) for every sequence past its
+    // prompt, and a chunk of the most urgent sequence still in its prompt.
+    std::vector<Work> work;
     for (auto& s : running_)
-        if (!s->done && !s->prefilling() && s->pending >= 0) decode_one(*s);
-    // Prefill: one chunk of the most urgent sequence still in its prompt.
+        if (!s->done && !s->prefilling() && s->pending >= 0) work.push_back(plan_decode(*s));
     Seq* next = nullptr;
     for (auto& s : running_) {
         if (s->done || !s->prefilling()) continue;
@@ -326,7 +372,8 @@ bool Scheduler::step() {
             std::pair(s->req.priority, s->order) < std::pair(next->req.priority, next->order))
             next = s.get();
     }
-    if (next) prefill_chunk(*next);
+    if (next) work.push_back(plan_prefill(*next));
+    run_batch(work);
     std::erase_if(running_, [](const auto& s) { return s->done; });
     {
         std::lock_guard lock(mu_);
@@ -347,6 +394,8 @@ bool Scheduler::step() {
         stats_.prefix = prefix_->stats();
         if (disk_) stats_.disk = disk_->stats();
         ++stats_.steps;
+        stats_.batched_sequences += work.size();
+        stats_.max_batch_sequences = std::max<uint64_t>(stats_.max_batch_sequences, work.size());
         stats_.step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
         busy_ = false;
     }

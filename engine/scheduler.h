@@ -6,9 +6,8 @@
 // prefix for an owner (an open document). It does not tokenize or format prompts and
 // does not speak HTTP: the server and the agent do.
 //
-// The Backend runs one sequence per call, so a step calls it once per running sequence;
-// a batched backend can take the step's sequences together later without changing this
-// interface.
+// A step is one Backend::forward_batch call over all of its sequences, so a backend
+// that batches (the CPU one) reads each weight once per step however many requests run.
 //
 // Thread safety: submit(), cancel(), warm(), release(), stats() may be called from any
 // thread. Callbacks (on_token, on_done) run on the scheduler's thread: they must be
@@ -103,8 +102,10 @@ public:
         uint64_t prompt_tokens = 0, cached_tokens = 0, computed_tokens = 0;
         uint64_t generated_tokens = 0, drafted_tokens = 0, accepted_tokens = 0;
         uint64_t steps = 0;
-        double step_seconds = 0;   // total time inside steps
-        uint64_t queue_depth = 0;  // waiting + running now
+        uint64_t batched_sequences = 0;    // sequences summed over steps (÷ steps: mean batch)
+        uint64_t max_batch_sequences = 0;  // the most sequences one step ran
+        double step_seconds = 0;           // total time inside steps
+        uint64_t queue_depth = 0;          // waiting + running now
         uint64_t running = 0;
         uint64_t cache_pages_in_use = 0;
         PrefixCache::Stats prefix;
@@ -143,12 +144,16 @@ public:
 
 private:
     struct Seq;
+    struct Work;
     Scheduler(const Model& model, Backend& backend, const Options& options);
     void loop();
     void finish(Seq& s, const std::string& reason, const std::string& error = {});
     bool emit(Seq& s, int32_t token);  // false: the sequence finished
-    void decode_one(Seq& s);
-    void prefill_chunk(Seq& s);
+    Work plan_decode(Seq& s);
+    Work plan_prefill(Seq& s);
+    void run_batch(std::vector<Work>& work);
+    void after_decode(Seq& s, const Work& w);
+    void after_prefill(Seq& s, const Work& w);
 
     const Model& model_;
     Backend& backend_;

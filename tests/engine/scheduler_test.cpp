@@ -1,6 +1,7 @@
 // Scheduler: the same tokens as decoding alone, prefix reuse across requests, priorities
 // with chunked prefill, cancellation (a storm of them leaks no page), busy, deadlines,
-// warm-up pins, and speculative decoding that changes nothing but the step count.
+// warm-up pins, speculative decoding that changes nothing but the step count, and steps
+// that run all their sequences in one backend call.
 #include "engine/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "engine/cpu/backend.h"
 #include "engine/reference.h"
 #include "engine/session.h"
 #include "tests/support/test_models.h"
@@ -346,6 +348,122 @@ TEST_F(SchedulerTest, SpeculativeDecodingGivesTheSameTokens) {
     EXPECT_GT(got.drafted_tokens, 0);
     EXPECT_LT(spec->stats().steps, plain->stats().steps + 1);
     expect_no_leak(*spec);
+}
+
+// Records each forward_batch call (how many sequences, how many tokens), then runs it
+// through the reference one sequence at a time.
+class RecordingBackend final : public Backend {
+public:
+    std::string name() const override { return "recording"; }
+    Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
+                   LogitsMode mode, std::vector<float>& logits) override {
+        if (!in_batch) ++single_calls;  // the scheduler's own one-sequence calls
+        return ref.forward(model, seq, tokens, mode, logits);
+    }
+    Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override {
+        calls.push_back(batch.size());
+        if (fail_batches && batch.size() > 1) return make_error("batch refused");
+        in_batch = true;
+        const Status st = Backend::forward_batch(model, batch);
+        in_batch = false;
+        return st;
+    }
+    ReferenceBackend ref;
+    std::vector<size_t> calls;
+    int single_calls = 0;
+    bool fail_batches = false;
+    bool in_batch = false;
+};
+
+TEST_F(SchedulerTest, AStepRunsEverySequenceInOneBackendCall) {
+    RecordingBackend rec;
+    auto o = options();
+    o.prefill_chunk = 64;
+    auto sched = Scheduler::create(*model, rec, o);
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    std::vector<std::vector<int32_t>> prompts = {ids(5, 21), ids(6, 22), ids(7, 23)};
+    std::map<size_t, RequestResult> got;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto r = greedy(prompts[i], 6);
+        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
+        ASSERT_TRUE(s.submit(std::move(r)).ok());
+    }
+    s.run_until_idle();
+    // Three prefill steps (one prompt each, joined by the decodes of those already in),
+    // then the three decode together.
+    ASSERT_FALSE(rec.calls.empty());
+    EXPECT_EQ(rec.calls.size(), s.stats().steps);
+    EXPECT_EQ(*std::max_element(rec.calls.begin(), rec.calls.end()), 3u);
+    EXPECT_EQ(s.stats().max_batch_sequences, 3u);
+    EXPECT_EQ(rec.single_calls, 0);
+    EXPECT_LT(rec.calls.size(), 3u * 6u);  // fewer calls than tokens computed one by one
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(got[i].finish_reason, "length");
+        EXPECT_EQ(got[i].tokens, alone(prompts[i], 6)) << "request " << i;
+    }
+    expect_no_leak(s);
+}
+
+TEST_F(SchedulerTest, AFailedBatchIsRetriedOneSequenceAtATime) {
+    RecordingBackend rec;
+    rec.fail_batches = true;
+    auto sched = Scheduler::create(*model, rec, options());
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    std::map<size_t, RequestResult> got;
+    const std::vector<std::vector<int32_t>> prompts = {ids(5, 31), ids(6, 32)};
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto r = greedy(prompts[i], 3);
+        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
+        ASSERT_TRUE(s.submit(std::move(r)).ok());
+    }
+    s.run_until_idle();
+    EXPECT_GT(rec.single_calls, 0);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(got[i].finish_reason, "length") << got[i].error;
+        EXPECT_EQ(got[i].tokens, alone(prompts[i], 3)) << "request " << i;
+    }
+    expect_no_leak(s);
+}
+
+TEST_F(SchedulerTest, TheCpuBackendBatchesConcurrentRequestsAsItRunsThemAlone) {
+    // Precise mode (float activations): the batch's per-token arithmetic is the same as a
+    // sequence alone, so greedy tokens must agree exactly.
+    CpuBackend cpu(2, nullptr, /*precise=*/true);
+    auto o = options();
+    o.draft_tokens = 3;
+    auto sched = Scheduler::create(*model, cpu, o);
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    std::vector<std::vector<int32_t>> prompts;
+    for (uint32_t i = 0; i < 5; ++i) prompts.push_back(ids(4 + 3 * static_cast<int>(i), 40 + i));
+    std::map<size_t, RequestResult> got;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto r = greedy(prompts[i], 8, i == 2 ? Priority::kInline : Priority::kChat);
+        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
+        ASSERT_TRUE(s.submit(std::move(r)).ok());
+    }
+    s.run_until_idle();
+    EXPECT_GE(s.stats().max_batch_sequences, 4u);
+    const HParams& hp = model->hparams();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+        CpuBackend one(2, nullptr, /*precise=*/true);
+        Session session(*model, one, cache);
+        auto pre = session.prefill(prompts[i]);
+        ASSERT_TRUE(pre.ok());
+        std::vector<float> logits = pre->logits;
+        std::vector<int32_t> want;
+        for (int k = 0; k < 8; ++k) {
+            const auto id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                                 logits.begin());
+            want.push_back(id);
+            if (k + 1 < 8) logits = *session.decode(id);
+        }
+        EXPECT_EQ(got[i].tokens, want) << "request " << i;
+    }
+    expect_no_leak(s);
 }
 
 }  // namespace
