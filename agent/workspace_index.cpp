@@ -118,14 +118,12 @@ void WorkspaceIndex::loop() {
             if (options_.threads > 0) io.threads = options_.threads;
             io.progress = options_.progress;
             io.warn = [](const std::string&) {};  // per-file problems: too many to log
+            if (!options_.exclude.empty())
+                io.skip_path = [globs = options_.exclude](const std::string& path) {
+                    return excluded(path, globs);
+                };
             indexer = std::make_unique<index::Indexer>(options_.root, *store, io);
             const auto st = indexer->index_all();
-            // Excluded files the indexer listed: take them out again.
-            std::vector<std::string> drop;
-            if (!options_.exclude.empty())
-                for (const auto& f : store->files())
-                    if (excluded(f.path, options_.exclude)) drop.push_back(f.path);
-            if (!drop.empty()) store->remove(drop);
             const auto c = store->counts();
             {
                 std::lock_guard<std::mutex> lock(mu_);

@@ -327,6 +327,10 @@ IndexStats Indexer::index_all() {
     std::vector<Work> work;
     std::unordered_set<std::string> keep;
     for (const auto& path : listed) {
+        if (options_.skip_path && options_.skip_path(path)) {
+            ++stats.skipped;  // excluded by the caller: never read, gone from the index
+            continue;
+        }
         Work w;
         w.path = path;
         w.language = language_for_path(path);
@@ -467,6 +471,10 @@ bool Indexer::update_file(std::string_view path, std::optional<std::string_view>
     w.path = relative(path);
     w.language = language_for_path(w.path);
     if (!w.language) return false;
+    if (options_.skip_path && options_.skip_path(w.path)) {
+        remove_file(w.path);
+        return false;
+    }
     const std::string abs = root_ + "/" + w.path;
     if (::lstat(abs.c_str(), &w.st) != 0 || !S_ISREG(w.st.st_mode)) {
         if (!content) {

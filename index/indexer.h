@@ -29,6 +29,9 @@ struct IndexerOptions {
     // Folders skipped at any depth even when git does not ignore them (vendored code,
     // build output). Default: see kDefaultExcludes in indexer.cpp.
     bool default_excludes = true;
+    // Workspace-relative paths for which this returns true are left out of the index
+    // before anything is read (the editor's exclude globs); null: none.
+    std::function<bool(const std::string& path)> skip_path;
     ExtractOptions extract;
     // Called as files are stored (from the writer thread): files done, files to do.
     std::function<void(size_t done, size_t total)> progress;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -123,6 +124,35 @@ TEST(Indexer, ReindexesOnlyWhenContentChangesAndRemovesVanishedFiles) {
     st = ix.index_all();
     EXPECT_EQ(st.removed, 1u);
     EXPECT_THAT(paths(*s), ElementsAre("a.py"));
+}
+
+TEST(Indexer, SkipPathLeavesFilesOutBeforeReadingThemAndDropsIndexedOnes) {
+    TempDir ws, db;
+    make_tree(ws);
+    auto s = open_store(db / "i.sqlite");
+    {
+        Indexer ix(ws.path(), *s, opts());
+        ix.index_all();
+        EXPECT_THAT(paths(*s), ElementsAre("a.py", "src/b.go"));
+    }
+    IndexerOptions o = opts();
+    std::vector<std::string> asked;
+    o.skip_path = [&](const std::string& path) {
+        asked.push_back(path);
+        return path.rfind("src/", 0) == 0;
+    };
+    Indexer ix(ws.path(), *s, o);
+    const IndexStats st = ix.index_all();
+    EXPECT_THAT(paths(*s), ElementsAre("a.py"));  // excluded now: removed
+    EXPECT_EQ(st.removed, 1u);
+    EXPECT_NE(std::find(asked.begin(), asked.end(), "src/b.go"), asked.end());
+    // Single-file updates honour it too, from disk and from an editor's buffer.
+    ws.write("src/c.py", "def gamma():\n    pass\n");
+    EXPECT_FALSE(ix.update_file("src/c.py"));
+    EXPECT_FALSE(ix.update_file(ws.path() + "/src/b.go", std::string_view("func X() {}\n")));
+    EXPECT_TRUE(ix.update_file("a.py", std::string_view("def delta():\n    pass\n")));
+    EXPECT_THAT(paths(*s), ElementsAre("a.py"));
+    EXPECT_EQ(Retrieval(*s).definitions("delta").size(), 1u);
 }
 
 TEST(Indexer, SingleFileUpdatesFromDiskAndFromAnUnsavedDocument) {
