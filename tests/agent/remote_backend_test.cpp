@@ -1,15 +1,26 @@
-// RemoteBackend against a fake OpenAI-compatible server on loopback, started by the test.
+// RemoteBackend against a fake OpenAI-compatible server on loopback, started by the test,
+// over plain HTTP and over TLS (a certificate made by the test: trusted, untrusted, and
+// issued for another host name).
 #include "agent/remote_backend.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <unistd.h>
 
 namespace latent::agent {
 namespace {
@@ -279,6 +290,172 @@ TEST(RemoteBackendTest, TimesOutAndCancels) {
     EXPECT_TRUE(r->cancelled);
     EXPECT_EQ(r->text, "a");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+}
+
+// A self-signed certificate and its key (PEM), made with OpenSSL for `san` (e.g.
+// "IP:127.0.0.1,DNS:localhost").
+struct TestCert {
+    std::string cert_pem, key_pem;
+};
+
+TestCert make_cert(const std::string& common_name, const std::string& san) {
+    TestCert out;
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    X509* x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), static_cast<long>(std::rand() % 100000 + 1));
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+    for (const auto& [ext_name, value] :
+         {std::pair<const char*, std::string>{"subjectAltName", san},
+          {"basicConstraints", "critical,CA:TRUE"}}) {
+        X509_EXTENSION* ext = X509V3_EXT_conf(nullptr, &v3, ext_name, value.c_str());
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    X509_sign(x, key, EVP_sha256());
+    auto pem = [](auto write) {
+        BIO* bio = BIO_new(BIO_s_mem());
+        write(bio);
+        char* data = nullptr;
+        const long n = BIO_get_mem_data(bio, &data);
+        std::string s(data, static_cast<size_t>(n));
+        BIO_free(bio);
+        return s;
+    };
+    out.cert_pem = pem([&](BIO* b) { PEM_write_bio_X509(b, x); });
+    out.key_pem = pem(
+        [&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return out;
+}
+
+// One TLS connection at a time on loopback, each answered with the same SSE stream.
+class FakeTlsServer {
+public:
+    explicit FakeTlsServer(const TestCert& cert)
+        : ctx_(asio::ssl::context::tls_server),
+          acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+        ctx_.use_certificate_chain(asio::buffer(cert.cert_pem));
+        ctx_.use_private_key(asio::buffer(cert.key_pem), asio::ssl::context::pem);
+        port_ = acceptor_.local_endpoint().port();
+        thread_ = std::thread([this] { run(); });
+    }
+    ~FakeTlsServer() {
+        stop_ = true;
+        beast::error_code ec;
+        tcp::socket s(ioc_);
+        s.connect({asio::ip::make_address("127.0.0.1"), port_}, ec);
+        thread_.join();
+    }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+    int requests() const { return requests_; }
+
+private:
+    void run() {
+        while (!stop_) {
+            tcp::socket s(ioc_);
+            beast::error_code ec;
+            acceptor_.accept(s, ec);
+            if (ec || stop_) return;
+            asio::ssl::stream<tcp::socket&> tls(s, ctx_);
+            tls.handshake(asio::ssl::stream_base::server, ec);
+            if (ec) continue;  // the client refused our certificate
+            beast::flat_buffer buf;
+            http::request<http::string_body> req;
+            http::read(tls, buf, req, ec);
+            if (ec) continue;
+            ++requests_;
+            const std::string body =
+                sse({{"choices", {{{"text", "secure"}}}}}) + "data: [DONE]\n\n";
+            const std::string msg =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+            asio::write(tls, asio::buffer(msg), ec);
+            tls.shutdown(ec);
+        }
+    }
+
+    asio::io_context ioc_;
+    asio::ssl::context ctx_;
+    tcp::acceptor acceptor_;
+    unsigned short port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> requests_{0};
+    std::thread thread_;
+};
+
+// Points OpenSSL's default trust store (what the backend verifies against) at one PEM file.
+class TrustOnly {
+public:
+    explicit TrustOnly(const std::string& pem)
+        : path_(std::filesystem::temp_directory_path() /
+                ("latent-ca-" + std::to_string(::getpid()) + ".pem")) {
+        std::ofstream(path_) << pem;
+        ::setenv("SSL_CERT_FILE", path_.c_str(), 1);
+        ::setenv("SSL_CERT_DIR", "/nonexistent", 1);
+    }
+    ~TrustOnly() {
+        ::unsetenv("SSL_CERT_FILE");
+        ::unsetenv("SSL_CERT_DIR");
+        std::filesystem::remove(path_);
+    }
+
+private:
+    std::filesystem::path path_;
+};
+
+TEST(RemoteBackendTest, HttpsWithATrustedCertificate) {
+    const TestCert cert = make_cert("127.0.0.1", "IP:127.0.0.1,DNS:localhost");
+    FakeTlsServer server(cert);
+    TrustOnly trust(cert.cert_pem);
+    Logs logs;
+    auto b = make(server.url(), logs);
+    GenerateOptions go;
+    go.max_tokens = 4;
+    auto r = b->fim({"", "int f() {", "}"}, go);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->text, "secure");
+    EXPECT_EQ(server.requests(), 1);
+    EXPECT_NE(b->describe().find("https://"), std::string::npos);
+}
+
+TEST(RemoteBackendTest, HttpsRefusesAnUntrustedCertificateAndAWrongHostName) {
+    const TestCert cert = make_cert("127.0.0.1", "IP:127.0.0.1");
+    const TestCert other = make_cert("elsewhere", "DNS:elsewhere.test");
+    GenerateOptions go;
+    go.max_tokens = 4;
+    {
+        // Self-signed and not in the trust store.
+        FakeTlsServer server(cert);
+        TrustOnly trust(other.cert_pem);
+        Logs logs;
+        auto r = make(server.url(), logs)->fim({"", "x", ""}, go);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message.find("TLS handshake"), std::string::npos) << r.error().message;
+        EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
+        EXPECT_EQ(server.requests(), 0);  // nothing (no key) was sent
+    }
+    {
+        // Trusted, but issued for another name than the one connected to.
+        FakeTlsServer server(other);
+        TrustOnly trust(other.cert_pem);
+        Logs logs;
+        auto r = make(server.url(), logs)->fim({"", "x", ""}, go);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message.find("TLS handshake"), std::string::npos) << r.error().message;
+        EXPECT_EQ(server.requests(), 0);
+    }
 }
 
 TEST(RemoteBackendTest, ParsesUrls) {
