@@ -61,6 +61,9 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
     cmd->add_option("--draft", f.sched.draft_tokens,
                     "Speculative decoding: prompt-lookup draft tokens per step (0: off)")
         ->capture_default_str();
+    cmd->add_flag("--mtp", f.sched.mtp,
+                  "Speculative decoding with the model's MTP block (one draft token per step; "
+                  "models with nextn layers, cpu and reference backends), instead of --draft");
 }
 
 struct Engine {
@@ -89,6 +92,11 @@ Expected<Engine> load_engine(const EngineFlags& f, bool threaded) {
     o.disk_dir = f.disk == "none" ? "" : f.disk;
     o.disk_bytes = f.disk_mb << 20;
     o.threaded = threaded;
+    if (o.mtp && e.model->hparams().n_nextn == 0)
+        std::fprintf(stderr, "latent: --mtp: %s has no MTP block; no drafts\n", f.model.c_str());
+    else if (o.mtp && !e.backend->supports_mtp())
+        std::fprintf(stderr, "latent: --mtp: the %s backend cannot run the MTP block; no drafts\n",
+                     e.backend->name().c_str());
     auto s = Scheduler::create(*e.model, *e.backend, o);
     if (!s) return s.error();
     e.scheduler = std::move(*s);
@@ -294,6 +302,7 @@ void register_bench_batch(CLI::App& app, int& exit_code) {
                               {"edit", a->edit},
                               {"prefix_cache", !a->engine.no_prefix_cache},
                               {"draft", a->engine.sched.draft_tokens},
+                              {"mtp", a->engine.sched.mtp},
                               {"drafted_tokens", e->scheduler->stats().drafted_tokens},
                               {"accepted_tokens", e->scheduler->stats().accepted_tokens},
                               {"rows", nlohmann::json::array()}};

@@ -44,6 +44,7 @@ Expected<std::unique_ptr<LocalBackend>> LocalBackend::create(const LocalBackendO
     so.prefill_chunk = std::max(1, options.prefill_chunk);
     so.warm_chunk = std::max(1, options.warm_chunk);
     so.draft_tokens = std::max(0, options.draft_tokens);
+    so.mtp = options.mtp;
     auto s = engine::Scheduler::create(*b->model_, *b->engine_, so);
     if (!s && !so.disk_dir.empty()) {
         // An unusable cache folder costs the disk tier, not the completions.

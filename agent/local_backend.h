@@ -45,6 +45,8 @@ struct LocalBackendOptions {
     // Prompt-lookup draft tokens verified per step for greedy requests (0: off); the
     // output is the same either way.
     int32_t draft_tokens = 4;
+    // Drafts from the model's MTP block instead (where it has one), one token per step.
+    bool mtp = false;
 };
 
 // Thread safety: all public methods may be called from any thread; fim and chat block

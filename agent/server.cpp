@@ -113,6 +113,7 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
     num(j, "cacheMb", cache_mb, 16, 1 << 20);
     s.cache_mb = static_cast<uint64_t>(cache_mb);
     s.prefix_cache = get_or<bool>(j, "prefixCache", s.prefix_cache);
+    s.mtp = get_or<bool>(j, "mtp", s.mtp);
     if (j.contains("diskCache") && j["diskCache"].is_object()) {
         const json& d = j["diskCache"];
         str(d, "dir", s.disk_cache_dir);
@@ -143,6 +144,7 @@ json redacted(const Settings& s) {
             {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
             {"cacheMb", s.cache_mb},
             {"prefixCache", s.prefix_cache},
+            {"mtp", s.mtp},
             {"diskCache", {{"dir", s.disk_cache_dir}, {"mb", s.disk_cache_mb}}}};
 }
 
@@ -402,8 +404,8 @@ void Server::apply_settings(const json& j) {
         old.remote_url != now.remote_url || old.remote_model != now.remote_model ||
         old.remote_key != now.remote_key || old.remote_fim_api != now.remote_fim_api ||
         old.script != now.script || old.cache_mb != now.cache_mb || old.threads != now.threads ||
-        old.prefix_cache != now.prefix_cache || old.disk_cache_dir != now.disk_cache_dir ||
-        old.disk_cache_mb != now.disk_cache_mb;
+        old.prefix_cache != now.prefix_cache || old.mtp != now.mtp ||
+        old.disk_cache_dir != now.disk_cache_dir || old.disk_cache_mb != now.disk_cache_mb;
     if (initialized && backend_changed) {
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -475,6 +477,7 @@ void Server::start_backend() {
             lo.threads = s.threads;
             lo.cache_bytes = s.cache_mb << 20;
             lo.prefix_cache = s.prefix_cache;
+            lo.mtp = s.mtp;
             if (s.disk_cache_mb > 0) lo.disk_dir = s.disk_cache_dir;
             lo.disk_bytes = s.disk_cache_mb << 20;
             const auto t0 = Clock::now();

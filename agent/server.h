@@ -54,6 +54,7 @@ struct Settings {
     std::string index_db;              // "index.db": database path (one folder only; tests)
     uint64_t cache_mb = 1024;          // "cacheMb": latent cache budget of the local backend
     bool prefix_cache = true;          // "prefixCache": false recomputes every prompt (benchmarks)
+    bool mtp = false;  // "mtp": draft tokens from the model's MTP block instead of prompt lookup
     // "diskCache.dir": prefix pages on disk; "default" = $XDG_CACHE_HOME/latent/kv/<model id>
     std::string disk_cache_dir = "default";
     uint64_t disk_cache_mb = 4096;    // "diskCache.mb": 0 turns the disk tier off

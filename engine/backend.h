@@ -1,7 +1,9 @@
 // Backend: the one interface every forward-pass implementation offers (the plain
-// reference here; the fast CPU and CUDA backends later). A backend runs a batch of new
-// tokens of one sequence through the model, appending their rows to the sequence's
-// latent cache, and returns logits. It does not sample or manage prefixes: Session does.
+// reference, the fast CPU backend in cpu/, CUDA in cuda/). A backend runs new tokens of
+// one sequence — or of several at once (forward_batch) — through the model, appending
+// their rows to each sequence's latent cache, and returns logits; where it can, it also
+// runs the model's MTP block for draft tokens. It does not sample or manage prefixes:
+// Session and the Scheduler do.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +44,22 @@ struct SeqBatch {
     std::span<const int32_t> tokens;  // at positions seq->n_tokens() ..
     LogitsMode mode = LogitsMode::kLast;
     std::vector<float>* logits = nullptr;  // resized; null: this sequence needs none
+    // Resized to [tokens][n_embd]: every new row's output of the last trunk layer (before
+    // output_norm), the input of the model's MTP block. Null: not wanted.
+    std::vector<float>* hidden = nullptr;
+};
+
+// One sequence's part of a pass through the model's MTP (NextN) block
+// (Backend::forward_mtp). Row i pairs the trunk's output at some position p (hidden) with
+// the token at p + 1 (next); the block's logits for the last row predict the token at
+// p + 2: a draft for speculative decoding. The block keeps its own latent cache `seq`
+// (a one-layer LatentCache): positions count from its first row, which may be later than
+// the sequence's first token (RoPE is relative, so attention sees the same distances).
+struct MtpBatch {
+    SeqCache* seq = nullptr;
+    std::span<const float> hidden;         // [tokens][n_embd]
+    std::span<const int32_t> next;         // [tokens]
+    std::vector<float>* logits = nullptr;  // resized to the last row's [n_vocab]
 };
 
 class Backend {
@@ -67,6 +85,15 @@ public:
                 !s)
                 return s;
         return Status::success();
+    }
+
+    // Whether forward_mtp() works and forward_batch() fills SeqBatch::hidden.
+    virtual bool supports_mtp() const { return false; }
+    // Runs the model's first MTP block (hparams().n_nextn > 0) over each entry; all or
+    // nothing per entry as forward_batch.
+    virtual Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) {
+        (void)model, (void)batch;
+        return make_error("this backend has no MTP block support");
     }
 };
 

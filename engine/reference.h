@@ -18,10 +18,21 @@ public:
     std::string name() const override { return "reference"; }
     Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                    LogitsMode mode, std::vector<float>& logits) override;
+    // One sequence after another, as forward(), with SeqBatch::hidden filled.
+    Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override;
+    bool supports_mtp() const override { return true; }
+    // The MTP block as DeepSeek-V3 defines it: eh_proj over [enorm(embedding of the next
+    // token) | hnorm(trunk output)], one transformer block, shared_head_norm and
+    // shared_head_head (the model's output_norm / output where the file has none).
+    Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override;
 
     // Called after each layer of a forward pass (layer index, layer count), so a caller
     // can show progress when a pass takes long (a big model through the slow reference).
     std::function<void(uint32_t layer, uint32_t n_layer)> on_layer;
+
+private:
+    Status run(const Model& model, SeqCache& seq, std::span<const int32_t> tokens, LogitsMode mode,
+               std::vector<float>& logits, std::vector<float>* hidden);
 };
 
 // Building blocks, exposed for tests and for fast paths to check themselves against.

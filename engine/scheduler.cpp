@@ -19,6 +19,20 @@ struct Scheduler::Seq {
     RequestResult result;
     Clock::time_point submitted;
     bool done = false;
+    // MTP drafting: the block's cache, the trunk outputs it has not seen yet (positions
+    // mtp_pos..), and its guess for the token after `pending` (-1: none).
+    std::unique_ptr<SeqCache> mtp_cache;
+    std::vector<float> mtp_hidden;
+    int32_t mtp_pos = -1;
+    int32_t mtp_draft = -1;
+
+    // The token at position p when it is known (prompt, computed, or sampled), else -1.
+    int32_t token_at(size_t p) const {
+        if (p < tokens.size()) return tokens[p];
+        if (p < req.prompt.size()) return req.prompt[p];
+        if (p == tokens.size() && pending >= 0 && !prefilling()) return pending;
+        return -1;
+    }
 
     bool prefilling() const { return cache->n_tokens() < static_cast<int32_t>(req.prompt.size()); }
 };
@@ -72,6 +86,12 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, Backe
     }
     s->prefix_ = std::make_unique<PrefixCache>(
         *s->cache_, PrefixCache::Options{o.prefix_cache_bytes, s->disk_.get()});
+    if (o.mtp && hp.n_nextn > 0 && backend.supports_mtp()) {
+        // One layer beside the trunk's n_layer: a matching share of the cache memory.
+        LatentCache::Config mc{1, hp.kv_lora_rank, hp.n_rot, o.page_tokens,
+                               std::max<uint64_t>(o.cache_bytes / hp.n_layer, 1 << 20)};
+        s->mtp_cache_ = std::make_unique<LatentCache>(mc);
+    }
     if (o.threaded) s->thread_ = std::thread([p = s.get()] { p->loop(); });
     return s;
 }
@@ -168,6 +188,7 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
         if (opt_.prefix_cache && reason != "error") prefix_->insert(s.tokens, *s.cache);
         s.cache.reset();
     }
+    s.mtp_cache.reset();
     {
         std::lock_guard lock(mu_);
         ++stats_.finished;
@@ -211,6 +232,7 @@ struct Scheduler::Work {
     bool prefill = false;
     std::vector<int32_t> tokens;  // a prompt chunk, or the pending token + draft tokens
     std::vector<float> logits;
+    std::vector<float> hidden;  // MTP on: the trunk's output rows, for the block
 };
 
 Scheduler::Work Scheduler::plan_prefill(Seq& s) {
@@ -226,6 +248,10 @@ Scheduler::Work Scheduler::plan_prefill(Seq& s) {
             s.tokens.assign(prompt.begin(), prompt.begin() + m.n_tokens);
         }
         s.result.computed_tokens = n - s.result.cached_tokens;
+        if (mtp_on()) {
+            s.mtp_cache = std::make_unique<SeqCache>(*mtp_cache_);
+            s.mtp_pos = s.cache->n_tokens();  // the block starts where computing starts
+        }
     }
     const int32_t at = s.cache->n_tokens();
     const int32_t chunk = s.req.priority == Priority::kWarm && opt_.warm_chunk > 0
@@ -243,10 +269,12 @@ Scheduler::Work Scheduler::plan_decode(Seq& s) {
     Work w;
     w.seq = &s;
     w.tokens = {s.pending};
-    if (opt_.draft_tokens > 0) {
+    const int32_t room = s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size());
+    if (s.mtp_cache) {
+        if (s.mtp_draft >= 0 && room > 1) w.tokens.push_back(s.mtp_draft);
+    } else if (opt_.draft_tokens > 0) {
         std::vector<int32_t> ctx = s.tokens;
         ctx.push_back(s.pending);
-        const int32_t room = s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size());
         auto draft = prompt_lookup_draft(ctx, std::min(opt_.draft_tokens, room - 1));
         w.tokens.insert(w.tokens.end(), draft.begin(), draft.end());
     }
@@ -256,6 +284,7 @@ Scheduler::Work Scheduler::plan_decode(Seq& s) {
 void Scheduler::after_prefill(Seq& s, const Work& w) {
     const auto& prompt = s.req.prompt;
     s.tokens.insert(s.tokens.end(), w.tokens.begin(), w.tokens.end());
+    if (s.mtp_cache) s.mtp_hidden.insert(s.mtp_hidden.end(), w.hidden.begin(), w.hidden.end());
     if (s.prefilling()) return;
     if (opt_.prefix_cache) {
         // Share the prompt's whole pages at once (concurrent requests with the same
@@ -282,8 +311,12 @@ void Scheduler::after_decode(Seq& s, const Work& w) {
     s.result.drafted_tokens += static_cast<int32_t>(batch.size() - 1);
     // Row i of logits follows batch[i]; draft token batch[i + 1] is kept only if it is
     // what sampling row i gives, so the output is what decoding one by one gives.
+    const size_t E = model_.hparams().n_embd;
     for (size_t i = 0; i < batch.size(); ++i) {
         s.tokens.push_back(batch[i]);
+        if (s.mtp_cache)  // the row of a committed token: the block's input
+            s.mtp_hidden.insert(s.mtp_hidden.end(), w.hidden.begin() + i * E,
+                                w.hidden.begin() + (i + 1) * E);
         const int32_t id =
             s.sampler->sample(w.logits.data() + i * n_vocab, static_cast<int32_t>(n_vocab));
         s.sampler->accept(id);
@@ -304,7 +337,8 @@ void Scheduler::run_batch(std::vector<Work>& work) {
     for (Work& w : work) {
         const LogitsMode mode =
             w.tokens.size() > 1 && !w.prefill ? LogitsMode::kAll : LogitsMode::kLast;
-        batch.push_back({w.seq->cache.get(), w.tokens, mode, &w.logits});
+        batch.push_back({w.seq->cache.get(), w.tokens, mode, &w.logits,
+                         w.seq->mtp_cache ? &w.hidden : nullptr});
         before.push_back(w.seq->cache->n_tokens());
     }
     if (Status st = backend_.forward_batch(model_, batch); !st) {
@@ -329,6 +363,58 @@ void Scheduler::run_batch(std::vector<Work>& work) {
             after_prefill(*w.seq, w);
         else
             after_decode(*w.seq, w);
+    }
+}
+
+void Scheduler::run_mtp() {
+    // Every sequence's trunk rows whose next token is known go through the MTP block; the
+    // last row's guess, where it follows the newest token, is the next step's draft.
+    const size_t E = model_.hparams().n_embd;
+    struct Item {
+        Seq* seq;
+        size_t rows;
+        std::vector<int32_t> next;
+        std::vector<float> logits;
+    };
+    std::vector<Item> items;
+    for (auto& sp : running_) {
+        Seq& s = *sp;
+        if (s.done || !s.mtp_cache) continue;
+        s.mtp_draft = -1;
+        Item it{&s, 0, {}, {}};
+        const size_t avail = s.mtp_hidden.size() / E;
+        while (it.rows < avail) {
+            const int32_t next = s.token_at(static_cast<size_t>(s.mtp_pos) + it.rows + 1);
+            if (next < 0) break;
+            it.next.push_back(next);
+            ++it.rows;
+        }
+        if (it.rows > 0) items.push_back(std::move(it));
+    }
+    if (items.empty()) return;
+    std::vector<MtpBatch> batch;
+    for (Item& it : items)
+        batch.push_back({it.seq->mtp_cache.get(),
+                         std::span<const float>(it.seq->mtp_hidden).first(it.rows * E), it.next,
+                         &it.logits});
+    if (Status st = backend_.forward_mtp(model_, batch); !st) {
+        // Drafts are only a guess: without them every request still runs, one token a step.
+        for (Item& it : items) {
+            it.seq->mtp_cache.reset();
+            it.seq->mtp_hidden.clear();
+        }
+        return;
+    }
+    for (Item& it : items) {
+        Seq& s = *it.seq;
+        s.mtp_hidden.erase(s.mtp_hidden.begin(),
+                           s.mtp_hidden.begin() + static_cast<std::ptrdiff_t>(it.rows * E));
+        s.mtp_pos += static_cast<int32_t>(it.rows);
+        // The last row was position mtp_pos - 1 with next token at mtp_pos: its logits
+        // guess the token at mtp_pos + 1, a draft when mtp_pos is where `pending` sits.
+        if (!s.prefilling() && s.pending >= 0 && s.mtp_pos == static_cast<int32_t>(s.tokens.size()))
+            s.mtp_draft = static_cast<int32_t>(
+                std::max_element(it.logits.begin(), it.logits.end()) - it.logits.begin());
     }
 }
 
@@ -374,6 +460,7 @@ bool Scheduler::step() {
     }
     if (next) work.push_back(plan_prefill(*next));
     run_batch(work);
+    if (mtp_on()) run_mtp();
     std::erase_if(running_, [](const auto& s) { return s->done; });
     {
         std::lock_guard lock(mu_);

@@ -94,6 +94,10 @@ public:
         // Speculative decoding for greedy requests: up to this many prompt-lookup draft
         // tokens verified per step (0: off).
         int32_t draft_tokens = 0;
+        // Drafts from the model's MTP (NextN) block instead, one token per step, where the
+        // model has one and the backend runs it (Backend::supports_mtp); else ignored.
+        // The block sees the positions this request computed (not cached prefixes).
+        bool mtp = false;
         bool threaded = true;  // false: no thread; the caller calls run_until_idle()
     };
 
@@ -154,6 +158,8 @@ private:
     void run_batch(std::vector<Work>& work);
     void after_decode(Seq& s, const Work& w);
     void after_prefill(Seq& s, const Work& w);
+    void run_mtp();
+    bool mtp_on() const { return mtp_cache_ != nullptr; }
 
     const Model& model_;
     Backend& backend_;
@@ -161,6 +167,7 @@ private:
     std::unique_ptr<LatentCache> cache_;
     std::unique_ptr<DiskCache> disk_;
     std::unique_ptr<PrefixCache> prefix_;
+    std::unique_ptr<LatentCache> mtp_cache_;  // the MTP block's rows (one layer); null: off
 
     mutable std::mutex mu_;  // guards everything below it
     std::condition_variable wake_, idle_;

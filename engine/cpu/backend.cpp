@@ -152,9 +152,32 @@ Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const in
 }
 
 Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> batch) {
+    return run(model, batch, {});
+}
+
+Status CpuBackend::forward_mtp(const Model& model, std::span<const MtpBatch> batch) {
+    const HParams& hp = model.hparams();
+    if (hp.n_nextn == 0) return make_error("forward_mtp: the model has no MTP block");
+    std::vector<SeqBatch> seqs;
+    std::vector<std::span<const float>> hidden;
+    for (const MtpBatch& b : batch) {
+        if (b.hidden.size() != b.next.size() * hp.n_embd)
+            return make_error("forward_mtp: hidden rows do not match the tokens");
+        seqs.push_back({b.seq, b.next, LogitsMode::kLast, b.logits});
+        hidden.push_back(b.hidden);
+    }
+    return run(model, seqs, hidden);
+}
+
+Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
+                       std::span<const std::span<const float>> mtp_hidden) {
     const HParams& hp = model.hparams();
     const Weights& W = model.weights();
     if (batch.empty()) return make_error("forward: empty batch");
+    // The trunk (layers 0..n_layer, cache layer = layer), or the first MTP block (weights
+    // layer n_layer, cache layer 0 of the block's own cache).
+    const bool mtp = !mtp_hidden.empty();
+    const uint32_t first_layer = mtp ? hp.n_layer : 0, end_layer = hp.n_layer + (mtp ? 1 : 0);
     // The sequences' tokens one after another; for each token its sequence and position.
     const auto S = static_cast<int64_t>(batch.size());
     std::vector<int64_t> seg_begin(S + 1, 0);
@@ -187,7 +210,7 @@ Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> b
     // Legacy layout: W_UK^T as float, once per model.
     if (impl_->model != &model) {
         impl_->model = &model;
-        impl_->wuk_t.assign(hp.n_layer, {});
+        impl_->wuk_t.assign(hp.n_layer + hp.n_nextn, {});
     }
 
     // cos/sin of every rotated pair at every new position, shared by all layers and heads.
@@ -201,17 +224,35 @@ Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> b
         }
 
     std::vector<float> x(T * E), xn(T * E);
-    for (int64_t t = 0; t < T; ++t)
-        dequantize_row(W.token_embd.type, W.token_embd.row(ids[t]), &x[t * E], E);
-
     Acts a_in, a_aux, a_aux2;
+    if (!mtp) {
+        for (int64_t t = 0; t < T; ++t)
+            dequantize_row(W.token_embd.type, W.token_embd.row(ids[t]), &x[t * E], E);
+    } else {
+        // x[t] = eh_proj [RMSNorm(embedding of next[t]; enorm) | RMSNorm(hidden[t]; hnorm)].
+        const LayerWeights& l = W.layers[hp.n_layer];
+        const Tensor& embd = l.nextn_embed_tokens ? l.nextn_embed_tokens : W.token_embd;
+        std::vector<float> cat(T * 2 * E);
+        for (int64_t b = 0; b < S; ++b)
+            for (int64_t i = 0; i < seg_begin[b + 1] - seg_begin[b]; ++i) {
+                float* c = &cat[(seg_begin[b] + i) * 2 * E];
+                dequantize_row(embd.type, embd.row(batch[b].tokens[i]), c, E);
+                rms_norm(c, f32(l.nextn_enorm), E, eps);
+                std::copy_n(&mtp_hidden[b][i * E], E, c + E);
+                rms_norm(c + E, f32(l.nextn_hnorm), E, eps);
+            }
+        pass.quantize(l.nextn_eh_proj.type, cat.data(), 2 * E, T, 2 * E, a_in);
+        pass.run({job_for(l.nextn_eh_proj, 0, a_in.rows.data(), T, x.data(), E)});
+    }
+
     std::vector<float> q(T * H * qk), kva(T * (L + r)), q_abs(T * H * L), o_lat(T * H * L),
         o(T * H * v), attn(T * E), cq;
     std::vector<const uint8_t*> ptrs;
     std::vector<Job> jobs;
 
-    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+    for (uint32_t il = first_layer; il < end_layer; ++il) {
         const LayerWeights& l = W.layers[il];
+        const uint32_t cl = il - first_layer;  // the layer's rows in the cache
 
         // ---- Attention (MLA, absorbed) ----
         xn = x;
@@ -243,7 +284,7 @@ Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> b
 
         // Cache rows (normed c_kv, rotated k_pe) and rotated q_pe.
         pass.for_rows(T, [&](int64_t t) {
-            float* row = seq_of[t]->row(pos[t], il);
+            float* row = seq_of[t]->row(pos[t], cl);
             std::copy_n(&kva[t * (L + r)], L + r, row);
             rms_norm(row, f32(l.attn_kv_a_norm), L, eps);
             const double* c = &rc[t * (r / 2)];
@@ -308,7 +349,7 @@ Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> b
                 }
                 const int64_t last = pos[t0 + nt - 1];
                 for (int64_t j = 0; j <= last; ++j) {
-                    const float* row = seq.row(static_cast<int32_t>(j), il);
+                    const float* row = seq.row(static_cast<int32_t>(j), cl);
                     for (int64_t tt = 0; tt < nt; ++tt) {
                         const int64_t t = t0 + tt;
                         if (j > pos[t]) continue;  // causal
@@ -482,6 +523,14 @@ Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> b
         for (int64_t i = 0; i < T * E; ++i) x[i] += y[i];
     }
     for (const SeqBatch& sb : batch) sb.seq->commit(static_cast<int32_t>(sb.tokens.size()));
+    for (int64_t b = 0; b < S; ++b)
+        if (batch[b].hidden)
+            batch[b].hidden->assign(x.begin() + seg_begin[b] * E, x.begin() + seg_begin[b + 1] * E);
+    const LayerWeights* nextn = mtp ? &W.layers[hp.n_layer] : nullptr;
+    const Tensor& out_norm =
+        nextn && nextn->nextn_shared_head_norm ? nextn->nextn_shared_head_norm : W.output_norm;
+    const Tensor& out_head =
+        nextn && nextn->nextn_shared_head_head ? nextn->nextn_shared_head_head : W.output;
 
     // Logits of the tokens that want them, in one matmul, then handed to each sequence.
     std::vector<int64_t> out_rows;
@@ -496,14 +545,14 @@ Status CpuBackend::forward_batch(const Model& model, std::span<const SeqBatch> b
     std::vector<float> xo(n_out * E);
     for (int64_t i = 0; i < n_out; ++i) {
         std::copy_n(&x[out_rows[i] * E], E, &xo[i * E]);
-        rms_norm(&xo[i * E], f32(W.output_norm), E, eps);
+        rms_norm(&xo[i * E], f32(out_norm), E, eps);
     }
     const int64_t V = hp.n_vocab;
     std::vector<float> all;
     std::vector<float>* dst = S == 1 ? batch[0].logits : &all;  // one sequence: in place
     dst->resize(n_out * V);
-    pass.quantize(W.output.type, xo.data(), E, n_out, E, a_in);
-    pass.run({job_for(W.output, 0, a_in.rows.data(), n_out, dst->data(), V)});
+    pass.quantize(out_head.type, xo.data(), E, n_out, E, a_in);
+    pass.run({job_for(out_head, 0, a_in.rows.data(), n_out, dst->data(), V)});
     if (S > 1) {
         int64_t at = 0;
         for (int64_t b = 0; b < S; ++b) {

@@ -44,8 +44,14 @@ public:
     // One pass for several sequences: every matmul runs over all their tokens (weights
     // read once), attention per sequence over its own cache. All or nothing on error.
     Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override;
+    bool supports_mtp() const override { return true; }
+    // The MTP block through the same pass as the trunk (one layer, the block's head).
+    Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override;
 
 private:
+    // The trunk, or with mtp_hidden (one span per sequence) the first MTP block.
+    Status run(const Model& model, std::span<const SeqBatch> batch,
+               std::span<const std::span<const float>> mtp_hidden);
     struct Impl;
     ThreadPool pool_;
     const cpu::Kernels& k_;

@@ -454,5 +454,86 @@ TEST(CpuBackend, ABatchWithASequenceTwiceIsRefused) {
     EXPECT_EQ(seq.n_tokens(), 0);
 }
 
+TEST(CpuBackend, MtpBlockAndHiddenRowsMatchTheReference) {
+    // A V3-style tiny model with one MTP block: the trunk's output rows (the block's input)
+    // and the block's logits, for a prompt and then one row at a time, as the reference.
+    for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kF16}) {
+        MakeModelOptions o;
+        o.preset = "tiny";
+        o.quant = type;
+        o.mtp = true;
+        auto m = Model::load(test::make_test_model(o));
+        ASSERT_TRUE(m.ok()) << m.error().message;
+        const HParams& hp = (*m)->hparams();
+        ASSERT_EQ(hp.n_nextn, 1u);
+        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+        LatentCache mtp_cache(LatentCache::Config{1, hp.kv_lora_rank, hp.n_rot, 4});
+        CpuBackend fast(2, nullptr, /*precise=*/true);
+        ReferenceBackend slow;
+        ASSERT_TRUE(fast.supports_mtp());
+        ASSERT_TRUE(slow.supports_mtp());
+        std::mt19937 rng(9);
+        std::vector<int32_t> toks(14);
+        for (int32_t& id : toks) id = static_cast<int32_t>(rng() % hp.n_vocab);
+        struct Side {
+            Side(LatentCache& c, LatentCache& mc) : seq(c), mtp(mc) {}
+            SeqCache seq, mtp;
+            std::vector<float> logits, hidden, mtp_logits;
+        };
+        Side a(cache, mtp_cache), b(cache, mtp_cache);
+        auto step = [&](Backend& be, Side& sd, std::span<const int32_t> in,
+                        std::span<const int32_t> next) {
+            const SeqBatch sb{&sd.seq, in, LogitsMode::kLast, &sd.logits, &sd.hidden};
+            ASSERT_TRUE(be.forward_batch(**m, std::span<const SeqBatch>(&sb, 1)).ok());
+            ASSERT_EQ(sd.hidden.size(), in.size() * hp.n_embd);
+            const MtpBatch mb{&sd.mtp, sd.hidden, next, &sd.mtp_logits};
+            ASSERT_TRUE(be.forward_mtp(**m, std::span<const MtpBatch>(&mb, 1)).ok());
+            ASSERT_EQ(sd.mtp_logits.size(), hp.n_vocab);
+        };
+        auto compare = [&](const std::vector<float>& x, const std::vector<float>& y,
+                           const char* what) {
+            ASSERT_EQ(x.size(), y.size()) << what;
+            const double scale = rms(y.data(), y.size());
+            double err = 0;
+            for (size_t i = 0; i < y.size(); ++i)
+                err = std::max(err, double(std::fabs(x[i] - y[i])));
+            EXPECT_LT(err / scale, 1e-4) << what << " type " << int(type);
+        };
+        const std::span<const int32_t> all(toks);
+        // The prompt: rows 0..9 with next tokens 1..10; then single rows.
+        step(fast, a, all.first(10), all.subspan(1, 10));
+        step(slow, b, all.first(10), all.subspan(1, 10));
+        compare(a.hidden, b.hidden, "hidden");
+        compare(a.mtp_logits, b.mtp_logits, "mtp logits");
+        for (size_t p = 10; p + 1 < toks.size(); ++p) {
+            step(fast, a, all.subspan(p, 1), all.subspan(p + 1, 1));
+            step(slow, b, all.subspan(p, 1), all.subspan(p + 1, 1));
+            compare(a.hidden, b.hidden, "hidden");
+            compare(a.logits, b.logits, "logits");
+            compare(a.mtp_logits, b.mtp_logits, "mtp logits");
+        }
+        EXPECT_EQ(a.mtp.n_tokens(), static_cast<int32_t>(toks.size() - 1));
+    }
+}
+
+TEST(CpuBackend, ModelsWithoutAnMtpBlockRefuseIt) {
+    MakeModelOptions o;
+    o.preset = "tiny";
+    o.quant = GgmlType::kQ8_0;
+    o.mtp = false;
+    auto m = Model::load(test::make_test_model(o));
+    ASSERT_TRUE(m.ok());
+    const HParams& hp = (*m)->hparams();
+    LatentCache mc(LatentCache::Config{1, hp.kv_lora_rank, hp.n_rot, 4});
+    SeqCache seq(mc);
+    std::vector<float> hidden(hp.n_embd), logits;
+    const std::vector<int32_t> next = {3};
+    const MtpBatch mb{&seq, hidden, next, &logits};
+    CpuBackend b(1);
+    EXPECT_FALSE(b.forward_mtp(**m, std::span<const MtpBatch>(&mb, 1)).ok());
+    EXPECT_FALSE(ReferenceBackend().forward_mtp(**m, std::span<const MtpBatch>(&mb, 1)).ok());
+    EXPECT_EQ(seq.n_tokens(), 0);
+}
+
 }  // namespace
 }  // namespace latent::engine

@@ -466,5 +466,132 @@ TEST_F(SchedulerTest, TheCpuBackendBatchesConcurrentRequestsAsItRunsThemAlone) {
     expect_no_leak(s);
 }
 
+// The reference with its MTP block's logits replaced by a one-hot guess from an oracle
+// (the sequence greedy decoding gives), right or wrong on purpose, so tests can steer how
+// many drafts are accepted; the block itself still runs and keeps its cache.
+class OracleMtpBackend final : public Backend {
+public:
+    std::string name() const override { return "oracle"; }
+    Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
+                   LogitsMode mode, std::vector<float>& logits) override {
+        return ref.forward(model, seq, tokens, mode, logits);
+    }
+    Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override {
+        return ref.forward_batch(model, batch);
+    }
+    bool supports_mtp() const override { return true; }
+    Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override {
+        if (Status st = ref.forward_mtp(model, batch); !st) return st;
+        for (const MtpBatch& b : batch) {
+            // The last row is position p = n_tokens - 1 (no cached prefix here); its guess
+            // is for the token at p + 2.
+            const size_t at = static_cast<size_t>(b.seq->n_tokens()) + 1;
+            if (at >= truth.size()) continue;
+            ++guesses;
+            int32_t id = truth[at];
+            if (wrong_every && guesses % wrong_every == 0)
+                id = (id + 1) % int32_t(b.logits->size());
+            std::fill(b.logits->begin(), b.logits->end(), 0.0f);
+            (*b.logits)[static_cast<size_t>(id)] = 1.0f;
+        }
+        return Status::success();
+    }
+    ReferenceBackend ref;
+    std::vector<int32_t> truth;  // prompt + the greedy continuation
+    int wrong_every = 0;         // every n-th guess wrong (0: never)
+    int guesses = 0;
+};
+
+class SchedulerMtpTest : public SchedulerTest {
+protected:
+    void SetUp() override {
+        MakeModelOptions o;
+        o.preset = "tiny";
+        o.quant = GgmlType::kQ8_0;
+        o.mtp = true;
+        auto m = Model::load(test::make_test_model(o));
+        ASSERT_TRUE(m.ok()) << m.error().message;
+        model = std::move(*m);
+        ASSERT_EQ(model->hparams().n_nextn, 1u);
+    }
+};
+
+TEST_F(SchedulerMtpTest, MtpDraftsLeaveGreedyOutputUnchanged) {
+    const auto p = ids(13, 51);
+    const auto want = alone(p, 10);
+    auto o = options();
+    o.mtp = true;
+    auto s = make(o);  // the real block (random weights: its guesses are mostly wrong)
+    const auto r = run(*s, greedy(p, 10));
+    EXPECT_EQ(r.tokens, want);
+    EXPECT_GT(r.drafted_tokens, 0);
+    EXPECT_LE(r.accepted_tokens, r.drafted_tokens);
+    expect_no_leak(*s);
+}
+
+TEST_F(SchedulerMtpTest, AcceptedAndRejectedDraftsKeepTheBlocksInputInStep) {
+    const auto p = ids(9, 52);
+    const int n = 12;
+    const auto want = alone(p, n);
+    for (int wrong_every : {0, 2, 3}) {
+        OracleMtpBackend oracle;
+        oracle.truth = p;
+        oracle.truth.insert(oracle.truth.end(), want.begin(), want.end());
+        oracle.wrong_every = wrong_every;
+        auto o = options();
+        o.mtp = true;
+        o.prefix_cache = false;  // the oracle counts positions from the first token
+        auto sched = Scheduler::create(*model, oracle, o);
+        ASSERT_TRUE(sched.ok());
+        const auto r = run(**sched, greedy(p, n));
+        EXPECT_EQ(r.tokens, want) << "wrong_every " << wrong_every;
+        EXPECT_GT(r.drafted_tokens, 0);
+        if (wrong_every == 0) {
+            EXPECT_EQ(r.accepted_tokens, r.drafted_tokens);
+            // Two tokens a step after the first: about half the steps.
+            EXPECT_LE((*sched)->stats().steps, static_cast<uint64_t>(2 + n / 2));
+        } else {
+            EXPECT_GT(r.accepted_tokens, 0);
+            EXPECT_LT(r.accepted_tokens, r.drafted_tokens);
+        }
+    }
+}
+
+TEST_F(SchedulerMtpTest, ConcurrentRequestsWithMtpOnTheCpuBackend) {
+    CpuBackend cpu(2, nullptr, /*precise=*/true);
+    auto o = options();
+    o.mtp = true;
+    auto sched = Scheduler::create(*model, cpu, o);
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    std::vector<std::vector<int32_t>> prompts = {ids(6, 61), ids(11, 62), ids(4, 63)};
+    prompts[1].insert(prompts[1].begin(), prompts[0].begin(), prompts[0].end());  // shared prefix
+    std::map<size_t, RequestResult> got;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto r = greedy(prompts[i], 7);
+        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
+        ASSERT_TRUE(s.submit(std::move(r)).ok());
+    }
+    s.run_until_idle();
+    const HParams& hp = model->hparams();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+        CpuBackend one(2, nullptr, /*precise=*/true);
+        Session session(*model, one, cache);
+        auto pre = session.prefill(prompts[i]);
+        ASSERT_TRUE(pre.ok());
+        std::vector<float> logits = pre->logits;
+        std::vector<int32_t> want;
+        for (int k = 0; k < 7; ++k) {
+            want.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                                logits.begin()));
+            if (k + 1 < 7) logits = *session.decode(want.back());
+        }
+        EXPECT_EQ(got[i].tokens, want) << "request " << i;
+        EXPECT_GT(got[i].drafted_tokens, 0) << "request " << i;
+    }
+    expect_no_leak(s);
+}
+
 }  // namespace
 }  // namespace latent::engine
