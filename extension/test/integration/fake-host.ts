@@ -1,0 +1,298 @@
+// A fake VS Code host for the bundled extension (dist/extension.js): enough of the `vscode`
+// API for the real vscode-languageclient inside the bundle to start `latent lsp`, sync
+// documents and register its providers, with everything the extension does recorded.
+// Built on test/vscode-mock.ts; any other class the bundle names is a plain stand-in.
+import * as fs from 'node:fs';
+import * as base from '../vscode-mock';
+
+const { Disposable, EventEmitter, Position, Range, Uri } = base;
+type Handler = (...a: any[]) => any;
+
+export class InlineCompletionItem {
+  constructor(
+    public insertText: string | { value: string },
+    public range?: base.Range,
+    public command?: unknown,
+  ) {}
+}
+export class InlineCompletionList {
+  constructor(public items: InlineCompletionItem[]) {}
+}
+export class CodeActionKind {
+  static readonly Empty = new CodeActionKind('');
+  static readonly QuickFix = new CodeActionKind('quickfix');
+  static readonly Refactor = new CodeActionKind('refactor');
+  static readonly RefactorRewrite = new CodeActionKind('refactor.rewrite');
+  static readonly RefactorExtract = new CodeActionKind('refactor.extract');
+  static readonly RefactorInline = new CodeActionKind('refactor.inline');
+  static readonly Source = new CodeActionKind('source');
+  static readonly SourceOrganizeImports = new CodeActionKind('source.organizeImports');
+  static readonly SourceFixAll = new CodeActionKind('source.fixAll');
+  constructor(readonly value: string) {}
+  append(part: string): CodeActionKind {
+    return new CodeActionKind(this.value ? `${this.value}.${part}` : part);
+  }
+  contains(o: CodeActionKind): boolean {
+    return this.value === o.value || o.value.startsWith(this.value + '.');
+  }
+  intersects(o: CodeActionKind): boolean {
+    return this.contains(o) || o.contains(this);
+  }
+}
+
+export interface Host {
+  vscode: Record<string, unknown>;
+  config: Record<string, unknown>;
+  secrets: Map<string, string>;
+  messages: { level: string; text: string }[];
+  answers: (string | undefined)[];
+  executed: { command: string; args: unknown[] }[];
+  commands: Map<string, Handler>;
+  providers: Map<string, unknown[]>;
+  webviewProviders: Map<string, { resolveWebviewView(v: unknown): void }>;
+  statusItems: { text: string; tooltip: string }[];
+  opened: { content: string; language: string }[];
+  applied: base.WorkspaceEdit[];
+  documents: base.TextDocument[];
+  openDocument(d: base.TextDocument): void;
+  activeTextEditor: unknown;
+  log: string[];
+  context(extensionPath: string, storage: string): Record<string, unknown>;
+}
+
+export function makeHost(bundle: string): Host {
+  const ev = () => new EventEmitter<any>();
+  const events = {
+    open: ev(),
+    close: ev(),
+    change: ev(),
+    save: ev(),
+    willSave: ev(),
+    config: ev(),
+    folders: ev(),
+    editor: ev(),
+    visible: ev(),
+    secrets: ev(),
+  };
+  const h: Host = {
+    vscode: {},
+    config: {},
+    secrets: new Map(),
+    messages: [],
+    answers: [],
+    executed: [],
+    commands: new Map(),
+    providers: new Map(),
+    webviewProviders: new Map(),
+    statusItems: [],
+    opened: [],
+    applied: [],
+    documents: [],
+    activeTextEditor: undefined,
+    log: [],
+    openDocument(d) {
+      h.documents.push(d);
+      events.open.fire(d);
+    },
+    context(extensionPath, storage) {
+      const memento = () => {
+        const m = new Map<string, unknown>();
+        return {
+          get: (k: string, d?: unknown) => (m.has(k) ? m.get(k) : d),
+          update: (k: string, v: unknown) => (m.set(k, v), Promise.resolve()),
+          keys: () => [...m.keys()],
+        };
+      };
+      return {
+        subscriptions: [],
+        extensionPath,
+        extensionUri: Uri.file(extensionPath),
+        storageUri: Uri.file(storage),
+        globalStorageUri: Uri.file(storage + '-global'),
+        logUri: Uri.file(storage + '-log'),
+        extensionMode: 3,
+        workspaceState: memento(),
+        globalState: { ...memento(), setKeysForSync: () => undefined },
+        secrets: {
+          get: (k: string) => Promise.resolve(h.secrets.get(k)),
+          store: (k: string, v: string) => (h.secrets.set(k, v), events.secrets.fire({ key: k }), Promise.resolve()),
+          delete: (k: string) => (h.secrets.delete(k), events.secrets.fire({ key: k }), Promise.resolve()),
+          onDidChange: events.secrets.event,
+        },
+        asAbsolutePath: (p: string) => `${extensionPath}/${p}`,
+      };
+    },
+  };
+  const say = (level: string) => (text: string, ...items: unknown[]) => {
+    void items;
+    h.messages.push({ level, text });
+    return Promise.resolve(h.answers.shift());
+  };
+  const register = (kind: string) => (...a: unknown[]) => {
+    h.providers.set(kind, a);
+    return new Disposable();
+  };
+  const known: Record<string, unknown> = {
+    match: (_selector: unknown, doc: base.TextDocument) => (['file', 'untitled'].includes(doc.uri.scheme) ? 10 : 0),
+    createDiagnosticCollection: (name: string) => ({
+      name,
+      set: () => undefined,
+      delete: () => undefined,
+      clear: () => undefined,
+      forEach: () => undefined,
+      get: () => undefined,
+      has: () => false,
+      dispose: () => undefined,
+    }),
+  };
+  const languages = new Proxy(known, {
+    get: (t, k: string) => t[k] ?? (k.startsWith('register') ? register(k) : undefined),
+  });
+  const window = {
+    get activeTextEditor() {
+      return h.activeTextEditor;
+    },
+    get visibleTextEditors() {
+      return h.activeTextEditor ? [h.activeTextEditor] : [];
+    },
+    onDidChangeActiveTextEditor: events.editor.event,
+    onDidChangeVisibleTextEditors: events.visible.event,
+    onDidChangeTextEditorSelection: ev().event,
+    onDidChangeWindowState: ev().event,
+    showInformationMessage: say('info'),
+    showWarningMessage: say('warning'),
+    showErrorMessage: say('error'),
+    showInputBox: (o: unknown) => say('input')(JSON.stringify(o)),
+    showQuickPick: say('pick'),
+    showOpenDialog: () => Promise.resolve(undefined),
+    setStatusBarMessage: (t: string) => (h.messages.push({ level: 'status', text: t }), new Disposable()),
+    withProgress: (_o: unknown, task: Handler) =>
+      task({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: ev().event }),
+    createOutputChannel: (name: string) => {
+      const line = (l: string) => (s: string) => void h.log.push(`[${name}] ${l}: ${s}`);
+      return {
+        name,
+        logLevel: 3,
+        onDidChangeLogLevel: ev().event,
+        trace: line('trace'),
+        debug: line('debug'),
+        info: line('info'),
+        warn: line('warn'),
+        error: (e: unknown) => line('error')(String(e)),
+        append: line('out'),
+        appendLine: line('out'),
+        replace: line('out'),
+        clear: () => undefined,
+        show: () => undefined,
+        hide: () => undefined,
+        dispose: () => undefined,
+      };
+    },
+    createStatusBarItem: () => {
+      const item = { text: '', tooltip: '', name: '', command: '', backgroundColor: undefined, show: () => undefined, hide: () => undefined, dispose: () => undefined };
+      h.statusItems.push(item);
+      return item;
+    },
+    registerWebviewViewProvider: (id: string, p: { resolveWebviewView(v: unknown): void }) => {
+      h.webviewProviders.set(id, p);
+      return new Disposable();
+    },
+    showTextDocument: () => Promise.resolve(undefined),
+    tabGroups: { all: [], onDidChangeTabs: ev().event, onDidChangeTabGroups: ev().event, close: () => Promise.resolve(true) },
+  };
+  const workspace = {
+    getConfiguration: (section?: string) => {
+      const key = (k: string) => (section ? `${section}.${k}` : k);
+      return {
+        get: (k: string, d?: unknown) => (key(k) in h.config ? h.config[key(k)] : d),
+        has: (k: string) => key(k) in h.config,
+        inspect: () => undefined,
+        update: (k: string, v: unknown) => {
+          h.config[key(k)] = v;
+          events.config.fire({ affectsConfiguration: (s: string) => key(k) === s || key(k).startsWith(s + '.') });
+          return Promise.resolve();
+        },
+      };
+    },
+    get textDocuments() {
+      return h.documents;
+    },
+    notebookDocuments: [],
+    workspaceFolders: undefined,
+    name: undefined,
+    onDidOpenTextDocument: events.open.event,
+    onDidCloseTextDocument: events.close.event,
+    onDidChangeTextDocument: events.change.event,
+    onDidSaveTextDocument: events.save.event,
+    onWillSaveTextDocument: events.willSave.event,
+    onDidOpenNotebookDocument: ev().event,
+    onDidCloseNotebookDocument: ev().event,
+    onDidChangeNotebookDocument: ev().event,
+    onDidSaveNotebookDocument: ev().event,
+    onDidChangeConfiguration: events.config.event,
+    onDidChangeWorkspaceFolders: events.folders.event,
+    onDidCreateFiles: ev().event,
+    onDidRenameFiles: ev().event,
+    onDidDeleteFiles: ev().event,
+    onWillCreateFiles: ev().event,
+    onWillRenameFiles: ev().event,
+    onWillDeleteFiles: ev().event,
+    createFileSystemWatcher: () => ({ onDidCreate: ev().event, onDidChange: ev().event, onDidDelete: ev().event, dispose: () => undefined }),
+    registerTextDocumentContentProvider: (_s: string, p: unknown) => (h.providers.set('content', [p]), new Disposable()),
+    openTextDocument: (o: { content: string; language: string }) => {
+      h.opened.push(o);
+      return Promise.resolve(new base.TextDocument(Uri.from({ scheme: 'untitled', path: 'status.json' }), o.content, o.language));
+    },
+    applyEdit: (e: base.WorkspaceEdit) => (h.applied.push(e), Promise.resolve(true)),
+    getWorkspaceFolder: () => undefined,
+    fs: { createDirectory: (u: base.Uri) => (fs.mkdirSync(u.fsPath, { recursive: true }), Promise.resolve()) },
+  };
+  const commands = {
+    registerCommand: (id: string, f: Handler) => {
+      h.commands.set(id, f);
+      return new Disposable(() => h.commands.delete(id));
+    },
+    executeCommand: (command: string, ...args: unknown[]) => {
+      h.executed.push({ command, args });
+      const f = h.commands.get(command);
+      return Promise.resolve(f ? f(...args) : undefined);
+    },
+    getCommands: () => Promise.resolve([...h.commands.keys()]),
+  };
+  // Every capitalised name the bundle uses gets a stand-in class; the real ones win.
+  const names = fs.readFileSync(bundle, 'utf8').match(/\.[A-Z][A-Za-z0-9]+/g) ?? [];
+  for (const n of names) h.vscode[n.slice(1)] = class {
+    args: unknown[];
+    constructor(...a: unknown[]) {
+      this.args = a;
+    }
+  };
+  Object.assign(h.vscode, base, {
+    InlineCompletionItem,
+    InlineCompletionList,
+    CodeActionKind,
+    Position,
+    Range,
+    LogLevel: { Off: 0, Trace: 1, Debug: 2, Info: 3, Warning: 4, Error: 5 },
+    UIKind: { Desktop: 1, Web: 2 },
+    window,
+    workspace,
+    languages,
+    commands,
+    env: {
+      language: 'en',
+      appName: 'Visual Studio Code',
+      appRoot: '/',
+      uriScheme: 'vscode',
+      machineId: 'test',
+      sessionId: 'test',
+      uiKind: 1,
+      remoteName: undefined,
+      clipboard: { writeText: () => Promise.resolve(), readText: () => Promise.resolve('') },
+      openExternal: () => Promise.resolve(true),
+    },
+    extensions: { getExtension: () => undefined, all: [] },
+    version: '1.91.0',
+  });
+  return h;
+}
