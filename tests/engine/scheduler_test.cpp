@@ -68,9 +68,12 @@ protected:
     }
     // Greedy decoding with a plain Session: what the scheduler must reproduce.
     std::vector<int32_t> alone(const std::vector<int32_t>& prompt, int n) {
+        return alone_on(backend, prompt, n);
+    }
+    std::vector<int32_t> alone_on(Backend& be, const std::vector<int32_t>& prompt, int n) {
         const HParams& hp = model->hparams();
         LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
-        Session session(*model, backend, cache);
+        Session session(*model, be, cache);
         auto pre = session.prefill(prompt);
         EXPECT_TRUE(pre.ok());
         std::vector<float> logits = pre->logits;
@@ -446,21 +449,9 @@ TEST_F(SchedulerTest, TheCpuBackendBatchesConcurrentRequestsAsItRunsThemAlone) {
     }
     s.run_until_idle();
     EXPECT_GE(s.stats().max_batch_sequences, 4u);
-    const HParams& hp = model->hparams();
+    CpuBackend one(2, nullptr, /*precise=*/true);
     for (size_t i = 0; i < prompts.size(); ++i) {
-        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
-        CpuBackend one(2, nullptr, /*precise=*/true);
-        Session session(*model, one, cache);
-        auto pre = session.prefill(prompts[i]);
-        ASSERT_TRUE(pre.ok());
-        std::vector<float> logits = pre->logits;
-        std::vector<int32_t> want;
-        for (int k = 0; k < 8; ++k) {
-            const auto id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                                 logits.begin());
-            want.push_back(id);
-            if (k + 1 < 8) logits = *session.decode(id);
-        }
+        const auto want = alone_on(one, prompts[i], 8);
         EXPECT_EQ(got[i].tokens, want) << "request " << i;
     }
     expect_no_leak(s);
@@ -573,20 +564,9 @@ TEST_F(SchedulerMtpTest, ConcurrentRequestsWithMtpOnTheCpuBackend) {
         ASSERT_TRUE(s.submit(std::move(r)).ok());
     }
     s.run_until_idle();
-    const HParams& hp = model->hparams();
+    CpuBackend one(2, nullptr, /*precise=*/true);
     for (size_t i = 0; i < prompts.size(); ++i) {
-        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
-        CpuBackend one(2, nullptr, /*precise=*/true);
-        Session session(*model, one, cache);
-        auto pre = session.prefill(prompts[i]);
-        ASSERT_TRUE(pre.ok());
-        std::vector<float> logits = pre->logits;
-        std::vector<int32_t> want;
-        for (int k = 0; k < 7; ++k) {
-            want.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                                logits.begin()));
-            if (k + 1 < 7) logits = *session.decode(want.back());
-        }
+        const auto want = alone_on(one, prompts[i], 7);
         EXPECT_EQ(got[i].tokens, want) << "request " << i;
         EXPECT_GT(got[i].drafted_tokens, 0) << "request " << i;
     }
