@@ -101,10 +101,16 @@ json completion_at(const std::string& uri, uint32_t line, uint32_t ch) {
             {"context", {{"triggerKind", 2}}}};
 }
 
+// s on one line, cut to at most `max` bytes at a character boundary (never inside a
+// UTF-8 sequence: a terminal would print garbage).
 std::string one_line(std::string s, size_t max) {
     for (char& c : s)
         if (c == '\n') c = '|';
-    if (s.size() > max) s = s.substr(0, max) + "...";
+    if (s.size() > max) {
+        size_t cut = max;
+        while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+        s = s.substr(0, cut) + "...";
+    }
     return s;
 }
 
