@@ -61,6 +61,8 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
     cmd->add_option("--draft", f.sched.draft_tokens,
                     "Speculative decoding: prompt-lookup draft tokens per step (0: off)")
         ->capture_default_str();
+    cmd->add_flag("--no-batch{false}", f.sched.batch,
+                  "One backend call per sequence in a scheduler step (for comparisons)");
     cmd->add_flag("--mtp", f.sched.mtp,
                   "Speculative decoding with the model's MTP block (one draft token per step; "
                   "models with nextn layers, cpu and reference backends), instead of --draft");
@@ -303,6 +305,7 @@ void register_bench_batch(CLI::App& app, int& exit_code) {
                               {"prefix_cache", !a->engine.no_prefix_cache},
                               {"draft", a->engine.sched.draft_tokens},
                               {"mtp", a->engine.sched.mtp},
+                              {"batch", a->engine.sched.batch},
                               {"drafted_tokens", e->scheduler->stats().drafted_tokens},
                               {"accepted_tokens", e->scheduler->stats().accepted_tokens},
                               {"rows", nlohmann::json::array()}};

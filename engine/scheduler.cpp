@@ -341,19 +341,17 @@ void Scheduler::run_batch(std::vector<Work>& work) {
                          w.seq->mtp_cache ? &w.hidden : nullptr});
         before.push_back(w.seq->cache->n_tokens());
     }
-    if (Status st = backend_.forward_batch(model_, batch); !st) {
-        // Which sequence failed is not said (the cache may be full for one of them): run
-        // the ones that did not advance alone, so an error ends only its own request.
+    const bool together = opt_.batch && work.size() > 1;
+    Status st = Status::success();
+    if (together) st = backend_.forward_batch(model_, batch);
+    if (!together || !st) {
+        // One sequence per call: without batching, or after a failed batch (which sequence
+        // failed is not said — the cache may be full for one of them), so that an error
+        // ends only its own request.
         for (size_t i = 0; i < work.size(); ++i) {
             Work& w = work[i];
-            if (w.seq->cache->n_tokens() != before[i]) continue;  // advanced in the batch
-            if (work.size() == 1) {
-                finish(*w.seq, "error", st.error().message);
-                continue;
-            }
-            if (Status one = backend_.forward(model_, *batch[i].seq, batch[i].tokens, batch[i].mode,
-                                              w.logits);
-                !one)
+            if (together && w.seq->cache->n_tokens() != before[i]) continue;  // advanced
+            if (Status one = backend_.forward_batch(model_, std::span(&batch[i], 1)); !one)
                 finish(*w.seq, "error", one.error().message);
         }
     }

@@ -98,6 +98,8 @@ public:
         // model has one and the backend runs it (Backend::supports_mtp); else ignored.
         // The block sees the positions this request computed (not cached prefixes).
         bool mtp = false;
+        // false: one backend call per sequence in a step (to measure what batching gives).
+        bool batch = true;
         bool threaded = true;  // false: no thread; the caller calls run_until_idle()
     };
 

@@ -422,11 +422,37 @@ TEST_F(SchedulerTest, AFailedBatchIsRetriedOneSequenceAtATime) {
         ASSERT_TRUE(s.submit(std::move(r)).ok());
     }
     s.run_until_idle();
-    EXPECT_GT(rec.single_calls, 0);
+    // Refused batches of two, each followed by its two sequences one at a time.
+    const auto twos = std::count(rec.calls.begin(), rec.calls.end(), 2u);
+    EXPECT_GT(twos, 0);
+    EXPECT_GE(std::count(rec.calls.begin(), rec.calls.end(), 1u), 2 * twos);
     for (size_t i = 0; i < prompts.size(); ++i) {
         EXPECT_EQ(got[i].finish_reason, "length") << got[i].error;
         EXPECT_EQ(got[i].tokens, alone(prompts[i], 3)) << "request " << i;
     }
+    expect_no_leak(s);
+}
+
+TEST_F(SchedulerTest, WithoutBatchingEachSequenceHasItsOwnCall) {
+    RecordingBackend rec;
+    auto o = options();
+    o.batch = false;
+    auto sched = Scheduler::create(*model, rec, o);
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    std::map<size_t, RequestResult> got;
+    const std::vector<std::vector<int32_t>> prompts = {ids(5, 71), ids(6, 72), ids(3, 73)};
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto r = greedy(prompts[i], 4);
+        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
+        ASSERT_TRUE(s.submit(std::move(r)).ok());
+    }
+    s.run_until_idle();
+    EXPECT_EQ(std::count(rec.calls.begin(), rec.calls.end(), 1u),
+              static_cast<std::ptrdiff_t>(rec.calls.size()));
+    EXPECT_GT(rec.calls.size(), s.stats().steps);  // some steps ran several sequences
+    for (size_t i = 0; i < prompts.size(); ++i)
+        EXPECT_EQ(got[i].tokens, alone(prompts[i], 4)) << "request " << i;
     expect_no_leak(s);
 }
 
