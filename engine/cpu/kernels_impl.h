@@ -270,6 +270,20 @@ inline __m256i dot32_i8(__m256i w, __m256i a) {
 #endif
 }
 
+// Weight rows are streamed from memory once per token in decode, far more than the
+// caches hold: asking for the line kPrefetchBytes ahead keeps enough reads in flight
+// where the hardware prefetcher alone does not (measured on a 2-vCPU Xeon VM, one core,
+// 2048-wide rows of a 75 MB matrix against one activation row: Q4_0 3.8 -> 8.8 GB/s,
+// Q8_0 7.6 -> 8.9 GB/s; a plain AVX-512 sum reads 14.9 GB/s there). Past the end of the
+// mapping a prefetch is dropped, never a fault.
+#ifndef LATENT_PREFETCH_BYTES
+#define LATENT_PREFETCH_BYTES 2048
+#endif
+constexpr int64_t kPrefetchBytes = LATENT_PREFETCH_BYTES;
+inline void prefetch_ahead(const uint8_t* p) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+}
+
 // The 32 nibbles of a Q4_0 block in element order, as unsigned bytes 0..15.
 inline __m256i unpack_q4(const uint8_t* qs) {
     const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
@@ -297,8 +311,10 @@ inline void dot_float(const uint8_t* w, const uint8_t* const* acts, int64_t n, f
 #if LATENT_KERNELS_ISA >= 1
     __m256 acc[NT][2];
     for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    constexpr int64_t kWeightBytes = T == GgmlType::kF32 ? 4 : 2;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
+        if ((i * kWeightBytes) % 64 == 0) prefetch_ahead(w + i * kWeightBytes);
         const __m256 w0 = load8<T>(w, i), w1 = load8<T>(w, i + 8);
         for (int t = 0; t < NT; ++t) {
             const float* x = reinterpret_cast<const float*>(acts[t]) + i;
@@ -409,9 +425,14 @@ inline void dot_int8(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
             acc[t][u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), da), dw, acc[t][u]);
         }
     };
+    constexpr int64_t kBlockBytes =
+        T == GgmlType::kQ8_0 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
     int64_t b = 0;
-    for (; b + U <= nb; b += U)
+    for (; b + U <= nb; b += U) {
+        for (int64_t at = 0; at < U * kBlockBytes; at += 64)
+            prefetch_ahead(w + b * kBlockBytes + at);
         for (int u = 0; u < U; ++u) step(b + u, u);
+    }
     for (; b < nb; ++b) step(b, 0);
     for (int t = 0; t < NT; ++t) {
         __m256 sum = acc[t][0];
@@ -457,7 +478,13 @@ inline void dot2_int8(const uint8_t* w0, const uint8_t* w1, const uint8_t* const
     for (int t = 0; t < NT; ++t) a[t] = view_q8_0(acts[t], n);
     __m256 acc0[NT], acc1[NT];
     for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    constexpr int64_t kBlockBytes =
+        T == GgmlType::kQ8_0 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
     for (int64_t b = 0; b < nb; ++b) {
+        if (((b * kBlockBytes) & 63) < kBlockBytes) {  // this block starts a new cache line
+            prefetch_ahead(w0 + b * kBlockBytes);
+            prefetch_ahead(w1 + b * kBlockBytes);
+        }
         __m256i wq0, wq1;
         __m256 dw0, dw1;
         load_block<T>(w0, b, wq0, dw0);
@@ -690,6 +717,8 @@ constexpr int64_t kMaxWiden = 1 << 14;  // values per row; longer rows take the 
 inline void widen_q4_0(const uint8_t* w, int64_t n, BlockQ8_0* out) {
     const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w);
     for (int64_t b = 0; b < n / kQK; ++b) {
+        if (((b * int64_t(sizeof(BlockQ4_0))) & 63) < int64_t(sizeof(BlockQ4_0)))
+            prefetch_ahead(w + b * int64_t(sizeof(BlockQ4_0)));
         out[b].d = x[b].d;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs),
                             _mm256_sub_epi8(unpack_q4(x[b].qs), _mm256_set1_epi8(8)));
