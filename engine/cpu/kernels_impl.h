@@ -59,7 +59,7 @@ inline int64_t block_of(GgmlType t) {
             return 1;
     }
 }
-inline int64_t block_bytes_of(GgmlType t) {
+constexpr int64_t block_bytes_of(GgmlType t) {
     switch (t) {
         case GgmlType::kQ8_0:
             return sizeof(BlockQ8_0);
@@ -576,6 +576,10 @@ inline void dot_k(const uint8_t* w, const uint8_t* const* acts, int64_t n, float
     float acc[NT] = {};
     KBlock k;
     for (int64_t b = 0; b < nb; ++b) {
+#if LATENT_KERNELS_ISA >= 1
+        constexpr int64_t kBytes = block_bytes_of(T);
+        for (int64_t at = 0; at < kBytes; at += 64) prefetch_ahead(w + b * kBytes + at);
+#endif
         unpack_k<T>(w, b, k);
 #if LATENT_KERNELS_ISA >= 1
         // Per 32 values: unsigned values (Q6_K's shifted by +32) times signed activations in
