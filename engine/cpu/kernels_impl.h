@@ -381,6 +381,64 @@ inline __m256i int8_correction(__m256i wq) {
     return _mm256_setzero_si256();
 }
 
+#if LATENT_KERNELS_ISA == 2
+// [lo | hi], through masked broadcasts: GCC 12's casts and inserts start from an
+// "undefined" vector that -Wmaybe-uninitialized (an error here) reports.
+inline __m512i join256(__m256i lo, __m256i hi) {
+    return _mm512_mask_broadcast_i64x4(
+        _mm512_mask_broadcast_i64x4(_mm512_setzero_si512(), 0x0F, lo), 0xF0, hi);
+}
+
+// Blocks b and b + 1 of a row in one 512-bit register each: lanes 0..7 block b, 8..15
+// block b + 1, in the same element order and signedness as load_block.
+template <GgmlType T>
+inline void load_block_pair(const uint8_t* w, int64_t b, __m512i& wq, __m512& dw) {
+    float d0, d1;
+    if constexpr (T == GgmlType::kQ8_0) {
+        const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w) + b;
+        wq = join256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0].qs)),
+                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1].qs)));
+        d0 = half_to_float(x[0].d);
+        d1 = half_to_float(x[1].d);
+    } else {
+        const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w) + b;
+        const __m256i both =
+            _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)),
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)));
+        // [lo b | lo b+1 | hi b | hi b+1] -> [lo b | hi b | lo b+1 | hi b+1]
+        const __m512i nib =
+            _mm512_and_si512(join256(both, _mm256_srli_epi16(both, 4)), _mm512_set1_epi8(0x0F));
+        wq = _mm512_mask_shuffle_i64x2(nib, 0xFF, nib, nib, _MM_SHUFFLE(3, 1, 2, 0));
+        d0 = half_to_float(x[0].d);
+        d1 = half_to_float(x[1].d);
+    }
+    dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+}
+
+template <GgmlType T>
+inline __m512i int8_correction_pair(__m512i wq) {
+    if constexpr (T == GgmlType::kQ8_0)
+        return _mm512_sub_epi32(
+            _mm512_setzero_si512(),
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(-128), wq));
+    (void)wq;
+    return _mm512_setzero_si512();
+}
+
+// Σ w·a of blocks b and b + 1 against activation row a, as 16 int32 lanes.
+template <GgmlType T>
+inline __m512i int8_pair_dot(__m512i wq, __m512i corr, const ActQ8_0& a, int64_t b) {
+    if constexpr (T == GgmlType::kQ8_0) {
+        const __m512i au = _mm512_loadu_si512(a.u + b * kQK);
+        return _mm512_dpbusd_epi32(corr, au, wq);
+    } else {
+        const __m512i aq = _mm512_loadu_si512(a.q + b * kQK);
+        const __m512i init = _mm512_loadu_si512(a.s8 + 8 * b);
+        return _mm512_dpbusd_epi32(init, wq, aq);
+    }
+}
+#endif
+
 // Σ w·a of block b against activation row a, as 8 int32 lanes.
 template <GgmlType T>
 inline __m256i int8_block_dot(__m256i wq, __m256i corr, const ActQ8_0& a, int64_t b) {
@@ -480,7 +538,38 @@ inline void dot2_int8(const uint8_t* w0, const uint8_t* w1, const uint8_t* const
     for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
     constexpr int64_t kBlockBytes =
         T == GgmlType::kQ8_0 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
-    for (int64_t b = 0; b < nb; ++b) {
+    int64_t b = 0;
+#if LATENT_KERNELS_ISA == 2
+    // AVX-512: two blocks per 512-bit register, so each instruction does twice the work
+    // (prefill is compute-bound); the odd last block goes through the 256-bit loop below.
+    __m512 zacc0[NT], zacc1[NT];
+    for (int t = 0; t < NT; ++t) zacc0[t] = zacc1[t] = _mm512_setzero_ps();
+    for (; b + 2 <= nb; b += 2) {
+        if (((b * kBlockBytes) & 63) < 2 * kBlockBytes) {
+            prefetch_ahead(w0 + b * kBlockBytes);
+            prefetch_ahead(w1 + b * kBlockBytes);
+        }
+        __m512i wq0, wq1;
+        __m512 dw0, dw1;
+        load_block_pair<T>(w0, b, wq0, dw0);
+        load_block_pair<T>(w1, b, wq1, dw1);
+        const __m512i corr0 = int8_correction_pair<T>(wq0), corr1 = int8_correction_pair<T>(wq1);
+        for (int t = 0; t < NT; ++t) {
+            const __m512i s0 = int8_pair_dot<T>(wq0, corr0, a[t], b);
+            const __m512i s1 = int8_pair_dot<T>(wq1, corr1, a[t], b);
+            const __m512 da = _mm512_loadu_ps(a[t].d8 + 8 * b);  // 8 copies per block
+            zacc0[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0), da), dw0, zacc0[t]);
+            zacc1[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1), da), dw1, zacc1[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        acc0[t] =
+            _mm256_add_ps(_mm512_castps512_ps256(zacc0[t]), _mm512_extractf32x8_ps(zacc0[t], 1));
+        acc1[t] =
+            _mm256_add_ps(_mm512_castps512_ps256(zacc1[t]), _mm512_extractf32x8_ps(zacc1[t], 1));
+    }
+#endif
+    for (; b < nb; ++b) {
         if (((b * kBlockBytes) & 63) < kBlockBytes) {  // this block starts a new cache line
             prefetch_ahead(w0 + b * kBlockBytes);
             prefetch_ahead(w1 + b * kBlockBytes);
