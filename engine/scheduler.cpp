@@ -248,7 +248,7 @@ Scheduler::Work Scheduler::plan_prefill(Seq& s) {
             s.tokens.assign(prompt.begin(), prompt.begin() + m.n_tokens);
         }
         s.result.computed_tokens = n - s.result.cached_tokens;
-        if (mtp_on()) {
+        if (mtp_on() && s.req.max_tokens > 1) {  // warm-ups and one-token requests never draft
             s.mtp_cache = std::make_unique<SeqCache>(*mtp_cache_);
             s.mtp_pos = s.cache->n_tokens();  // the block starts where computing starts
         }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
 #include <random>
 #include <thread>
@@ -65,6 +66,21 @@ protected:
         EXPECT_TRUE(s.submit(std::move(r)).ok());
         s.run_until_idle();
         return out;
+    }
+    // Submits greedy requests for every prompt (request i at priority(i)) and runs them
+    // all to the end (threaded = false); results by request index.
+    std::map<size_t, RequestResult> run_all(Scheduler& s,
+                                            const std::vector<std::vector<int32_t>>& prompts,
+                                            int32_t max_tokens, size_t inline_index = SIZE_MAX) {
+        std::map<size_t, RequestResult> got;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            auto r = greedy(prompts[i], max_tokens,
+                            i == inline_index ? Priority::kInline : Priority::kChat);
+            r.on_done = [&got, i](const RequestResult& res) { got[i] = res; };
+            EXPECT_TRUE(s.submit(std::move(r)).ok());
+        }
+        s.run_until_idle();
+        return got;
     }
     // Greedy decoding with a plain Session: what the scheduler must reproduce.
     std::vector<int32_t> alone(const std::vector<int32_t>& prompt, int n) {
@@ -386,13 +402,7 @@ TEST_F(SchedulerTest, AStepRunsEverySequenceInOneBackendCall) {
     ASSERT_TRUE(sched.ok());
     Scheduler& s = **sched;
     std::vector<std::vector<int32_t>> prompts = {ids(5, 21), ids(6, 22), ids(7, 23)};
-    std::map<size_t, RequestResult> got;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-        auto r = greedy(prompts[i], 6);
-        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
-        ASSERT_TRUE(s.submit(std::move(r)).ok());
-    }
-    s.run_until_idle();
+    auto got = run_all(s, prompts, 6);
     // Three prefill steps (one prompt each, joined by the decodes of those already in),
     // then the three decode together.
     ASSERT_FALSE(rec.calls.empty());
@@ -414,14 +424,8 @@ TEST_F(SchedulerTest, AFailedBatchIsRetriedOneSequenceAtATime) {
     auto sched = Scheduler::create(*model, rec, options());
     ASSERT_TRUE(sched.ok());
     Scheduler& s = **sched;
-    std::map<size_t, RequestResult> got;
     const std::vector<std::vector<int32_t>> prompts = {ids(5, 31), ids(6, 32)};
-    for (size_t i = 0; i < prompts.size(); ++i) {
-        auto r = greedy(prompts[i], 3);
-        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
-        ASSERT_TRUE(s.submit(std::move(r)).ok());
-    }
-    s.run_until_idle();
+    auto got = run_all(s, prompts, 3);
     // Refused batches of two, each followed by its two sequences one at a time.
     const auto twos = std::count(rec.calls.begin(), rec.calls.end(), 2u);
     EXPECT_GT(twos, 0);
@@ -440,14 +444,8 @@ TEST_F(SchedulerTest, WithoutBatchingEachSequenceHasItsOwnCall) {
     auto sched = Scheduler::create(*model, rec, o);
     ASSERT_TRUE(sched.ok());
     Scheduler& s = **sched;
-    std::map<size_t, RequestResult> got;
     const std::vector<std::vector<int32_t>> prompts = {ids(5, 71), ids(6, 72), ids(3, 73)};
-    for (size_t i = 0; i < prompts.size(); ++i) {
-        auto r = greedy(prompts[i], 4);
-        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
-        ASSERT_TRUE(s.submit(std::move(r)).ok());
-    }
-    s.run_until_idle();
+    auto got = run_all(s, prompts, 4);
     EXPECT_EQ(std::count(rec.calls.begin(), rec.calls.end(), 1u),
               static_cast<std::ptrdiff_t>(rec.calls.size()));
     EXPECT_GT(rec.calls.size(), s.stats().steps);  // some steps ran several sequences
@@ -467,13 +465,7 @@ TEST_F(SchedulerTest, TheCpuBackendBatchesConcurrentRequestsAsItRunsThemAlone) {
     Scheduler& s = **sched;
     std::vector<std::vector<int32_t>> prompts;
     for (uint32_t i = 0; i < 5; ++i) prompts.push_back(ids(4 + 3 * static_cast<int>(i), 40 + i));
-    std::map<size_t, RequestResult> got;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-        auto r = greedy(prompts[i], 8, i == 2 ? Priority::kInline : Priority::kChat);
-        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
-        ASSERT_TRUE(s.submit(std::move(r)).ok());
-    }
-    s.run_until_idle();
+    auto got = run_all(s, prompts, 8, 2);
     EXPECT_GE(s.stats().max_batch_sequences, 4u);
     CpuBackend one(2, nullptr, /*precise=*/true);
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -583,13 +575,7 @@ TEST_F(SchedulerMtpTest, ConcurrentRequestsWithMtpOnTheCpuBackend) {
     Scheduler& s = **sched;
     std::vector<std::vector<int32_t>> prompts = {ids(6, 61), ids(11, 62), ids(4, 63)};
     prompts[1].insert(prompts[1].begin(), prompts[0].begin(), prompts[0].end());  // shared prefix
-    std::map<size_t, RequestResult> got;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-        auto r = greedy(prompts[i], 7);
-        r.on_done = [&, i](const RequestResult& res) { got[i] = res; };
-        ASSERT_TRUE(s.submit(std::move(r)).ok());
-    }
-    s.run_until_idle();
+    auto got = run_all(s, prompts, 7);
     CpuBackend one(2, nullptr, /*precise=*/true);
     for (size_t i = 0; i < prompts.size(); ++i) {
         const auto want = alone_on(one, prompts[i], 7);
