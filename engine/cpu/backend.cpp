@@ -21,6 +21,7 @@ const float* f32(const Tensor& t) { return reinterpret_cast<const float*>(t.data
 struct Acts {
     ActFormat format = ActFormat::kF32;
     int64_t n = 0;
+    bool tiled = false;  // float rows meant for the tile matmul (Kernels::matmul_packed)
     uint64_t row_bytes = 0;
     std::vector<uint8_t> buf;
     std::vector<const uint8_t*> rows;
@@ -38,12 +39,13 @@ struct Job {
     int64_t n_act;
     float* y;
     int64_t y_stride;
+    bool tiled;  // acts are float rows for the tile matmul
 };
 
-Job job_for(const Tensor& t, int64_t index, const uint8_t* const* acts, int64_t n_act, float* y,
-            int64_t y_stride) {
-    return Job{t.matrix(index), t.type, ActFormat::kF32, t.row_size(), t.ne[1], t.ne[0], acts,
-               n_act,           y,      y_stride};
+Job job_for(const Tensor& t, int64_t index, const Acts& a, const uint8_t* const* acts,
+            int64_t n_act, float* y, int64_t y_stride) {
+    return Job{t.matrix(index), t.type, a.format, t.row_size(), t.ne[1], t.ne[0], acts,
+               n_act,           y,      y_stride, a.tiled};
 }
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
@@ -71,11 +73,19 @@ public:
     Pass(ThreadPool& pool, const cpu::Kernels& k, bool precise)
         : pool_(pool), k_(k), precise_(precise) {}
 
-    ActFormat format(GgmlType type) const { return cpu::act_format(type, precise_); }
+    // The activation format for weights of `type` in a matmul over T rows: float rows for
+    // the tile matmul (AMX) when the batch is large enough, else the type's own format.
+    ActFormat format(GgmlType type, int64_t T) const {
+        return tiled(type, T) ? ActFormat::kF32 : cpu::act_format(type, precise_);
+    }
 
-    // Quantizes T rows of n values (row t at x + t * stride) into `a` for weights of `type`.
-    void quantize(GgmlType type, const float* x, int64_t stride, int64_t T, int64_t n, Acts& a) {
-        a.format = format(type);
+    // Quantizes T rows of n values (row t at x + t * stride) into `a` for weights of `type`,
+    // for matmuls over `batch` tokens each (the format's choice; T when not given).
+    void quantize(GgmlType type, const float* x, int64_t stride, int64_t T, int64_t n, Acts& a,
+                  int64_t batch = -1) {
+        if (batch < 0) batch = T;
+        a.format = format(type, batch);
+        a.tiled = tiled(type, batch);
         a.n = n;
         a.row_bytes = cpu::act_row_bytes(a.format, n);
         a.buf.resize(a.row_bytes * static_cast<uint64_t>(T));
@@ -86,15 +96,44 @@ public:
         });
     }
 
-    // Runs every job of the list, their rows split in chunks over the pool.
-    void run(std::vector<Job> jobs) {
-        for (Job& j : jobs) j.format = format(j.type);
+    // Runs every job of the list, their rows split in chunks over the pool. Jobs in the
+    // tile matmul's form first have their activation rows packed (once per distinct row
+    // list: the gate and up matrices of an expert share theirs).
+    void run(const std::vector<Job>& jobs) {
         std::vector<int64_t> first(jobs.size() + 1, 0);
         std::vector<int64_t> chunk(jobs.size());
+        std::vector<size_t> pack_of(jobs.size(), SIZE_MAX);  // job -> its packed rows
+        std::vector<size_t> to_pack;                         // jobs whose rows get packed
+        std::vector<uint64_t> pack_at;                       // their offsets in packed_
+        uint64_t pack_bytes = 0;
         for (size_t j = 0; j < jobs.size(); ++j) {
-            // Smaller chunks when there is little work per row (decode), for balance.
-            chunk[j] = jobs[j].n_act >= 16 ? 8 : 128;
-            first[j + 1] = first[j] + (jobs[j].rows + chunk[j] - 1) / chunk[j];
+            const Job& jb = jobs[j];
+            if (packs(jb)) {
+                const Job* prev = j > 0 && pack_of[j - 1] != SIZE_MAX ? &jobs[j - 1] : nullptr;
+                if (prev && prev->acts == jb.acts && prev->n_act == jb.n_act && prev->n == jb.n) {
+                    pack_of[j] = pack_of[j - 1];
+                } else {
+                    pack_of[j] = to_pack.size();
+                    to_pack.push_back(j);
+                    pack_at.push_back(pack_bytes);
+                    pack_bytes += cpu::packed_bytes(jb.n_act, jb.n);
+                }
+                chunk[j] = cpu::kPackedRows;
+            } else {
+                // Smaller chunks when there is little work per row (decode), for balance.
+                chunk[j] = jb.n_act >= 16 ? 8 : 128;
+            }
+            first[j + 1] = first[j] + (jb.rows + chunk[j] - 1) / chunk[j];
+        }
+        if (!to_pack.empty()) {
+            packed_.resize(pack_bytes);
+            pool_.parallel_chunks(
+                static_cast<int64_t>(to_pack.size()), 1, [&](int64_t b, int64_t e) {
+                    for (int64_t i = b; i < e; ++i) {
+                        const Job& jb = jobs[to_pack[i]];
+                        k_.pack_tokens(jb.acts, jb.n_act, jb.n, packed_.data() + pack_at[i]);
+                    }
+                });
         }
         pool_.parallel_chunks(first.back(), 1, [&](int64_t b, int64_t e) {
             for (int64_t c = b; c < e; ++c) {
@@ -103,8 +142,14 @@ public:
                 const Job& jb = jobs[j];
                 const int64_t r0 = (c - first[j]) * chunk[j];
                 const int64_t r1 = std::min(jb.rows, r0 + chunk[j]);
-                k_.matmul_rows(jb.type, jb.format, jb.w, jb.row_bytes, r0, r1, jb.acts, jb.n_act,
-                               jb.n, jb.y, jb.y_stride);
+                if (pack_of[j] != SIZE_MAX) {
+                    k_.matmul_packed(jb.type, jb.w, jb.row_bytes, r0, r1,
+                                     packed_.data() + pack_at[pack_of[j]], jb.n_act, jb.n, jb.y,
+                                     jb.y_stride);
+                } else {
+                    k_.matmul_rows(jb.type, jb.format, jb.w, jb.row_bytes, r0, r1, jb.acts,
+                                   jb.n_act, jb.n, jb.y, jb.y_stride);
+                }
             }
         });
     }
@@ -126,9 +171,18 @@ public:
     const cpu::Kernels& k() const { return k_; }
 
 private:
+    // The tile matmul takes batches of at least kTiledMinTokens rows (below, the int8 dots
+    // are as fast and round less), any weight type but F32 (kept exact), not in precise mode.
+    static constexpr int64_t kTiledMinTokens = 16;
+    bool tiled(GgmlType type, int64_t T) const {
+        return k_.matmul_packed && !precise_ && type != GgmlType::kF32 && T >= kTiledMinTokens;
+    }
+    static bool packs(const Job& j) { return j.tiled && j.type != GgmlType::kF32 && j.n % 32 == 0; }
+
     ThreadPool& pool_;
     const cpu::Kernels& k_;
     bool precise_;
+    std::vector<uint8_t> packed_;
 };
 
 // x / sqrt(mean(x^2) + eps) * w, in place (as ref::rms_norm: the sum in double).
@@ -242,7 +296,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 rms_norm(c + E, f32(l.nextn_hnorm), E, eps);
             }
         pass.quantize(l.nextn_eh_proj.type, cat.data(), 2 * E, T, 2 * E, a_in);
-        pass.run({job_for(l.nextn_eh_proj, 0, a_in.rows.data(), T, x.data(), E)});
+        pass.run({job_for(l.nextn_eh_proj, 0, a_in, a_in.rows.data(), T, x.data(), E)});
     }
 
     std::vector<float> q(T * H * qk), kva(T * (L + r)), q_abs(T * H * L), o_lat(T * H * L),
@@ -262,24 +316,26 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         pass.quantize(q_in.type, xn.data(), E, T, E, a_in);
         jobs.clear();
         if (l.attn_q) {
-            jobs.push_back(job_for(l.attn_q, 0, a_in.rows.data(), T, q.data(), H * qk));
+            jobs.push_back(job_for(l.attn_q, 0, a_in, a_in.rows.data(), T, q.data(), H * qk));
         } else {
             cq.resize(T * hp.q_lora_rank);
-            jobs.push_back(job_for(l.attn_q_a, 0, a_in.rows.data(), T, cq.data(), hp.q_lora_rank));
+            jobs.push_back(
+                job_for(l.attn_q_a, 0, a_in, a_in.rows.data(), T, cq.data(), hp.q_lora_rank));
         }
         const Acts* kv_in = &a_in;
-        if (pass.format(l.attn_kv_a_mqa.type) != a_in.format) {
+        if (pass.format(l.attn_kv_a_mqa.type, T) != a_in.format) {
             pass.quantize(l.attn_kv_a_mqa.type, xn.data(), E, T, E, a_aux);
             kv_in = &a_aux;
         }
-        jobs.push_back(job_for(l.attn_kv_a_mqa, 0, kv_in->rows.data(), T, kva.data(), L + r));
+        jobs.push_back(
+            job_for(l.attn_kv_a_mqa, 0, *kv_in, kv_in->rows.data(), T, kva.data(), L + r));
         pass.run(jobs);
         if (!l.attn_q) {
             const int64_t qr = hp.q_lora_rank;
             pass.for_rows(T,
                           [&](int64_t t) { rms_norm(&cq[t * qr], f32(l.attn_q_a_norm), qr, eps); });
             pass.quantize(l.attn_q_b.type, cq.data(), qr, T, qr, a_aux);
-            pass.run({job_for(l.attn_q_b, 0, a_aux.rows.data(), T, q.data(), H * qk)});
+            pass.run({job_for(l.attn_q_b, 0, a_aux, a_aux.rows.data(), T, q.data(), H * qk)});
         }
 
         // Cache rows (normed c_kv, rotated k_pe) and rotated q_pe.
@@ -307,19 +363,19 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 }
         }
         const GgmlType kb_type = split ? l.attn_k_b.type : GgmlType::kF32;
-        pass.quantize(kb_type, q.data(), qk, T * H, n, a_in);  // row t*H+h: q_nope of (t, h)
+        pass.quantize(kb_type, q.data(), qk, T * H, n, a_in, T);  // row t*H+h: q_nope of (t, h)
         ptrs.resize(H * T);
         for (int64_t h = 0; h < H; ++h)
             for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
         jobs.clear();
         for (int64_t h = 0; h < H; ++h) {
             if (split) {
-                jobs.push_back(job_for(l.attn_k_b, h, &ptrs[h * T], T, &q_abs[h * L], H * L));
+                jobs.push_back(job_for(l.attn_k_b, h, a_in, &ptrs[h * T], T, &q_abs[h * L], H * L));
             } else {
                 const float* wt = impl_->wuk_t[il].data() + h * L * n;
                 jobs.push_back(Job{reinterpret_cast<const uint8_t*>(wt), GgmlType::kF32,
-                                   ActFormat::kF32, static_cast<uint64_t>(n) * 4, L, n,
-                                   &ptrs[h * T], T, &q_abs[h * L], H * L});
+                                   a_in.format, static_cast<uint64_t>(n) * 4, L, n, &ptrs[h * T], T,
+                                   &q_abs[h * L], H * L, a_in.tiled});
             }
         }
         pass.run(jobs);
@@ -385,23 +441,23 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
 
         // o[t][h] = W_UV[h] o_lat[t][h]: v values per head.
         const GgmlType vb_type = split ? l.attn_v_b.type : l.attn_kv_b.type;
-        pass.quantize(vb_type, o_lat.data(), L, T * H, L, a_in);
+        pass.quantize(vb_type, o_lat.data(), L, T * H, L, a_in, T);
         for (int64_t h = 0; h < H; ++h)
             for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
         jobs.clear();
         for (int64_t h = 0; h < H; ++h) {
             if (split) {
-                jobs.push_back(job_for(l.attn_v_b, h, &ptrs[h * T], T, &o[h * v], H * v));
+                jobs.push_back(job_for(l.attn_v_b, h, a_in, &ptrs[h * T], T, &o[h * v], H * v));
             } else {
                 const Tensor& kvb = l.attn_kv_b;
-                jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, ActFormat::kF32,
-                                   kvb.row_size(), v, L, &ptrs[h * T], T, &o[h * v], H * v});
+                jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, a_in.format, kvb.row_size(),
+                                   v, L, &ptrs[h * T], T, &o[h * v], H * v, a_in.tiled});
             }
         }
         pass.run(jobs);
 
         pass.quantize(l.attn_output.type, o.data(), H * v, T, H * v, a_in);
-        pass.run({job_for(l.attn_output, 0, a_in.rows.data(), T, attn.data(), E)});
+        pass.run({job_for(l.attn_output, 0, a_in, a_in.rows.data(), T, attn.data(), E)});
         for (int64_t i = 0; i < T * E; ++i) x[i] += attn[i];
 
         // ---- FFN ----
@@ -416,7 +472,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 for (int64_t c = 0; c < ff; ++c)
                     g[i * ff + c] = silu(g[i * ff + c]) * u[i * ff + c];
             });
-            pass.quantize(down_type, g.data(), ff, rows, ff, out);
+            pass.quantize(down_type, g.data(), ff, rows, ff, out, T);
         };
 
         if (!l.is_moe()) {
@@ -424,19 +480,19 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             std::vector<float> g(T * ff), u(T * ff);
             pass.quantize(l.ffn_gate.type, xn.data(), E, T, E, a_in);
             const Acts* up_in = &a_in;
-            if (pass.format(l.ffn_up.type) != a_in.format) {
+            if (pass.format(l.ffn_up.type, T) != a_in.format) {
                 pass.quantize(l.ffn_up.type, xn.data(), E, T, E, a_aux);
                 up_in = &a_aux;
             }
-            pass.run({job_for(l.ffn_gate, 0, a_in.rows.data(), T, g.data(), ff),
-                      job_for(l.ffn_up, 0, up_in->rows.data(), T, u.data(), ff)});
+            pass.run({job_for(l.ffn_gate, 0, a_in, a_in.rows.data(), T, g.data(), ff),
+                      job_for(l.ffn_up, 0, *up_in, up_in->rows.data(), T, u.data(), ff)});
             swiglu_rows(g, u, T, ff, l.ffn_down.type, a_aux2);
-            pass.run({job_for(l.ffn_down, 0, a_aux2.rows.data(), T, y.data(), E)});
+            pass.run({job_for(l.ffn_down, 0, a_aux2, a_aux2.rows.data(), T, y.data(), E)});
         } else {
             const int64_t X = hp.n_expert, f = l.ffn_gate_exps.ne[1];
             std::vector<float> router(T * X);
             pass.quantize(l.ffn_gate_inp.type, xn.data(), E, T, E, a_aux);
-            pass.run({job_for(l.ffn_gate_inp, 0, a_aux.rows.data(), T, router.data(), X)});
+            pass.run({job_for(l.ffn_gate_inp, 0, a_aux, a_aux.rows.data(), T, router.data(), X)});
 
             // Group the batch's tokens by expert.
             std::vector<std::vector<std::pair<int64_t, float>>> members(X);
@@ -468,10 +524,10 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             jobs.clear();
             for (size_t i = 0; i < active.size(); ++i) {
                 const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
-                jobs.push_back(job_for(l.ffn_gate_exps, active[i], &xptr[offset[i]], cnt,
+                jobs.push_back(job_for(l.ffn_gate_exps, active[i], a_in, &xptr[offset[i]], cnt,
                                        &g[offset[i] * f], f));
-                jobs.push_back(
-                    job_for(l.ffn_up_exps, active[i], &xptr[offset[i]], cnt, &u[offset[i] * f], f));
+                jobs.push_back(job_for(l.ffn_up_exps, active[i], a_in, &xptr[offset[i]], cnt,
+                                       &u[offset[i] * f], f));
             }
             const bool shared = static_cast<bool>(l.ffn_gate_shexp);
             const int64_t fs = shared ? l.ffn_gate_shexp.ne[1] : 0;
@@ -479,12 +535,14 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             Acts a_sh;
             if (shared) {
                 const Acts* sh_in = &a_in;
-                if (pass.format(l.ffn_gate_shexp.type) != a_in.format) {
+                if (pass.format(l.ffn_gate_shexp.type, T) != a_in.format) {
                     pass.quantize(l.ffn_gate_shexp.type, xn.data(), E, T, E, a_sh);
                     sh_in = &a_sh;
                 }
-                jobs.push_back(job_for(l.ffn_gate_shexp, 0, sh_in->rows.data(), T, gs.data(), fs));
-                jobs.push_back(job_for(l.ffn_up_shexp, 0, sh_in->rows.data(), T, us.data(), fs));
+                jobs.push_back(
+                    job_for(l.ffn_gate_shexp, 0, *sh_in, sh_in->rows.data(), T, gs.data(), fs));
+                jobs.push_back(
+                    job_for(l.ffn_up_shexp, 0, *sh_in, sh_in->rows.data(), T, us.data(), fs));
             }
             pass.run(jobs);
 
@@ -493,12 +551,13 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             jobs.clear();
             for (size_t i = 0; i < active.size(); ++i) {
                 const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
-                jobs.push_back(job_for(l.ffn_down_exps, active[i], &a_aux.rows[offset[i]], cnt,
-                                       &out[offset[i] * E], E));
+                jobs.push_back(job_for(l.ffn_down_exps, active[i], a_aux, &a_aux.rows[offset[i]],
+                                       cnt, &out[offset[i] * E], E));
             }
             if (shared) {
                 swiglu_rows(gs, us, T, fs, l.ffn_down_shexp.type, a_aux2);
-                jobs.push_back(job_for(l.ffn_down_shexp, 0, a_aux2.rows.data(), T, ys.data(), E));
+                jobs.push_back(
+                    job_for(l.ffn_down_shexp, 0, a_aux2, a_aux2.rows.data(), T, ys.data(), E));
             }
             pass.run(jobs);
 
@@ -552,7 +611,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     std::vector<float>* dst = S == 1 ? batch[0].logits : &all;  // one sequence: in place
     dst->resize(n_out * V);
     pass.quantize(out_head.type, xo.data(), E, n_out, E, a_in);
-    pass.run({job_for(out_head, 0, a_in.rows.data(), n_out, dst->data(), V)});
+    pass.run({job_for(out_head, 0, a_in, a_in.rows.data(), n_out, dst->data(), V)});
     if (S > 1) {
         int64_t at = 0;
         for (int64_t b = 0; b < S; ++b) {

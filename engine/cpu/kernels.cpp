@@ -6,6 +6,8 @@
 
 #if defined(LATENT_CPU_X86_KERNELS)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "engine/quant_blocks.h"
@@ -15,6 +17,7 @@ namespace latent::engine::cpu {
 #if defined(LATENT_CPU_X86_KERNELS)
 const Kernels& avx2_kernels_table();
 const Kernels& avx512_kernels_table();
+const Kernels& amx_kernels_table();
 #endif
 
 ActFormat act_format(GgmlType weight_type, bool precise) {
@@ -43,6 +46,10 @@ uint64_t act_row_bytes(ActFormat format, int64_t n) {
             return up64(sizeof(BlockQ8_K) * static_cast<uint64_t>(n / kQKK));
     }
     return 0;
+}
+
+uint64_t packed_bytes(int64_t n_act, int64_t n) {
+    return static_cast<uint64_t>((n_act + 15) / 16) * static_cast<uint64_t>(n / 32) * 1024;
 }
 
 #if defined(LATENT_CPU_X86_KERNELS)
@@ -75,13 +82,34 @@ const Kernels* avx512_kernels() {
     return nullptr;
 }
 
+const Kernels* amx_kernels() {
+#if defined(LATENT_CPU_X86_KERNELS)
+    static const bool usable = [] {
+        if (!avx512_kernels()) return false;
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        // Leaf 7.0 EDX: AMX-BF16 (bit 22), AMX-TILE (24); leaf 7.1 EAX: AVX512-BF16 (5).
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24)))
+            return false;
+        if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return false;
+        // Linux hands out the tile data state only on request (once per process).
+        constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+        return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+    }();
+    if (usable) return &amx_kernels_table();
+#endif
+    return nullptr;
+}
+
 const Kernels& best_kernels() {
     static const Kernels* chosen = [] {
         const char* want = std::getenv("LATENT_CPU_KERNELS");
+        const Kernels* kamx = amx_kernels();
         const Kernels* k512 = avx512_kernels();
         const Kernels* k2 = avx2_kernels();
         if (want && std::strcmp(want, "scalar") == 0) return &scalar_kernels();
         if (want && std::strcmp(want, "avx2") == 0 && k2) return k2;
+        if (want && std::strcmp(want, "avx512") == 0 && k512) return k512;
+        if (kamx) return kamx;
         if (k512) return k512;
         if (k2) return k2;
         return &scalar_kernels();

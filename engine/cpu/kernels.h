@@ -2,7 +2,8 @@
 // types, read in place from the mmap) with activation rows that were quantized on the fly,
 // and the float helpers of attention. One implementation is written once
 // (kernels_impl.h) and compiled three times — portable scalar, AVX2 (+FMA, F16C) and
-// AVX-512 (F, BW, VL, VNNI) — and the best one the CPU supports is picked at run time,
+// AVX-512 (F, BW, VL, VNNI) — plus an AMX-BF16 tile matmul for batches of tokens
+// (kernels_amx.cpp), and the best one the CPU supports is picked at run time,
 // so the binary runs on any x86-64 and uses more where the CPU has it. The scalar table is
 // also the kernels' own reference in tests.
 //
@@ -35,7 +36,7 @@ uint64_t act_row_bytes(ActFormat format, int64_t n);
 constexpr int kTileTokens = 4;
 
 struct Kernels {
-    const char* name;  // "scalar", "avx2", "avx512"
+    const char* name;  // "scalar", "avx2", "avx512", "amx"
 
     // Writes act_row_bytes(format, n) bytes: x (n floats) in the activation format.
     void (*quantize)(ActFormat format, const float* x, int64_t n, uint8_t* dst);
@@ -52,14 +53,33 @@ struct Kernels {
     float (*dot_f32)(const float* a, const float* b, int64_t n);
     void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a x
     void (*scale)(float a, float* y, int64_t n);                 // y *= a
+
+    // Tile matrix multiply (AMX-BF16; null in every table but "amx"), for batches of
+    // tokens: the activation rows (kF32, n values, n a multiple of 32) are packed once per
+    // matmul into BF16 tiles of 16 tokens; each call then dequantizes 32 weight rows at a
+    // time into BF16 (any type but F32) and multiplies them with every token tile, summing
+    // in float. Rounding: weights and activations to BF16 (8-bit mantissa, about the error
+    // of the Q8 activations of the int8 path). pack_tokens writes packed_bytes(n_act, n).
+    void (*pack_tokens)(const uint8_t* const* acts, int64_t n_act, int64_t n, uint8_t* dst);
+    void (*matmul_packed)(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t r0,
+                          int64_t r1, const uint8_t* packed, int64_t n_act, int64_t n, float* y,
+                          int64_t y_stride);
 };
+
+// Bytes pack_tokens writes for n_act rows of n values.
+uint64_t packed_bytes(int64_t n_act, int64_t n);
+// Weight rows one matmul_packed call should be given at least (its tile height).
+constexpr int64_t kPackedRows = 32;
 
 const Kernels& scalar_kernels();
 // nullptr where the build or the CPU lacks the instructions.
 const Kernels* avx2_kernels();
 const Kernels* avx512_kernels();
+// The avx512 table plus the AMX-BF16 tile matmul, where the CPU has AMX and the kernel
+// grants this process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM).
+const Kernels* amx_kernels();
 
-// The best table this CPU supports; LATENT_CPU_KERNELS=scalar|avx2|avx512 in the
+// The best table this CPU supports; LATENT_CPU_KERNELS=scalar|avx2|avx512|amx in the
 // environment picks a lower one (for tests and comparisons).
 const Kernels& best_kernels();
 

@@ -145,6 +145,59 @@ TEST(CpuKernels, ScalarTableMatchesTheExactDotWithinActivationRounding) {
     }
 }
 
+// The AMX tile matmul (where this CPU has it) against the exact float dot of the
+// dequantized weights: weights and activations are rounded to BF16 (8-bit mantissa,
+// relative error <= 2^-9 each), so each product is off by < 2^-8 of its magnitude and the
+// sum by < 2^-8 of the sum of magnitudes, plus float summation; allowed 1/200 of it (a
+// wrong layout or a lost tile is off by the order of the magnitude itself). Shapes cover
+// partial strips (rows not a multiple of 32, with and without a second 16-row half), token
+// counts around the 16-token tile, ranges starting mid-strip, and an output stride wider
+// than the row count.
+TEST(CpuKernels, TileMatmulMatchesTheExactDotWithinBf16Rounding) {
+    const cpu::Kernels* k = cpu::amx_kernels();
+    if (!k) GTEST_SKIP() << "this CPU (or kernel) offers no AMX-BF16: the tile matmul is unused";
+    ASSERT_NE(k->matmul_packed, nullptr);
+    std::mt19937 rng(19);
+    for (GgmlType type : kTypes) {
+        if (type == GgmlType::kF32) continue;  // never tiled: F32 weights stay exact
+        const int64_t block = traits(type).block_size;
+        for (int64_t n : {block == 256 ? 256 : 32, block == 256 ? 768 : 416}) {
+            for (int64_t rows : {7, 45, 70}) {
+                for (int64_t n_act : {1, 16, 17, 40}) {
+                    const Matrix w = random_matrix(type, rows, n, rng);
+                    const auto x = random_floats(n_act * n, rng);
+                    std::vector<const uint8_t*> ptrs(n_act);
+                    for (int64_t t = 0; t < n_act; ++t)
+                        ptrs[t] = reinterpret_cast<const uint8_t*>(&x[t * n]);
+                    std::vector<uint8_t> packed(cpu::packed_bytes(n_act, n));
+                    k->pack_tokens(ptrs.data(), n_act, n, packed.data());
+                    const int64_t stride = rows + 3;
+                    std::vector<float> y(n_act * stride, NAN);
+                    const int64_t mid = rows / 3;  // two calls, the second from mid-strip
+                    k->matmul_packed(type, w.bytes.data(), w.row_bytes, 0, mid, packed.data(),
+                                     n_act, n, y.data(), stride);
+                    k->matmul_packed(type, w.bytes.data(), w.row_bytes, mid, rows, packed.data(),
+                                     n_act, n, y.data(), stride);
+                    for (int64_t t = 0; t < n_act; ++t) {
+                        for (int64_t r = 0; r < rows; ++r) {
+                            double exact = 0, mag = 0;
+                            for (int64_t i = 0; i < n; ++i) {
+                                exact += double(w.values[r * n + i]) * x[t * n + i];
+                                mag += std::fabs(double(w.values[r * n + i]) * x[t * n + i]);
+                            }
+                            ASSERT_NEAR(y[t * stride + r], exact, mag / 200 + 1e-6)
+                                << traits(type).name << " n=" << n << " rows=" << rows
+                                << " n_act=" << n_act << " r=" << r << " t=" << t;
+                        }
+                        for (int64_t r = rows; r < stride; ++r)
+                            ASSERT_TRUE(std::isnan(y[t * stride + r])) << "wrote past its rows";
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST(CpuKernels, Q8KActivationsAreGgmlsQ8K) {
     std::mt19937 rng(3);
     const int64_t n = 512;
@@ -340,22 +393,33 @@ TEST(CpuBackendSlow, Int8ActivationsStayCloseToTheReferenceForEveryTypeAndLayout
     for (const Case& c : all_cases()) expect_close(c, 64, 32);
 }
 
+// The best kernel table without the tile matmul: batches then take the same arithmetic
+// whatever their size (with it, batches of 16+ tokens round to BF16 instead of 8 bits).
+const cpu::Kernels* untiled_kernels() {
+    if (!cpu::best_kernels().matmul_packed) return &cpu::best_kernels();
+    if (const cpu::Kernels* k = cpu::avx512_kernels()) return k;
+    if (const cpu::Kernels* k = cpu::avx2_kernels()) return k;
+    return &cpu::scalar_kernels();
+}
+
 TEST(CpuBackend, ThreadCountsAgree) {
-    // The split of work must not change results beyond float summation order.
+    // The split of work must not change results beyond float summation order. 20 tokens:
+    // the tile matmul where the CPU has one, the int8 dots elsewhere.
     MakeModelOptions o;
     o.preset = "tiny";
     o.quant = GgmlType::kQ4_0;
     auto m = Model::load(test::make_test_model(o));
     ASSERT_TRUE(m.ok());
     const HParams& hp = (*m)->hparams();
-    std::vector<int32_t> ids = {1, 5, 9, 200, 17, 3, 64, 99};
+    std::vector<int32_t> ids = {1,  5,  9, 200, 17, 3,  64,  99, 7,  30,
+                                12, 45, 8, 8,   9,  10, 140, 2,  33, 71};
     std::vector<std::vector<float>> out;
     for (int threads : {1, 2, 3}) {
         LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
         CpuBackend b(threads);
         Session s(**m, b, c);
         auto r = s.append_all(ids);
-        ASSERT_TRUE(r.ok());
+        ASSERT_TRUE(r.ok()) << r.error().message;
         out.push_back(*r);
     }
     for (size_t i = 0; i < out[0].size(); ++i) {
@@ -375,7 +439,7 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
         ASSERT_TRUE(m.ok());
         const HParams& hp = (*m)->hparams();
         LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
-        CpuBackend b(2);
+        CpuBackend b(2, untiled_kernels());  // the 16-token batch must not change rounding
         std::mt19937 rng(5);
         auto ids = [&](int n) {
             std::vector<int32_t> v(n);
