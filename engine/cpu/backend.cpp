@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "engine/reference.h"
 #include "engine/rope.h"
@@ -380,62 +379,38 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         }
         pass.run(jobs);
 
-        // Attention over the latent cache, one pass with an online softmax per (token, head).
-        // A work item is a block of up to 4 new tokens of one sequence and a group of up to
-        // G heads: each cache row is read once for all of them.
-        const int64_t G = std::max<int64_t>(1, std::min<int64_t>(4, H / (2 * pool_.size())));
-        const int64_t n_groups = (H + G - 1) / G;
-        constexpr int64_t TB = 4;
-        std::vector<std::pair<int64_t, int64_t>> tblocks;  // first token, count
+        // Attention over the latent cache, one pass with an online softmax per (token, head)
+        // (Kernels::attend). A work item is one new token and a group of up to
+        // kAttendRows heads, which read each cache row once for all of them.
+        std::vector<std::vector<const float*>> rows_of(S);  // each sequence's cache rows
+        for (int64_t sb = 0; sb < S; ++sb) {
+            if (seg_begin[sb + 1] == seg_begin[sb]) continue;
+            const int64_t N = pos[seg_begin[sb + 1] - 1] + 1;
+            rows_of[sb].resize(N);
+            for (int64_t j = 0; j < N; ++j)
+                rows_of[sb][j] = batch[sb].seq->row(static_cast<int32_t>(j), cl);
+        }
+        std::vector<int64_t> seq_index(T);
         for (int64_t sb = 0; sb < S; ++sb)
-            for (int64_t t0 = seg_begin[sb]; t0 < seg_begin[sb + 1]; t0 += TB)
-                tblocks.push_back({t0, std::min(TB, seg_begin[sb + 1] - t0)});
-        const auto n_tblocks = static_cast<int64_t>(tblocks.size());
-        pool_.parallel_chunks(n_tblocks * n_groups, 1, [&](int64_t b, int64_t e) {
-            std::vector<float> acc(TB * G * L);
-            float m[TB * 4], lsum[TB * 4];
+            for (int64_t t = seg_begin[sb]; t < seg_begin[sb + 1]; ++t) seq_index[t] = sb;
+        const int64_t G = std::min<int64_t>(cpu::kAttendRows, H);
+        const int64_t n_groups = (H + G - 1) / G;
+        pool_.parallel_chunks(T * n_groups, 1, [&](int64_t b, int64_t e) {
+            const float* ql[cpu::kAttendRows];
+            const float* qp[cpu::kAttendRows];
+            float* out[cpu::kAttendRows];
+            int64_t last[cpu::kAttendRows];
             for (int64_t item = b; item < e; ++item) {
-                const auto [t0, nt] = tblocks[item / n_groups];
-                const int64_t h0 = (item % n_groups) * G, gh = std::min(G, H - h0);
-                const SeqCache& seq = *seq_of[t0];
-                std::fill(acc.begin(), acc.end(), 0.0f);
-                for (int64_t s = 0; s < TB * 4; ++s) {
-                    m[s] = -std::numeric_limits<float>::infinity();
-                    lsum[s] = 0.0f;
+                const int64_t t = item / n_groups, h0 = (item % n_groups) * G;
+                const int gh = static_cast<int>(std::min(G, H - h0));
+                for (int g = 0; g < gh; ++g) {
+                    const int64_t h = h0 + g;
+                    ql[g] = &q_abs[(t * H + h) * L];
+                    qp[g] = &q[(t * H + h) * qk + n];
+                    out[g] = &o_lat[(t * H + h) * L];
+                    last[g] = pos[t];
                 }
-                const int64_t last = pos[t0 + nt - 1];
-                for (int64_t j = 0; j <= last; ++j) {
-                    const float* row = seq.row(static_cast<int32_t>(j), cl);
-                    for (int64_t tt = 0; tt < nt; ++tt) {
-                        const int64_t t = t0 + tt;
-                        if (j > pos[t]) continue;  // causal
-                        for (int64_t g = 0; g < gh; ++g) {
-                            const int64_t h = h0 + g, slot = tt * 4 + g;
-                            const float sc = (k.dot_f32(&q_abs[(t * H + h) * L], row, L) +
-                                              k.dot_f32(&q[(t * H + h) * qk + n], row + L, r)) *
-                                             kq_scale;
-                            float* a = &acc[(tt * G + g) * L];
-                            if (sc > m[slot]) {
-                                if (lsum[slot] != 0.0f) {
-                                    const float f = std::exp(m[slot] - sc);
-                                    k.scale(f, a, L);
-                                    lsum[slot] *= f;
-                                }
-                                m[slot] = sc;
-                            }
-                            const float p = std::exp(sc - m[slot]);
-                            lsum[slot] += p;
-                            k.axpy(p, row, a, L);
-                        }
-                    }
-                }
-                for (int64_t tt = 0; tt < nt; ++tt)
-                    for (int64_t g = 0; g < gh; ++g) {
-                        float* out = &o_lat[((t0 + tt) * H + h0 + g) * L];
-                        const float inv = 1.0f / lsum[tt * 4 + g];
-                        const float* a = &acc[(tt * G + g) * L];
-                        for (int64_t c = 0; c < L; ++c) out[c] = a[c] * inv;
-                    }
+                k.attend(ql, qp, gh, last, rows_of[seq_index[t]].data(), L, r, kq_scale, out);
             }
         });
 

@@ -34,6 +34,8 @@ uint64_t act_row_bytes(ActFormat format, int64_t n);
 
 // The most activation rows one matmul_rows call pairs with each weight row.
 constexpr int kTileTokens = 4;
+// The most query rows one attend call takes.
+constexpr int kAttendRows = 8;
 
 struct Kernels {
     const char* name;  // "scalar", "avx2", "avx512", "amx"
@@ -53,6 +55,13 @@ struct Kernels {
     float (*dot_f32)(const float* a, const float* b, int64_t n);
     void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a x
     void (*scale)(float a, float* y, int64_t n);                 // y *= a
+
+    // MLA attention (absorbed form) of nq <= kAttendRows query rows of one sequence, in one
+    // pass with an online softmax: query i is q_lat[i] (L values, W_UK folded in) and
+    // q_pe[i] (r values) and sees cache rows 0..last[i], rows[j] = c_kv (L) then k_pe (r);
+    // out[i] (L values) = Σ_j softmax_j(scale (q_lat·c_kv_j + q_pe·k_pe_j)) c_kv_j.
+    void (*attend)(const float* const* q_lat, const float* const* q_pe, int nq, const int64_t* last,
+                   const float* const* rows, int64_t L, int64_t r, float scale, float* const* out);
 
     // Tile matrix multiply (AMX-BF16; null in every table but "amx"), for batches of
     // tokens: the activation rows (kF32, n values, n a multiple of 32) are packed once per

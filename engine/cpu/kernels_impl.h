@@ -216,6 +216,184 @@ inline void scale(float a, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= a;
 }
 
+// e^x for x <= 0 (scores minus their running maximum), branch-free so that loops over
+// lanes vectorize: 2^n · p(f) with n = round(x log2 e), f = x − n ln 2 (in two parts) and
+// Cephes' degree-6 polynomial; relative error ~1e-7; x < −87 gives ~0 (e^-87 ≈ 1.6e-38).
+inline float exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    const float f = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * f + 1.3981999507e-3f;
+    p = p * f + 8.3334519073e-3f;
+    p = p * f + 4.1665795894e-2f;
+    p = p * f + 1.6666665459e-1f;
+    p = p * f + 5.0000001201e-1f;
+    const float y = p * f * f + f + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    return y * __builtin_bit_cast(float, bits);
+}
+
+// MLA attention of nq <= kAttendRows query rows of one sequence (see kernels.h). Cache
+// rows are taken kAttendBlock at a time: their scores for every query row first (each
+// cache row read once for all of them), then one online-softmax update per query row and
+// block (one rescale of the sum instead of one per row), then the weighted c_kv rows
+// added in chunks of 8 vectors held in registers.
+constexpr int kAttendBlock = 16;
+
+// One float vector of the ISA for attention (16, 8 or 1 lanes), so that the loops below are
+// written once; hand-written because GCC does not vectorize them across the row pointers.
+#if LATENT_KERNELS_ISA == 2
+using VecF = __m512;
+constexpr int64_t kVecW = 16;
+inline VecF vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, VecF v) { _mm512_storeu_ps(p, v); }
+inline VecF vfma(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
+inline VecF vmul(VecF a, VecF b) { return _mm512_mul_ps(a, b); }
+inline VecF vset1(float x) { return _mm512_set1_ps(x); }
+inline float vsum(VecF v) { return _mm512_reduce_add_ps(v); }
+#elif LATENT_KERNELS_ISA == 1
+using VecF = __m256;
+constexpr int64_t kVecW = 8;
+inline VecF vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, VecF v) { _mm256_storeu_ps(p, v); }
+inline VecF vfma(VecF a, VecF b, VecF c) { return _mm256_fmadd_ps(a, b, c); }
+inline VecF vmul(VecF a, VecF b) { return _mm256_mul_ps(a, b); }
+inline VecF vset1(float x) { return _mm256_set1_ps(x); }
+inline float vsum(VecF v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+}
+#else
+using VecF = float;
+constexpr int64_t kVecW = 1;
+inline VecF vload(const float* p) { return *p; }
+inline void vstore(float* p, VecF v) { *p = v; }
+inline VecF vfma(VecF a, VecF b, VecF c) { return a * b + c; }
+inline VecF vmul(VecF a, VecF b) { return a * b; }
+inline VecF vset1(float x) { return x; }
+inline float vsum(VecF v) { return v; }
+#endif
+
+// x[0..n) *= f
+inline void scale_vec(float* x, int64_t n, float f) {
+    const VecF vf = vset1(f);
+    int64_t c = 0;
+    for (; c + kVecW <= n; c += kVecW) vstore(x + c, vmul(vload(x + c), vf));
+    for (; c < n; ++c) x[c] *= f;
+}
+
+// Scores of NQ query rows against one cache row: NQ independent FMA chains (one chain per
+// dot would wait on FMA latency), the cache row loaded once for all of them.
+template <int NQ>
+inline void attend_scores(const float* const* q_lat, const float* const* q_pe, const float* row,
+                          int64_t L, int64_t r, float* s) {
+    VecF acc[NQ];
+    for (int i = 0; i < NQ; ++i) acc[i] = vset1(0.0f);
+    float tail[NQ] = {};
+    int64_t c = 0;
+    for (; c + kVecW <= L; c += kVecW) {
+        const VecF x = vload(row + c);
+        for (int i = 0; i < NQ; ++i) acc[i] = vfma(vload(q_lat[i] + c), x, acc[i]);
+    }
+    for (; c < L; ++c)
+        for (int i = 0; i < NQ; ++i) tail[i] += q_lat[i][c] * row[c];
+    int64_t d = 0;
+    for (; d + kVecW <= r; d += kVecW) {
+        const VecF x = vload(row + L + d);
+        for (int i = 0; i < NQ; ++i) acc[i] = vfma(vload(q_pe[i] + d), x, acc[i]);
+    }
+    for (; d < r; ++d)
+        for (int i = 0; i < NQ; ++i) tail[i] += q_pe[i][d] * row[L + d];
+    for (int i = 0; i < NQ; ++i) s[i] = vsum(acc[i]) + tail[i];
+}
+
+// out += Σ_jj p[jj] rows[jj][0..L), in chunks of 8 vectors held in registers.
+inline void attend_accumulate(const float* p, int nb, const float* const* rows, int64_t L,
+                              float* out) {
+    constexpr int64_t kChunk = 8 * kVecW;
+    int64_t c = 0;
+    for (; c + kChunk <= L; c += kChunk) {
+        VecF acc[8];
+        for (int e = 0; e < 8; ++e) acc[e] = vload(out + c + e * kVecW);
+        for (int jj = 0; jj < nb; ++jj) {
+            const VecF pj = vset1(p[jj]);
+            const float* x = rows[jj] + c;
+            for (int e = 0; e < 8; ++e) acc[e] = vfma(pj, vload(x + e * kVecW), acc[e]);
+        }
+        for (int e = 0; e < 8; ++e) vstore(out + c + e * kVecW, acc[e]);
+    }
+    for (; c < L; ++c)
+        for (int jj = 0; jj < nb; ++jj) out[c] += p[jj] * rows[jj][c];
+}
+
+template <int NQ>
+inline void attend_n(const float* const* q_lat, const float* const* q_pe, const int64_t* last,
+                     const float* const* rows, int64_t L, int64_t r, float scale,
+                     float* const* out) {
+    float m[NQ], l[NQ];
+    float p[NQ][kAttendBlock];
+    int64_t end = 0;  // rows [0, end) are seen by some query
+    for (int i = 0; i < NQ; ++i) {
+        m[i] = -__builtin_inff();
+        l[i] = 0.0f;
+        for (int64_t c = 0; c < L; ++c) out[i][c] = 0.0f;
+        end = last[i] + 1 > end ? last[i] + 1 : end;
+    }
+    for (int64_t j0 = 0; j0 < end; j0 += kAttendBlock) {
+        const int nb = static_cast<int>(end - j0 < kAttendBlock ? end - j0 : kAttendBlock);
+        for (int jj = 0; jj < nb; ++jj) {
+            float sc[NQ];
+            attend_scores<NQ>(q_lat, q_pe, rows[j0 + jj], L, r, sc);
+            for (int i = 0; i < NQ; ++i)
+                p[i][jj] = j0 + jj <= last[i] ? sc[i] * scale : -__builtin_inff();
+        }
+        for (int i = 0; i < NQ; ++i) {
+            float bm = -__builtin_inff();
+            for (int jj = 0; jj < nb; ++jj) bm = p[i][jj] > bm ? p[i][jj] : bm;
+            if (bm == -__builtin_inff()) continue;  // nothing in this block is visible to row i
+            if (bm > m[i]) {
+                if (l[i] != 0.0f) {
+                    const float f = exp_neg(m[i] - bm);
+                    scale_vec(out[i], L, f);
+                    l[i] *= f;
+                }
+                m[i] = bm;
+            }
+            float sum = 0.0f;
+            for (int jj = 0; jj < nb; ++jj) {
+                p[i][jj] = p[i][jj] != -__builtin_inff() ? exp_neg(p[i][jj] - m[i]) : 0.0f;
+                sum += p[i][jj];
+            }
+            l[i] += sum;
+            attend_accumulate(p[i], nb, rows + j0, L, out[i]);
+        }
+    }
+    for (int i = 0; i < NQ; ++i) scale_vec(out[i], L, l[i] > 0.0f ? 1.0f / l[i] : 0.0f);
+}
+
+inline void attend(const float* const* q_lat, const float* const* q_pe, int nq, const int64_t* last,
+                   const float* const* rows, int64_t L, int64_t r, float scale, float* const* out) {
+    static_assert(kAttendRows == 8, "one case per row count below");
+    // Groups of 4 and 8 rows (the usual head counts), single rows for the rest.
+    while (nq > 0) {
+        const int take = nq >= 8 ? 8 : nq >= 4 ? 4 : 1;
+        if (take == 8) {
+            attend_n<8>(q_lat, q_pe, last, rows, L, r, scale, out);
+        } else if (take == 4) {
+            attend_n<4>(q_lat, q_pe, last, rows, L, r, scale, out);
+        } else {
+            attend_n<1>(q_lat, q_pe, last, rows, L, r, scale, out);
+        }
+        q_lat += take;
+        q_pe += take;
+        last += take;
+        out += take;
+        nq -= take;
+    }
+}
+
 // ---- weight-row dots against NT activation rows ----
 
 // Widens 16 weights of a float type to float.
@@ -903,7 +1081,7 @@ inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint6
 }
 
 inline const Kernels& table(const char* name) {
-    static const Kernels k{name, &quantize, &matmul_rows, &dot_f32, &axpy, &scale};
+    static const Kernels k{name, &quantize, &matmul_rows, &dot_f32, &axpy, &scale, &attend};
     return k;
 }
 

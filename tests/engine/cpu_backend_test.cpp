@@ -233,6 +233,61 @@ TEST(CpuKernels, FloatHelpers) {
     }
 }
 
+// Kernels::attend against softmax attention computed plainly in double: every table,
+// row counts that take each grouping (1, 4, 8 and mixes), per-row causal limits (rows
+// seeing different numbers of cache rows, one seeing a single row), lengths off the vector
+// width and cache lengths off the 16-row block. Float sums and a ~1e-7 exp: 1e-4 allowed.
+TEST(CpuKernels, AttendMatchesPlainSoftmaxAttention) {
+    std::vector<const cpu::Kernels*> all = fast_tables();
+    all.push_back(&cpu::scalar_kernels());
+    std::mt19937 rng(23);
+    struct Shape {
+        int64_t L, r, N;
+    };
+    for (const Shape sh : {Shape{32, 8, 5}, Shape{512, 64, 77}, Shape{40, 12, 33}}) {
+        const int64_t W = sh.L + sh.r;
+        const auto cache = random_floats(sh.N * W, rng);
+        std::vector<const float*> rows(sh.N);
+        for (int64_t j = 0; j < sh.N; ++j) rows[j] = &cache[j * W];
+        for (int nq : {1, 3, 4, 5, 8}) {
+            const auto q = random_floats(nq * W, rng, 0.3f);
+            const float scale = 1.0f / std::sqrt(float(W));
+            std::vector<const float*> ql(nq), qp(nq);
+            std::vector<int64_t> last(nq);
+            for (int i = 0; i < nq; ++i) {
+                ql[i] = &q[i * W];
+                qp[i] = &q[i * W] + sh.L;
+                last[i] = i == 1 ? 0 : sh.N - 1 - (i * 7) % sh.N;
+            }
+            for (const cpu::Kernels* k : all) {
+                std::vector<float> o(nq * sh.L, NAN);
+                std::vector<float*> out(nq);
+                for (int i = 0; i < nq; ++i) out[i] = &o[i * sh.L];
+                k->attend(ql.data(), qp.data(), nq, last.data(), rows.data(), sh.L, sh.r, scale,
+                          out.data());
+                for (int i = 0; i < nq; ++i) {
+                    std::vector<double> s(last[i] + 1);
+                    double mx = -1e300, sum = 0;
+                    for (int64_t j = 0; j <= last[i]; ++j) {
+                        double d = 0;
+                        for (int64_t c = 0; c < W; ++c) d += double(q[i * W + c]) * rows[j][c];
+                        s[j] = d * scale;
+                        mx = std::max(mx, s[j]);
+                    }
+                    for (double& x : s) sum += (x = std::exp(x - mx));
+                    for (int64_t c = 0; c < sh.L; ++c) {
+                        double want = 0;
+                        for (int64_t j = 0; j <= last[i]; ++j) want += s[j] / sum * rows[j][c];
+                        ASSERT_NEAR(o[i * sh.L + c], want, 1e-4 * (1 + std::fabs(want)))
+                            << k->name << " L=" << sh.L << " N=" << sh.N << " nq=" << nq << " row "
+                            << i << " c=" << c;
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST(ThreadPool, ChunksCoverEveryItemOnceOnEveryThread) {
     ThreadPool pool(3);
     for (int64_t n : {0, 1, 7, 1000}) {
