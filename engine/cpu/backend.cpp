@@ -17,6 +17,10 @@ namespace {
 const float* f32(const Tensor& t) { return reinterpret_cast<const float*>(t.data); }
 
 // Rows of a float matrix quantized into one activation format.
+// With the tile matmul, rows of tokens whose sequence has 16+ tokens in the step are float
+// rows for it and the others are in the type's format (see Pass::set_tiled_tokens): all of
+// one kind (`tiled` says which), or mixed — then `rows` holds every row in the type's
+// format and `tiled_rows[i]` the float copy of row i where it is a tiled one (else null).
 struct Acts {
     ActFormat format = ActFormat::kF32;
     int64_t n = 0;
@@ -24,6 +28,9 @@ struct Acts {
     uint64_t row_bytes = 0;
     std::vector<uint8_t> buf;
     std::vector<const uint8_t*> rows;
+    std::vector<uint8_t> tiled_buf;  // mixed: the float rows
+    std::vector<const uint8_t*> tiled_rows;
+    bool mixed() const { return !tiled_rows.empty(); }
 };
 
 // One matmul of a job list: y[t * y_stride + r] = W[r] · acts[t] for r < rows, t < n_act.
@@ -38,13 +45,14 @@ struct Job {
     int64_t n_act;
     float* y;
     int64_t y_stride;
-    bool tiled;  // acts are float rows for the tile matmul
+    bool tiled;       // acts are float rows for the tile matmul
+    const Acts* src;  // where acts point into (mixed sources are split in Pass::run)
 };
 
 Job job_for(const Tensor& t, int64_t index, const Acts& a, const uint8_t* const* acts,
             int64_t n_act, float* y, int64_t y_stride) {
     return Job{t.matrix(index), t.type, a.format, t.row_size(), t.ne[1], t.ne[0], acts,
-               n_act,           y,      y_stride, a.tiled};
+               n_act,           y,      y_stride, a.tiled,      &a};
 }
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
@@ -72,33 +80,96 @@ public:
     Pass(ThreadPool& pool, const cpu::Kernels& k, bool precise)
         : pool_(pool), k_(k), precise_(precise) {}
 
-    // The activation format for weights of `type` in a matmul over T rows: float rows for
-    // the tile matmul (AMX) when the batch is large enough, else the type's own format.
-    ActFormat format(GgmlType type, int64_t T) const {
-        return tiled(type, T) ? ActFormat::kF32 : cpu::act_format(type, precise_);
+    // Which tokens of this pass take the tile matmul: those of sequences with at least
+    // kTiledMinTokens tokens in it that want only the last logits (prompt chunks; not
+    // speculative verification, LogitsMode::kAll, which must round as the one-token steps
+    // it replaces), so that a sequence's arithmetic never depends on what else shares its
+    // batch. A prompt's rounding does depend on how it is cut into chunks (a prefix-cache
+    // hit leaves a shorter one), as llama.cpp's on its batch size. Call once per pass.
+    void set_tiled_tokens(std::vector<char> tiled) { tok_tiled_ = std::move(tiled); }
+
+    // Whether activations for weights of types a and b are quantized alike.
+    bool same_acts(GgmlType a, GgmlType b) const {
+        return cpu::act_format(a, precise_) == cpu::act_format(b, precise_) && tiles(a) == tiles(b);
     }
 
-    // Quantizes T rows of n values (row t at x + t * stride) into `a` for weights of `type`,
-    // for matmuls over `batch` tokens each (the format's choice; T when not given).
-    void quantize(GgmlType type, const float* x, int64_t stride, int64_t T, int64_t n, Acts& a,
-                  int64_t batch = -1) {
-        if (batch < 0) batch = T;
-        a.format = format(type, batch);
-        a.tiled = tiled(type, batch);
+    // Quantizes R rows of n values (row i at x + i * stride, of token token_of(i)) into `a`
+    // for weights of `type`.
+    template <class TokenOf>
+    void quantize(GgmlType type, const float* x, int64_t stride, int64_t R, int64_t n, Acts& a,
+                  TokenOf token_of) {
+        int64_t n_tiled = 0;
+        std::vector<char> row_tiled(static_cast<size_t>(R), 0);
+        if (tiles(type))
+            for (int64_t i = 0; i < R; ++i) n_tiled += row_tiled[i] = tok_tiled_[token_of(i)];
+        a.tiled = R > 0 && n_tiled == R;
+        a.format = a.tiled ? ActFormat::kF32 : cpu::act_format(type, precise_);
         a.n = n;
         a.row_bytes = cpu::act_row_bytes(a.format, n);
-        a.buf.resize(a.row_bytes * static_cast<uint64_t>(T));
-        a.rows.resize(static_cast<size_t>(T));
-        for (int64_t t = 0; t < T; ++t) a.rows[t] = a.buf.data() + a.row_bytes * t;
-        for_rows(T, [&](int64_t t) {
-            k_.quantize(a.format, x + t * stride, n, a.buf.data() + a.row_bytes * t);
+        a.buf.resize(a.row_bytes * static_cast<uint64_t>(R));
+        a.rows.resize(static_cast<size_t>(R));
+        for (int64_t i = 0; i < R; ++i) a.rows[i] = a.buf.data() + a.row_bytes * i;
+        for_rows(R, [&](int64_t i) {
+            k_.quantize(a.format, x + i * stride, n, a.buf.data() + a.row_bytes * i);
         });
+        a.tiled_rows.clear();
+        if (n_tiled == 0 || a.tiled) return;
+        const uint64_t fb = cpu::act_row_bytes(ActFormat::kF32, n);
+        a.tiled_buf.resize(fb * static_cast<uint64_t>(R));
+        a.tiled_rows.assign(static_cast<size_t>(R), nullptr);
+        for (int64_t i = 0; i < R; ++i)
+            if (row_tiled[i]) {
+                uint8_t* dst = a.tiled_buf.data() + fb * i;
+                k_.quantize(ActFormat::kF32, x + i * stride, n, dst);
+                a.tiled_rows[i] = dst;
+            }
+    }
+    void quantize(GgmlType type, const float* x, int64_t stride, int64_t T, int64_t n, Acts& a) {
+        quantize(type, x, stride, T, n, a, [](int64_t i) { return i; });
     }
 
     // Runs every job of the list, their rows split in chunks over the pool. Jobs in the
     // tile matmul's form first have their activation rows packed (once per distinct row
     // list: the gate and up matrices of an expert share theirs).
-    void run(const std::vector<Job>& jobs) {
+    void run(const std::vector<Job>& given) {
+        // Jobs over mixed activations become one job per run of rows of one kind.
+        std::vector<Job> jobs;
+        std::vector<std::vector<const uint8_t*>> run_rows;  // float row lists of split jobs
+        size_t n_split = 0;
+        for (const Job& j : given)
+            if (j.src && j.src->mixed()) n_split += static_cast<size_t>(j.n_act);
+        run_rows.reserve(n_split);  // no reallocation: parts keep pointers into it
+        for (const Job& j : given) {
+            if (!j.src || !j.src->mixed()) {
+                jobs.push_back(j);
+                continue;
+            }
+            const Acts& a = *j.src;
+            auto float_row = [&](int64_t t) {
+                return a.tiled_rows[static_cast<size_t>((j.acts[t] - a.buf.data()) /
+                                                        static_cast<int64_t>(a.row_bytes))];
+            };
+            for (int64_t t0 = 0; t0 < j.n_act;) {
+                const bool tiled = float_row(t0) != nullptr;
+                int64_t t1 = t0 + 1;
+                while (t1 < j.n_act && (float_row(t1) != nullptr) == tiled) ++t1;
+                Job part = j;
+                part.n_act = t1 - t0;
+                part.y = j.y + t0 * j.y_stride;
+                part.src = nullptr;
+                part.tiled = tiled;
+                if (tiled) {
+                    run_rows.emplace_back();
+                    for (int64_t t = t0; t < t1; ++t) run_rows.back().push_back(float_row(t));
+                    part.acts = run_rows.back().data();
+                    part.format = ActFormat::kF32;
+                } else {
+                    part.acts = j.acts + t0;
+                }
+                jobs.push_back(part);
+                t0 = t1;
+            }
+        }
         std::vector<int64_t> first(jobs.size() + 1, 0);
         std::vector<int64_t> chunk(jobs.size());
         std::vector<size_t> pack_of(jobs.size(), SIZE_MAX);  // job -> its packed rows
@@ -170,11 +241,15 @@ public:
     const cpu::Kernels& k() const { return k_; }
 
 private:
-    // The tile matmul takes batches of at least kTiledMinTokens rows (below, the int8 dots
-    // are as fast and round less), any weight type but F32 (kept exact), not in precise mode.
+public:
+    // The tile matmul takes sequences with at least kTiledMinTokens tokens in the pass
+    // (below, the int8 dots are as fast and round less), any weight type but F32 (kept
+    // exact), not in precise mode.
     static constexpr int64_t kTiledMinTokens = 16;
-    bool tiled(GgmlType type, int64_t T) const {
-        return k_.matmul_packed && !precise_ && type != GgmlType::kF32 && T >= kTiledMinTokens;
+
+private:
+    bool tiles(GgmlType type) const {
+        return k_.matmul_packed && !precise_ && type != GgmlType::kF32;
     }
     static bool packs(const Job& j) { return j.tiled && j.type != GgmlType::kF32 && j.n % 32 == 0; }
 
@@ -182,6 +257,7 @@ private:
     const cpu::Kernels& k_;
     bool precise_;
     std::vector<uint8_t> packed_;
+    std::vector<char> tok_tiled_;
 };
 
 // x / sqrt(mean(x^2) + eps) * w, in place (as ref::rms_norm: the sum in double).
@@ -258,6 +334,14 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                   v = hp.n_embd_head_v, L = hp.kv_lora_rank, qk = n + r;
     const float eps = hp.rms_eps, kq_scale = hp.kq_scale();
     Pass pass(pool_, k_, precise_);
+    {
+        std::vector<char> tiled(T);
+        for (int64_t b = 0; b < S; ++b)
+            for (int64_t t = seg_begin[b]; t < seg_begin[b + 1]; ++t)
+                tiled[t] = seg_begin[b + 1] - seg_begin[b] >= Pass::kTiledMinTokens &&
+                           batch[b].mode == LogitsMode::kLast;
+        pass.set_tiled_tokens(std::move(tiled));
+    }
     const cpu::Kernels& k = k_;
 
     // Legacy layout: W_UK^T as float, once per model.
@@ -322,7 +406,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 job_for(l.attn_q_a, 0, a_in, a_in.rows.data(), T, cq.data(), hp.q_lora_rank));
         }
         const Acts* kv_in = &a_in;
-        if (pass.format(l.attn_kv_a_mqa.type, T) != a_in.format) {
+        if (!pass.same_acts(l.attn_kv_a_mqa.type, q_in.type)) {
             pass.quantize(l.attn_kv_a_mqa.type, xn.data(), E, T, E, a_aux);
             kv_in = &a_aux;
         }
@@ -362,7 +446,8 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 }
         }
         const GgmlType kb_type = split ? l.attn_k_b.type : GgmlType::kF32;
-        pass.quantize(kb_type, q.data(), qk, T * H, n, a_in, T);  // row t*H+h: q_nope of (t, h)
+        pass.quantize(kb_type, q.data(), qk, T * H, n, a_in,
+                      [&](int64_t i) { return i / H; });  // row t*H+h: q_nope of (t, h)
         ptrs.resize(H * T);
         for (int64_t h = 0; h < H; ++h)
             for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
@@ -374,7 +459,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 const float* wt = impl_->wuk_t[il].data() + h * L * n;
                 jobs.push_back(Job{reinterpret_cast<const uint8_t*>(wt), GgmlType::kF32,
                                    a_in.format, static_cast<uint64_t>(n) * 4, L, n, &ptrs[h * T], T,
-                                   &q_abs[h * L], H * L, a_in.tiled});
+                                   &q_abs[h * L], H * L, a_in.tiled, &a_in});
             }
         }
         pass.run(jobs);
@@ -416,7 +501,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
 
         // o[t][h] = W_UV[h] o_lat[t][h]: v values per head.
         const GgmlType vb_type = split ? l.attn_v_b.type : l.attn_kv_b.type;
-        pass.quantize(vb_type, o_lat.data(), L, T * H, L, a_in, T);
+        pass.quantize(vb_type, o_lat.data(), L, T * H, L, a_in, [&](int64_t i) { return i / H; });
         for (int64_t h = 0; h < H; ++h)
             for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
         jobs.clear();
@@ -426,7 +511,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             } else {
                 const Tensor& kvb = l.attn_kv_b;
                 jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, a_in.format, kvb.row_size(),
-                                   v, L, &ptrs[h * T], T, &o[h * v], H * v, a_in.tiled});
+                                   v, L, &ptrs[h * T], T, &o[h * v], H * v, a_in.tiled, &a_in});
             }
         }
         pass.run(jobs);
@@ -441,13 +526,16 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         std::vector<float> y(T * E, 0.0f);
 
         // SwiGLU on the gate/up outputs g, u (rows of ff), then quantized for `down`.
+        // row_tok: the token of each row (null: row i is token i).
         auto swiglu_rows = [&](std::vector<float>& g, const std::vector<float>& u, int64_t rows,
-                               int64_t ff, GgmlType down_type, Acts& out) {
+                               int64_t ff, GgmlType down_type, Acts& out,
+                               const std::vector<int64_t>* row_tok = nullptr) {
             pass.for_rows(rows, [&](int64_t i) {
                 for (int64_t c = 0; c < ff; ++c)
                     g[i * ff + c] = silu(g[i * ff + c]) * u[i * ff + c];
             });
-            pass.quantize(down_type, g.data(), ff, rows, ff, out, T);
+            pass.quantize(down_type, g.data(), ff, rows, ff, out,
+                          [&](int64_t i) { return row_tok ? (*row_tok)[i] : i; });
         };
 
         if (!l.is_moe()) {
@@ -455,7 +543,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             std::vector<float> g(T * ff), u(T * ff);
             pass.quantize(l.ffn_gate.type, xn.data(), E, T, E, a_in);
             const Acts* up_in = &a_in;
-            if (pass.format(l.ffn_up.type, T) != a_in.format) {
+            if (!pass.same_acts(l.ffn_up.type, l.ffn_gate.type)) {
                 pass.quantize(l.ffn_up.type, xn.data(), E, T, E, a_aux);
                 up_in = &a_aux;
             }
@@ -510,7 +598,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             Acts a_sh;
             if (shared) {
                 const Acts* sh_in = &a_in;
-                if (pass.format(l.ffn_gate_shexp.type, T) != a_in.format) {
+                if (!pass.same_acts(l.ffn_gate_shexp.type, l.ffn_gate_exps.type)) {
                     pass.quantize(l.ffn_gate_shexp.type, xn.data(), E, T, E, a_sh);
                     sh_in = &a_sh;
                 }
@@ -521,7 +609,11 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             }
             pass.run(jobs);
 
-            swiglu_rows(g, u, n_rows, f, l.ffn_down_exps.type, a_aux);
+            std::vector<int64_t> row_tok(n_rows);
+            for (size_t i = 0; i < active.size(); ++i)
+                for (size_t m = 0; m < members[active[i]].size(); ++m)
+                    row_tok[offset[i] + m] = members[active[i]][m].first;
+            swiglu_rows(g, u, n_rows, f, l.ffn_down_exps.type, a_aux, &row_tok);
             std::vector<float> out(n_rows * E);
             jobs.clear();
             for (size_t i = 0; i < active.size(); ++i) {
@@ -585,7 +677,8 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     std::vector<float> all;
     std::vector<float>* dst = S == 1 ? batch[0].logits : &all;  // one sequence: in place
     dst->resize(n_out * V);
-    pass.quantize(out_head.type, xo.data(), E, n_out, E, a_in);
+    pass.quantize(out_head.type, xo.data(), E, n_out, E, a_in,
+                  [&](int64_t i) { return out_rows[i]; });
     pass.run({job_for(out_head, 0, a_in, a_in.rows.data(), n_out, dst->data(), V)});
     if (S > 1) {
         int64_t at = 0;

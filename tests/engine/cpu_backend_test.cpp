@@ -485,75 +485,83 @@ TEST(CpuBackend, ThreadCountsAgree) {
 
 TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
     // A serving step: a sequence continuing with several tokens (all logits), a fresh
-    // prompt (last logits), a decode token after a long cache, one that needs no logits.
-    for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kF16}) {
-        MakeModelOptions o;
-        o.preset = "tiny";
-        o.quant = type;
-        auto m = Model::load(test::make_test_model(o));
-        ASSERT_TRUE(m.ok());
-        const HParams& hp = (*m)->hparams();
-        LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
-        CpuBackend b(2, untiled_kernels());  // the 16-token batch must not change rounding
-        std::mt19937 rng(5);
-        auto ids = [&](int n) {
-            std::vector<int32_t> v(n);
-            for (int32_t& id : v) id = static_cast<int32_t>(rng() % hp.n_vocab);
-            return v;
-        };
-        const std::vector<int32_t> past_a = ids(21), past_c = ids(37);
-        const std::vector<int32_t> new_a = ids(5), new_b = ids(7), new_c = ids(1), new_d = ids(3);
-        struct Twin {
-            explicit Twin(LatentCache& c) : batched(c), alone(c) {}
-            SeqCache batched, alone;
-            std::vector<float> lb, la;
-        };
-        std::vector<std::unique_ptr<Twin>> tw;
-        for (int i = 0; i < 4; ++i) tw.push_back(std::make_unique<Twin>(cache));
-        std::vector<float> scratch;
-        for (auto* seq : {&tw[0]->batched, &tw[0]->alone})
-            ASSERT_TRUE(b.forward(**m, *seq, past_a, LogitsMode::kLast, scratch).ok());
-        for (auto* seq : {&tw[2]->batched, &tw[2]->alone})
-            ASSERT_TRUE(b.forward(**m, *seq, past_c, LogitsMode::kLast, scratch).ok());
-        const SeqBatch batch[] = {{&tw[0]->batched, new_a, LogitsMode::kAll, &tw[0]->lb},
-                                  {&tw[1]->batched, new_b, LogitsMode::kLast, &tw[1]->lb},
-                                  {&tw[2]->batched, new_c, LogitsMode::kLast, &tw[2]->lb},
-                                  {&tw[3]->batched, new_d, LogitsMode::kLast, nullptr}};
-        ASSERT_TRUE(b.forward_batch(**m, batch).ok());
-        const std::vector<int32_t>* news[] = {&new_a, &new_b, &new_c, &new_d};
-        for (int i = 0; i < 4; ++i) {
-            ASSERT_TRUE(b.forward(**m, tw[i]->alone, *news[i], batch[i].mode, tw[i]->la).ok());
-            EXPECT_EQ(tw[i]->batched.n_tokens(), tw[i]->alone.n_tokens());
-        }
-        EXPECT_TRUE(tw[3]->lb.empty());
-        for (int i = 0; i < 3; ++i) {
-            const auto& lb = tw[i]->lb;
-            const auto& la = tw[i]->la;
-            ASSERT_EQ(lb.size(), la.size()) << i;
-            ASSERT_EQ(lb.size() % hp.n_vocab, 0u);
-            const double scale = rms(la.data(), la.size());
-            double err = 0;
-            for (size_t j = 0; j < la.size(); ++j)
-                err = std::max(err, double(std::fabs(lb[j] - la[j])));
-            // The same per-token arithmetic; only the tiling of the matmuls differs.
-            EXPECT_LT(err / scale, 1e-4) << "type " << int(type) << " sequence " << i;
-            for (size_t row = 0; row < la.size() / hp.n_vocab; ++row) {
-                const float* pb = lb.data() + row * hp.n_vocab;
-                const float* pa = la.data() + row * hp.n_vocab;
-                EXPECT_EQ(std::max_element(pb, pb + hp.n_vocab) - pb,
-                          std::max_element(pa, pa + hp.n_vocab) - pa);
+    // 20-token prompt (last logits), a decode token after a long cache, one that needs no
+    // logits. With the tile matmul (where the CPU has it) the prompt's rows take it and the
+    // others the int8 dots, in the same matmuls: each sequence must still get what it
+    // gets alone.
+    std::vector<const cpu::Kernels*> tables = {untiled_kernels()};
+    if (&cpu::best_kernels() != tables[0]) tables.push_back(&cpu::best_kernels());
+    for (const cpu::Kernels* kt : tables)
+        for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kF16}) {
+            MakeModelOptions o;
+            o.preset = "tiny";
+            o.quant = type;
+            auto m = Model::load(test::make_test_model(o));
+            ASSERT_TRUE(m.ok());
+            const HParams& hp = (*m)->hparams();
+            LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+            CpuBackend b(2, kt);
+            std::mt19937 rng(5);
+            auto ids = [&](int n) {
+                std::vector<int32_t> v(n);
+                for (int32_t& id : v) id = static_cast<int32_t>(rng() % hp.n_vocab);
+                return v;
+            };
+            const std::vector<int32_t> past_a = ids(21), past_c = ids(37);
+            const std::vector<int32_t> new_a = ids(5), new_b = ids(20), new_c = ids(1),
+                                       new_d = ids(3);
+            struct Twin {
+                explicit Twin(LatentCache& c) : batched(c), alone(c) {}
+                SeqCache batched, alone;
+                std::vector<float> lb, la;
+            };
+            std::vector<std::unique_ptr<Twin>> tw;
+            for (int i = 0; i < 4; ++i) tw.push_back(std::make_unique<Twin>(cache));
+            std::vector<float> scratch;
+            for (auto* seq : {&tw[0]->batched, &tw[0]->alone})
+                ASSERT_TRUE(b.forward(**m, *seq, past_a, LogitsMode::kLast, scratch).ok());
+            for (auto* seq : {&tw[2]->batched, &tw[2]->alone})
+                ASSERT_TRUE(b.forward(**m, *seq, past_c, LogitsMode::kLast, scratch).ok());
+            const SeqBatch batch[] = {{&tw[0]->batched, new_a, LogitsMode::kAll, &tw[0]->lb},
+                                      {&tw[1]->batched, new_b, LogitsMode::kLast, &tw[1]->lb},
+                                      {&tw[2]->batched, new_c, LogitsMode::kLast, &tw[2]->lb},
+                                      {&tw[3]->batched, new_d, LogitsMode::kLast, nullptr}};
+            ASSERT_TRUE(b.forward_batch(**m, batch).ok());
+            const std::vector<int32_t>* news[] = {&new_a, &new_b, &new_c, &new_d};
+            for (int i = 0; i < 4; ++i) {
+                ASSERT_TRUE(b.forward(**m, tw[i]->alone, *news[i], batch[i].mode, tw[i]->la).ok());
+                EXPECT_EQ(tw[i]->batched.n_tokens(), tw[i]->alone.n_tokens());
             }
-        }
-        // Both copies of each sequence hold the same cache rows afterwards.
-        for (int i = 0; i < 4; ++i)
-            for (int32_t p = 0; p < tw[i]->alone.n_tokens(); ++p)
-                for (uint32_t il = 0; il < hp.n_layer; ++il) {
-                    const float* rb = tw[i]->batched.row(p, il);
-                    const float* ra = tw[i]->alone.row(p, il);
-                    for (uint32_t c = 0; c < hp.kv_lora_rank + hp.n_rot; ++c)
-                        ASSERT_NEAR(rb[c], ra[c], 1e-4 * (1 + std::fabs(ra[c])));
+            EXPECT_TRUE(tw[3]->lb.empty());
+            for (int i = 0; i < 3; ++i) {
+                const auto& lb = tw[i]->lb;
+                const auto& la = tw[i]->la;
+                ASSERT_EQ(lb.size(), la.size()) << i;
+                ASSERT_EQ(lb.size() % hp.n_vocab, 0u);
+                const double scale = rms(la.data(), la.size());
+                double err = 0;
+                for (size_t j = 0; j < la.size(); ++j)
+                    err = std::max(err, double(std::fabs(lb[j] - la[j])));
+                // The same per-token arithmetic; only the tiling of the matmuls differs.
+                EXPECT_LT(err / scale, 1e-4)
+                    << kt->name << " type " << int(type) << " sequence " << i;
+                for (size_t row = 0; row < la.size() / hp.n_vocab; ++row) {
+                    const float* pb = lb.data() + row * hp.n_vocab;
+                    const float* pa = la.data() + row * hp.n_vocab;
+                    EXPECT_EQ(std::max_element(pb, pb + hp.n_vocab) - pb,
+                              std::max_element(pa, pa + hp.n_vocab) - pa);
                 }
-    }
+            }
+            // Both copies of each sequence hold the same cache rows afterwards.
+            for (int i = 0; i < 4; ++i)
+                for (int32_t p = 0; p < tw[i]->alone.n_tokens(); ++p)
+                    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+                        const float* rb = tw[i]->batched.row(p, il);
+                        const float* ra = tw[i]->alone.row(p, il);
+                        for (uint32_t c = 0; c < hp.kv_lora_rank + hp.n_rot; ++c)
+                            ASSERT_NEAR(rb[c], ra[c], 1e-4 * (1 + std::fabs(ra[c])));
+                    }
+        }
 }
 
 TEST(CpuBackend, ABatchWithASequenceTwiceIsRefused) {
