@@ -36,6 +36,11 @@ public:
     uint64_t page_bytes() const { return page_floats_ * sizeof(float); }
     uint64_t pages_in_use() const { return in_use_; }
     uint64_t bytes_in_use() const { return in_use_ * page_bytes(); }
+    // No free page and no room for another under the budget (as alloc_page found it last:
+    // the reclaim hook is not asked).
+    bool full() const {
+        return free_.empty() && (pages_.size() + 1) * page_bytes() > cfg_.max_bytes;
+    }
 
     // A fresh page with reference count 1, or an error when the budget is spent (after
     // asking `reclaim`, when set, to free pages: the prefix cache evicts unused ones).

@@ -233,6 +233,7 @@ struct Scheduler::Work {
     std::vector<int32_t> tokens;  // a prompt chunk, or the pending token + draft tokens
     std::vector<float> logits;
     std::vector<float> hidden;  // MTP on: the trunk's output rows, for the block
+    bool waits = false;         // no cache page for it this step: planned again next step
 };
 
 Scheduler::Work Scheduler::plan_prefill(Seq& s) {
@@ -348,15 +349,34 @@ void Scheduler::run_batch(std::vector<Work>& work) {
         // One sequence per call: without batching, or after a failed batch (which sequence
         // failed is not said — the cache may be full for one of them), so that an error
         // ends only its own request.
+        std::vector<std::pair<size_t, std::string>> failed;
+        bool moved = false;  // some sequence advanced this step
         for (size_t i = 0; i < work.size(); ++i) {
             Work& w = work[i];
-            if (together && w.seq->cache->n_tokens() != before[i]) continue;  // advanced
+            if (together && w.seq->cache->n_tokens() != before[i]) {  // advanced
+                moved = true;
+                continue;
+            }
             if (Status one = backend_.forward_batch(model_, std::span(&batch[i], 1)); !one)
-                finish(*w.seq, "error", one.error().message);
+                failed.emplace_back(i, one.error().message);
+            else
+                moved = true;
+        }
+        // Out of cache pages (all held by running sequences): a sequence waits for the
+        // pages the others give back as they end, as long as one of them moves; when none
+        // does, the last one fails, which frees its pages for the rest.
+        for (size_t k = 0; k < failed.size(); ++k) {
+            Work& w = work[failed[k].first];
+            if (cache_->full() && (moved || k + 1 < failed.size())) {
+                w.waits = true;
+                ++stats_.cache_waits;
+            } else {
+                finish(*w.seq, "error", failed[k].second);
+            }
         }
     }
     for (Work& w : work) {
-        if (w.seq->done) continue;
+        if (w.seq->done || w.waits) continue;
         if (w.prefill)
             after_prefill(*w.seq, w);
         else

@@ -114,6 +114,7 @@ public:
         uint64_t queue_depth = 0;          // waiting + running now
         uint64_t running = 0;
         uint64_t cache_pages_in_use = 0;
+        uint64_t cache_waits = 0;  // steps a sequence waited for a cache page (all were held)
         PrefixCache::Stats prefix;
         DiskCache::Stats disk;  // zeros without a disk tier
     };

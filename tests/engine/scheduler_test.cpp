@@ -238,6 +238,47 @@ TEST_F(SchedulerTest, CancelledRequestsEndAndGiveTheirPagesBack) {
     s->run_until_idle();
 }
 
+TEST_F(SchedulerTest, ARequestWaitsForCachePagesInsteadOfFailing) {
+    // A cache of 10 pages of 4 tokens. A needs 7 (20 prompt + 8 generated tokens), B 4
+    // (12 + 4): both are admitted, and when A wants its 7th page every page is held while
+    // B still decodes; A waits until B ends and gives its pages back, then finishes. Both
+    // give what they give alone.
+    auto o = options();
+    o.prefix_cache = false;
+    const HParams& hp = model->hparams();
+    const uint64_t page = uint64_t{o.page_tokens} * hp.n_layer * (hp.kv_lora_rank + hp.n_rot) * 4;
+    o.cache_bytes = 10 * page;
+    auto s = make(o);
+    const std::vector<std::vector<int32_t>> prompts = {ids(20, 31), ids(12, 32)};
+    const int32_t gen[] = {8, 4};
+    std::map<size_t, RequestResult> got;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto r = greedy(prompts[i], gen[i]);
+        r.on_done = [&got, i](const RequestResult& res) { got[i] = res; };
+        ASSERT_TRUE(s->submit(std::move(r)).ok());
+    }
+    s->run_until_idle();
+    ASSERT_EQ(got.size(), 2u);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(got[i].finish_reason, "length") << i << ": " << got[i].error;
+        EXPECT_EQ(got[i].tokens, alone(prompts[i], gen[i])) << i;
+    }
+    EXPECT_GT(s->stats().cache_waits, 0u);
+    expect_no_leak(*s);
+
+    // When no sequence can move (both want a page and none is free), the newest fails and
+    // frees its pages; the other finishes as alone.
+    o.cache_bytes = 12 * page;
+    auto s2 = make(o);
+    auto both = run_all(*s2, {ids(20, 33), ids(20, 34)}, 8);
+    ASSERT_EQ(both.size(), 2u);
+    EXPECT_EQ(both[0].finish_reason, "length") << both[0].error;
+    EXPECT_EQ(both[0].tokens, alone(ids(20, 33), 8));
+    EXPECT_EQ(both[1].finish_reason, "error");
+    EXPECT_NE(both[1].error.find("latent cache is full"), std::string::npos) << both[1].error;
+    expect_no_leak(*s2);
+}
+
 TEST_F(SchedulerTest, CancellationStormLeaksNothingAndNeverStalls) {
     auto o = options();
     o.max_queue = 2000;
