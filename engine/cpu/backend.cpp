@@ -88,6 +88,9 @@ public:
     // hit leaves a shorter one), as llama.cpp's on its batch size. Call once per pass.
     void set_tiled_tokens(std::vector<char> tiled) { tok_tiled_ = std::move(tiled); }
 
+    // Whether token t's attention takes the tile matmul too (as its rows do).
+    bool tiled_attention(int64_t t) const { return k_.matmul_packed && !precise_ && tok_tiled_[t]; }
+
     // Whether activations for weights of types a and b are quantized alike.
     bool same_acts(GgmlType a, GgmlType b) const {
         return cpu::act_format(a, precise_) == cpu::act_format(b, precise_) && tiles(a) == tiles(b);
@@ -251,7 +254,8 @@ private:
     bool tiles(GgmlType type) const {
         return k_.matmul_packed && !precise_ && type != GgmlType::kF32;
     }
-    static bool packs(const Job& j) { return j.tiled && j.type != GgmlType::kF32 && j.n % 32 == 0; }
+    // (Jobs are tiled only where tiles(type) allowed it, or for attention.)
+    static bool packs(const Job& j) { return j.tiled && j.n % 32 == 0; }
 
     ThreadPool& pool_;
     const cpu::Kernels& k_;
@@ -383,8 +387,8 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     }
 
     std::vector<float> q(T * H * qk), kva(T * (L + r)), q_abs(T * H * L), o_lat(T * H * L),
-        o(T * H * v), attn(T * E), cq;
-    std::vector<const uint8_t*> ptrs;
+        o(T * H * v), attn(T * E), cq, cr, ct, qcat, sc;
+    std::vector<const uint8_t*> ptrs, qptr;
     std::vector<Job> jobs;
 
     for (uint32_t il = first_layer; il < end_layer; ++il) {
@@ -478,26 +482,82 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         std::vector<int64_t> seq_index(T);
         for (int64_t sb = 0; sb < S; ++sb)
             for (int64_t t = seg_begin[sb]; t < seg_begin[sb + 1]; ++t) seq_index[t] = sb;
+
+        // Sequences whose rows take the tile matmul (prompt chunks) take it for attention
+        // too: scores S = Q C^T and then P C_kv as tile matmuls over the cache rows, a
+        // plain softmax between (a row's scores are all there). Queries in blocks, each
+        // against the cache rows it can see. The other tokens take Kernels::attend.
+        const int64_t RW = L + r, Wp = (RW + 31) / 32 * 32;  // a cache row, padded
+        std::vector<char> by_tiles(S, 0);
+        for (int64_t sb = 0; sb < S; ++sb)
+            by_tiles[sb] = seg_begin[sb + 1] > seg_begin[sb] && pass.tiled_attention(seg_begin[sb]);
+        for (int64_t sb = 0; sb < S; ++sb) {
+            if (!by_tiles[sb]) continue;
+            const std::vector<const float*>& rows = rows_of[sb];
+            const auto N = static_cast<int64_t>(rows.size());
+            const int64_t Np = (N + 31) / 32 * 32;
+            // The cache rows one after another (c_kv | k_pe | zeros to Wp), and C_kv^T
+            // (zero-padded to Np columns): the two "weight" matrices.
+            cr.assign(static_cast<size_t>(N * Wp), 0.0f);
+            ct.assign(static_cast<size_t>(L * Np), 0.0f);
+            pass.for_rows(N, [&](int64_t j) { std::copy_n(rows[j], RW, &cr[j * Wp]); });
+            pass.for_rows((L + 15) / 16, [&](int64_t cb) {
+                const int64_t c0 = cb * 16, c1 = std::min(L, c0 + 16);
+                for (int64_t j = 0; j < N; ++j)
+                    for (int64_t c = c0; c < c1; ++c) ct[c * Np + j] = rows[j][c];
+            });
+            const int64_t t_end = seg_begin[sb + 1];
+            const int64_t QB = std::clamp<int64_t>((int64_t{1} << 22) / (H * Np), 16, 256);
+            for (int64_t tq = seg_begin[sb]; tq < t_end; tq += QB) {
+                const int64_t nq = std::min(QB, t_end - tq) * H;
+                const int64_t seen = pos[tq + nq / H - 1] + 1;  // cache rows this block sees
+                const int64_t Nb = (seen + 31) / 32 * 32;
+                qcat.assign(static_cast<size_t>(nq * Wp), 0.0f);
+                sc.resize(static_cast<size_t>(nq * Np));
+                qptr.resize(nq);
+                pass.for_rows(nq, [&](int64_t i) {
+                    const int64_t row = tq * H + i;  // (t, h) = (tq + i / H, i % H)
+                    std::copy_n(&q_abs[row * L], L, &qcat[i * Wp]);
+                    std::copy_n(&q[row * qk + n], r, &qcat[i * Wp + L]);
+                    qptr[i] = reinterpret_cast<const uint8_t*>(&qcat[i * Wp]);
+                });
+                pass.run({Job{reinterpret_cast<const uint8_t*>(cr.data()), GgmlType::kF32,
+                              ActFormat::kF32, static_cast<uint64_t>(Wp) * 4, seen, Wp, qptr.data(),
+                              nq, sc.data(), Np, true, nullptr}});
+                pass.for_rows(nq, [&](int64_t i) {
+                    k.softmax(&sc[i * Np], pos[tq + i / H] + 1, Nb, kq_scale);
+                    qptr[i] = reinterpret_cast<const uint8_t*>(&sc[i * Np]);
+                });
+                pass.run({Job{reinterpret_cast<const uint8_t*>(ct.data()), GgmlType::kF32,
+                              ActFormat::kF32, static_cast<uint64_t>(Np) * 4, L, Nb, qptr.data(),
+                              nq, &o_lat[tq * H * L], L, true, nullptr}});
+            }
+        }
+        std::vector<int64_t> plain;  // tokens for Kernels::attend
+        for (int64_t t = 0; t < T; ++t)
+            if (!by_tiles[seq_index[t]]) plain.push_back(t);
+
         const int64_t G = std::min<int64_t>(cpu::kAttendRows, H);
         const int64_t n_groups = (H + G - 1) / G;
-        pool_.parallel_chunks(T * n_groups, 1, [&](int64_t b, int64_t e) {
-            const float* ql[cpu::kAttendRows];
-            const float* qp[cpu::kAttendRows];
-            float* out[cpu::kAttendRows];
-            int64_t last[cpu::kAttendRows];
-            for (int64_t item = b; item < e; ++item) {
-                const int64_t t = item / n_groups, h0 = (item % n_groups) * G;
-                const int gh = static_cast<int>(std::min(G, H - h0));
-                for (int g = 0; g < gh; ++g) {
-                    const int64_t h = h0 + g;
-                    ql[g] = &q_abs[(t * H + h) * L];
-                    qp[g] = &q[(t * H + h) * qk + n];
-                    out[g] = &o_lat[(t * H + h) * L];
-                    last[g] = pos[t];
+        pool_.parallel_chunks(
+            static_cast<int64_t>(plain.size()) * n_groups, 1, [&](int64_t b, int64_t e) {
+                const float* ql[cpu::kAttendRows];
+                const float* qp[cpu::kAttendRows];
+                float* out[cpu::kAttendRows];
+                int64_t last[cpu::kAttendRows];
+                for (int64_t item = b; item < e; ++item) {
+                    const int64_t t = plain[item / n_groups], h0 = (item % n_groups) * G;
+                    const int gh = static_cast<int>(std::min(G, H - h0));
+                    for (int g = 0; g < gh; ++g) {
+                        const int64_t h = h0 + g;
+                        ql[g] = &q_abs[(t * H + h) * L];
+                        qp[g] = &q[(t * H + h) * qk + n];
+                        out[g] = &o_lat[(t * H + h) * L];
+                        last[g] = pos[t];
+                    }
+                    k.attend(ql, qp, gh, last, rows_of[seq_index[t]].data(), L, r, kq_scale, out);
                 }
-                k.attend(ql, qp, gh, last, rows_of[seq_index[t]].data(), L, r, kq_scale, out);
-            }
-        });
+            });
 
         // o[t][h] = W_UV[h] o_lat[t][h]: v values per head.
         const GgmlType vb_type = split ? l.attn_v_b.type : l.attn_kv_b.type;

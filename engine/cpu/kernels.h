@@ -62,6 +62,9 @@ struct Kernels {
     // out[i] (L values) = Σ_j softmax_j(scale (q_lat·c_kv_j + q_pe·k_pe_j)) c_kv_j.
     void (*attend)(const float* const* q_lat, const float* const* q_pe, int nq, const int64_t* last,
                    const float* const* rows, int64_t L, int64_t r, float scale, float* const* out);
+    // s[0..valid) = softmax(scale s[0..valid)) in place (max subtracted first), and
+    // s[valid..n) = 0: one row of attention probabilities for the tile matmul's form.
+    void (*softmax)(float* s, int64_t valid, int64_t n, float scale);
 
     // Tile matrix multiply (AMX-BF16; null in every table but "amx"), for batches of
     // tokens: the activation rows (kF32, n values, n a multiple of 32) are packed once per

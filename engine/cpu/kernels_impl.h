@@ -373,6 +373,19 @@ inline void attend_n(const float* const* q_lat, const float* const* q_pe, const 
     for (int i = 0; i < NQ; ++i) scale_vec(out[i], L, l[i] > 0.0f ? 1.0f / l[i] : 0.0f);
 }
 
+inline void softmax(float* s, int64_t valid, int64_t n, float scale) {
+    float m = -__builtin_inff();
+    for (int64_t j = 0; j < valid; ++j) m = s[j] > m ? s[j] : m;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < valid; ++j) {
+        s[j] = exp_neg(scale * (s[j] - m));
+        sum += s[j];
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int64_t j = 0; j < valid; ++j) s[j] *= inv;
+    for (int64_t j = valid; j < n; ++j) s[j] = 0.0f;
+}
+
 inline void attend(const float* const* q_lat, const float* const* q_pe, int nq, const int64_t* last,
                    const float* const* rows, int64_t L, int64_t r, float scale, float* const* out) {
     static_assert(kAttendRows == 8, "one case per row count below");
@@ -1081,7 +1094,8 @@ inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint6
 }
 
 inline const Kernels& table(const char* name) {
-    static const Kernels k{name, &quantize, &matmul_rows, &dot_f32, &axpy, &scale, &attend};
+    static const Kernels k{name,  &quantize, &matmul_rows, &dot_f32,
+                           &axpy, &scale,    &attend,      &softmax};
     return k;
 }
 
