@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "engine/reference.h"
 #include "engine/rope.h"
@@ -57,6 +59,15 @@ Job job_for(const Tensor& t, int64_t index, const Acts& a, const uint8_t* const*
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+// The form of MLA for prompt chunks on the tile matmul: unabsorbed (K and V of every cache
+// row expanded per head, then attention with head size n + r and v: about half the
+// multiply-adds of the absorbed form when the chunk is most of the context) unless
+// LATENT_MLA_PREFILL=absorbed (scores against c_kv and k_pe directly, as in decode).
+bool absorbed_prefill_default() {
+    const char* e = std::getenv("LATENT_MLA_PREFILL");
+    return e && std::strcmp(e, "absorbed") == 0;
+}
+
 }  // namespace
 
 struct CpuBackend::Impl {
@@ -69,6 +80,7 @@ CpuBackend::CpuBackend(int threads, const cpu::Kernels* kernels, bool precise)
     : pool_(threads),
       k_(kernels ? *kernels : cpu::best_kernels()),
       precise_(precise),
+      absorbed_prefill_(absorbed_prefill_default()),
       impl_(std::make_unique<Impl>()) {}
 
 CpuBackend::~CpuBackend() = default;
@@ -387,8 +399,8 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     }
 
     std::vector<float> q(T * H * qk), kva(T * (L + r)), q_abs(T * H * L), o_lat(T * H * L),
-        o(T * H * v), attn(T * E), cq, cr, ct, qcat, sc;
-    std::vector<const uint8_t*> ptrs, qptr;
+        o(T * H * v), attn(T * E), cq, cr, ct, qcat, sc, kx, vx, vt;
+    std::vector<const uint8_t*> ptrs, qptr, pptr;
     std::vector<Job> jobs;
 
     for (uint32_t il = first_layer; il < end_layer; ++il) {
@@ -491,11 +503,110 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         std::vector<char> by_tiles(S, 0);
         for (int64_t sb = 0; sb < S; ++sb)
             by_tiles[sb] = seg_begin[sb + 1] > seg_begin[sb] && pass.tiled_attention(seg_begin[sb]);
+        std::vector<float> wuk;  // split layout: W_UK[h] as n rows of L, when first needed
+        // Unabsorbed: per head h, K_h = [W_UK[h] c_kv_j | k_pe_j] and V_h = W_UV[h] c_kv_j for
+        // every cache row j (tile matmuls with the c_kv rows as the tokens), then scores of
+        // the queries [q_nope | q_pe] against K_h, softmax, and P against V_h^T straight
+        // into o (no W_UV step after).
+        auto attend_expanded = [&](int64_t sb, const std::vector<const float*>& rows) {
+            const auto N = static_cast<int64_t>(rows.size());
+            const int64_t Np = (N + 31) / 32 * 32, Kp = (n + r + 31) / 32 * 32;
+            if (split && wuk.empty()) {  // W_UK rows over the latent, from attn_k_b's [L][n]
+                wuk.resize(static_cast<size_t>(H * n * L));
+                pass.for_rows(H, [&](int64_t h) {
+                    std::vector<float> row(n);
+                    for (int64_t c = 0; c < L; ++c) {
+                        dequantize_row(l.attn_k_b.type,
+                                       l.attn_k_b.matrix(h) + c * l.attn_k_b.row_size(), row.data(),
+                                       n);
+                        for (int64_t d = 0; d < n; ++d) wuk[(h * n + d) * L + c] = row[d];
+                    }
+                });
+            }
+            kx.assign(static_cast<size_t>(H * N * Kp), 0.0f);
+            vx.resize(static_cast<size_t>(H * N * v));
+            qptr.resize(N);
+            for (int64_t j = 0; j < N; ++j) qptr[j] = reinterpret_cast<const uint8_t*>(rows[j]);
+            jobs.clear();
+            for (int64_t h = 0; h < H; ++h) {
+                if (split) {
+                    jobs.push_back(Job{reinterpret_cast<const uint8_t*>(&wuk[h * n * L]),
+                                       GgmlType::kF32, ActFormat::kF32,
+                                       static_cast<uint64_t>(L) * 4, n, L, qptr.data(), N,
+                                       &kx[h * N * Kp], Kp, true, nullptr});
+                    Job jv = job_for(l.attn_v_b, h, a_in, qptr.data(), N, &vx[h * N * v], v);
+                    jv.format = ActFormat::kF32;
+                    jv.tiled = true;
+                    jv.src = nullptr;
+                    jobs.push_back(jv);
+                } else {
+                    const Tensor& kvb = l.attn_kv_b;
+                    jobs.push_back(Job{kvb.row(h * (n + v)), kvb.type, ActFormat::kF32,
+                                       kvb.row_size(), n, L, qptr.data(), N, &kx[h * N * Kp], Kp,
+                                       true, nullptr});
+                    jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, ActFormat::kF32,
+                                       kvb.row_size(), v, L, qptr.data(), N, &vx[h * N * v], v,
+                                       true, nullptr});
+                }
+            }
+            pass.run(jobs);
+            vt.assign(static_cast<size_t>(H * v * Np), 0.0f);
+            pass.for_rows(H, [&](int64_t h) {
+                for (int64_t j = 0; j < N; ++j) {
+                    std::copy_n(rows[j] + L, r, &kx[(h * N + j) * Kp + n]);
+                    for (int64_t d = 0; d < v; ++d)
+                        vt[(h * v + d) * Np + j] = vx[(h * N + j) * v + d];
+                }
+            });
+            const int64_t t_end = seg_begin[sb + 1];
+            const int64_t QB = std::clamp<int64_t>((int64_t{1} << 22) / (H * Np), 16, 256);
+            for (int64_t tq = seg_begin[sb]; tq < t_end; tq += QB) {
+                const int64_t nt = std::min(QB, t_end - tq), nq = nt * H;
+                const int64_t seen = pos[tq + nt - 1] + 1;
+                const int64_t Nb = (seen + 31) / 32 * 32;
+                qcat.assign(static_cast<size_t>(nq * Kp), 0.0f);
+                sc.resize(static_cast<size_t>(nq * Np));
+                pptr.resize(nq);
+                pass.for_rows(nq, [&](int64_t i) {  // row i = (tq + i / H, head i % H)
+                    std::copy_n(&q[(tq * H + i) * qk], n + r, &qcat[i * Kp]);
+                });
+                // Head-major pointer lists: head h's queries are pptr[h * nt ...].
+                for (int64_t h = 0; h < H; ++h)
+                    for (int64_t t = 0; t < nt; ++t)
+                        pptr[h * nt + t] =
+                            reinterpret_cast<const uint8_t*>(&qcat[(t * H + h) * Kp]);
+                jobs.clear();
+                for (int64_t h = 0; h < H; ++h)
+                    jobs.push_back(Job{reinterpret_cast<const uint8_t*>(&kx[h * N * Kp]),
+                                       GgmlType::kF32, ActFormat::kF32,
+                                       static_cast<uint64_t>(Kp) * 4, seen, Kp, &pptr[h * nt], nt,
+                                       &sc[h * Np], H * Np, true, nullptr});
+                pass.run(jobs);
+                pass.for_rows(nq, [&](int64_t i) {
+                    k.softmax(&sc[i * Np], pos[tq + i / H] + 1, Nb, kq_scale);
+                });
+                for (int64_t h = 0; h < H; ++h)
+                    for (int64_t t = 0; t < nt; ++t)
+                        pptr[h * nt + t] = reinterpret_cast<const uint8_t*>(&sc[(t * H + h) * Np]);
+                jobs.clear();
+                for (int64_t h = 0; h < H; ++h)
+                    jobs.push_back(Job{reinterpret_cast<const uint8_t*>(&vt[h * v * Np]),
+                                       GgmlType::kF32, ActFormat::kF32,
+                                       static_cast<uint64_t>(Np) * 4, v, Nb, &pptr[h * nt], nt,
+                                       &o[(tq * H + h) * v], H * v, true, nullptr});
+                pass.run(jobs);
+            }
+        };
+        const bool expand = !absorbed_prefill_;
         for (int64_t sb = 0; sb < S; ++sb) {
             if (!by_tiles[sb]) continue;
             const std::vector<const float*>& rows = rows_of[sb];
             const auto N = static_cast<int64_t>(rows.size());
             const int64_t Np = (N + 31) / 32 * 32;
+            if (expand) {
+                attend_expanded(sb, rows);
+                continue;
+            }
             // The cache rows one after another (c_kv | k_pe | zeros to Wp), and C_kv^T
             // (zero-padded to Np columns): the two "weight" matrices.
             cr.assign(static_cast<size_t>(N * Wp), 0.0f);
@@ -565,14 +676,23 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         for (int64_t h = 0; h < H; ++h)
             for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
         jobs.clear();
-        for (int64_t h = 0; h < H; ++h) {
-            if (split) {
-                jobs.push_back(job_for(l.attn_v_b, h, a_in, &ptrs[h * T], T, &o[h * v], H * v));
-            } else {
-                const Tensor& kvb = l.attn_kv_b;
-                jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, a_in.format, kvb.row_size(),
-                                   v, L, &ptrs[h * T], T, &o[h * v], H * v, a_in.tiled, &a_in});
+        // (Tokens attended in the expanded form have their o already: runs of the others.)
+        for (int64_t t0 = 0; t0 < T;) {
+            const bool done = expand && by_tiles[seq_index[t0]];
+            int64_t t1 = t0 + 1;
+            while (t1 < T && (expand && by_tiles[seq_index[t1]]) == done) ++t1;
+            for (int64_t h = 0; !done && h < H; ++h) {
+                if (split) {
+                    jobs.push_back(job_for(l.attn_v_b, h, a_in, &ptrs[h * T + t0], t1 - t0,
+                                           &o[t0 * H * v + h * v], H * v));
+                } else {
+                    const Tensor& kvb = l.attn_kv_b;
+                    jobs.push_back(Job{kvb.row(h * (n + v) + n), kvb.type, a_in.format,
+                                       kvb.row_size(), v, L, &ptrs[h * T + t0], t1 - t0,
+                                       &o[t0 * H * v + h * v], H * v, a_in.tiled, &a_in});
+                }
             }
+            t0 = t1;
         }
         pass.run(jobs);
 

@@ -4,9 +4,11 @@
 //   on the fly (Q8_0-style for Q8_0/Q4_0 weights, Q8_K for K-quants, float for float weights).
 // - Every matmul tiles tokens (a weight row is read once per tile of activation rows), and
 //   several independent matmuls run as one parallel job list on one persistent pool.
-// - MLA in the absorbed form for prefill and decode: W_UK folded into the query, scores
-//   against c_kv and k_pe straight from the latent cache in one pass with an online softmax,
-//   W_UV applied to the attended latent. Only c_kv + k_pe are cached.
+// - MLA in the absorbed form for decode: W_UK folded into the query, scores against c_kv
+//   and k_pe straight from the latent cache in one pass with an online softmax, W_UV
+//   applied to the attended latent. Prompt chunks on the AMX tile matmul (kernels.h) expand
+//   K and V per head instead (unabsorbed; set_absorbed_prefill(true) keeps them absorbed,
+//   as LATENT_MLA_PREFILL=absorbed does). Only c_kv + k_pe are cached.
 // - MoE: the tokens of a batch are grouped by expert, so each routed expert's weights are
 //   read once per batch; the shared experts run in the same job list as the routed ones.
 // Legacy files with a single attn_kv_b get one float copy of W_UK^T per layer at first use
@@ -45,6 +47,8 @@ public:
     // read once), attention per sequence over its own cache. All or nothing on error.
     Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override;
     bool supports_mtp() const override { return true; }
+    // Prompt chunks on the tile matmul in the absorbed form instead of the unabsorbed one.
+    void set_absorbed_prefill(bool absorbed) { absorbed_prefill_ = absorbed; }
     // The MTP block through the same pass as the trunk (one layer, the block's head).
     Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override;
 
@@ -56,6 +60,7 @@ private:
     ThreadPool pool_;
     const cpu::Kernels& k_;
     bool precise_;
+    bool absorbed_prefill_;
     std::unique_ptr<Impl> impl_;
 };
 

@@ -458,8 +458,8 @@ const cpu::Kernels* untiled_kernels() {
 }
 
 TEST(CpuBackend, ThreadCountsAgree) {
-    // The split of work must not change results beyond float summation order. 20 tokens:
-    // the tile matmul where the CPU has one, the int8 dots elsewhere.
+    // The split of work must not change results beyond float summation order. 20 tokens,
+    // all logits (int8 dots) and as a prompt (the tile matmul where the CPU has one).
     MakeModelOptions o;
     o.preset = "tiny";
     o.quant = GgmlType::kQ4_0;
@@ -473,9 +473,15 @@ TEST(CpuBackend, ThreadCountsAgree) {
         LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
         CpuBackend b(threads);
         Session s(**m, b, c);
-        auto r = s.append_all(ids);
+        auto r = s.append_all(ids);  // all logits: the int8 dots
         ASSERT_TRUE(r.ok()) << r.error().message;
         out.push_back(*r);
+        // The same prompt as a prompt (last logits): the tile matmul where there is one.
+        LatentCache c2(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+        Session s2(**m, b, c2);
+        auto p = s2.prefill(ids);
+        ASSERT_TRUE(p.ok()) << p.error().message;
+        out.back().insert(out.back().end(), p->logits.begin(), p->logits.end());
     }
     for (size_t i = 0; i < out[0].size(); ++i) {
         ASSERT_NEAR(out[1][i], out[0][i], 1e-4 * (1 + std::fabs(out[0][i])));
@@ -562,6 +568,51 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
                             ASSERT_NEAR(rb[c], ra[c], 1e-4 * (1 + std::fabs(ra[c])));
                     }
         }
+}
+
+TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogits) {
+    // Prompt chunks on the tile matmul: unabsorbed (the default) against absorbed, split
+    // and single kv layouts; a 40-token prompt, then 24 more in one chunk (queries seeing
+    // earlier rows); the last logits of each (prompt chunks want no others). Both round to
+    // BF16, in different places (K and V expanded per head, or the cache rows and C_kv^T),
+    // and MoE routing amplifies it: measured 1.7-1.9 % of the logit RMS, allowed 6 % — a
+    // wrong head, position or causal limit moves them by the order of the RMS. Skipped
+    // without the tile matmul.
+    if (!cpu::best_kernels().matmul_packed) GTEST_SKIP() << "no AMX: both forms unused";
+    for (bool split : {true, false}) {
+        MakeModelOptions o;
+        o.preset = "tiny";
+        o.quant = GgmlType::kQ8_0;
+        o.split_kv = split;
+        auto m = Model::load(test::make_test_model(o));
+        ASSERT_TRUE(m.ok());
+        const HParams& hp = (*m)->hparams();
+        std::vector<std::vector<float>> out;
+        for (bool absorbed : {false, true}) {
+            LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16});
+            SeqCache seq(c);
+            CpuBackend b(2);
+            b.set_absorbed_prefill(absorbed);
+            std::vector<int32_t> ids(64);
+            for (size_t i = 0; i < ids.size(); ++i)
+                ids[i] = static_cast<int32_t>((i * 37 + 11) % hp.n_vocab);
+            std::vector<float> first, second;
+            ASSERT_TRUE(
+                b.forward(**m, seq, std::span(ids).first(40), LogitsMode::kLast, first).ok());
+            ASSERT_TRUE(
+                b.forward(**m, seq, std::span(ids).subspan(40), LogitsMode::kLast, second).ok());
+            first.insert(first.end(), second.begin(), second.end());
+            out.push_back(first);
+        }
+        ASSERT_EQ(out[0].size(), out[1].size());
+        const double scale = rms(out[1].data(), out[1].size());
+        double err = 0;
+        for (size_t i = 0; i < out[0].size(); ++i)
+            err = std::max(err, double(std::fabs(out[0][i] - out[1][i])));
+        std::printf("unabsorbed vs absorbed prefill, %s: max|dlogit|/rms %.2e\n",
+                    split ? "split" : "single", err / scale);
+        EXPECT_LT(err / scale, 0.06) << (split ? "split" : "single");
+    }
 }
 
 TEST(CpuBackend, ABatchWithASequenceTwiceIsRefused) {
