@@ -286,7 +286,17 @@ void Scheduler::after_prefill(Seq& s, const Work& w) {
     const auto& prompt = s.req.prompt;
     s.tokens.insert(s.tokens.end(), w.tokens.begin(), w.tokens.end());
     if (s.mtp_cache) s.mtp_hidden.insert(s.mtp_hidden.end(), w.hidden.begin(), w.hidden.end());
-    if (s.prefilling()) return;
+    if (s.prefilling()) {
+        // The prompt's whole pages so far go to the prefix cache at once, so that a request
+        // arriving meanwhile with the same start (a completion while its file is being
+        // warmed) finds them instead of computing them again.
+        if (opt_.prefix_cache) {
+            const size_t whole = s.tokens.size() / opt_.page_tokens * opt_.page_tokens;
+            if (whole > 0)
+                prefix_->insert(std::span<const int32_t>(s.tokens).first(whole), *s.cache);
+        }
+        return;
+    }
     if (opt_.prefix_cache) {
         // Share the prompt's whole pages at once (concurrent requests with the same
         // prefix); the partial last page follows at the end, when no more writes go in.

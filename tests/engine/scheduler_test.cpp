@@ -147,6 +147,31 @@ TEST_F(SchedulerTest, ASecondPromptReusesTheFirstOnesPrefix) {
     expect_no_leak(*s);
 }
 
+TEST_F(SchedulerTest, ARequestFindsThePagesOfAPromptStillBeingPrefilled) {
+    // A 40-token warm-up prefills in chunks of 8; after two steps a completion with the
+    // same first 30 tokens arrives: it finds the 16 tokens computed so far (whole pages of
+    // 4) and gives what it gives alone; the warm-up still finishes.
+    auto s = make(options());
+    const auto doc = ids(40, 41);
+    RequestResult warm_res, inline_res;
+    auto warm = greedy(doc, 1, Priority::kWarm);
+    warm.on_done = [&](const RequestResult& r) { warm_res = r; };
+    ASSERT_TRUE(s->submit(std::move(warm)).ok());
+    s->step();
+    s->step();
+    std::vector<int32_t> q(doc.begin(), doc.begin() + 30);
+    for (int32_t id : ids(3, 42)) q.push_back(id);
+    auto comp = greedy(q, 4, Priority::kInline);
+    comp.on_done = [&](const RequestResult& r) { inline_res = r; };
+    ASSERT_TRUE(s->submit(std::move(comp)).ok());
+    s->run_until_idle();
+    EXPECT_EQ(inline_res.cached_tokens, 16);
+    EXPECT_EQ(inline_res.tokens, alone(q, 4));
+    EXPECT_EQ(warm_res.finish_reason, "length");
+    EXPECT_EQ(warm_res.tokens, alone(doc, 1));
+    expect_no_leak(*s);
+}
+
 TEST_F(SchedulerTest, WithoutThePrefixCacheEveryPromptIsComputed) {
     auto o = options();
     o.prefix_cache = false;
