@@ -236,7 +236,7 @@ struct Scheduler::Work {
     bool waits = false;         // no cache page for it this step: planned again next step
 };
 
-Scheduler::Work Scheduler::plan_prefill(Seq& s) {
+Scheduler::Work Scheduler::plan_prefill(Seq& s, bool boosted) {
     const auto& prompt = s.req.prompt;
     const int32_t n = static_cast<int32_t>(prompt.size());
     if (!s.attached) {
@@ -255,7 +255,7 @@ Scheduler::Work Scheduler::plan_prefill(Seq& s) {
         }
     }
     const int32_t at = s.cache->n_tokens();
-    const int32_t chunk = s.req.priority == Priority::kWarm && opt_.warm_chunk > 0
+    const int32_t chunk = !boosted && s.req.priority == Priority::kWarm && opt_.warm_chunk > 0
                               ? opt_.warm_chunk
                               : opt_.prefill_chunk;
     const int32_t len = std::min(chunk, n - at);
@@ -486,7 +486,27 @@ bool Scheduler::step() {
             std::pair(s->req.priority, s->order) < std::pair(next->req.priority, next->order))
             next = s.get();
     }
-    if (next) work.push_back(plan_prefill(*next));
+    bool boosted = false;
+    if (next && !next->attached && opt_.prefix_cache) {
+        // A prompt that starts like one still being prefilled waits for it: that one's
+        // chunks run first, at this one's urgency, and this one then finds their pages
+        // (entered after each chunk) instead of computing the same rows a second time.
+        for (auto& o : running_) {
+            if (o.get() == next || o->done || !o->attached || !o->prefilling()) continue;
+            const auto& a = next->req.prompt;
+            const auto& b = o->req.prompt;
+            const size_t shared = static_cast<size_t>(
+                std::mismatch(a.begin(), a.begin() + std::min(a.size(), b.size()), b.begin())
+                    .first -
+                a.begin());
+            if (shared >= static_cast<size_t>(o->cache->n_tokens()) + opt_.page_tokens) {
+                next = o.get();
+                boosted = true;
+                break;
+            }
+        }
+    }
+    if (next) work.push_back(plan_prefill(*next, boosted));
     run_batch(work);
     if (mtp_on()) run_mtp();
     std::erase_if(running_, [](const auto& s) { return s->done; });

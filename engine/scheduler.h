@@ -157,7 +157,8 @@ private:
     void finish(Seq& s, const std::string& reason, const std::string& error = {});
     bool emit(Seq& s, int32_t token);  // false: the sequence finished
     Work plan_decode(Seq& s);
-    Work plan_prefill(Seq& s);
+    // boosted: run for a more urgent request that waits on its rows (the normal chunk size).
+    Work plan_prefill(Seq& s, bool boosted = false);
     void run_batch(std::vector<Work>& work);
     void after_decode(Seq& s, const Work& w);
     void after_prefill(Seq& s, const Work& w);

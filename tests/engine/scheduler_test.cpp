@@ -147,10 +147,12 @@ TEST_F(SchedulerTest, ASecondPromptReusesTheFirstOnesPrefix) {
     expect_no_leak(*s);
 }
 
-TEST_F(SchedulerTest, ARequestFindsThePagesOfAPromptStillBeingPrefilled) {
-    // A 40-token warm-up prefills in chunks of 8; after two steps a completion with the
-    // same first 30 tokens arrives: it finds the 16 tokens computed so far (whole pages of
-    // 4) and gives what it gives alone; the warm-up still finishes.
+TEST_F(SchedulerTest, ARequestWaitsForAPromptStillBeingPrefilledThatItStartsWith) {
+    // A 40-token warm-up prefills in chunks of 8; after two steps (16 tokens) a completion
+    // with the same first 30 tokens arrives: the warm-up's chunks run first until they
+    // cover those, then the completion finds all 30 (the warm-up has passed them; the last,
+    // partial page is shared too) and computes only its own 3; both give what they give
+    // alone. (Without the wait it found the 16 done and computed 17.)
     auto s = make(options());
     const auto doc = ids(40, 41);
     RequestResult warm_res, inline_res;
@@ -165,7 +167,8 @@ TEST_F(SchedulerTest, ARequestFindsThePagesOfAPromptStillBeingPrefilled) {
     comp.on_done = [&](const RequestResult& r) { inline_res = r; };
     ASSERT_TRUE(s->submit(std::move(comp)).ok());
     s->run_until_idle();
-    EXPECT_EQ(inline_res.cached_tokens, 16);
+    EXPECT_EQ(inline_res.cached_tokens, 30);
+    EXPECT_EQ(inline_res.computed_tokens, 3);
     EXPECT_EQ(inline_res.tokens, alone(q, 4));
     EXPECT_EQ(warm_res.finish_reason, "length");
     EXPECT_EQ(warm_res.tokens, alone(doc, 1));
