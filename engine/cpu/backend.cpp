@@ -255,8 +255,6 @@ public:
     ThreadPool& pool() { return pool_; }
     const cpu::Kernels& k() const { return k_; }
 
-private:
-public:
     // The tile matmul takes sequences with at least kTiledMinTokens tokens in the pass
     // (below, the int8 dots are as fast and round less), any weight type but F32 (kept
     // exact), not in precise mode.
