@@ -6,9 +6,11 @@
 #include <tree_sitter/api.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -31,6 +33,13 @@ using ParserPtr = std::unique_ptr<TSParser, ParserDeleter>;
 using TreePtr = std::unique_ptr<TSTree, TreeDeleter>;
 using QueryPtr = std::unique_ptr<TSQuery, QueryDeleter>;
 using QueryCursorPtr = std::unique_ptr<TSQueryCursor, QueryCursorDeleter>;
+struct TreeCursor {
+    TSTreeCursor c;
+    explicit TreeCursor(TSNode n) : c(ts_tree_cursor_new(n)) {}
+    ~TreeCursor() { ts_tree_cursor_delete(&c); }
+    TreeCursor(const TreeCursor&) = delete;
+    TreeCursor& operator=(const TreeCursor&) = delete;
+};
 
 // A text predicate of the tags query (#eq?, #not-eq?, #match?, #not-match?). Others
 // (#strip!, #select-adjacent!, #set-adjacent!) concern doc comments, which we find
@@ -90,13 +99,223 @@ struct CompiledQuery {
     std::string error;
     std::vector<std::string> capture_names;
     std::vector<std::vector<Predicate>> predicates;  // per pattern
+    // Where the enabled patterns can start, by node symbol: the query then runs at those
+    // nodes only (found by the extraction's own walk) instead of over the whole tree,
+    // which costs as much as the parse. Empty: not known for every pattern, so the query
+    // runs over the whole tree.
+    std::vector<bool> roots;
 };
+
+// A reader of query source for one question: which node types can a pattern's match
+// start at? It knows the shapes tags queries use — a node, `[...]` alternatives, a
+// parenthesized group of one node and its predicates, fields, captures, anchors,
+// quantifiers — and answers nullopt for anything else (a wildcard, an anonymous node, a
+// group of sibling nodes, a quantified root).
+class PatternRoots {
+public:
+    explicit PatternRoots(std::string_view src) : s_(src) {}
+
+    std::optional<std::vector<std::string>> read() {
+        std::vector<std::string> roots;
+        skip();
+        if (!item(roots)) return std::nullopt;
+        skip();
+        if (at_ < s_.size()) return std::nullopt;  // more than one top-level item
+        if (roots.empty()) return std::nullopt;
+        return roots;
+    }
+
+private:
+    std::string_view s_;
+    size_t at_ = 0;
+
+    void skip() {
+        while (at_ < s_.size()) {
+            const char c = s_[at_];
+            if (c == ';') {
+                while (at_ < s_.size() && s_[at_] != '\n') ++at_;
+            } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+                ++at_;
+            } else {
+                break;
+            }
+        }
+    }
+    static bool word_char(char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+               c == '?' || c == '!';
+    }
+    std::string_view word() {
+        const size_t b = at_;
+        while (at_ < s_.size() && word_char(s_[at_]) && s_[at_] != '?') ++at_;
+        return s_.substr(b, at_ - b);
+    }
+    // Skips to just past the bracket that closes the one at at_ - 1 (strings skipped).
+    bool close(char open, char shut) {
+        int depth = 1;
+        bool in_string = false;
+        for (; at_ < s_.size(); ++at_) {
+            const char c = s_[at_];
+            if (in_string) {
+                if (c == '\\')
+                    ++at_;
+                else if (c == '"')
+                    in_string = false;
+            } else if (c == '"') {
+                in_string = true;
+            } else if (c == ';') {
+                while (at_ < s_.size() && s_[at_] != '\n') ++at_;
+            } else if (c == open) {
+                ++depth;
+            } else if (c == shut && --depth == 0) {
+                ++at_;
+                return true;
+            }
+        }
+        return false;
+    }
+    // Captures and a quantifier after an item; a quantifier on a root is refused.
+    bool suffix(bool root) {
+        skip();
+        if (at_ < s_.size() && (s_[at_] == '*' || s_[at_] == '+' || s_[at_] == '?')) {
+            if (root) return false;
+            ++at_;
+        }
+        for (;;) {
+            skip();
+            if (at_ >= s_.size() || s_[at_] != '@') return true;
+            ++at_;
+            word();
+        }
+    }
+    // One item; appends the node types it can start at. A predicate adds none.
+    bool item(std::vector<std::string>& roots) {
+        if (at_ >= s_.size()) return false;
+        const char c = s_[at_];
+        if (c == '[') {
+            ++at_;
+            for (;;) {
+                skip();
+                if (at_ >= s_.size()) return false;
+                if (s_[at_] == ']') {
+                    ++at_;
+                    break;
+                }
+                std::vector<std::string> alt;
+                if (!item(alt) || alt.empty()) return false;
+                roots.insert(roots.end(), alt.begin(), alt.end());
+            }
+            return suffix(true);
+        }
+        if (c != '(') return false;  // "anonymous", _, a field at top level
+        ++at_;
+        skip();
+        if (at_ < s_.size() && s_[at_] == '#') return close('(', ')');  // a predicate
+        if (at_ < s_.size() && (s_[at_] == '(' || s_[at_] == '[')) {
+            // A group: exactly one node among its items, the rest predicates.
+            size_t nodes = 0;
+            for (;;) {
+                skip();
+                if (at_ >= s_.size()) return false;
+                if (s_[at_] == ')') {
+                    ++at_;
+                    break;
+                }
+                if (s_[at_] == '.') {  // an anchor
+                    ++at_;
+                    continue;
+                }
+                std::vector<std::string> inner;
+                if (!item(inner)) return false;
+                if (!inner.empty()) {
+                    ++nodes;
+                    roots.insert(roots.end(), inner.begin(), inner.end());
+                }
+            }
+            return nodes == 1 && suffix(true);
+        }
+        const std::string_view type = word();
+        if (type.empty() || type == "_" || type.front() == '_') return false;
+        if (!close('(', ')')) return false;
+        roots.emplace_back(type);
+        return suffix(true);
+    }
+};
+
+// The symbols each enabled pattern of `q` can start at, or empty when any pattern's
+// start is not known (then the caller queries the whole tree).
+std::vector<bool> pattern_root_symbols(TSQuery* q, const std::vector<bool>& enabled,
+                                       std::string_view src, const TSLanguage* lang) {
+    const uint32_t n_symbols = ts_language_symbol_count(lang);
+    std::vector<bool> roots(n_symbols, false);
+    uint32_t n_super = 0;
+    const TSSymbol* supers = ts_language_supertypes(lang, &n_super);
+    for (uint32_t p = 0; p < ts_query_pattern_count(q); ++p) {
+        if (!enabled[p]) continue;
+        if (!ts_query_is_pattern_rooted(q, p)) return {};
+        const uint32_t b = ts_query_start_byte_for_pattern(q, p);
+        const uint32_t e = ts_query_end_byte_for_pattern(q, p);
+        if (b >= e || e > src.size()) return {};
+        const auto types = PatternRoots(src.substr(b, e - b)).read();
+        if (!types) return {};
+        for (const auto& t : *types) {
+            bool found = false;
+            for (TSSymbol sym = 0; sym < n_symbols; ++sym) {
+                if (ts_language_symbol_type(lang, sym) != TSSymbolTypeRegular ||
+                    t != ts_language_symbol_name(lang, sym))
+                    continue;
+                for (uint32_t k = 0; k < n_super; ++k)
+                    if (supers[k] == sym) return {};  // matches its subtypes: not one type
+                roots[sym] = true;
+                found = true;
+            }
+            if (!found) return {};
+        }
+    }
+    return roots;
+}
+
+// The tags queries lead definitions with `(comment)* @doc .` for editors that show doc
+// comments; we find doc comments ourselves (doc_for), and the quantified sibling prefix
+// makes the query cursor try a match at every comment and keep states open across
+// siblings. It is blanked out (same length, so error offsets still point into the text).
+std::string without_doc_prefixes(std::string_view query) {
+    std::string s(query);
+    constexpr std::string_view kPrefix = "(comment)* @doc";
+    for (size_t at = s.find(kPrefix); at != std::string::npos; at = s.find(kPrefix, at)) {
+        size_t e = at + kPrefix.size();
+        while (e < s.size() && (s[e] == ' ' || s[e] == '\n' || s[e] == '\t' || s[e] == '\r')) ++e;
+        if (e < s.size() && s[e] == '.') ++e;  // the anchor that ties it to the definition
+        std::fill(s.begin() + static_cast<std::ptrdiff_t>(at),
+                  s.begin() + static_cast<std::ptrdiff_t>(e), ' ');
+        at = e;
+    }
+    // The predicates on @doc (#strip!, #select-adjacent!, #set-adjacent!) go with it.
+    for (size_t at = s.find("(#"); at != std::string::npos; at = s.find("(#", at + 1)) {
+        size_t e = at + 2;
+        bool in_string = false;
+        for (; e < s.size(); ++e) {
+            if (in_string && s[e] == '\\') {
+                ++e;
+            } else if (s[e] == '"') {
+                in_string = !in_string;
+            } else if (!in_string && s[e] == ')') {
+                break;
+            }
+        }
+        if (e >= s.size()) break;
+        if (std::string_view(s).substr(at, e + 1 - at).find("@doc") != std::string_view::npos)
+            std::fill(s.begin() + static_cast<std::ptrdiff_t>(at),
+                      s.begin() + static_cast<std::ptrdiff_t>(e + 1), ' ');
+    }
+    return s;
+}
 
 CompiledQuery compile(const Language& lang) {
     CompiledQuery cq;
     uint32_t error_offset = 0;
     TSQueryError error_type = TSQueryErrorNone;
-    const std::string_view src = lang.tags_query;
+    const std::string src = without_doc_prefixes(lang.tags_query);
     cq.query.reset(ts_query_new(lang.grammar(), src.data(), static_cast<uint32_t>(src.size()),
                                 &error_offset, &error_type));
     if (!cq.query) {
@@ -111,6 +330,17 @@ CompiledQuery compile(const Language& lang) {
         const char* s = ts_query_capture_name_for_id(q, i, &len);
         cq.capture_names.emplace_back(s, len);
     }
+    // Only definitions are read: patterns without a definition capture (the tags
+    // queries' @reference.* ones, which match every call) are switched off.
+    std::vector<bool> enabled(ts_query_pattern_count(q), false);
+    for (uint32_t p = 0; p < ts_query_pattern_count(q); ++p) {
+        for (uint32_t i = 0; i < ts_query_capture_count(q); ++i)
+            if (cq.capture_names[i].rfind("definition.", 0) == 0 &&
+                ts_query_capture_quantifier_for_id(q, p, i) != TSQuantifierZero)
+                enabled[p] = true;
+        if (!enabled[p]) ts_query_disable_pattern(q, p);
+    }
+    cq.roots = pattern_root_symbols(q, enabled, src, lang.grammar());
     cq.predicates.resize(ts_query_pattern_count(q));
     for (uint32_t p = 0; p < ts_query_pattern_count(q); ++p) {
         uint32_t n = 0;
@@ -194,12 +424,18 @@ std::string cap(std::string s, size_t n) {
     return s;
 }
 
+// The line holding `byte`, trimmed and capped. Only a window of kMaxLineBytes either side
+// is searched (a minified file is one line of megabytes); a line starting further back
+// is shown from a little before `byte`, so the name stays in what is kept.
 std::string line_at(std::string_view text, uint32_t byte) {
-    byte = std::min<uint32_t>(byte, text.size());
-    const auto b = text.rfind('\n', byte == 0 ? 0 : byte - 1);
-    const size_t start = (b == std::string_view::npos || byte == 0) ? 0 : b + 1;
-    size_t end = text.find('\n', byte);
-    if (end == std::string_view::npos) end = text.size();
+    const size_t at = std::min<size_t>(byte, text.size());
+    const size_t lo = at > kMaxLineBytes ? at - kMaxLineBytes : 0;
+    const auto back = text.substr(lo, at - lo).rfind('\n');
+    size_t start = back != std::string_view::npos ? lo + back + 1 : lo;
+    if (back == std::string_view::npos && lo > 0) start = at - kMaxLineBytes / 4;
+    const auto ahead = text.substr(at, kMaxLineBytes);
+    const auto fwd = ahead.find('\n');
+    const size_t end = at + (fwd == std::string_view::npos ? ahead.size() : fwd);
     return cap(trim(text.substr(start, end - start)), kMaxLineBytes);
 }
 
@@ -389,16 +625,23 @@ struct Chunker {
             if (open) emit(gb, ge, gsp, gep, kind, name);
             open = false;
         };
-        for (uint32_t i = 0; i < count; ++i) {
-            TSNode c = ts_node_child(parent, i);
+        // A cursor over the children: ts_node_child(parent, i) walks from the first child
+        // each time, quadratic over a file of many top-level statements.
+        TreeCursor tc(parent);
+        TSTreeCursor& cursor = tc.c;
+        TSNode previous{};
+        bool more = count > 0 && ts_tree_cursor_goto_first_child(&cursor);
+        for (uint32_t i = 0; more; ++i, more = ts_tree_cursor_goto_next_sibling(&cursor)) {
+            const TSNode c = ts_tree_cursor_current_node(&cursor);
+            const TSNode before = previous;
+            previous = c;
             const uint32_t b = ts_node_start_byte(c), e = ts_node_end_byte(c);
             if (e <= b) continue;
             const Definition* d = depth < 64 ? definition_at(c) : nullptr;
             if (is_comment(c)) {
                 // A blank line (or code on the comment's line) starts a new comment run.
                 const bool trailing =
-                    i > 0 && ts_node_start_point(c).row ==
-                                 ts_node_end_point(ts_node_child(parent, i - 1)).row;
+                    i > 0 && ts_node_start_point(c).row == ts_node_end_point(before).row;
                 if (pending_comment_start == UINT32_MAX ||
                     ts_node_start_point(c).row > pending_end_row + 1) {
                     pending_comment_start = trailing ? UINT32_MAX : b;
@@ -532,64 +775,121 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
     const TSNode root = ts_tree_root_node(tree.get());
     x.has_errors = ts_node_has_error(root);
 
-    // Definitions from the tags query.
+    // One walk over the tree: identifier uses (a candidate reference each), imports, and
+    // the nodes the tags query's patterns can start at.
+    struct Use {
+        uint32_t byte;
+        TSPoint at;
+        uint32_t length;
+    };
+    std::vector<Use> uses;
+    std::vector<TSNode> starts;
+    std::unordered_set<std::string_view> import_types(language.import_types.begin(),
+                                                      language.import_types.end());
+    {
+        TreeCursor tc(root);
+        TSTreeCursor& walk = tc.c;
+        const std::vector<bool>& roots = cq.roots;
+        for (;;) {
+            const TSNode n = ts_tree_cursor_current_node(&walk);
+            const TSSymbol sym = ts_node_symbol(n);
+            if (sym < roots.size() && roots[sym]) starts.push_back(n);
+            const bool leaf = ts_node_child_count(n) == 0;
+            if (leaf || !import_types.empty()) {
+                const std::string_view type = ts_node_type(n);
+                if (!import_types.empty() && import_types.count(type)) {
+                    std::string imp;
+                    for (char ch : node_text(n, text)) {
+                        const bool ws = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+                        if (ws && (imp.empty() || imp.back() == ' ')) continue;
+                        imp += ws ? ' ' : ch;
+                    }
+                    while (!imp.empty() && imp.back() == ' ') imp.pop_back();
+                    x.imports.push_back(
+                        {cap(std::move(imp), kMaxLineBytes), ts_node_start_point(n).row});
+                }
+                if (leaf && ts_node_is_named(n) && ends_with(type, "identifier")) {
+                    const uint32_t b = ts_node_start_byte(n);
+                    uses.push_back({b, ts_node_start_point(n), ts_node_end_byte(n) - b});
+                }
+            }
+            if (ts_tree_cursor_goto_first_child(&walk)) continue;
+            bool done = false;
+            while (!ts_tree_cursor_goto_next_sibling(&walk)) {
+                if (!ts_tree_cursor_goto_parent(&walk)) {
+                    done = true;
+                    break;
+                }
+            }
+            if (done) break;
+        }
+    }
+
+    // Definitions from the tags query: at each node a pattern can start at (matches
+    // that start there only), or over the whole tree when those are not known.
     TSQueryCursor* qc = impl_->cursor.get();
-    ts_query_cursor_exec(qc, cq.query.get(), root);
     TSQueryMatch m;
     std::unordered_set<uint64_t> seen;
     std::unordered_map<uint64_t, size_t> def_by_range;  // full range -> index
     std::unordered_set<uint32_t> def_name_bytes;
     std::vector<TSNode> chain;
-    while (ts_query_cursor_next_match(qc, &m)) {
-        bool ok = true;
-        for (const Predicate& p : cq.predicates[m.pattern_index]) {
-            std::string_view a, b;
-            bool have_a = false, have_b = !p.other_is_capture;
+    const bool targeted = !cq.roots.empty() && !impl_->options.whole_tree_query;
+    if (!targeted) starts.assign(1, root);
+    ts_query_cursor_set_max_start_depth(qc, targeted ? 0 : UINT32_MAX);
+    for (const TSNode& start : starts) {
+        ts_query_cursor_exec(qc, cq.query.get(), start);
+        while (ts_query_cursor_next_match(qc, &m)) {
+            bool ok = true;
+            for (const Predicate& p : cq.predicates[m.pattern_index]) {
+                std::string_view a, b;
+                bool have_a = false, have_b = !p.other_is_capture;
+                for (uint16_t i = 0; i < m.capture_count; ++i) {
+                    if (m.captures[i].index == p.capture) {
+                        a = node_text(m.captures[i].node, text);
+                        have_a = true;
+                    }
+                    if (p.other_is_capture && m.captures[i].index == p.other_capture) {
+                        b = node_text(m.captures[i].node, text);
+                        have_b = true;
+                    }
+                }
+                if (!have_a || !have_b) continue;
+                if (!p.other_is_capture) b = p.literal;
+                const bool hit = p.regex ? simple_match(p, a) : a == b;
+                if (hit == p.negate) ok = false;
+            }
+            if (!ok) continue;
+            TSNode name{}, def{};
+            bool have_name = false, have_def = false;
+            std::string_view kind;
             for (uint16_t i = 0; i < m.capture_count; ++i) {
-                if (m.captures[i].index == p.capture) {
-                    a = node_text(m.captures[i].node, text);
-                    have_a = true;
-                }
-                if (p.other_is_capture && m.captures[i].index == p.other_capture) {
-                    b = node_text(m.captures[i].node, text);
-                    have_b = true;
+                const std::string& cname = cq.capture_names[m.captures[i].index];
+                if (cname == "name") {
+                    name = m.captures[i].node;
+                    have_name = true;
+                } else if (cname.rfind("definition.", 0) == 0) {
+                    def = m.captures[i].node;
+                    kind = std::string_view(cname).substr(11);
+                    have_def = true;
                 }
             }
-            if (!have_a || !have_b) continue;
-            if (!p.other_is_capture) b = p.literal;
-            const bool hit = p.regex ? simple_match(p, a) : a == b;
-            if (hit == p.negate) ok = false;
+            if (!have_name || !have_def) continue;
+            ancestors_of(root, def, chain);
+            def = widen(def, chain);
+            if (is_local_declaration(def, chain)) continue;
+            const uint64_t key =
+                (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
+            if (!seen.insert(key).second) continue;
+            Definition d;
+            d.name = std::string(node_text(name, text));
+            d.kind = std::string(kind);
+            d.range = range_of(def);
+            d.name_range = range_of(name);
+            d.signature = line_at(text, d.name_range.start_byte);
+            d.doc = doc_for(def, chain, text);
+            def_name_bytes.insert(d.name_range.start_byte);
+            x.definitions.push_back(std::move(d));
         }
-        if (!ok) continue;
-        TSNode name{}, def{};
-        bool have_name = false, have_def = false;
-        std::string_view kind;
-        for (uint16_t i = 0; i < m.capture_count; ++i) {
-            const std::string& cname = cq.capture_names[m.captures[i].index];
-            if (cname == "name") {
-                name = m.captures[i].node;
-                have_name = true;
-            } else if (cname.rfind("definition.", 0) == 0) {
-                def = m.captures[i].node;
-                kind = std::string_view(cname).substr(11);
-                have_def = true;
-            }
-        }
-        if (!have_name || !have_def) continue;
-        ancestors_of(root, def, chain);
-        def = widen(def, chain);
-        if (is_local_declaration(def, chain)) continue;
-        const uint64_t key = (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
-        if (!seen.insert(key).second) continue;
-        Definition d;
-        d.name = std::string(node_text(name, text));
-        d.kind = std::string(kind);
-        d.range = range_of(def);
-        d.name_range = range_of(name);
-        d.signature = line_at(text, d.name_range.start_byte);
-        d.doc = doc_for(def, chain, text);
-        def_name_bytes.insert(d.name_range.start_byte);
-        x.definitions.push_back(std::move(d));
     }
     std::sort(x.definitions.begin(), x.definitions.end(),
               [](const Definition& a, const Definition& b) {
@@ -654,43 +954,14 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
         }
     }
 
-    // One walk: references (identifiers that are not definition names) and imports.
-    std::unordered_set<std::string_view> import_types(language.import_types.begin(),
-                                                      language.import_types.end());
-    TSTreeCursor walk = ts_tree_cursor_new(root);
-    struct CursorGuard {
-        TSTreeCursor* c;
-        ~CursorGuard() { ts_tree_cursor_delete(c); }
-    } guard{&walk};
-    for (;;) {
-        const TSNode n = ts_tree_cursor_current_node(&walk);
-        const std::string_view type = ts_node_type(n);
-        if (!import_types.empty() && import_types.count(type)) {
-            std::string s;
-            for (char ch : node_text(n, text)) {
-                const bool ws = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
-                if (ws && (s.empty() || s.back() == ' ')) continue;
-                s += ws ? ' ' : ch;
-            }
-            while (!s.empty() && s.back() == ' ') s.pop_back();
-            x.imports.push_back({cap(std::move(s), kMaxLineBytes), ts_node_start_point(n).row});
-        }
-        if (ts_node_child_count(n) == 0 && ts_node_is_named(n) && ends_with(type, "identifier") &&
-            !def_name_bytes.count(ts_node_start_byte(n)) &&
-            x.references.size() < impl_->options.max_references) {
-            const TSPoint p = ts_node_start_point(n);
-            x.references.push_back(
-                {std::string(node_text(n, text)), {p.row, p.column}, ts_node_start_byte(n)});
-        }
-        if (ts_tree_cursor_goto_first_child(&walk)) continue;
-        bool done = false;
-        while (!ts_tree_cursor_goto_next_sibling(&walk)) {
-            if (!ts_tree_cursor_goto_parent(&walk)) {
-                done = true;
-                break;
-            }
-        }
-        if (done) break;
+    // References: the uses that are not the names of definitions.
+    for (const Use& u : uses) {
+        if (x.references.size() >= impl_->options.max_references) break;
+        if (def_name_bytes.count(u.byte)) continue;
+        x.references.push_back(
+            {std::string(text.substr(std::min<size_t>(u.byte, text.size()), u.length)),
+             {u.at.row, u.at.column},
+             u.byte});
     }
 
     // Chunks.
@@ -711,5 +982,7 @@ std::string check_languages() {
     }
     return {};
 }
+
+bool targeted_query(const Language& language) { return !query_for(language).roots.empty(); }
 
 }  // namespace latent::index

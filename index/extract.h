@@ -75,6 +75,9 @@ struct ExtractOptions {
     // References beyond this many in one file are dropped (a generated file could
     // otherwise add millions of rows). Default 50 000.
     uint32_t max_references = 50'000;
+    // Run the tags query over the whole tree instead of at the nodes its patterns can
+    // start at (the plain form the targeted one is checked against). Default off.
+    bool whole_tree_query = false;
 };
 
 constexpr size_t kMaxLineBytes = 240;  // signature and import text are capped at this
@@ -100,5 +103,10 @@ private:
 // Checks that every row of languages() has a grammar the core accepts and a tags query
 // that compiles; returns "" or the first problem. (Tests call it; the build checks ABI.)
 std::string check_languages();
+
+// Whether the language's tags query runs only at the nodes its patterns can start at
+// (every enabled pattern's root node types are known); otherwise it runs over the whole
+// tree, which costs about as much as the parse.
+bool targeted_query(const Language& language);
 
 }  // namespace latent::index

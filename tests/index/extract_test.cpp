@@ -5,6 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,18 +57,97 @@ void expect_chunks_ordered(const Extraction& x, std::string_view text) {
     }
 }
 
+// Everything extracted, one line per item, for comparing two extractions.
+std::vector<std::string> dump(const Extraction& x) {
+    auto range = [](const Range& r) {
+        return std::to_string(r.start.line) + ":" + std::to_string(r.start.column) + "-" +
+               std::to_string(r.end.line) + ":" + std::to_string(r.end.column) + " [" +
+               std::to_string(r.start_byte) + "," + std::to_string(r.end_byte) + ")";
+    };
+    std::vector<std::string> out;
+    for (const auto& d : x.definitions)
+        out.push_back("def " + d.kind + " " + d.name + " @" + d.container + " " + range(d.range) +
+                      " " + range(d.name_range) + " |" + d.signature + "| " + d.doc);
+    for (const auto& r : x.references)
+        out.push_back("ref " + r.name + " " + std::to_string(r.byte));
+    for (const auto& c : x.chunks) out.push_back("chunk " + c.kind + " " + c.name + range(c.range));
+    for (const auto& i : x.imports) out.push_back("import " + i.text);
+    return out;
+}
+
+// Every snippet also goes through the whole-tree tags query (the plain form of the
+// targeted one), which must give the same extraction.
 Extraction run(std::string_view lang, std::string_view text, ExtractOptions o = {}) {
     Extractor e(o);
     const Language* l = language_named(lang);
     EXPECT_NE(l, nullptr);
     Extraction x = e.extract(*l, text);
     expect_chunks_ordered(x, text);
+    ExtractOptions whole = o;
+    whole.whole_tree_query = true;
+    Extractor plain(whole);
+    EXPECT_EQ(dump(plain.extract(*l, text)), dump(x)) << lang;
     return x;
 }
 
 TEST(Languages, EveryRowHasACompatibleGrammarAndAQueryThatCompiles) {
     EXPECT_EQ(check_languages(), "");
     EXPECT_EQ(languages().size(), 9u);
+}
+
+TEST(Languages, EveryTagsQueryRunsOnlyWhereItsPatternsStart) {
+    // A grammar or query upgrade whose patterns the root reader cannot follow would
+    // silently double the extraction time; it fails here instead.
+    for (const auto& lang : languages()) EXPECT_TRUE(targeted_query(lang)) << lang.name;
+}
+
+// The targeted query against the whole-tree one on real files of every kind this
+// repository holds (its C++ sources, the extension's TypeScript, the grammars' JavaScript
+// and C scanners): the same definitions, references, chunks and imports.
+TEST(Extract, TargetedQueryFindsWhatTheWholeTreeQueryFinds) {
+    namespace fs = std::filesystem;
+    const fs::path src = LATENT_SOURCE_DIR;
+    std::vector<fs::path> files;
+    for (const char* dir : {"index", "agent", "lsp", "engine/cpu", "extension/src"})
+        for (const auto& e : fs::recursive_directory_iterator(src / dir))
+            if (e.is_regular_file()) files.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(src / "node_modules"))
+        if (e.path().filename().string().rfind("tree-sitter-", 0) == 0)
+            for (const auto& f : fs::recursive_directory_iterator(e.path()))
+                if (f.is_regular_file() && f.file_size() < 200'000 &&
+                    f.path().string().find("/test") == std::string::npos)
+                    files.push_back(f.path());
+    std::sort(files.begin(), files.end());
+    Extractor targeted, plain(ExtractOptions{.whole_tree_query = true});
+    std::map<std::string, int> per_language;
+    size_t definitions = 0;
+    for (const auto& f : files) {
+        const Language* lang = language_for_path(f.string());
+        if (!lang) continue;
+        std::ifstream in(f, std::ios::binary);
+        const std::string text((std::istreambuf_iterator<char>(in)), {});
+        const Extraction x = targeted.extract(*lang, text);
+        EXPECT_EQ(dump(plain.extract(*lang, text)), dump(x)) << f;
+        ++per_language[std::string(lang->name)];
+        definitions += x.definitions.size();
+    }
+    EXPECT_GT(per_language["cpp"], 50);
+    EXPECT_GT(per_language["typescript"], 5);
+    EXPECT_GT(per_language["javascript"], 5);
+    EXPECT_GT(per_language["c"], 3);
+    EXPECT_GT(definitions, 2000u);
+}
+
+TEST(Extract, SignatureOfAMinifiedLineKeepsTheName) {
+    // One line of 200 KB: the signature is a window around the name, not the line's start.
+    std::string text = "var a=1";
+    while (text.size() < 200'000) text += ",b" + std::to_string(text.size()) + "=2";
+    text += ";function theNamedOne(q){return q}var z=3;";
+    const Extraction x = run("javascript", text);
+    const Definition* d = find(x, "theNamedOne");
+    ASSERT_NE(d, nullptr);
+    EXPECT_NE(d->signature.find("function theNamedOne(q)"), std::string::npos) << d->signature;
+    EXPECT_LE(d->signature.size(), kMaxLineBytes);
 }
 
 TEST(Languages, ExtensionsMapToLanguages) {
