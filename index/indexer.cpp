@@ -363,7 +363,12 @@ IndexStats Indexer::index_all() {
     std::condition_variable cv_space, cv_items;
     std::deque<std::optional<FileUpdate>> queue;  // nullopt: a skipped file (progress only)
     std::vector<std::string> skipped_paths;
-    constexpr size_t kQueueCap = 64;  // bounds memory: each item holds a file's text
+    // Bounds memory (each item holds a file's text and extraction) yet holds more than a
+    // batch: while the writer commits one batch the parsers fill the next instead of
+    // waiting for it.
+    const size_t queue_cap = std::max<size_t>(64, 2 * options_.batch_files);
+    constexpr size_t kQueueBytes = size_t{96} << 20;
+    size_t queued_bytes = 0;
     std::atomic<size_t> next{0};
     size_t producers_left = options_.threads;
     std::atomic<uint64_t> bytes{0};
@@ -386,9 +391,13 @@ IndexStats Indexer::index_all() {
                 if (options_.warn) options_.warn(work[i].path + ": parse timed out");
             }
         }
+        const size_t size = u && !u->stat_only ? u->text.size() : 0;
         std::unique_lock lock(mu);
         if (skip) skipped_paths.push_back(work[i].path);
-        cv_space.wait(lock, [&] { return queue.size() < kQueueCap; });
+        cv_space.wait(lock, [&] {
+            return queue.empty() || (queue.size() < queue_cap && queued_bytes < kQueueBytes);
+        });
+        queued_bytes += size;
         queue.push_back(std::move(u));
         cv_items.notify_one();
         return true;
@@ -413,12 +422,17 @@ IndexStats Indexer::index_all() {
         if (batch.size() >= options_.batch_files) flush();
     };
 
+    auto pop = [&] {  // with mu held
+        auto u = std::move(queue.front());
+        queue.pop_front();
+        queued_bytes -= u && !u->stat_only ? u->text.size() : 0;
+        return u;
+    };
     if (options_.threads == 0) {
         Extractor ex(options_.extract);
         while (produce(ex)) {
             std::unique_lock lock(mu);
-            auto u = std::move(queue.front());
-            queue.pop_front();
+            auto u = pop();
             lock.unlock();
             consume(std::move(u));
         }
@@ -440,9 +454,8 @@ IndexStats Indexer::index_all() {
             std::unique_lock lock(mu);
             cv_items.wait(lock, [&] { return !queue.empty() || producers_left == 0; });
             if (queue.empty()) break;
-            auto u = std::move(queue.front());
-            queue.pop_front();
-            cv_space.notify_one();
+            auto u = pop();
+            cv_space.notify_all();
             lock.unlock();
             if (failure) continue;  // drain so the workers can finish
             try {
