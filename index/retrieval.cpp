@@ -209,8 +209,9 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                 const auto* p = sqlite3_column_text(s.get(), 0);
                 const std::string_view row(reinterpret_cast<const char*>(p),
                                            p ? sqlite3_column_bytes(s.get(), 0) : 0);
-                for (const auto& u : parse_uses(row)) {
-                    if (u.col < col_lo || u.col > col_hi) continue;
+                for (const auto& u :
+                     parse_uses(row, static_cast<uint32_t>(std::max<int64_t>(col_lo, 0)),
+                                static_cast<uint32_t>(std::min<int64_t>(col_hi, UINT32_MAX)))) {
                     uses.push_back(
                         {static_cast<uint32_t>(std::abs(int64_t{u.col} - position.column)),
                          std::string(u.name), line});
@@ -326,13 +327,15 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
     // every chunk holding any asked word, so words are taken nearest first while the
     // chunks holding them stay within o.similar_postings (a query must take
     // milliseconds whatever the size of the index); a word in too many chunks says
-    // little anyway and is skipped.
+    // little anyway and is skipped. Counting a word's chunks reads its postings (up to
+    // the cap), so the words weighed at all are bounded too: four times the budget.
     std::string words;
     {
-        int64_t postings = 0;
+        int64_t postings = 0, weighed = 0;
         size_t kept = 0;
         for (const auto& n : names) {
-            if (kept >= o.similar_terms) break;
+            if (kept >= o.similar_terms || weighed > 4 * static_cast<int64_t>(o.similar_postings))
+                break;
             // The tokenizer lower-cases and splits at '_' (and other non-alphanumerics).
             int64_t cost = 0;
             size_t b = 0;
@@ -349,6 +352,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                     cost += chunks_holding(term, static_cast<int64_t>(o.similar_postings));
                 b = e;
             }
+            weighed += cost;
             if (cost == 0 || postings + cost > static_cast<int64_t>(o.similar_postings)) continue;
             postings += cost;
             words += n + " ";

@@ -123,7 +123,7 @@ private:
 
 }  // namespace
 
-std::vector<Use> parse_uses(std::string_view uses) {
+std::vector<Use> parse_uses(std::string_view uses, uint32_t min_col, uint32_t max_col) {
     std::vector<Use> out;
     size_t b = 0;
     while (b < uses.size()) {
@@ -135,7 +135,8 @@ std::vector<Use> parse_uses(std::string_view uses) {
             uint32_t col = 0;
             for (char c : row.substr(0, sp))
                 if (c >= '0' && c <= '9') col = col * 10 + static_cast<uint32_t>(c - '0');
-            out.push_back({col, row.substr(sp + 1)});
+            if (col > max_col) break;  // stored in column order
+            if (col >= min_col) out.push_back({col, row.substr(sp + 1)});
         }
         b = e + 1;
     }

@@ -57,8 +57,10 @@ struct Use {
     uint32_t col = 0;
     std::string_view name;
 };
-// The uses of a refs.uses value, in stored (column) order.
-std::vector<Use> parse_uses(std::string_view uses);
+// The uses of a refs.uses value, in stored (column) order; only those with columns in
+// [min_col, max_col] (the scan stops past max_col: a minified line holds thousands).
+std::vector<Use> parse_uses(std::string_view uses, uint32_t min_col = 0,
+                            uint32_t max_col = UINT32_MAX);
 
 struct SqliteCloser {
     void operator()(sqlite3* db) const { sqlite3_close_v2(db); }

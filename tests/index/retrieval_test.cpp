@@ -121,6 +121,32 @@ TEST_F(RetrievalTest, ContextTakesNamesNearTheCursorColumnOnALongLine) {
     EXPECT_THAT(whys, ElementsAre("definition of scale (used at line 1)"));
 }
 
+// Weighing a word reads its postings, so the words weighed are bounded too (four times
+// similar_postings): behind five common words, each in more chunks than the budget, a
+// rare word is never reached; at the cursor it is asked and finds its chunk.
+TEST_F(RetrievalTest, ContextWeighsWordsWithinABudget) {
+    for (int k = 0; k < 6; ++k)
+        ws_.write("common/f" + std::to_string(k) + ".py",
+                  "def f" + std::to_string(k) +
+                      "():\n    return alpha + beta + gamma + delta + epsilon\n");
+    ws_.write("lib/zeta.py", "def zebra_user():\n    return zebra\n");
+    ws_.write("app/cur.py", "v = alpha + beta + gamma + delta + epsilon\n\n\nw = zebra\n");
+    IndexerOptions io;
+    io.threads = 0;
+    Indexer(ws_.path(), *store_, io).index_all();
+    Retrieval r(*store_);
+    ContextOptions o;
+    o.similar_postings = 5;
+    auto paths = [&](Point at) {
+        std::vector<std::string> out;
+        for (const auto& s : r.context_for("app/cur.py", at, 4000, o))
+            if (s.why.rfind("similar code", 0) == 0) out.push_back(s.path);
+        return out;
+    };
+    EXPECT_THAT(paths({3, 4}), ElementsAre("lib/zeta.py"));
+    EXPECT_THAT(paths({0, 0}), ::testing::Not(::testing::Contains("lib/zeta.py")));
+}
+
 TEST_F(RetrievalTest, ContextRespectsTheTokenBudget) {
     Retrieval r(*store_);
     auto ctx = r.context_for("app/main.py", {10, 12}, 16);

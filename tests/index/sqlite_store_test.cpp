@@ -82,6 +82,14 @@ TEST(Store, ReferencesAreOneRowPerLineInColumnOrder) {
     ASSERT_EQ(parsed.size(), 3u);
     EXPECT_EQ(parsed[1].col, 16u);
     EXPECT_EQ(parsed[1].name, "gamma");
+    // A column window: [12, 20] holds gamma only; [0, 11] stops at beta's first use.
+    const auto window = parse_uses(uses, 12, 20);
+    ASSERT_EQ(window.size(), 1u);
+    EXPECT_EQ(window[0].name, "gamma");
+    const auto first = parse_uses(uses, 0, 11);
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(first[0].col, 11u);
+    EXPECT_TRUE(parse_uses(uses, 24).empty());
     EXPECT_FALSE(st.step());
     EXPECT_EQ(s->counts().refs, 3);
 }
