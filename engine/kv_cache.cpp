@@ -2,21 +2,28 @@
 #include "engine/kv_cache.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <string>
 
 namespace latent::engine {
 
+namespace {
+std::atomic<uint64_t> next_cache_id{1};
+}
+
 LatentCache::LatentCache(const Config& config)
     : cfg_(config),
       page_floats_(static_cast<uint64_t>(config.n_layer) * config.page_tokens *
-                   (config.kv_lora_rank + config.n_rot)) {}
+                   (config.kv_lora_rank + config.n_rot)),
+      id_(next_cache_id.fetch_add(1)) {}
 
 Expected<int32_t> LatentCache::alloc_page() {
     if (!free_.empty()) {
         const int32_t p = free_.back();
         free_.pop_back();
         refs_[p] = 1;
+        touch(p);
         ++in_use_;
         return p;
     }
@@ -29,6 +36,7 @@ Expected<int32_t> LatentCache::alloc_page() {
                           " MiB budget, " + std::to_string(pages_.size()) + " pages)");
     pages_.push_back(std::make_unique<float[]>(page_floats_));
     refs_.push_back(1);
+    gens_.push_back(++last_gen_);
     ++in_use_;
     return static_cast<int32_t>(pages_.size() - 1);
 }
@@ -88,8 +96,13 @@ void SeqCache::adopt(std::span<const int32_t> pages, int32_t n_tokens) {
 }
 
 void SeqCache::truncate(int32_t n) {
-    if (n < n_tokens_) n_tokens_ = n;
+    n = std::max(n, 0);
     const int32_t pt = static_cast<int32_t>(cache_->config().page_tokens);
+    if (n < n_tokens_) {
+        n_tokens_ = n;
+        // The kept part of a page cut inside will be written over: its copies are stale.
+        if (n % pt != 0) cache_->touch(pages_[static_cast<size_t>(n / pt)]);
+    }
     const size_t keep = static_cast<size_t>((n_tokens_ + pt - 1) / pt);
     while (pages_.size() > keep) {
         cache_->release(pages_.back());

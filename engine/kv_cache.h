@@ -51,6 +51,15 @@ public:
     void release(int32_t page);  // frees the page when the count reaches 0
     uint32_t ref_count(int32_t page) const { return refs_[page]; }
 
+    // Copies of pages kept elsewhere (the CUDA backend's device pages) are named by
+    // (cache id, page, generation). The id is unique per LatentCache in the process; a
+    // page's generation changes whenever rows it held may be overwritten: when it is
+    // allocated (or copied into) and when a sequence is cut back to inside it. Rows
+    // written into empty slots leave it as it is.
+    uint64_t id() const { return id_; }
+    uint64_t generation(int32_t page) const { return gens_[page]; }
+    void touch(int32_t page) { gens_[page] = ++last_gen_; }
+
     // The whole page, F32 [n_layer][page_tokens][row_width()], for export and import
     // (the prefix cache's disk tier).
     uint64_t page_floats() const { return page_floats_; }
@@ -75,8 +84,11 @@ private:
     uint64_t page_floats_;
     std::vector<std::unique_ptr<float[]>> pages_;
     std::vector<uint32_t> refs_;
+    std::vector<uint64_t> gens_;
     std::vector<int32_t> free_;
     uint64_t in_use_ = 0;
+    uint64_t id_;
+    uint64_t last_gen_ = 0;
 };
 
 // One sequence's view of the cache: its page table and how many tokens it holds.

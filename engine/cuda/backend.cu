@@ -13,7 +13,9 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/cuda/backend.h"
@@ -737,6 +739,13 @@ struct SeqMirror {
     const void* graph_scratch = nullptr;  // ... and this chunk scratch
 };
 
+// A full cache page on the device, F32 [n_layer][page_tokens][L + r] like the host page.
+struct DevicePage {
+    uint64_t generation = 0;  // the host page's LatentCache::generation when copied
+    DevBuf rows;
+    uint64_t last_use = 0;
+};
+
 }  // namespace
 
 struct CudaBackend::Impl {
@@ -757,6 +766,12 @@ struct CudaBackend::Impl {
     std::unordered_map<const SeqCache*, SeqMirror> seqs;
     uint64_t use_clock = 0;
 
+    // The device tier of the cache pages, by (LatentCache::id, page).
+    std::map<std::pair<uint64_t, int32_t>, DevicePage> dpages;
+    std::vector<DevBuf> spare_pages;  // buffers of dropped pages, reused
+    DevicePageStats dstats;
+    bool dbudget_set = false;
+
     DevBuf scratch;                      // activations of one chunk
     DevBuf wscratch;                     // dequantized weights for cuBLAS
     DevBuf sample_buf;                   // probabilities [V] + the picked token
@@ -767,6 +782,8 @@ struct CudaBackend::Impl {
 
     ~Impl() {
         seqs.clear();
+        dpages.clear();
+        spare_pages.clear();
         weight_buf.reset();
         scratch.reset();
         wscratch.reset();
@@ -782,6 +799,10 @@ struct CudaBackend::Impl {
     }
 
     Status upload_weights(const Model& m);
+    // The device copy of `page` when it holds the page's current generation, else null.
+    DevicePage* device_page(const LatentCache& cache, int32_t page);
+    // Copies the mirror's rows of page `i` (full on the host) into the device tier.
+    Status keep_page(const SeqCache& seq, const SeqMirror& mir, int64_t i);
     Status sync_sequence(SeqCache& seq, int32_t n_past, int32_t n_new, SeqMirror*& out);
     Status copy_back(SeqCache& seq, SeqMirror& mir, int32_t n_past, int32_t n_new);
     Status linear(const DTensor& w, const float* x, int64_t x_tok, float* y, int64_t y_tok,
@@ -846,6 +867,10 @@ Status CudaBackend::Impl::upload_weights(const Model& m) {
     model = nullptr;
     layers.clear();
     seqs.clear();  // mirrors belong to the old model's cache rows
+    dpages.clear();
+    spare_pages.clear();
+    dstats.pages = dstats.bytes = 0;
+    dbudget_set = false;  // measured again once the new weights are up
     weight_buf.reset();
 
     const int64_t H = hp.n_head, n = hp.n_embd_head_qk_nope, v = hp.n_embd_head_v,
@@ -1022,18 +1047,45 @@ Status CudaBackend::Impl::sync_sequence(SeqCache& seq, int32_t n_past, int32_t n
         note_memory();
     }
     if (valid < n_past) {
-        const int64_t cnt = n_past - valid;
-        std::vector<float> stage(static_cast<size_t>(n_layer * cnt * row_w));
-        for (int64_t il = 0; il < n_layer; ++il)
-            for (int64_t j = 0; j < cnt; ++j)
-                std::memcpy(&stage[(il * cnt + j) * row_w],
-                            seq.row(static_cast<int32_t>(valid + j), static_cast<uint32_t>(il)),
-                            row_w * sizeof(float));
-        CU_TRY(cudaMemcpy2DAsync(mir.rows.get<float>() + valid * row_w,
-                                 mir.cap * row_w * sizeof(float), stage.data(),
-                                 cnt * row_w * sizeof(float), cnt * row_w * sizeof(float), n_layer,
-                                 cudaMemcpyHostToDevice, stream));
-        CU_TRY(cudaStreamSynchronize(stream));  // `stage` is pageable and dies here
+        // Page by page from the first row the mirror lacks: from the device tier where it
+        // holds the page, else from the host (runs of such pages in one copy).
+        const size_t pitch = static_cast<size_t>(mir.cap * row_w) * sizeof(float);
+        std::vector<std::pair<int64_t, int64_t>> runs;  // [from, to) to upload
+        for (int64_t pos = valid; pos < n_past;) {
+            const int64_t i = pos / pt, end = std::min<int64_t>((i + 1) * pt, n_past);
+            if (DevicePage* dp = device_page(seq.cache(), pages[static_cast<size_t>(i)])) {
+                CU_TRY(cudaMemcpy2DAsync(mir.rows.get<float>() + pos * row_w, pitch,
+                                         dp->rows.get<float>() + (pos - i * pt) * row_w,
+                                         static_cast<size_t>(pt * row_w) * sizeof(float),
+                                         static_cast<size_t>((end - pos) * row_w) * sizeof(float),
+                                         n_layer, cudaMemcpyDeviceToDevice, stream));
+                ++dstats.hits;
+            } else {
+                if (!runs.empty() && runs.back().second == pos)
+                    runs.back().second = end;
+                else
+                    runs.emplace_back(pos, end);
+                ++dstats.uploads;
+            }
+            pos = end;
+        }
+        for (const auto& [from, to] : runs) {
+            const int64_t cnt = to - from;
+            std::vector<float> stage(static_cast<size_t>(n_layer * cnt * row_w));
+            for (int64_t il = 0; il < n_layer; ++il)
+                for (int64_t j = 0; j < cnt; ++j)
+                    std::memcpy(&stage[(il * cnt + j) * row_w],
+                                seq.row(static_cast<int32_t>(from + j), static_cast<uint32_t>(il)),
+                                row_w * sizeof(float));
+            CU_TRY(cudaMemcpy2DAsync(mir.rows.get<float>() + from * row_w, pitch, stage.data(),
+                                     cnt * row_w * sizeof(float), cnt * row_w * sizeof(float),
+                                     n_layer, cudaMemcpyHostToDevice, stream));
+            CU_TRY(cudaStreamSynchronize(stream));  // `stage` is pageable and dies here
+            // Full pages that came from the host (the RAM or disk tier) join the device tier.
+            for (int64_t i = from / pt; (i + 1) * pt <= to; ++i)
+                if (i * pt >= from)
+                    if (Status st = keep_page(seq, mir, i); !st) return st;
+        }
     }
     mir.n_synced = n_past;
     mir.cache = &seq.cache();
@@ -1064,6 +1116,75 @@ Status CudaBackend::Impl::copy_back(SeqCache& seq, SeqMirror& mir, int32_t n_pas
         mir.page_fp[i] = page_fingerprint(seq, static_cast<int32_t>(i * pt), cc.n_layer,
                                           static_cast<uint32_t>(row_w));
     mir.n_synced = static_cast<int32_t>(n_total);
+    // Pages this pass filled join the device tier.
+    for (int64_t i = n_past / pt; (i + 1) * pt <= n_total; ++i)
+        if (Status st = keep_page(seq, mir, i); !st) return st;
+    return Status::success();
+}
+
+DevicePage* CudaBackend::Impl::device_page(const LatentCache& cache, int32_t page) {
+    auto it = dpages.find({cache.id(), page});
+    if (it == dpages.end() || it->second.generation != cache.generation(page)) return nullptr;
+    it->second.last_use = ++use_clock;
+    return &it->second;
+}
+
+Status CudaBackend::Impl::keep_page(const SeqCache& seq, const SeqMirror& mir, int64_t i) {
+    const LatentCache& cache = seq.cache();
+    const LatentCache::Config& cc = cache.config();
+    const int64_t n_layer = cc.n_layer, row_w = cc.kv_lora_rank + cc.n_rot, pt = cc.page_tokens;
+    const int32_t page = seq.pages()[static_cast<size_t>(i)];
+    const uint64_t bytes = cache.page_bytes();
+    if (!dbudget_set) {
+        // A quarter of what is free once the weights are up (or the option's figure).
+        size_t free_b = 0, total_b = 0;
+        dstats.budget = opt.device_page_bytes;
+        if (dstats.budget == 0)
+            dstats.budget =
+                cudaMemGetInfo(&free_b, &total_b) == cudaSuccess ? uint64_t{free_b} / 4 : 0;
+        if (opt.device_page_bytes == CudaOptions::kNoDevicePages) dstats.budget = 0;
+        dbudget_set = true;
+    }
+    if (bytes > dstats.budget) return Status::success();
+    const std::pair<uint64_t, int32_t> key{cache.id(), page};
+    auto it = dpages.find(key);
+    if (it != dpages.end() && it->second.generation == cache.generation(page)) {
+        it->second.last_use = ++use_clock;
+        return Status::success();
+    }
+    if (it == dpages.end()) {
+        // Room under the budget: the least recently used pages go.
+        while (!dpages.empty() && (dpages.size() + 1) * bytes > dstats.budget) {
+            auto lru = dpages.begin();
+            for (auto j = dpages.begin(); j != dpages.end(); ++j)
+                if (j->second.last_use < lru->second.last_use) lru = j;
+            if (lru->second.rows.bytes() == bytes)
+                spare_pages.push_back(std::move(lru->second.rows));
+            dpages.erase(lru);
+            ++dstats.evictions;
+        }
+        DevicePage dp;
+        if (!spare_pages.empty()) {
+            dp.rows = std::move(spare_pages.back());
+            spare_pages.pop_back();
+        } else if (Status st = dp.rows.alloc(bytes); !st) {
+            cudaGetLastError();
+            return Status::success();  // no room on the device: the host tier still has it
+        }
+        it = dpages.emplace(key, std::move(dp)).first;
+        note_memory();
+    }
+    CU_TRY(cudaMemcpy2DAsync(it->second.rows.get<float>(),
+                             static_cast<size_t>(pt * row_w) * sizeof(float),
+                             mir.rows.get<float>() + i * pt * row_w,
+                             static_cast<size_t>(mir.cap * row_w) * sizeof(float),
+                             static_cast<size_t>(pt * row_w) * sizeof(float), n_layer,
+                             cudaMemcpyDeviceToDevice, stream));
+    it->second.generation = cache.generation(page);
+    it->second.last_use = ++use_clock;
+    ++dstats.stores;
+    dstats.pages = dpages.size();
+    dstats.bytes = dpages.size() * bytes;
     return Status::success();
 }
 
@@ -1407,6 +1528,11 @@ Expected<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& op
 std::string CudaBackend::device_name() const { return impl_->device_name; }
 uint64_t CudaBackend::peak_device_bytes() const { return impl_->peak_bytes; }
 std::string CudaBackend::graph_note() const { return impl_->graph_note; }
+DevicePageStats CudaBackend::device_page_stats() const {
+    DevicePageStats s = impl_->dstats;
+    s.pages = impl_->dpages.size();
+    return s;
+}
 
 Status CudaBackend::forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                             LogitsMode mode, std::vector<float>& logits) {

@@ -15,7 +15,9 @@
 //   F32). The host SeqCache stays the truth and is kept in step: new rows are copied back
 //   after every pass, so the prefix cache, session truncation and the disk tier keep
 //   working; a mirror whose page ids or page fingerprints no longer match the host's is
-//   re-uploaded from the host (see backend.cu, sync_sequence).
+//   re-filled (see backend.cu, sync_sequence) from the device pages when they hold the
+//   page (the prefix cache's device tier: every full page a pass wrote or uploaded is
+//   kept, by LatentCache page id and generation), from the host otherwise.
 // - A one-token decode step runs as a CUDA graph captured once per sequence (the step's
 //   position is read from device memory, decode attention always uses 32 splits); larger
 //   batches launch their kernels directly. If capture fails, every step runs directly.
@@ -35,6 +37,22 @@ struct CudaOptions {
     int device = 0;        // CUDA device ordinal
     bool precise = false;  // true: cuBLAS in FP32 (no TF32) — the tests' tight mode
     bool graphs = true;    // one-token decode steps as CUDA graphs (captured once per sequence)
+    // Device memory for copies of full cache pages (the prefix cache's device tier): 0 is
+    // a quarter of the memory free after the weights are uploaded; kNoDevicePages none.
+    uint64_t device_page_bytes = 0;
+    static constexpr uint64_t kNoDevicePages = ~uint64_t{0};
+};
+
+// The device tier of cache pages: full pages of the host LatentCache kept in device
+// memory, named by (cache, page, generation), least recently used evicted under a budget.
+struct DevicePageStats {
+    uint64_t pages = 0;      // held now
+    uint64_t bytes = 0;      // their device memory
+    uint64_t budget = 0;     // bytes they may take
+    uint64_t hits = 0;       // page ranges copied into a sequence's rows on the device
+    uint64_t uploads = 0;    // page ranges uploaded from host memory instead
+    uint64_t stores = 0;     // pages copied into the tier
+    uint64_t evictions = 0;  // pages dropped from it
 };
 
 class CudaBackend final : public Backend {
@@ -62,6 +80,7 @@ public:
     uint64_t peak_device_bytes() const;
     // Empty while decode steps run as CUDA graphs; else why capture failed (they run directly).
     std::string graph_note() const;
+    DevicePageStats device_page_stats() const;
 
 private:
     struct Impl;

@@ -302,6 +302,106 @@ TEST(CudaBackend, SeveralSequencesTruncationAndLongPrompts) {
     EXPECT_EQ(gpu.graph_note(), "") << "decode steps did not run as CUDA graphs";
 }
 
+// The device tier of cache pages: a sequence that starts from another's pages (as the
+// prefix cache attaches them) gets them by a device copy, not from the host; a page cut
+// back and written over on the host is never taken from its stale device copy; a budget
+// of one page keeps the latest. Logits against the reference from scratch each time.
+TEST(CudaBackend, DevicePagesServeSharedPrefixesAndNeverStaleOnes) {
+    CudaOptions o;
+    o.precise = true;
+    CUDA_OR_SKIP(gpu, o);
+    auto m = load_case({"tiny", GgmlType::kQ8_0, true, true});
+    ASSERT_TRUE(m);
+    const HParams& hp = m->hparams();
+    const uint32_t V = hp.n_vocab;
+    const LatentCache::Config cfg{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16};
+    ReferenceBackend ref;
+    auto reference = [&](const std::vector<int32_t>& ids) {
+        LatentCache cr(cfg);
+        SeqCache s(cr);
+        std::vector<float> lg;
+        EXPECT_TRUE(ref.forward(*m, s, ids, LogitsMode::kLast, lg).ok());
+        return lg;
+    };
+    auto expect_close = [&](const std::vector<float>& a, const std::vector<float>& b,
+                            const char* what) {
+        ASSERT_EQ(a.size(), b.size()) << what;
+        double err = 0;
+        for (size_t i = 0; i < a.size(); ++i) err = std::max(err, double(std::fabs(a[i] - b[i])));
+        EXPECT_LT(err / rms_of(b.data(), b.size()), 2e-4) << what;
+    };
+    auto run = [&](CudaBackend& g, SeqCache& seq, const std::vector<int32_t>& ids) {
+        std::vector<float> lg;
+        const Status st = g.forward(*m, seq, ids, LogitsMode::kLast, lg);
+        EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+        return lg;
+    };
+    uint32_t seed = 17;
+    auto tokens = [&](int n) {
+        std::vector<int32_t> v(static_cast<size_t>(n));
+        for (int32_t& id : v) id = static_cast<int32_t>((seed = seed * 69069u + 1u) % V);
+        return v;
+    };
+    auto join = [](std::vector<int32_t> a, const std::vector<int32_t>& b) {
+        a.insert(a.end(), b.begin(), b.end());
+        return a;
+    };
+    LatentCache cg(cfg);
+    const std::vector<int32_t> A = tokens(40);
+    SeqCache a(cg);
+    expect_close(run(gpu, a, A), reference(A), "A");
+    const DevicePageStats s0 = gpu.device_page_stats();
+    EXPECT_EQ(s0.stores, 2u);  // pages 0 and 1 filled; page 2 holds 8 rows
+    EXPECT_EQ(s0.pages, 2u);
+    {
+        // B starts from A's first 32 tokens (two pages) and goes on its own way.
+        SeqCache b(cg);
+        b.adopt(a.pages(), 32);
+        const std::vector<int32_t> tail = tokens(6);
+        const std::vector<int32_t> head(A.begin(), A.begin() + 32);
+        expect_close(run(gpu, b, tail), reference(join(head, tail)), "B from device pages");
+        const DevicePageStats s1 = gpu.device_page_stats();
+        EXPECT_EQ(s1.hits - s0.hits, 2u);
+        EXPECT_EQ(s1.uploads, s0.uploads);
+    }
+    // A is cut back to 20 tokens (inside page 1, now only A's) and page 1 is filled again
+    // with other tokens: the same host page id, other rows. C then starts from A's two
+    // full pages; a device copy of page 1's first contents would give other logits.
+    a.truncate(20);
+    const std::vector<int32_t> redo = tokens(12);
+    const std::vector<int32_t> A2 = join(std::vector<int32_t>(A.begin(), A.begin() + 20), redo);
+    expect_close(run(gpu, a, redo), reference(A2), "A rewritten");
+    const DevicePageStats s2 = gpu.device_page_stats();
+    EXPECT_EQ(s2.stores - s0.stores, 1u);  // page 1 again
+    SeqCache c(cg);
+    c.adopt(a.pages(), 32);
+    const std::vector<int32_t> tail = tokens(4);
+    expect_close(run(gpu, c, tail), reference(join(A2, tail)), "C after the rewrite");
+    const DevicePageStats s3 = gpu.device_page_stats();
+    EXPECT_EQ(s3.hits - s2.hits, 2u);
+    EXPECT_EQ(s3.uploads, s2.uploads);
+
+    // A budget of one page: the latest page stays.
+    CudaOptions small = o;
+    small.device_page_bytes = cg.page_bytes();
+    CUDA_OR_SKIP(gpu1, small);
+    LatentCache c1(cfg);
+    SeqCache d(c1);
+    expect_close(run(gpu1, d, A), reference(A), "A, one device page");
+    const DevicePageStats t0 = gpu1.device_page_stats();
+    EXPECT_EQ(t0.pages, 1u);
+    EXPECT_EQ(t0.evictions, 1u);
+    SeqCache e(c1);
+    e.adopt(d.pages(), 32);
+    const std::vector<int32_t> tail2 = tokens(3);
+    expect_close(run(gpu1, e, tail2),
+                 reference(join(std::vector<int32_t>(A.begin(), A.begin() + 32), tail2)),
+                 "E, one device page");
+    const DevicePageStats t1 = gpu1.device_page_stats();
+    EXPECT_EQ(t1.hits - t0.hits, 1u);        // page 1, the one kept
+    EXPECT_EQ(t1.uploads - t0.uploads, 1u);  // page 0, from the host
+}
+
 TEST(CudaBackend, DeviceSamplingPicksTheArgmaxAndStaysInTheNucleus) {
     CUDA_OR_SKIP(gpu, CudaOptions{});
     EXPECT_FALSE(gpu.sample_last(0.0f, 1.0f, 0.5).ok());  // nothing computed yet

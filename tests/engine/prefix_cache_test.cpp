@@ -37,6 +37,38 @@ protected:
     uint64_t page_bytes() const { return kLayers * kPage * (kRank + kRot) * sizeof(float); }
 };
 
+// Page generations name the contents copies elsewhere hold (the CUDA backend's device
+// pages): they change when a page is allocated, copied into, or cut into by a sequence,
+// and not when rows fill its empty slots or a cut falls on its boundary.
+TEST_F(PrefixTreeTest, PageGenerationsChangeWhenRowsMayBeOverwritten) {
+    LatentCache cache(config()), other(config());
+    EXPECT_NE(cache.id(), other.id());
+    SeqCache s(cache);
+    fill(s, seq_of(6, 1));  // pages 0 (full) and 1 (2 rows)
+    const int32_t p0 = s.pages()[0], p1 = s.pages()[1];
+    const uint64_t g0 = cache.generation(p0), g1 = cache.generation(p1);
+    EXPECT_NE(g0, g1);
+    fill(s, seq_of(8, 1));  // rows into page 1's empty slots
+    EXPECT_EQ(cache.generation(p1), g1);
+    s.truncate(4);  // on page 1's start: page 1 is dropped, page 0 untouched
+    EXPECT_EQ(cache.generation(p0), g0);
+    s.truncate(2);  // inside page 0: its rows 2 and 3 will be written over
+    EXPECT_NE(cache.generation(p0), g0);
+    const uint64_t g0b = cache.generation(p0);
+    SeqCache t(cache);
+    t.adopt(s.pages(), 2);
+    fill(t, seq_of(3, 1));  // writing into the shared page copies it: a new page
+    EXPECT_NE(t.pages()[0], p0);
+    EXPECT_NE(cache.generation(t.pages()[0]), g0b);
+    EXPECT_EQ(cache.generation(p0), g0b);
+    // A freed page allocated again is a new generation.
+    s.truncate(0);
+    t.truncate(0);
+    SeqCache u(cache);
+    fill(u, seq_of(4, 9));
+    for (int32_t p : u.pages()) EXPECT_NE(cache.generation(p), g0b);
+}
+
 TEST_F(PrefixTreeTest, SecondSequenceSharesTheFirstOnesPages) {
     LatentCache cache(config());
     PrefixCache pc(cache, {.budget_bytes = 1 << 20});
