@@ -607,22 +607,30 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         while (!sent.empty() && Clock::now() < deadline)
             if (auto m = c->next(std::chrono::seconds(1))) collect(*m);
         c->seen.clear();
+        // What the engine ran in all (warm-ups and superseded requests too), where the
+        // backend counts it (local only).
+        json engine_prefilled;
+        if (auto st = c->wait_response(c->request("latent/status", json::object())))
+            engine_prefilled = (*st)["result"]
+                                   .value("cache", json::object())
+                                   .value("prefilled_prompt_tokens", json());
         c->request("shutdown", nullptr);
         c->notify("exit", nullptr);
         c->wait_exit(std::chrono::seconds(5));
-        const json j = {{"bench", "replay"},
-                        {"requests", requests},
-                        {"answered", total.size()},
-                        {"superseded", superseded},
-                        {"failed", failed + static_cast<int>(sent.size())},
-                        {"ttft_p50_ms", pct(first, 0.5)},
-                        {"ttft_p95_ms", pct(first, 0.95)},
-                        {"total_p50_ms", pct(total, 0.5)},
-                        {"total_p95_ms", pct(total, 0.95)},
-                        {"prompt_tokens", cached + computed},
-                        {"cached_tokens", cached},
-                        {"computed_tokens", computed},
-                        {"prefix_cache", !a->no_prefix_cache}};
+        json j = {{"bench", "replay"},
+                  {"requests", requests},
+                  {"answered", total.size()},
+                  {"superseded", superseded},
+                  {"failed", failed + static_cast<int>(sent.size())},
+                  {"ttft_p50_ms", pct(first, 0.5)},
+                  {"ttft_p95_ms", pct(first, 0.95)},
+                  {"total_p50_ms", pct(total, 0.5)},
+                  {"total_p95_ms", pct(total, 0.95)},
+                  {"prompt_tokens", cached + computed},
+                  {"cached_tokens", cached},
+                  {"computed_tokens", computed},
+                  {"prefix_cache", !a->no_prefix_cache}};
+        if (engine_prefilled.is_number()) j["engine_prefilled_tokens"] = engine_prefilled;
         std::printf("%s\n", j.dump().c_str());
     });
 }

@@ -254,6 +254,7 @@ nlohmann::json LocalBackend::stats() const {
             {"prompt_tokens", s.prompt_tokens},
             {"cached_prompt_tokens", s.cached_tokens},
             {"computed_prompt_tokens", s.computed_tokens},
+            {"prefilled_prompt_tokens", s.prefilled_tokens},
             {"cache_hit_rate", s.prompt_tokens ? double(s.cached_tokens) / s.prompt_tokens : 0.0},
             {"drafted_tokens", s.drafted_tokens},
             {"accepted_tokens", s.accepted_tokens}};

@@ -106,6 +106,9 @@ public:
     struct Stats {
         uint64_t requests = 0, finished = 0, cancelled = 0, rejected_busy = 0, errors = 0;
         uint64_t prompt_tokens = 0, cached_tokens = 0, computed_tokens = 0;
+        // Prompt rows the model actually ran (warm-ups and requests cancelled midway
+        // included; computed_tokens counts what each finished request needed).
+        uint64_t prefilled_tokens = 0;
         uint64_t generated_tokens = 0, drafted_tokens = 0, accepted_tokens = 0;
         uint64_t steps = 0;
         uint64_t batched_sequences = 0;    // sequences summed over steps (÷ steps: mean batch)

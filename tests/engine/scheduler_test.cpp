@@ -144,6 +144,7 @@ TEST_F(SchedulerTest, ASecondPromptReusesTheFirstOnesPrefix) {
     const auto st = s->stats();
     EXPECT_EQ(st.cached_tokens, 24u);
     EXPECT_EQ(st.prompt_tokens, 10u + 15u + 15u);
+    EXPECT_EQ(st.prefilled_tokens, 10u + 5u + 1u);  // rows the model ran
     expect_no_leak(*s);
 }
 
@@ -172,6 +173,7 @@ TEST_F(SchedulerTest, ARequestWaitsForAPromptStillBeingPrefilledThatItStartsWith
     EXPECT_EQ(inline_res.tokens, alone(q, 4));
     EXPECT_EQ(warm_res.finish_reason, "length");
     EXPECT_EQ(warm_res.tokens, alone(doc, 1));
+    EXPECT_EQ(s->stats().prefilled_tokens, 40u + 3u);  // no row twice
     expect_no_leak(*s);
 }
 
