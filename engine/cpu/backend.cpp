@@ -466,15 +466,27 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         for (int64_t h = 0; h < H; ++h)
             for (int64_t t = 0; t < T; ++t) ptrs[h * T + t] = a_in.rows[t * H + h];
         jobs.clear();
-        for (int64_t h = 0; h < H; ++h) {
-            if (split) {
-                jobs.push_back(job_for(l.attn_k_b, h, a_in, &ptrs[h * T], T, &q_abs[h * L], H * L));
-            } else {
-                const float* wt = impl_->wuk_t[il].data() + h * L * n;
-                jobs.push_back(Job{reinterpret_cast<const uint8_t*>(wt), GgmlType::kF32,
-                                   a_in.format, static_cast<uint64_t>(n) * 4, L, n, &ptrs[h * T], T,
-                                   &q_abs[h * L], H * L, a_in.tiled, &a_in});
+        // Tokens whose attention runs unabsorbed (prompt chunks on the tiles) never read
+        // q_abs: only runs of the others are computed.
+        const bool expand = !absorbed_prefill_;
+        auto reads_q_abs = [&](int64_t t) { return !(expand && pass.tiled_attention(t)); };
+        for (int64_t t0 = 0; t0 < T;) {
+            const bool need = reads_q_abs(t0);
+            int64_t t1 = t0 + 1;
+            while (t1 < T && reads_q_abs(t1) == need) ++t1;
+            for (int64_t h = 0; need && h < H; ++h) {
+                const uint8_t* const* acts = &ptrs[h * T + t0];
+                float* y = &q_abs[(t0 * H + h) * L];
+                if (split) {
+                    jobs.push_back(job_for(l.attn_k_b, h, a_in, acts, t1 - t0, y, H * L));
+                } else {
+                    const float* wt = impl_->wuk_t[il].data() + h * L * n;
+                    jobs.push_back(Job{reinterpret_cast<const uint8_t*>(wt), GgmlType::kF32,
+                                       a_in.format, static_cast<uint64_t>(n) * 4, L, n, acts,
+                                       t1 - t0, y, H * L, a_in.tiled, &a_in});
+                }
             }
+            t0 = t1;
         }
         pass.run(jobs);
 
@@ -595,7 +607,6 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
                 pass.run(jobs);
             }
         };
-        const bool expand = !absorbed_prefill_;
         for (int64_t sb = 0; sb < S; ++sb) {
             if (!by_tiles[sb]) continue;
             const std::vector<const float*>& rows = rows_of[sb];
