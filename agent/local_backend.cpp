@@ -255,6 +255,9 @@ nlohmann::json LocalBackend::stats() const {
             {"cached_prompt_tokens", s.cached_tokens},
             {"computed_prompt_tokens", s.computed_tokens},
             {"prefilled_prompt_tokens", s.prefilled_tokens},
+            {"device_pages", s.device.pages},
+            {"device_page_hits", s.device.hits},
+            {"device_page_uploads", s.device.uploads},
             {"cache_hit_rate", s.prompt_tokens ? double(s.cached_tokens) / s.prompt_tokens : 0.0},
             {"drafted_tokens", s.drafted_tokens},
             {"accepted_tokens", s.accepted_tokens}};

@@ -19,6 +19,15 @@ uint64_t peak_device_bytes(const Backend& backend) {
     return 0;
 }
 
+DevicePageStats device_page_stats(const Backend& backend) {
+#ifdef LATENT_HAVE_CUDA
+    if (const auto* cuda = dynamic_cast<const CudaBackend*>(&backend))
+        return cuda->device_page_stats();
+#endif
+    (void)backend;
+    return {};
+}
+
 Expected<BackendChoice> make_backend(const BackendOptions& options) {
     BackendChoice choice;
     if (options.name == "reference") {

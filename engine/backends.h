@@ -29,4 +29,8 @@ const char* backend_names();
 // The most device memory `backend` has held (bytes); 0 for a backend that runs on the CPU.
 uint64_t peak_device_bytes(const Backend& backend);
 
+// The device tier of the prefix cache (CUDA); zeros for a backend without one. Call it on
+// the thread that runs the backend's passes.
+DevicePageStats device_page_stats(const Backend& backend);
+
 }  // namespace latent::engine

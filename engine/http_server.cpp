@@ -585,6 +585,9 @@ struct HttpServer::Impl {
                "prompt tokens served from the prefix cache", double(s.cached_tokens));
         metric("latent_prompt_computed_tokens_total", "counter", "prompt tokens computed",
                double(s.computed_tokens));
+        metric("latent_prompt_prefilled_tokens_total", "counter",
+               "prompt rows the model ran (warm-ups and cancelled requests included)",
+               double(s.prefilled_tokens));
         metric("latent_generated_tokens_total", "counter", "tokens generated",
                double(s.generated_tokens));
         metric("latent_draft_tokens_total", "counter", "speculative draft tokens proposed",
@@ -605,6 +608,13 @@ struct HttpServer::Impl {
                double(s.prefix.evictions));
         metric("latent_prefix_cache_disk_loads_total", "counter", "prefix pages read from disk",
                double(s.prefix.disk_loads));
+        metric("latent_prefix_cache_device_pages", "gauge", "cache pages held in device memory",
+               double(s.device.pages));
+        metric("latent_prefix_cache_device_hits_total", "counter",
+               "cache page ranges a sequence got from device memory", double(s.device.hits));
+        metric("latent_prefix_cache_device_uploads_total", "counter",
+               "cache page ranges a sequence got from host memory instead",
+               double(s.device.uploads));
         return out;
     }
 };

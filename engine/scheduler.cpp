@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "engine/backends.h"
+
 namespace latent::engine {
 
 using Clock = std::chrono::steady_clock;
@@ -532,6 +534,7 @@ bool Scheduler::step() {
         stats_.cache_pages_in_use = cache_->pages_in_use();
         stats_.prefix = prefix_->stats();
         if (disk_) stats_.disk = disk_->stats();
+        stats_.device = device_page_stats(backend_);  // on this thread, which runs the passes
         ++stats_.steps;
         stats_.batched_sequences += work.size();
         stats_.max_batch_sequences = std::max<uint64_t>(stats_.max_batch_sequences, work.size());

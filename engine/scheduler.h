@@ -119,7 +119,8 @@ public:
         uint64_t cache_pages_in_use = 0;
         uint64_t cache_waits = 0;  // steps a sequence waited for a cache page (all were held)
         PrefixCache::Stats prefix;
-        DiskCache::Stats disk;  // zeros without a disk tier
+        DiskCache::Stats disk;   // zeros without a disk tier
+        DevicePageStats device;  // the backend's device tier (CUDA); zeros without one
     };
 
     // Borrows model and backend for its lifetime. Error: the disk folder cannot be used.

@@ -43,18 +43,6 @@ struct CudaOptions {
     static constexpr uint64_t kNoDevicePages = ~uint64_t{0};
 };
 
-// The device tier of cache pages: full pages of the host LatentCache kept in device
-// memory, named by (cache, page, generation), least recently used evicted under a budget.
-struct DevicePageStats {
-    uint64_t pages = 0;      // held now
-    uint64_t bytes = 0;      // their device memory
-    uint64_t budget = 0;     // bytes they may take
-    uint64_t hits = 0;       // page ranges copied into a sequence's rows on the device
-    uint64_t uploads = 0;    // page ranges uploaded from host memory instead
-    uint64_t stores = 0;     // pages copied into the tier
-    uint64_t evictions = 0;  // pages dropped from it
-};
-
 class CudaBackend final : public Backend {
 public:
     // A backend on options.device, or an error naming why none is usable (no driver, no

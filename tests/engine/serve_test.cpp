@@ -194,6 +194,13 @@ TEST_F(ServeTest, ARepeatedPromptReportsCachedTokens) {
     EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], prompt_tokens - 1);
     EXPECT_EQ(b["usage"]["prompt_cache_hit_tokens"], prompt_tokens - 1);
     EXPECT_EQ(b["usage"]["prompt_cache_miss_tokens"], 1);
+    // The engine ran the first prompt whole and one row of the second.
+    auto m = http_exchange(port, get_request("/metrics"));
+    EXPECT_NE(m.body.find("latent_prompt_prefilled_tokens_total " +
+                          std::to_string(prompt_tokens + 1) + "\n"),
+              std::string::npos)
+        << m.body;
+    EXPECT_NE(m.body.find("latent_prefix_cache_device_pages 0\n"), std::string::npos);
 }
 
 TEST_F(ServeTest, StreamingGivesTheSameTextAsOneAnswer) {
