@@ -1034,8 +1034,17 @@ Status CudaBackend::Impl::sync_sequence(SeqCache& seq, int32_t n_past, int32_t n
     if (need > mir.cap) {
         const int64_t cap = std::max<int64_t>({need, 2 * mir.cap, 256});
         DevBuf nb;
-        if (Status s = nb.alloc(static_cast<size_t>(n_layer * cap * row_w) * sizeof(float)); !s)
-            return s;
+        const size_t bytes = static_cast<size_t>(n_layer * cap * row_w) * sizeof(float);
+        if (Status got = nb.alloc(bytes); !got) {
+            if (dpages.empty() && spare_pages.empty()) return got;
+            // Out of device memory: the device tier (a cache of the host's pages) gives
+            // its memory back first.
+            dstats.evictions += dpages.size();
+            dpages.clear();
+            spare_pages.clear();
+            dstats.pages = dstats.bytes = 0;
+            if (Status again = nb.alloc(bytes); !again) return again;
+        }
         if (valid > 0)
             CU_TRY(cudaMemcpy2DAsync(nb.get(), cap * row_w * sizeof(float), mir.rows.get(),
                                      mir.cap * row_w * sizeof(float), valid * row_w * sizeof(float),
