@@ -116,6 +116,12 @@ export class ThemeColor {
   constructor(readonly id: string) {}
 }
 
+export enum TextEditorSelectionChangeKind {
+  Keyboard = 1,
+  Mouse = 2,
+  Command = 3,
+}
+
 export enum StatusBarAlignment {
   Left = 1,
   Right = 2,
@@ -148,6 +154,9 @@ export const mock = {
   contentProviders: new Map<string, { provideTextDocumentContent(u: Uri): string }>(),
   activeTextEditor: undefined as { document: TextDocument; selection: Selection; selections: Selection[]; edit: (f: (b: { replace(r: Range, t: string): void }) => void) => Promise<boolean> } | undefined,
   clipboard: '',
+  // Fire these to play the editor's events to the features that listen.
+  activeEditorChanged: new EventEmitter<unknown>(),
+  selectionChanged: new EventEmitter<unknown>(),
   closedTabs: [] as unknown[],
   tabs: [] as { input: unknown }[],
   reset(): void {
@@ -162,6 +171,8 @@ export const mock = {
     this.contentProviders.clear();
     this.activeTextEditor = undefined;
     this.clipboard = '';
+    this.activeEditorChanged.dispose();
+    this.selectionChanged.dispose();
     this.closedTabs = [];
     this.tabs = [];
   },
@@ -215,7 +226,8 @@ export const window = {
   }),
   withProgress: <T>(_o: unknown, f: (p: unknown, token: unknown) => Promise<T>) =>
     f({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => new Disposable() }),
-  onDidChangeActiveTextEditor: (_l: unknown) => new Disposable(),
+  onDidChangeActiveTextEditor: (l: Listener<unknown>) => mock.activeEditorChanged.event(l),
+  onDidChangeTextEditorSelection: (l: Listener<unknown>) => mock.selectionChanged.event(l),
   registerWebviewViewProvider: () => new Disposable(),
   tabGroups: {
     get all() {
