@@ -390,13 +390,14 @@ void Scheduler::run_batch(std::vector<Work>& work) {
     for (Work& w : work) {
         if (w.seq->done || w.waits) continue;
         if (w.prefill) {
-            std::lock_guard lock(mu_);
-            stats_.prefilled_tokens += w.tokens.size();
-        }
-        if (w.prefill)
+            {
+                std::lock_guard lock(mu_);
+                stats_.prefilled_tokens += w.tokens.size();
+            }
             after_prefill(*w.seq, w);
-        else
+        } else {
             after_decode(*w.seq, w);
+        }
     }
 }
 

@@ -141,13 +141,12 @@ private:
             }
         }
     }
-    static bool word_char(char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
-               c == '?' || c == '!';
-    }
+    // A node type or a capture name ("definition.function").
     std::string_view word() {
         const size_t b = at_;
-        while (at_ < s_.size() && word_char(s_[at_]) && s_[at_] != '?') ++at_;
+        while (at_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[at_])) ||
+                                   s_[at_] == '_' || s_[at_] == '-' || s_[at_] == '.'))
+            ++at_;
         return s_.substr(b, at_ - b);
     }
     // Skips to just past the bracket that closes the one at at_ - 1 (strings skipped).
@@ -281,13 +280,16 @@ std::vector<bool> pattern_root_symbols(TSQuery* q, const std::vector<bool>& enab
 // siblings. It is blanked out (same length, so error offsets still point into the text).
 std::string without_doc_prefixes(std::string_view query) {
     std::string s(query);
+    auto blank = [&](size_t b, size_t e) {  // [b, e) becomes spaces
+        std::fill(s.begin() + static_cast<std::ptrdiff_t>(b),
+                  s.begin() + static_cast<std::ptrdiff_t>(e), ' ');
+    };
     constexpr std::string_view kPrefix = "(comment)* @doc";
     for (size_t at = s.find(kPrefix); at != std::string::npos; at = s.find(kPrefix, at)) {
         size_t e = at + kPrefix.size();
         while (e < s.size() && (s[e] == ' ' || s[e] == '\n' || s[e] == '\t' || s[e] == '\r')) ++e;
         if (e < s.size() && s[e] == '.') ++e;  // the anchor that ties it to the definition
-        std::fill(s.begin() + static_cast<std::ptrdiff_t>(at),
-                  s.begin() + static_cast<std::ptrdiff_t>(e), ' ');
+        blank(at, e);
         at = e;
     }
     // The predicates on @doc (#strip!, #select-adjacent!, #set-adjacent!) go with it.
@@ -305,8 +307,7 @@ std::string without_doc_prefixes(std::string_view query) {
         }
         if (e >= s.size()) break;
         if (std::string_view(s).substr(at, e + 1 - at).find("@doc") != std::string_view::npos)
-            std::fill(s.begin() + static_cast<std::ptrdiff_t>(at),
-                      s.begin() + static_cast<std::ptrdiff_t>(e + 1), ' ');
+            blank(at, e + 1);
     }
     return s;
 }
@@ -794,24 +795,22 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
             const TSNode n = ts_tree_cursor_current_node(&walk);
             const TSSymbol sym = ts_node_symbol(n);
             if (sym < roots.size() && roots[sym]) starts.push_back(n);
-            const bool leaf = ts_node_child_count(n) == 0;
-            if (leaf || !import_types.empty()) {
-                const std::string_view type = ts_node_type(n);
-                if (!import_types.empty() && import_types.count(type)) {
-                    std::string imp;
-                    for (char ch : node_text(n, text)) {
-                        const bool ws = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
-                        if (ws && (imp.empty() || imp.back() == ' ')) continue;
-                        imp += ws ? ' ' : ch;
-                    }
-                    while (!imp.empty() && imp.back() == ' ') imp.pop_back();
-                    x.imports.push_back(
-                        {cap(std::move(imp), kMaxLineBytes), ts_node_start_point(n).row});
+            const std::string_view type = ts_node_type(n);
+            if (import_types.count(type)) {
+                std::string imp;
+                for (char ch : node_text(n, text)) {
+                    const bool ws = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+                    if (ws && (imp.empty() || imp.back() == ' ')) continue;
+                    imp += ws ? ' ' : ch;
                 }
-                if (leaf && ts_node_is_named(n) && ends_with(type, "identifier")) {
-                    const uint32_t b = ts_node_start_byte(n);
-                    uses.push_back({b, ts_node_start_point(n), ts_node_end_byte(n) - b});
-                }
+                while (!imp.empty() && imp.back() == ' ') imp.pop_back();
+                x.imports.push_back(
+                    {cap(std::move(imp), kMaxLineBytes), ts_node_start_point(n).row});
+            }
+            if (ts_node_child_count(n) == 0 && ts_node_is_named(n) &&
+                ends_with(type, "identifier")) {
+                const uint32_t b = ts_node_start_byte(n);
+                uses.push_back({b, ts_node_start_point(n), ts_node_end_byte(n) - b});
             }
             if (ts_tree_cursor_goto_first_child(&walk)) continue;
             bool done = false;
@@ -828,7 +827,6 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
     // Definitions from the tags query: at each node a pattern can start at (matches
     // that start there only), or over the whole tree when those are not known.
     TSQueryCursor* qc = impl_->cursor.get();
-    TSQueryMatch m;
     std::unordered_set<uint64_t> seen;
     std::unordered_map<uint64_t, size_t> def_by_range;  // full range -> index
     std::unordered_set<uint32_t> def_name_bytes;
@@ -836,60 +834,62 @@ Extraction Extractor::extract(const Language& language, std::string_view text) {
     const bool targeted = !cq.roots.empty() && !impl_->options.whole_tree_query;
     if (!targeted) starts.assign(1, root);
     ts_query_cursor_set_max_start_depth(qc, targeted ? 0 : UINT32_MAX);
+    // One match: its predicates checked, its definition (widened, deduplicated) taken.
+    auto take = [&](const TSQueryMatch& m) {
+        bool ok = true;
+        for (const Predicate& p : cq.predicates[m.pattern_index]) {
+            std::string_view a, b;
+            bool have_a = false, have_b = !p.other_is_capture;
+            for (uint16_t i = 0; i < m.capture_count; ++i) {
+                if (m.captures[i].index == p.capture) {
+                    a = node_text(m.captures[i].node, text);
+                    have_a = true;
+                }
+                if (p.other_is_capture && m.captures[i].index == p.other_capture) {
+                    b = node_text(m.captures[i].node, text);
+                    have_b = true;
+                }
+            }
+            if (!have_a || !have_b) continue;
+            if (!p.other_is_capture) b = p.literal;
+            const bool hit = p.regex ? simple_match(p, a) : a == b;
+            if (hit == p.negate) ok = false;
+        }
+        if (!ok) return;
+        TSNode name{}, def{};
+        bool have_name = false, have_def = false;
+        std::string_view kind;
+        for (uint16_t i = 0; i < m.capture_count; ++i) {
+            const std::string& cname = cq.capture_names[m.captures[i].index];
+            if (cname == "name") {
+                name = m.captures[i].node;
+                have_name = true;
+            } else if (cname.rfind("definition.", 0) == 0) {
+                def = m.captures[i].node;
+                kind = std::string_view(cname).substr(11);
+                have_def = true;
+            }
+        }
+        if (!have_name || !have_def) return;
+        ancestors_of(root, def, chain);
+        def = widen(def, chain);
+        if (is_local_declaration(def, chain)) return;
+        const uint64_t key = (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
+        if (!seen.insert(key).second) return;
+        Definition d;
+        d.name = std::string(node_text(name, text));
+        d.kind = std::string(kind);
+        d.range = range_of(def);
+        d.name_range = range_of(name);
+        d.signature = line_at(text, d.name_range.start_byte);
+        d.doc = doc_for(def, chain, text);
+        def_name_bytes.insert(d.name_range.start_byte);
+        x.definitions.push_back(std::move(d));
+    };
     for (const TSNode& start : starts) {
         ts_query_cursor_exec(qc, cq.query.get(), start);
-        while (ts_query_cursor_next_match(qc, &m)) {
-            bool ok = true;
-            for (const Predicate& p : cq.predicates[m.pattern_index]) {
-                std::string_view a, b;
-                bool have_a = false, have_b = !p.other_is_capture;
-                for (uint16_t i = 0; i < m.capture_count; ++i) {
-                    if (m.captures[i].index == p.capture) {
-                        a = node_text(m.captures[i].node, text);
-                        have_a = true;
-                    }
-                    if (p.other_is_capture && m.captures[i].index == p.other_capture) {
-                        b = node_text(m.captures[i].node, text);
-                        have_b = true;
-                    }
-                }
-                if (!have_a || !have_b) continue;
-                if (!p.other_is_capture) b = p.literal;
-                const bool hit = p.regex ? simple_match(p, a) : a == b;
-                if (hit == p.negate) ok = false;
-            }
-            if (!ok) continue;
-            TSNode name{}, def{};
-            bool have_name = false, have_def = false;
-            std::string_view kind;
-            for (uint16_t i = 0; i < m.capture_count; ++i) {
-                const std::string& cname = cq.capture_names[m.captures[i].index];
-                if (cname == "name") {
-                    name = m.captures[i].node;
-                    have_name = true;
-                } else if (cname.rfind("definition.", 0) == 0) {
-                    def = m.captures[i].node;
-                    kind = std::string_view(cname).substr(11);
-                    have_def = true;
-                }
-            }
-            if (!have_name || !have_def) continue;
-            ancestors_of(root, def, chain);
-            def = widen(def, chain);
-            if (is_local_declaration(def, chain)) continue;
-            const uint64_t key =
-                (uint64_t(ts_node_start_byte(name)) << 32) | ts_node_start_byte(def);
-            if (!seen.insert(key).second) continue;
-            Definition d;
-            d.name = std::string(node_text(name, text));
-            d.kind = std::string(kind);
-            d.range = range_of(def);
-            d.name_range = range_of(name);
-            d.signature = line_at(text, d.name_range.start_byte);
-            d.doc = doc_for(def, chain, text);
-            def_name_bytes.insert(d.name_range.start_byte);
-            x.definitions.push_back(std::move(d));
-        }
+        TSQueryMatch match;
+        while (ts_query_cursor_next_match(qc, &match)) take(match);
     }
     std::sort(x.definitions.begin(), x.definitions.end(),
               [](const Definition& a, const Definition& b) {

@@ -369,6 +369,9 @@ IndexStats Indexer::index_all() {
     const size_t queue_cap = std::max<size_t>(64, 2 * options_.batch_files);
     constexpr size_t kQueueBytes = size_t{96} << 20;
     size_t queued_bytes = 0;
+    auto bytes_of = [](const std::optional<FileUpdate>& u) {
+        return u && !u->stat_only ? u->text.size() : 0;
+    };
     std::atomic<size_t> next{0};
     size_t producers_left = options_.threads;
     std::atomic<uint64_t> bytes{0};
@@ -391,13 +394,12 @@ IndexStats Indexer::index_all() {
                 if (options_.warn) options_.warn(work[i].path + ": parse timed out");
             }
         }
-        const size_t size = u && !u->stat_only ? u->text.size() : 0;
         std::unique_lock lock(mu);
         if (skip) skipped_paths.push_back(work[i].path);
         cv_space.wait(lock, [&] {
             return queue.empty() || (queue.size() < queue_cap && queued_bytes < kQueueBytes);
         });
-        queued_bytes += size;
+        queued_bytes += bytes_of(u);
         queue.push_back(std::move(u));
         cv_items.notify_one();
         return true;
@@ -425,7 +427,7 @@ IndexStats Indexer::index_all() {
     auto pop = [&] {  // with mu held
         auto u = std::move(queue.front());
         queue.pop_front();
-        queued_bytes -= u && !u->stat_only ? u->text.size() : 0;
+        queued_bytes -= bytes_of(u);
         return u;
     };
     if (options_.threads == 0) {

@@ -190,8 +190,10 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         // found; columns farther than window_bytes from the cursor's are not "near" (a
         // generated file's 100 KB line would otherwise be read and sorted whole).
         Statement& s = store_.cached("SELECT uses FROM refs WHERE file_id = ? AND line = ?");
-        const int64_t col_lo = int64_t{position.column} - int64_t{o.window_bytes};
-        const int64_t col_hi = int64_t{position.column} + int64_t{o.window_bytes};
+        const uint32_t col_lo =
+            position.column > o.window_bytes ? position.column - o.window_bytes : 0;
+        const uint32_t col_hi = static_cast<uint32_t>(
+            std::min<uint64_t>(uint64_t{position.column} + o.window_bytes, UINT32_MAX));
         struct Near {
             uint32_t col_distance;
             std::string name;
@@ -209,9 +211,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
                 const auto* p = sqlite3_column_text(s.get(), 0);
                 const std::string_view row(reinterpret_cast<const char*>(p),
                                            p ? sqlite3_column_bytes(s.get(), 0) : 0);
-                for (const auto& u :
-                     parse_uses(row, static_cast<uint32_t>(std::max<int64_t>(col_lo, 0)),
-                                static_cast<uint32_t>(std::min<int64_t>(col_hi, UINT32_MAX)))) {
+                for (const auto& u : parse_uses(row, col_lo, col_hi)) {
                     uses.push_back(
                         {static_cast<uint32_t>(std::abs(int64_t{u.col} - position.column)),
                          std::string(u.name), line});

@@ -869,7 +869,6 @@ Status CudaBackend::Impl::upload_weights(const Model& m) {
     seqs.clear();  // mirrors belong to the old model's cache rows
     dpages.clear();
     spare_pages.clear();
-    dstats.pages = dstats.bytes = 0;
     dbudget_set = false;  // measured again once the new weights are up
     weight_buf.reset();
 
@@ -1042,7 +1041,6 @@ Status CudaBackend::Impl::sync_sequence(SeqCache& seq, int32_t n_past, int32_t n
             dstats.evictions += dpages.size();
             dpages.clear();
             spare_pages.clear();
-            dstats.pages = dstats.bytes = 0;
             if (Status again = nb.alloc(bytes); !again) return again;
         }
         if (valid > 0)
@@ -1192,8 +1190,6 @@ Status CudaBackend::Impl::keep_page(const SeqCache& seq, const SeqMirror& mir, i
     it->second.generation = cache.generation(page);
     it->second.last_use = ++use_clock;
     ++dstats.stores;
-    dstats.pages = dpages.size();
-    dstats.bytes = dpages.size() * bytes;
     return Status::success();
 }
 
@@ -1539,7 +1535,9 @@ uint64_t CudaBackend::peak_device_bytes() const { return impl_->peak_bytes; }
 std::string CudaBackend::graph_note() const { return impl_->graph_note; }
 DevicePageStats CudaBackend::device_page_stats() const {
     DevicePageStats s = impl_->dstats;
+    // Held now: derived from the pages themselves (all of one model's page size).
     s.pages = impl_->dpages.size();
+    s.bytes = s.pages == 0 ? 0 : s.pages * impl_->dpages.begin()->second.rows.bytes();
     return s;
 }
 
