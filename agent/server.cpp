@@ -248,6 +248,14 @@ void Server::register_handlers() {
         const std::string uri = p.at("textDocument").at("uri").get<std::string>();
         std::optional<lsp::Position> pos;
         if (p.contains("position")) pos = p["position"].get<lsp::Position>();
+        {
+            // The user left the document of the in-flight completion: nobody will see it.
+            std::lock_guard<std::mutex> lock(mu_);
+            if (inflight_.superseded && inflight_.uri != uri) {
+                inflight_.superseded->store(true);
+                inflight_ = {};
+            }
+        }
         warm(uri, pos);
     });
     ep_.on_notification("workspace/didChangeConfiguration", [this](const json& p) {
@@ -683,24 +691,21 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
     if (!doc) return result;  // not open: nothing to complete
     const auto enc = docs_.encoding();
 
-    // This request supersedes the document's older one.
+    // This request supersedes the older one, whichever document that was for.
     auto mine = std::make_shared<std::atomic<bool>>(false);
     {
         std::lock_guard<std::mutex> lock(mu_);
-        auto& slot = inflight_[uri];
-        if (slot) slot->store(true);
-        slot = mine;
+        if (inflight_.superseded) inflight_.superseded->store(true);
+        inflight_ = {uri, mine};
     }
     struct Release {
         Server* s;
-        std::string uri;
         std::shared_ptr<std::atomic<bool>> mine;
         ~Release() {
             std::lock_guard<std::mutex> lock(s->mu_);
-            auto it = s->inflight_.find(uri);
-            if (it != s->inflight_.end() && it->second == mine) s->inflight_.erase(it);
+            if (s->inflight_.superseded == mine) s->inflight_ = {};
         }
-    } release{this, uri, mine};
+    } release{this, mine};
 
     std::string text = std::move(doc->text);
     size_t cursor = to_offset(text, p->position, enc);

@@ -144,8 +144,14 @@ private:
     bool initialized_ = false;
     std::atomic<bool> shutdown_{false};
     std::atomic<bool> inline_sync_{false};  // sync_documents() is in use
-    // The in-flight inline completion per document: a newer one cancels it.
-    std::map<std::string, std::shared_ptr<std::atomic<bool>>> inflight_;
+    // The in-flight inline completion and its document. The editor shows one suggestion,
+    // at the cursor of the editor being typed in: a newer request (for any document) or
+    // the focus moving to another document supersedes it.
+    struct InFlight {
+        std::string uri;
+        std::shared_ptr<std::atomic<bool>> superseded;
+    };
+    InFlight inflight_;
     // Recently edited ranges (uri, first line, last line), newest first.
     struct Touched {
         std::string uri;

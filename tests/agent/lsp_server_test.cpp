@@ -187,6 +187,34 @@ TEST(LspServerTest, CancelAndSupersede) {
     shutdown_and_exit(*c);
 }
 
+TEST(LspServerTest, TheNewestCompletionInAnyDocumentOrAFocusElsewhereSupersedes) {
+    auto c = start();
+    c->initialize(scripted({"slow"}, 3000));
+    const std::string a = "file:///tmp/latent-test/a.cpp", b = "file:///tmp/latent-test/b.cpp";
+    c->notify("textDocument/didOpen", open_params(a, "int x = \n"));
+    c->notify("textDocument/didOpen", open_params(b, "int y = \n"));
+    const auto t0 = std::chrono::steady_clock::now();
+    // The editor shows one suggestion: a request in b makes a's in-flight one pointless.
+    const int ra = c->request("textDocument/inlineCompletion", completion_params(a, 0, 8));
+    std::this_thread::sleep_for(milliseconds(50));
+    const int rb = c->request("textDocument/inlineCompletion", completion_params(b, 0, 8));
+    EXPECT_EQ(error_code(c->wait_response(ra)), -32802);
+    // Focus on the same document (a cursor jump there) keeps it; focus elsewhere ends it.
+    c->notify("latent/didFocus",
+              {{"textDocument", {{"uri", b}}}, {"position", {{"line", 0}, {"character", 8}}}});
+    EXPECT_FALSE(c->wait_response(rb, milliseconds(300))) << "still running";
+    c->notify("latent/didFocus",
+              {{"textDocument", {{"uri", a}}}, {"position", {{"line", 0}, {"character", 0}}}});
+    EXPECT_EQ(error_code(c->wait_response(rb)), -32802);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2900));
+    // A request after them is answered.
+    const int rc = c->request("textDocument/inlineCompletion", completion_params(a, 0, 8));
+    auto r = c->wait_response(rc, std::chrono::seconds(10));
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->contains("result")) << r->dump();
+    shutdown_and_exit(*c);
+}
+
 TEST(LspServerTest, CancelStormLeavesTheServerResponsive) {
     auto c = start();
     c->initialize(scripted({"a"}, 5));
