@@ -12,7 +12,12 @@ engine::Expected<GenerateResult> ScriptedBackend::fim(const FimPrompt& prompt,
         std::lock_guard<std::mutex> lock(mu_);
         last_ = prompt;
     }
-    return reply(options);
+    auto r = reply(options);
+    // No tokenizer here: a byte is a token.
+    if (r)
+        r->prompt_tokens = static_cast<int32_t>(prompt.context.size() + prompt.prefix.size() +
+                                                prompt.suffix.size());
+    return r;
 }
 
 engine::Expected<GenerateResult> ScriptedBackend::chat(const std::vector<ChatMessage>& messages,

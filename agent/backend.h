@@ -48,6 +48,9 @@ struct GenerateOptions {
 
 struct GenerateResult {
     std::string text;
+    // The prompt's length where the backend knows it (the local engine: also when the
+    // request was cancelled before or during its prefill; remote: 0 then).
+    int32_t prompt_tokens = 0;
     int32_t cached_tokens = 0;    // prompt tokens served from the cache
     int32_t computed_tokens = 0;  // prompt tokens run through the model
     int32_t generated_tokens = 0;

@@ -562,7 +562,7 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         }
         std::map<int, Clock::time_point> sent;
         std::vector<double> total, first;
-        long long cached = 0, computed = 0;
+        long long cached = 0, computed = 0, superseded_prompt = 0;
         int superseded = 0, failed = 0, requests = 0;
         auto collect = [&](const json& m) {
             if (m.contains("method") || !m.contains("id") || !m["id"].is_number_integer()) return;
@@ -572,7 +572,14 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                 std::chrono::duration<double, std::milli>(Clock::now() - it->second).count();
             sent.erase(it);
             if (m.contains("error")) {
-                (m["error"].value("code", 0) == -32802 ? superseded : failed)++;
+                const json& e = m["error"];
+                if (e.value("code", 0) != -32802) {
+                    ++failed;
+                    return;
+                }
+                ++superseded;
+                if (e.contains("data") && e["data"].is_object())
+                    superseded_prompt += e["data"].value("promptTokens", 0);
                 return;
             }
             total.push_back(ms);
@@ -630,6 +637,15 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                   {"cached_tokens", cached},
                   {"computed_tokens", computed},
                   {"prefix_cache", !a->no_prefix_cache}};
+        if (superseded_prompt > 0) {
+            // Every prompt asked for, answered or superseded, against what the engine ran:
+            // the cost at typing speeds where few requests live long enough to be answered.
+            j["all_prompt_tokens"] = cached + computed + superseded_prompt;
+            if (engine_prefilled.is_number())
+                j["engine_prefilled_share"] =
+                    engine_prefilled.get<double>() /
+                    static_cast<double>(cached + computed + superseded_prompt);
+        }
         if (engine_prefilled.is_number()) j["engine_prefilled_tokens"] = engine_prefilled;
         std::printf("%s\n", j.dump().c_str());
     });

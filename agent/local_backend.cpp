@@ -108,6 +108,7 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
                                                 engine::Priority priority,
                                                 const GenerateOptions& options) {
     GenerateResult out;
+    out.prompt_tokens = static_cast<int32_t>(prompt.size());
     if (options.cancelled && options.cancelled()) {
         out.cancelled = true;
         return out;

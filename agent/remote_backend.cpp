@@ -344,6 +344,7 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
             int64_t cached = u.value("prompt_cache_hit_tokens", int64_t{0});  // DeepSeek
             if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
                 cached = u["prompt_tokens_details"].value("cached_tokens", cached);
+            r.prompt_tokens = static_cast<int32_t>(prompt);
             r.cached_tokens = static_cast<int32_t>(cached);
             r.computed_tokens = static_cast<int32_t>(std::max<int64_t>(0, prompt - cached));
         }
@@ -351,6 +352,7 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
             const json& t = j["timings"];
             r.cached_tokens = static_cast<int32_t>(t.value("cache_n", int64_t{0}));
             r.computed_tokens = static_cast<int32_t>(t.value("prompt_n", int64_t{0}));
+            r.prompt_tokens = r.cached_tokens + r.computed_tokens;
         }
         if (!j.contains("choices") && j.contains("content") && j["content"].is_string()) {
             const std::string piece = j["content"].get<std::string>();

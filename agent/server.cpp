@@ -787,8 +787,13 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
     called = Clock::now();
     auto g = b->fim(layout.prompt, go);
     if (ctx.cancelled()) return ResponseError{ec::kRequestCancelled, "cancelled", {}};
-    if (mine->load() || (g && g->cancelled))
-        return ResponseError{ec::kServerCancelled, "superseded by a newer request", {}};
+    if (mine->load() || (g && g->cancelled)) {
+        // The prompt's size, so that a client (bench replay) can weigh what the engine ran
+        // against every prompt asked for, answered or not.
+        json data;
+        if (g && g->prompt_tokens > 0) data = {{"promptTokens", g->prompt_tokens}};
+        return ResponseError{ec::kServerCancelled, "superseded by a newer request", data};
+    }
     if (!g) {
         log("inlineCompletion: " + g.error().message);
         return ResponseError{ec::kRequestFailed, g.error().message, {}};

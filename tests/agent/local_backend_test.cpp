@@ -199,6 +199,15 @@ TEST(LocalBackendTest, CancellationEndsTheRequestAndTheBackendGoesOn) {
     ASSERT_TRUE(again.ok());
     EXPECT_FALSE(again->cancelled);
     EXPECT_EQ(again->text, plain_greedy(*b, options().model_path, prompt(), 24));
+    // The prompt's size is known whether or not the request ran to its end.
+    EXPECT_EQ(r->prompt_tokens, again->cached_tokens + again->computed_tokens);
+    EXPECT_EQ(again->prompt_tokens, r->prompt_tokens);
+    GenerateOptions gone;
+    gone.cancelled = [] { return true; };
+    auto early = b->fim(prompt(), gone);
+    ASSERT_TRUE(early.ok());
+    EXPECT_TRUE(early->cancelled);
+    EXPECT_EQ(early->prompt_tokens, r->prompt_tokens);
 }
 
 TEST(LocalBackendTest, ChatStreamsTheTextItReturnsAndRunsBesideCompletions) {

@@ -198,7 +198,11 @@ TEST(LspServerTest, TheNewestCompletionInAnyDocumentOrAFocusElsewhereSupersedes)
     const int ra = c->request("textDocument/inlineCompletion", completion_params(a, 0, 8));
     std::this_thread::sleep_for(milliseconds(50));
     const int rb = c->request("textDocument/inlineCompletion", completion_params(b, 0, 8));
-    EXPECT_EQ(error_code(c->wait_response(ra)), -32802);
+    const auto dropped = c->wait_response(ra);
+    EXPECT_EQ(error_code(dropped), -32802);
+    // It says how large its prompt was (the scripted backend counts bytes).
+    ASSERT_TRUE(dropped);
+    EXPECT_GT((*dropped)["error"]["data"].value("promptTokens", 0), 8) << dropped->dump();
     // Focus on the same document (a cursor jump there) keeps it; focus elsewhere ends it.
     c->notify("latent/didFocus",
               {{"textDocument", {{"uri", b}}}, {"position", {{"line", 0}, {"character", 8}}}});

@@ -151,6 +151,7 @@ TEST(RemoteBackendTest, FimStreamsThroughCompletionsWithSuffix) {
     auto r = b->fim({"// ctx\n", "int f() {\n    ", "\n}\n"}, go);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->text, "return a + b;");
+    EXPECT_EQ(r->prompt_tokens, 50);
     EXPECT_EQ(r->cached_tokens, 40);
     EXPECT_EQ(r->computed_tokens, 10);
     const auto reqs = server.requests();
@@ -188,6 +189,7 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->text, "return a;");
     EXPECT_GE(r->first_token_ms, 0.0);
+    EXPECT_EQ(r->prompt_tokens, 37);
     EXPECT_EQ(r->cached_tokens, 30);
     EXPECT_EQ(r->computed_tokens, 7);
     const auto reqs = server.requests();
