@@ -483,7 +483,9 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         "replay",
         "Replay an editing trace (scripts/make-trace) through `latent lsp` as the "
         "editor sent it. Inline completions are not streamed: ttft is the answer's time less "
-        "what the server spent after its first token (latent.firstTokenMs).");
+        "what the server spent after its first token (latent.firstTokenMs). "
+        "engine_prefilled_share: the prompt rows the engine ran (warm-ups too) over every "
+        "prompt asked for, answered or superseded (local backend).");
     struct Args {
         std::string trace, model, engine = "cpu", remote, log = "/dev/null", settings;
         bool no_prefix_cache = false, no_index = false, disk_cache = false;
