@@ -118,6 +118,16 @@ bool looks_binary(std::string_view data) {
     return std::memchr(data.data(), '\0', std::min<size_t>(data.size(), 8192)) != nullptr;
 }
 
+}  // namespace
+
+bool looks_minified(std::string_view data) {
+    if (data.size() < kMinifiedMinBytes) return false;
+    const size_t lines = static_cast<size_t>(std::count(data.begin(), data.end(), '\n')) + 1;
+    return data.size() / lines > kMinifiedLineBytes;
+}
+
+namespace {
+
 struct Work {
     std::string path;  // relative
     const Language* language = nullptr;
@@ -141,7 +151,8 @@ std::optional<FileUpdate> prepare_update(const std::string& root, const Work& w,
         }
         data = std::move(*d);
     }
-    if (data.size() > o.max_file_bytes || looks_binary(data)) {
+    if (data.size() > o.max_file_bytes || looks_binary(data) ||
+        (o.skip_minified && looks_minified(data))) {
         *skip = true;
         return std::nullopt;
     }

@@ -16,6 +16,11 @@
 
 namespace latent::index {
 
+// What makes a file "minified" (IndexerOptions::skip_minified).
+inline constexpr size_t kMinifiedMinBytes = 16 * 1024;
+inline constexpr size_t kMinifiedLineBytes = 200;
+bool looks_minified(std::string_view data);
+
 struct IndexerOptions {
     // Parser threads; 0 parses on the calling thread (deterministic, for tests).
     // Default: the machine's hardware threads.
@@ -23,6 +28,11 @@ struct IndexerOptions {
     // Files larger than this are skipped (generated or data files; they would dominate
     // time and the database). Default 1 MiB.
     uint64_t max_file_bytes = 1 << 20;
+    // Minified or machine-written code (a bundle, emscripten output) is skipped too: a file
+    // of at least kMinifiedMinBytes whose lines average more than kMinifiedLineBytes. Its
+    // one-letter names and page-long lines are noise as context, and tree-sitter parses
+    // such text at a fifth of its usual speed.
+    bool skip_minified = true;
     // Files per write transaction: fewer commits go faster, smaller ones lose less to a
     // crash. Default 200.
     size_t batch_files = 200;
@@ -44,7 +54,7 @@ struct IndexStats {
     size_t parsed = 0;     // files (re)parsed and written
     size_t unchanged = 0;  // same size and mtime, or same content hash
     size_t removed = 0;    // vanished (or now skipped) files deleted from the index
-    size_t skipped = 0;    // binary, too large, unreadable, symlinks
+    size_t skipped = 0;    // binary, too large, minified, unreadable, symlinks
     size_t timed_out = 0;  // parses abandoned at the time limit (indexed as line chunks)
     uint64_t bytes = 0;    // bytes of source parsed
 };

@@ -95,6 +95,41 @@ TEST(Indexer, IndexesSkipsBinariesLargeFilesAndSymlinks) {
     EXPECT_EQ(s->meta("root"), ws.path());
 }
 
+TEST(Indexer, SkipsMinifiedCodeButNotLongLinesOfOrdinaryFiles) {
+    TempDir ws, db;
+    // A bundle: 20 KB on 40 lines (500 bytes a line).
+    std::string bundle;
+    for (int i = 0; bundle.size() < 20000; ++i)
+        bundle += "var a" + std::to_string(i) + "=function(b){return b+" + std::to_string(i) +
+                  "};" + (i % 16 == 15 ? "\n" : "");
+    ws.write("bundle.js", bundle);
+    // Ordinary code of the same size, with one very long line in it.
+    std::string code = "const table = [" + std::string(5000, '1') + "];\n";
+    for (int i = 0; code.size() < 20000; ++i)
+        code += "function f" + std::to_string(i) + "(x) {\n    return x + 1;\n}\n";
+    ws.write("code.js", code);
+    // A short file that is one long line.
+    ws.write("one.js", "var cfg = {" + std::string(600, ' ') + "};\n");
+    ASSERT_TRUE(looks_minified(bundle));
+    ASSERT_FALSE(looks_minified(code));
+    auto s = open_store(db / "i.sqlite");
+    IndexerOptions o = opts();
+    o.max_file_bytes = 1 << 20;
+    Indexer ix(ws.path(), *s, o);
+    IndexStats st = ix.index_all();
+    EXPECT_THAT(paths(*s), ElementsAre("code.js", "one.js"));
+    EXPECT_EQ(st.skipped, 1u);
+    // A file edited into a bundle leaves the index; the option off keeps bundles.
+    ws.write("code.js", bundle + "\n");
+    st = ix.index_all();
+    EXPECT_THAT(paths(*s), ElementsAre("one.js"));
+    o.skip_minified = false;
+    Indexer all(ws.path(), *s, o);
+    all.index_all();
+    EXPECT_THAT(paths(*s), ElementsAre("bundle.js", "code.js", "one.js"));
+    EXPECT_EQ(Retrieval(*s).definitions("a7").size(), 2u);
+}
+
 TEST(Indexer, ReindexesOnlyWhenContentChangesAndRemovesVanishedFiles) {
     TempDir ws, db;
     make_tree(ws);
