@@ -60,6 +60,10 @@ engine::Expected<GenerateResult> ScriptedBackend::reply(const GenerateOptions& o
         ++r.generated_tokens;
         if (options.on_text) options.on_text(piece);
         pos = next;
+        if (options.enough && pos < text.size() && options.enough(r.text)) {
+            r.ended_early = true;
+            break;
+        }
     }
     return r;
 }

@@ -44,6 +44,9 @@ struct GenerateOptions {
     std::function<bool()> cancelled;
     // Streamed text pieces (chat); may be null.
     std::function<void(std::string_view)> on_text;
+    // Asked after each piece of text with all the text so far: true ends the generation
+    // there, as a stop string would (result.ended_early; not a cancellation). May be null.
+    std::function<bool(std::string_view text)> enough;
 };
 
 struct GenerateResult {
@@ -55,6 +58,7 @@ struct GenerateResult {
     int32_t computed_tokens = 0;  // prompt tokens run through the model
     int32_t generated_tokens = 0;
     bool cancelled = false;
+    bool ended_early = false;  // options.enough said so
     // From the call to the first generated token (-1: none): what a streaming client
     // would wait before text appears.
     double first_token_ms = -1;

@@ -297,4 +297,16 @@ uint64_t SuggestionCache::hits() const {
     return hits_;
 }
 
+bool GenerationTimeLimit::operator()(std::string_view text,
+                                     std::chrono::steady_clock::time_point now) {
+    if (limit_.count() <= 0 || text.empty()) return false;
+    if (!first_) first_ = now;
+    return now - *first_ >= limit_ && text.find('\n') != std::string_view::npos;
+}
+
+std::string_view whole_lines(std::string_view text) {
+    const size_t nl = text.rfind('\n');
+    return nl == std::string_view::npos ? text : text.substr(0, nl);
+}
+
 }  // namespace latent::agent

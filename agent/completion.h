@@ -4,6 +4,7 @@
 // index and a Backend.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -103,5 +104,22 @@ private:
 };
 
 uint64_t text_hash(std::string_view s);
+
+// The time limit of an inline completion (the rule of llama.cpp's t_max_predict_ms): once
+// `limit` has passed since the first text and the text holds a line break, the
+// completion has enough — at least one whole line — and stops. A zero limit never stops.
+class GenerationTimeLimit {
+public:
+    explicit GenerationTimeLimit(std::chrono::milliseconds limit) : limit_(limit) {}
+    // Called with all the text so far each time it grows; the first call starts the clock.
+    bool operator()(std::string_view text, std::chrono::steady_clock::time_point now);
+
+private:
+    std::chrono::milliseconds limit_;
+    std::optional<std::chrono::steady_clock::time_point> first_;
+};
+
+// `text` up to its last line break (not included); all of it when it has none.
+std::string_view whole_lines(std::string_view text);
 
 }  // namespace latent::agent

@@ -99,6 +99,9 @@ struct Call {
     engine::StopMatcher matcher;
     int32_t generated = 0;
     bool stopped = false;  // a stop string matched
+    // The scheduler thread's own: all the text emitted, and whether options.enough ended it.
+    std::string so_far;
+    bool ended_early = false;
     std::chrono::steady_clock::time_point first_token;
 };
 
@@ -123,7 +126,7 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
     r.priority = priority;
     r.max_tokens = std::max(1, options.max_tokens);
     r.sampling.temperature = options.temperature;
-    r.on_token = [this, call](int32_t id) {
+    r.on_token = [this, call, enough = options.enough](int32_t id) {
         if (call->stop.load(std::memory_order_relaxed) || tokenizer_->is_eog(id)) return false;
         // A control token (FIM or chat markers) is never text for the user: it ends the
         // answer as EOS would.
@@ -140,7 +143,13 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
             call->stopped = step.stopped;
         }
         if (!step.emit.empty()) call->cv.notify_all();
-        return !step.stopped;
+        if (step.stopped) return false;
+        call->so_far += step.emit;
+        if (enough && !step.emit.empty() && enough(call->so_far)) {
+            call->ended_early = true;
+            return false;
+        }
+        return true;
     };
     r.on_done = [call](const engine::RequestResult& res) {
         {
@@ -180,7 +189,8 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
     const engine::RequestResult& res = call->result;
     if (res.finish_reason == "error") return make_error(res.error);
     out.cancelled = cancel_sent || res.finish_reason == "cancelled";
-    if (!out.cancelled && !call->stopped) {
+    out.ended_early = !out.cancelled && call->ended_early;
+    if (!out.cancelled && !call->stopped && !out.ended_early) {
         const std::string rest = call->matcher.flush();
         out.text += rest;
         if (options.on_text && !rest.empty()) options.on_text(rest);

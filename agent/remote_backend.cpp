@@ -329,8 +329,10 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
         r.text += piece;
         ++r.generated_tokens;
         if (options.on_text) options.on_text(piece);
+        if (options.enough && !r.ended_early && options.enough(r.text)) r.ended_early = true;
     };
     auto on_event = [&](const std::string& data) {
+        if (r.ended_early) return;  // the rest of the stream is not wanted
         json j;
         try {
             j = json::parse(data);
@@ -377,12 +379,17 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
     body["stream"] = true;
     body["stream_options"] = {{"include_usage", true}};
     if (!options.stop.empty()) body["stop"] = options.stop;
+    // Enough text: the connection is dropped as for a cancellation (the server stops).
+    GenerateOptions o = options;
+    o.cancelled = [&] { return r.ended_early || (options.cancelled && options.cancelled()); };
     engine::Status st =
-        post(path, body.dump(-1, ' ', false, json::error_handler_t::replace), options, on_event);
+        post(path, body.dump(-1, ' ', false, json::error_handler_t::replace), o, on_event);
     if (options.cancelled && options.cancelled()) {
         r.cancelled = true;
+        r.ended_early = false;
         return r;
     }
+    if (r.ended_early) return r;
     if (!st) return st.error();
     if (!bad.empty() && r.text.empty()) return make_error(bad);
     return r;

@@ -100,6 +100,7 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
         num(c, "contextTokens", s.context_tokens, 0, 32768);
         num(c, "prefixTokens", s.prefix_tokens, 16, 65536);
         num(c, "suffixTokens", s.suffix_tokens, 0, 32768);
+        num(c, "maxTimeMs", s.max_time_ms, 0, 600000);
     }
     if (j.contains("chat") && j["chat"].is_object())
         num(j["chat"], "maxTokens", s.chat_max_tokens, 1, 8192);
@@ -140,7 +141,8 @@ json redacted(const Settings& s) {
              {{"maxTokens", s.max_tokens},
               {"contextTokens", s.context_tokens},
               {"prefixTokens", s.prefix_tokens},
-              {"suffixTokens", s.suffix_tokens}}},
+              {"suffixTokens", s.suffix_tokens},
+              {"maxTimeMs", s.max_time_ms}}},
             {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
             {"cacheMb", s.cache_mb},
             {"prefixCache", s.prefix_cache},
@@ -741,7 +743,8 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
                                  : ms},
             {"fromCache", from_cache},
             {"cachedTokens", g ? g->cached_tokens : 0},
-            {"computedTokens", g ? g->computed_tokens : 0}};
+            {"computedTokens", g ? g->computed_tokens : 0},
+            {"timeLimited", g && g->ended_early}};
         if (!insert.empty() || !selected.empty()) {
             lsp::InlineCompletionItem item;
             item.insertText = selected + insert;
@@ -784,6 +787,9 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
     else
         go.stop = {"\n\n\n"};
     go.cancelled = [&ctx, mine] { return ctx.cancelled() || mine->load(); };
+    GenerationTimeLimit time_limit{std::chrono::milliseconds(s.max_time_ms)};
+    if (s.max_time_ms > 0)
+        go.enough = [&time_limit](std::string_view t) { return time_limit(t, Clock::now()); };
     called = Clock::now();
     auto g = b->fim(layout.prompt, go);
     if (ctx.cancelled()) return ResponseError{ec::kRequestCancelled, "cancelled", {}};
@@ -798,7 +804,9 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
         log("inlineCompletion: " + g.error().message);
         return ResponseError{ec::kRequestFailed, g.error().message, {}};
     }
-    std::string insert = postprocess(g->text, at);
+    // Cut by the time limit: the line it was in the middle of goes.
+    std::string insert =
+        postprocess(g->ended_early ? whole_lines(g->text) : std::string_view(g->text), at);
     log("inlineCompletion " + shown + ":" + std::to_string(p->position.line + 1) + ": " +
         std::to_string(g->cached_tokens) + " cached + " + std::to_string(g->computed_tokens) +
         " computed prompt tokens, " + std::to_string(g->generated_tokens) + " generated, " +

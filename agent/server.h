@@ -45,10 +45,13 @@ struct Settings {
     // "remote.fimApi": completions | infill (llama.cpp's server) | chat; the older
     // "remote.fimViaChat": true means chat.
     std::string remote_fim_api = "completions";
-    int max_tokens = 64;               // "completion.maxTokens"
-    int context_tokens = 1024;         // "completion.contextTokens": retrieved context budget
-    int prefix_tokens = 1536;          // "completion.prefixTokens"
-    int suffix_tokens = 128;           // "completion.suffixTokens" (recomputed every request)
+    int max_tokens = 64;        // "completion.maxTokens"
+    int context_tokens = 1024;  // "completion.contextTokens": retrieved context budget
+    int prefix_tokens = 1536;   // "completion.prefixTokens"
+    int suffix_tokens = 128;    // "completion.suffixTokens" (recomputed every request)
+    // "completion.maxTimeMs": a completion stops at its first line end this long after its
+    // first token (GenerationTimeLimit); 0: no limit.
+    int max_time_ms = 1000;
     bool index = true;                 // "index.enabled"
     std::vector<std::string> exclude;  // "index.exclude": globs, workspace-relative
     std::string index_db;              // "index.db": database path (one folder only; tests)

@@ -15,6 +15,7 @@ export interface UserSettings {
   completionEnabled: boolean;
   debounceMs: number;
   completionMaxTokens: number;
+  completionMaxTimeMs: number;
   chatMaxTokens: number;
   indexEnabled: boolean;
   indexExclude: string[];
@@ -34,6 +35,7 @@ export const kDefaults: UserSettings = {
   completionEnabled: true,
   debounceMs: 120,
   completionMaxTokens: 64,
+  completionMaxTimeMs: 1000,
   chatMaxTokens: 512,
   indexEnabled: true,
   indexExclude: [],
@@ -60,6 +62,7 @@ export function classifyChange(affects: (section: string) => boolean): ConfigCha
     'latent.threads',
     'latent.remote',
     'latent.completion.maxTokens',
+    'latent.completion.maxTimeMs',
     'latent.chat.maxTokens',
     'latent.index',
     'latent.cacheMb',
@@ -100,6 +103,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     completionEnabled: bool(get('completion.enabled'), d.completionEnabled),
     debounceMs: clampInt(get('completion.debounceMs'), 0, 2000, d.debounceMs),
     completionMaxTokens: clampInt(get('completion.maxTokens'), 1, 1024, d.completionMaxTokens),
+    completionMaxTimeMs: clampInt(get('completion.maxTimeMs'), 0, 600000, d.completionMaxTimeMs),
     chatMaxTokens: clampInt(get('chat.maxTokens'), 1, 8192, d.chatMaxTokens),
     indexEnabled: bool(get('index.enabled'), d.indexEnabled),
     indexExclude: Array.isArray(exclude) ? exclude.filter((g): g is string => typeof g === 'string') : [],
@@ -135,7 +139,7 @@ export function serverSettings(s: UserSettings, extras: ServerSettingsExtras = {
       apiKey: extras.apiKey ?? '',
       fimApi: s.remoteFimApi,
     },
-    completion: { maxTokens: s.completionMaxTokens },
+    completion: { maxTokens: s.completionMaxTokens, maxTimeMs: s.completionMaxTimeMs },
     chat: { maxTokens: s.chatMaxTokens },
     index,
     cacheMb: s.cacheMb,

@@ -15,6 +15,31 @@ CursorText at(std::string text, std::string marker = "|") {
     return cursor_text(text, c);
 }
 
+TEST(GenerationTimeLimitTest, StopsAtTheFirstLineBreakAfterTheLimit) {
+    using std::chrono::milliseconds;
+    const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+    GenerationTimeLimit limit{milliseconds(300)};
+    EXPECT_FALSE(limit("", t0 + milliseconds(5000)));  // no text yet: the clock has not started
+    EXPECT_FALSE(limit("int x", t0));                  // the first text starts it
+    EXPECT_FALSE(limit("int x = 1;\n", t0 + milliseconds(299)));  // a line, but in time
+    EXPECT_FALSE(limit("int x = 1;\n", t0 + milliseconds(100)));
+    EXPECT_TRUE(limit("int x = 1;\n  y", t0 + milliseconds(300)));
+    GenerationTimeLimit no_line{milliseconds(300)};
+    no_line("a", t0);
+    EXPECT_FALSE(no_line("abcdefgh", t0 + milliseconds(9000)));  // never without a whole line
+    EXPECT_TRUE(no_line("abcdefgh\n", t0 + milliseconds(9001)));
+    GenerationTimeLimit off{milliseconds(0)};
+    off("a\n", t0);
+    EXPECT_FALSE(off("a\nb\n", t0 + std::chrono::hours(1)));
+}
+
+TEST(GenerationTimeLimitTest, WholeLinesDropsThePartialLastLine) {
+    EXPECT_EQ(whole_lines("a();\nb();\n    c("), "a();\nb();");
+    EXPECT_EQ(whole_lines("a();\n"), "a();");
+    EXPECT_EQ(whole_lines("no break"), "no break");
+    EXPECT_EQ(whole_lines(""), "");
+}
+
 TEST(PostprocessTest, MidLineKeepsOneLine) {
     EXPECT_EQ(postprocess("a, b\nfoo();", at("f(|)")), "a, b");
 }

@@ -210,6 +210,31 @@ TEST(LocalBackendTest, CancellationEndsTheRequestAndTheBackendGoesOn) {
     EXPECT_EQ(early->prompt_tokens, r->prompt_tokens);
 }
 
+TEST(LocalBackendTest, EnoughEndsTheGenerationWhereItSays) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    const std::string plain = plain_greedy(*b, options().model_path, prompt(), 24);
+    ASSERT_GE(plain.size(), 8u);
+    GenerateOptions g;
+    g.max_tokens = 24;
+    std::vector<size_t> asked;  // the text's size at each call
+    g.enough = [&](std::string_view t) {
+        asked.push_back(t.size());
+        return t.size() >= 6;
+    };
+    auto r = b->fim(prompt(), g);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->ended_early);
+    EXPECT_FALSE(r->cancelled);
+    // The shortest whole-token prefix of the plain text with 6 bytes or more.
+    ASSERT_FALSE(asked.empty());
+    EXPECT_EQ(r->text.size(), asked.back());
+    EXPECT_GE(r->text.size(), 6u);
+    EXPECT_EQ(plain.substr(0, r->text.size()), r->text);
+    for (size_t i = 0; i + 1 < asked.size(); ++i) EXPECT_LT(asked[i], 6u);
+    EXPECT_LT(r->generated_tokens, 24);
+}
+
 TEST(LocalBackendTest, ChatStreamsTheTextItReturnsAndRunsBesideCompletions) {
     auto b = make(options("cpu"));
     ASSERT_TRUE(b);

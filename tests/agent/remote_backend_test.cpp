@@ -203,6 +203,32 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     EXPECT_FALSE(body.contains("suffix"));
 }
 
+TEST(RemoteBackendTest, EnoughEndsTheStreamWithTheTextSoFar) {
+    FakeServer server({{200,
+                        "text/event-stream",
+                        {sse({{"content", "one();\n"}, {"stop", false}}),
+                         sse({{"content", "two();\n"}, {"stop", false}}),
+                         sse({{"content", "three();"}, {"stop", false}}),
+                         sse({{"content", ""}, {"stop", true}})}}});
+    RemoteOptions o;
+    o.url = server.url();
+    o.fim_api = "infill";
+    auto b = RemoteBackend::create(o);
+    ASSERT_TRUE(b) << b.error().message;
+    GenerateOptions go;
+    int calls = 0;
+    go.enough = [&](std::string_view t) {
+        ++calls;
+        return t.find("two") != std::string_view::npos;
+    };
+    auto r = (*b)->fim({"", "x\n", ""}, go);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->text, "one();\ntwo();\n");
+    EXPECT_TRUE(r->ended_early);
+    EXPECT_FALSE(r->cancelled);
+    EXPECT_EQ(calls, 2);
+}
+
 TEST(RemoteBackendTest, ChatStreamsDeltasAndAcceptsAPlainJsonAnswer) {
     FakeServer server(
         {{200,

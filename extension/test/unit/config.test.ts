@@ -15,6 +15,7 @@ describe('settings', () => {
         backend: 'cloud',
         'completion.debounceMs': -5,
         'completion.maxTokens': 1e9,
+        'completion.maxTimeMs': -1,
         'chat.maxTokens': 'many',
         cacheMb: 2,
         'index.exclude': ['a/**', 3, null, 'b'],
@@ -26,6 +27,7 @@ describe('settings', () => {
     assert.equal(s.backend, 'local');
     assert.equal(s.debounceMs, 0);
     assert.equal(s.completionMaxTokens, 1024);
+    assert.equal(s.completionMaxTimeMs, 0);
     assert.equal(s.chatMaxTokens, 512);
     assert.equal(s.cacheMb, 16);
     assert.deepEqual(s.indexExclude, ['a/**', 'b']);
@@ -42,6 +44,7 @@ describe('settings', () => {
         'remote.url': 'http://127.0.0.1:8000',
         'remote.model': 'deepseek-coder',
         'completion.maxTokens': 32,
+        'completion.maxTimeMs': 400,
         'index.enabled': false,
         'index.exclude': ['third_party/**'],
         cacheMb: 2048,
@@ -57,7 +60,7 @@ describe('settings', () => {
       engine: 'cuda',
       threads: 0,
       remote: { url: 'http://127.0.0.1:8000', model: 'deepseek-coder', apiKey: 'sk-secret', fimApi: 'infill' },
-      completion: { maxTokens: 32 },
+      completion: { maxTokens: 32, maxTimeMs: 400 },
       chat: { maxTokens: 512 },
       index: { enabled: false, exclude: ['third_party/**'], db: '/storage/index.sqlite' },
       cacheMb: 2048,
@@ -78,6 +81,7 @@ describe('settings', () => {
     assert.equal(classifyChange(only('latent.completion.debounceMs')), 'client');
     assert.equal(classifyChange(only('latent.completion.enabled')), 'client');
     assert.equal(classifyChange(only('latent.completion.maxTokens')), 'server');
+    assert.equal(classifyChange(only('latent.completion.maxTimeMs')), 'server');
     assert.equal(classifyChange(only('latent.remote.url')), 'server');
     assert.equal(classifyChange(only('latent.path')), 'restart');
   });
