@@ -1,6 +1,7 @@
 // ScriptedBackend (see backend.h).
 #include "agent/backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -24,6 +25,17 @@ engine::Expected<GenerateResult> ScriptedBackend::chat(const std::vector<ChatMes
                                                        const GenerateOptions& options) {
     (void)messages;
     return reply(options);
+}
+
+void ScriptedBackend::warm(const std::string& owner, const FimPrompt& stable) {
+    std::lock_guard<std::mutex> lock(mu_);
+    warms_.push_back(owner + ":" +
+                     std::to_string(std::count(stable.prefix.begin(), stable.prefix.end(), '\n')));
+}
+
+nlohmann::json ScriptedBackend::stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {{"warms", warms_}};
 }
 
 FimPrompt ScriptedBackend::last_prompt() const {

@@ -100,6 +100,10 @@ public:
                                           const GenerateOptions& options) override;
     // The last FIM prompt seen (tests check the layout).
     FimPrompt last_prompt() const;
+    // Each warm() as "owner:lines", lines = the line breaks in its prefix (where it ends);
+    // stats()["warms"] lists them for tests of the server's warming.
+    void warm(const std::string& owner, const FimPrompt& stable) override;
+    nlohmann::json stats() const override;
 
 private:
     engine::Expected<GenerateResult> reply(const GenerateOptions& options);
@@ -108,6 +112,7 @@ private:
     mutable std::mutex mu_;
     size_t next_ = 0;
     FimPrompt last_;
+    std::vector<std::string> warms_;
 };
 
 }  // namespace latent::agent

@@ -215,7 +215,12 @@ void Server::register_handlers() {
         if (!inline_sync_)
             docs_.open({uri, d.textDocument.languageId, d.textDocument.version,
                         std::move(d.textDocument.text)});
-        warm(uri, std::nullopt);
+        bool focused;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            focused = focus_.has_value();
+        }
+        if (!focused) warm(uri, std::nullopt);  // else its didFocus says where, if it is shown
     });
     ep_.on_notification("textDocument/didChange", [this](const json& p) {
         const auto d = p.get<lsp::DidChangeTextDocumentParams>();
@@ -253,6 +258,7 @@ void Server::register_handlers() {
         {
             // The user left the document of the in-flight completion: nobody will see it.
             std::lock_guard<std::mutex> lock(mu_);
+            focus_ = Focus{uri, pos};
             if (inflight_.superseded && inflight_.uri != uri) {
                 inflight_.superseded->store(true);
                 inflight_ = {};
@@ -519,7 +525,15 @@ void Server::start_backend() {
     backend_cv_.notify_all();
     if (b) {
         log("backend: " + b->describe());
-        for (const auto& uri : docs_.uris()) warm(uri, std::nullopt);
+        std::optional<Focus> focus;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            focus = focus_;
+        }
+        if (focus)
+            warm(focus->uri, focus->position);
+        else
+            for (const auto& uri : docs_.uris()) warm(uri, std::nullopt);
     }
 }
 

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -147,6 +148,14 @@ private:
     bool initialized_ = false;
     std::atomic<bool> shutdown_{false};
     std::atomic<bool> inline_sync_{false};  // sync_documents() is in use
+    // Where the last latent/didFocus put the user. Once a client sends them, it says where
+    // warming pays: a document opened without focus (a peek, a diff, a file a command
+    // touched) is not warmed at its top, and a backend that becomes ready warms this place.
+    struct Focus {
+        std::string uri;
+        std::optional<lsp::Position> position;
+    };
+    std::optional<Focus> focus_;
     // The in-flight inline completion and its document. The editor shows one suggestion,
     // at the cursor of the editor being typed in: a newer request (for any document) or
     // the focus moving to another document supersedes it.

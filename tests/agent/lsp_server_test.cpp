@@ -219,6 +219,46 @@ TEST(LspServerTest, TheNewestCompletionInAnyDocumentOrAFocusElsewhereSupersedes)
     shutdown_and_exit(*c);
 }
 
+TEST(LspServerTest, AfterAFocusDocumentsOpenedUnseenAreNotWarmedAtTheirTop) {
+    auto c = start();
+    c->initialize(scripted({"x"}));
+    auto warms = [&] {
+        auto st = c->wait_response(c->request("latent/status", json::object()));
+        return st ? (*st)["result"]["cache"].value("warms", json::array()) : json();
+    };
+    for (int i = 0; i < 200; ++i) {  // the backend is up before anything is opened
+        auto st = c->wait_response(c->request("latent/status", json::object()));
+        if (st && (*st)["result"].value("backend", "") == "scripted") break;
+        std::this_thread::sleep_for(milliseconds(10));
+    }
+    const std::string a = "file:///tmp/latent-test/fa.cpp", b = "file:///tmp/latent-test/fb.cpp";
+    // No focus yet (an editor without latent/didFocus): an opened document is warmed at
+    // its top.
+    c->notify("textDocument/didOpen", open_params(a, "int a;\nint b;\nint c;\nint d;\n"));
+    const json w1 = warms();
+    ASSERT_EQ(w1.size(), 1u) << w1.dump();
+    EXPECT_EQ(w1[0].get<std::string>().rfind(a + ":", 0), 0u);
+    // Focus at line 3 warms there (one line break more in the prefix than at the top).
+    c->notify("latent/didFocus",
+              {{"textDocument", {{"uri", a}}}, {"position", {{"line", 3}, {"character", 0}}}});
+    const json w2 = warms();
+    ASSERT_EQ(w2.size(), 2u) << w2.dump();
+    const auto lines = [&](const json& w) {
+        const std::string s = w.get<std::string>();
+        return std::stoi(s.substr(s.rfind(':') + 1));
+    };
+    EXPECT_EQ(lines(w2[1]), lines(w2[0]) + 3) << w2.dump();
+    // Now a document opened without focus is not warmed; focusing it is.
+    c->notify("textDocument/didOpen", open_params(b, "int e;\n"));
+    EXPECT_EQ(warms().size(), 2u);
+    c->notify("latent/didFocus",
+              {{"textDocument", {{"uri", b}}}, {"position", {{"line", 0}, {"character", 0}}}});
+    const json w3 = warms();
+    ASSERT_EQ(w3.size(), 3u) << w3.dump();
+    EXPECT_EQ(w3[2].get<std::string>().rfind(b + ":", 0), 0u);
+    shutdown_and_exit(*c);
+}
+
 TEST(LspServerTest, CancelStormLeavesTheServerResponsive) {
     auto c = start();
     c->initialize(scripted({"a"}, 5));
