@@ -99,7 +99,8 @@ struct Call {
     engine::StopMatcher matcher;
     int32_t generated = 0;
     bool stopped = false;  // a stop string matched
-    // The scheduler thread's own: all the text emitted, and whether options.enough ended it.
+    // The scheduler thread's own, with options.enough only: all the text emitted, and
+    // whether enough ended it.
     std::string so_far;
     bool ended_early = false;
     std::chrono::steady_clock::time_point first_token;
@@ -144,12 +145,10 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
         }
         if (!step.emit.empty()) call->cv.notify_all();
         if (step.stopped) return false;
+        if (!enough || step.emit.empty()) return true;
         call->so_far += step.emit;
-        if (enough && !step.emit.empty() && enough(call->so_far)) {
-            call->ended_early = true;
-            return false;
-        }
-        return true;
+        call->ended_early = enough(call->so_far);
+        return !call->ended_early;
     };
     r.on_done = [call](const engine::RequestResult& res) {
         {

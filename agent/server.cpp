@@ -256,9 +256,9 @@ void Server::register_handlers() {
         std::optional<lsp::Position> pos;
         if (p.contains("position")) pos = p["position"].get<lsp::Position>();
         {
-            // The user left the document of the in-flight completion: nobody will see it.
             std::lock_guard<std::mutex> lock(mu_);
             focus_ = Focus{uri, pos};
+            // The user left the document of the in-flight completion: nobody will see it.
             if (inflight_.superseded && inflight_.uri != uri) {
                 inflight_.superseded->store(true);
                 inflight_ = {};
