@@ -390,8 +390,8 @@ void register_bench_index(CLI::App& app, int& exit_code) {
                                 {"threads", o.threads}};
             if (a->ctags) {
                 // ctags over exactly the files the cold index parsed (`ctags -R` would also
-                // read what the index skips: files over the size cap, dist/ and vendored
-                // folders, other languages), so both throughputs are over the same bytes.
+                // read what the index skips: files over the size cap, minified code, dist/ and
+                // vendored folders, other languages), so both throughputs are over the same bytes.
                 const std::string tags = std::string(tmp) + "/tags";
                 const std::string list = std::string(tmp) + "/files";
                 if (std::FILE* fp = std::fopen(list.c_str(), "w")) {
