@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <tuple>
 
 #include "engine/reference.h"
 #include "engine/rope.h"
@@ -32,6 +34,7 @@ struct Acts {
     std::vector<const uint8_t*> rows;
     std::vector<uint8_t> tiled_buf;  // mixed: the float rows
     std::vector<const uint8_t*> tiled_rows;
+    std::vector<int64_t> token;  // row -> the token it belongs to
     bool mixed() const { return !tiled_rows.empty(); }
 };
 
@@ -59,13 +62,13 @@ Job job_for(const Tensor& t, int64_t index, const Acts& a, const uint8_t* const*
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-// The form of MLA for prompt chunks on the tile matmul: unabsorbed (K and V of every cache
-// row expanded per head, then attention with head size n + r and v: about half the
-// multiply-adds of the absorbed form when the chunk is most of the context) unless
-// LATENT_MLA_PREFILL=absorbed (scores against c_kv and k_pe directly, as in decode).
-bool absorbed_prefill_default() {
+// The form of MLA for prompt chunks on the tile matmul (CpuBackend::MlaPrefill):
+// LATENT_MLA_PREFILL=expanded or absorbed forces one, anything else chooses per chunk.
+CpuBackend::MlaPrefill mla_prefill_default() {
     const char* e = std::getenv("LATENT_MLA_PREFILL");
-    return e && std::strcmp(e, "absorbed") == 0;
+    if (e && std::strcmp(e, "absorbed") == 0) return CpuBackend::MlaPrefill::kAbsorbed;
+    if (e && std::strcmp(e, "expanded") == 0) return CpuBackend::MlaPrefill::kExpanded;
+    return CpuBackend::MlaPrefill::kAuto;
 }
 
 }  // namespace
@@ -80,7 +83,7 @@ CpuBackend::CpuBackend(int threads, const cpu::Kernels* kernels, bool precise)
     : pool_(threads),
       k_(kernels ? *kernels : cpu::best_kernels()),
       precise_(precise),
-      absorbed_prefill_(absorbed_prefill_default()),
+      mla_prefill_(mla_prefill_default()),
       impl_(std::make_unique<Impl>()) {}
 
 CpuBackend::~CpuBackend() = default;
@@ -98,7 +101,12 @@ public:
     // it replaces), so that a sequence's arithmetic never depends on what else shares its
     // batch. A prompt's rounding does depend on how it is cut into chunks (a prefix-cache
     // hit leaves a shorter one), as llama.cpp's on its batch size. Call once per pass.
-    void set_tiled_tokens(std::vector<char> tiled) { tok_tiled_ = std::move(tiled); }
+    // seq: each token's sequence (a sequence's rows in a job choose tiles or int8 dots by
+    // their own count).
+    void set_tiled_tokens(std::vector<char> tiled, std::vector<int32_t> seq) {
+        tok_tiled_ = std::move(tiled);
+        tok_seq_ = std::move(seq);
+    }
 
     // Whether token t's attention takes the tile matmul too (as its rows do).
     bool tiled_attention(int64_t t) const { return k_.matmul_packed && !precise_ && tok_tiled_[t]; }
@@ -123,7 +131,11 @@ public:
         a.row_bytes = cpu::act_row_bytes(a.format, n);
         a.buf.resize(a.row_bytes * static_cast<uint64_t>(R));
         a.rows.resize(static_cast<size_t>(R));
-        for (int64_t i = 0; i < R; ++i) a.rows[i] = a.buf.data() + a.row_bytes * i;
+        a.token.resize(static_cast<size_t>(R));
+        for (int64_t i = 0; i < R; ++i) {
+            a.rows[i] = a.buf.data() + a.row_bytes * i;
+            a.token[i] = token_of(i);
+        }
         for_rows(R, [&](int64_t i) {
             k_.quantize(a.format, x + i * stride, n, a.buf.data() + a.row_bytes * i);
         });
@@ -147,39 +159,67 @@ public:
     // tile matmul's form first have their activation rows packed (once per distinct row
     // list: the gate and up matrices of an expert share theirs).
     void run(const std::vector<Job>& given) {
-        // Jobs over mixed activations become one job per run of rows of one kind.
+        // Jobs over tiled or mixed activations become one job per run of rows of one kind
+        // and one sequence. A sequence with fewer than kTiledMinJobRows rows in a job (a
+        // routed expert that got a few of a prompt chunk's tokens, the logits row) takes the
+        // int8 dots there instead of the tiles: dequantizing a whole weight matrix to BF16
+        // for two tokens costs more than their dot products.
         std::vector<Job> jobs;
-        std::vector<std::vector<const uint8_t*>> run_rows;  // float row lists of split jobs
-        size_t n_split = 0;
-        for (const Job& j : given)
-            if (j.src && j.src->mixed()) n_split += static_cast<size_t>(j.n_act);
-        run_rows.reserve(n_split);  // no reallocation: parts keep pointers into it
+        std::vector<std::vector<const uint8_t*>> run_rows;  // row lists of split jobs
+        std::vector<std::vector<uint8_t>> requant;          // their rows quantized anew
+        std::map<std::tuple<const uint8_t* const*, int64_t, ActFormat>, size_t> requant_of;
         for (const Job& j : given) {
-            if (!j.src || !j.src->mixed()) {
+            if (!j.src || !(j.src->mixed() || j.src->tiled)) {
                 jobs.push_back(j);
                 continue;
             }
             const Acts& a = *j.src;
-            auto float_row = [&](int64_t t) {
-                return a.tiled_rows[static_cast<size_t>((j.acts[t] - a.buf.data()) /
-                                                        static_cast<int64_t>(a.row_bytes))];
+            auto row_of = [&](int64_t t) {
+                return static_cast<size_t>((j.acts[t] - a.buf.data()) /
+                                           static_cast<int64_t>(a.row_bytes));
             };
+            auto float_row = [&](int64_t t) {
+                return a.tiled ? j.acts[t] : a.tiled_rows[row_of(t)];
+            };
+            auto seq = [&](int64_t t) { return tok_seq_[a.token[row_of(t)]]; };
             for (int64_t t0 = 0; t0 < j.n_act;) {
                 const bool tiled = float_row(t0) != nullptr;
+                const int32_t s0 = seq(t0);
                 int64_t t1 = t0 + 1;
-                while (t1 < j.n_act && (float_row(t1) != nullptr) == tiled) ++t1;
+                while (t1 < j.n_act && (float_row(t1) != nullptr) == tiled &&
+                       (!tiled || seq(t1) == s0))
+                    ++t1;
                 Job part = j;
                 part.n_act = t1 - t0;
                 part.y = j.y + t0 * j.y_stride;
                 part.src = nullptr;
-                part.tiled = tiled;
-                if (tiled) {
+                part.tiled = tiled && part.n_act >= kTiledMinJobRows;
+                if (part.tiled && a.tiled) {
+                    part.acts = j.acts + t0;  // float rows already (shared: packed once)
+                } else if (part.tiled) {
                     run_rows.emplace_back();
                     for (int64_t t = t0; t < t1; ++t) run_rows.back().push_back(float_row(t));
                     part.acts = run_rows.back().data();
                     part.format = ActFormat::kF32;
+                } else if (!a.tiled) {
+                    part.acts = j.acts + t0;  // the type's format already
                 } else {
-                    part.acts = j.acts + t0;
+                    // Float rows only: quantized here (once for the gate and up of an expert).
+                    part.format = cpu::act_format(j.type, precise_);
+                    const auto key = std::make_tuple(j.acts + t0, part.n_act, part.format);
+                    auto [it, fresh] = requant_of.try_emplace(key, run_rows.size());
+                    if (fresh) {
+                        const uint64_t rb = cpu::act_row_bytes(part.format, j.n);
+                        requant.emplace_back(rb * static_cast<uint64_t>(part.n_act));
+                        run_rows.emplace_back();
+                        for (int64_t t = t0; t < t1; ++t) {
+                            uint8_t* dst = requant.back().data() + rb * (t - t0);
+                            k_.quantize(part.format, reinterpret_cast<const float*>(j.acts[t]), j.n,
+                                        dst);
+                            run_rows.back().push_back(dst);
+                        }
+                    }
+                    part.acts = run_rows[it->second].data();
                 }
                 jobs.push_back(part);
                 t0 = t1;
@@ -259,6 +299,10 @@ public:
     // (below, the int8 dots are as fast and round less), any weight type but F32 (kept
     // exact), not in precise mode.
     static constexpr int64_t kTiledMinTokens = 16;
+    // Within such a pass, the fewest rows of one sequence in one job that take the tiles
+    // (measured with 0 / 4 / 8 / 16: a 32-token prompt on the lite preset 1,675 / 1,196 /
+    // 1,104 ms, 128 tokens 2,286 / - / 2,260 / 2,841 ms).
+    static constexpr int64_t kTiledMinJobRows = 8;
 
 private:
     bool tiles(GgmlType type) const {
@@ -272,6 +316,7 @@ private:
     bool precise_;
     std::vector<uint8_t> packed_;
     std::vector<char> tok_tiled_;
+    std::vector<int32_t> tok_seq_;
 };
 
 // x / sqrt(mean(x^2) + eps) * w, in place (as ref::rms_norm: the sum in double).
@@ -350,11 +395,14 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     Pass pass(pool_, k_, precise_);
     {
         std::vector<char> tiled(T);
+        std::vector<int32_t> seq(T);
         for (int64_t b = 0; b < S; ++b)
-            for (int64_t t = seg_begin[b]; t < seg_begin[b + 1]; ++t)
+            for (int64_t t = seg_begin[b]; t < seg_begin[b + 1]; ++t) {
                 tiled[t] = seg_begin[b + 1] - seg_begin[b] >= Pass::kTiledMinTokens &&
                            batch[b].mode == LogitsMode::kLast;
-        pass.set_tiled_tokens(std::move(tiled));
+                seq[t] = static_cast<int32_t>(b);
+            }
+        pass.set_tiled_tokens(std::move(tiled), std::move(seq));
     }
     const cpu::Kernels& k = k_;
 
@@ -468,8 +516,22 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         jobs.clear();
         // Tokens whose attention runs unabsorbed (prompt chunks on the tiles) never read
         // q_abs: only runs of the others are computed.
-        const bool expand = !absorbed_prefill_;
-        auto reads_q_abs = [&](int64_t t) { return !(expand && pass.tiled_attention(t)); };
+        // Which tiled sequences attend in the expanded form (see MlaPrefill): its K and V
+        // expansion covers every cache row, the absorbed form's extra work every new token,
+        // so a chunk takes it while it is at least half of what it attends (measured: the
+        // small preset's 128-token chunk after 0 / 128 / 384 cached rows, 32.3 / 38.4 /
+        // 47.9 ms expanded against 35.1 / 38.1 / 43.8 ms absorbed).
+        std::vector<int64_t> seq_index(T);
+        for (int64_t sb = 0; sb < S; ++sb)
+            for (int64_t t = seg_begin[sb]; t < seg_begin[sb + 1]; ++t) seq_index[t] = sb;
+        std::vector<char> expanded(S, 0);
+        for (int64_t sb = 0; sb < S; ++sb) {
+            const int64_t len = seg_begin[sb + 1] - seg_begin[sb];
+            if (len == 0 || !pass.tiled_attention(seg_begin[sb])) continue;
+            expanded[sb] = mla_prefill_ == MlaPrefill::kExpanded ||
+                           (mla_prefill_ == MlaPrefill::kAuto && pos[seg_begin[sb]] < len);
+        }
+        auto reads_q_abs = [&](int64_t t) { return !expanded[seq_index[t]]; };
         for (int64_t t0 = 0; t0 < T;) {
             const bool need = reads_q_abs(t0);
             int64_t t1 = t0 + 1;
@@ -501,9 +563,6 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             for (int64_t j = 0; j < N; ++j)
                 rows_of[sb][j] = batch[sb].seq->row(static_cast<int32_t>(j), cl);
         }
-        std::vector<int64_t> seq_index(T);
-        for (int64_t sb = 0; sb < S; ++sb)
-            for (int64_t t = seg_begin[sb]; t < seg_begin[sb + 1]; ++t) seq_index[t] = sb;
 
         // Sequences whose rows take the tile matmul (prompt chunks) take it for attention
         // too: scores S = Q C^T and then P C_kv as tile matmuls over the cache rows, a
@@ -612,7 +671,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
             const std::vector<const float*>& rows = rows_of[sb];
             const auto N = static_cast<int64_t>(rows.size());
             const int64_t Np = (N + 31) / 32 * 32;
-            if (expand) {
+            if (expanded[sb]) {
                 attend_expanded(sb, rows);
                 continue;
             }
@@ -687,9 +746,9 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         jobs.clear();
         // (Tokens attended in the expanded form have their o already: runs of the others.)
         for (int64_t t0 = 0; t0 < T;) {
-            const bool done = expand && by_tiles[seq_index[t0]];
+            const bool done = expanded[seq_index[t0]];
             int64_t t1 = t0 + 1;
-            while (t1 < T && (expand && by_tiles[seq_index[t1]]) == done) ++t1;
+            while (t1 < T && expanded[seq_index[t1]] == done) ++t1;
             for (int64_t h = 0; !done && h < H; ++h) {
                 if (split) {
                     jobs.push_back(job_for(l.attn_v_b, h, a_in, &ptrs[h * T + t0], t1 - t0,

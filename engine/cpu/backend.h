@@ -6,9 +6,9 @@
 //   several independent matmuls run as one parallel job list on one persistent pool.
 // - MLA in the absorbed form for decode: W_UK folded into the query, scores against c_kv
 //   and k_pe straight from the latent cache in one pass with an online softmax, W_UV
-//   applied to the attended latent. Prompt chunks on the AMX tile matmul (kernels.h) expand
-//   K and V per head instead (unabsorbed; set_absorbed_prefill(true) keeps them absorbed,
-//   as LATENT_MLA_PREFILL=absorbed does). Only c_kv + k_pe are cached.
+//   applied to the attended latent. Prompt chunks on the AMX tile matmul (kernels.h) that
+//   are most of what they attend expand K and V per head instead (unabsorbed; see
+//   MlaPrefill). Only c_kv + k_pe are cached.
 // - MoE: the tokens of a batch are grouped by expert, so each routed expert's weights are
 //   read once per batch; the shared experts run in the same job list as the routed ones.
 // Legacy files with a single attn_kv_b get one float copy of W_UK^T per layer at first use
@@ -47,8 +47,13 @@ public:
     // read once), attention per sequence over its own cache. All or nothing on error.
     Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override;
     bool supports_mtp() const override { return true; }
-    // Prompt chunks on the tile matmul in the absorbed form instead of the unabsorbed one.
-    void set_absorbed_prefill(bool absorbed) { absorbed_prefill_ = absorbed; }
+    // The form of MLA for prompt chunks on the tile matmul: expanded (K and V of every
+    // cache row per head, then attention with head size n + r and v), absorbed (as in
+    // decode), or chosen per chunk (kAuto: expanded while the chunk is at least half of the
+    // rows it attends — a prompt's start — absorbed for a chunk after a long cached prefix,
+    // the edit in a file). The default is kAuto, or LATENT_MLA_PREFILL=expanded|absorbed.
+    enum class MlaPrefill { kAuto, kExpanded, kAbsorbed };
+    void set_mla_prefill(MlaPrefill form) { mla_prefill_ = form; }
     // The MTP block through the same pass as the trunk (one layer, the block's head).
     Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override;
 
@@ -60,7 +65,7 @@ private:
     ThreadPool pool_;
     const cpu::Kernels& k_;
     bool precise_;
-    bool absorbed_prefill_;
+    MlaPrefill mla_prefill_;
     std::unique_ptr<Impl> impl_;
 };
 

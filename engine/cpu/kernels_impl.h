@@ -373,14 +373,62 @@ inline void attend_n(const float* const* q_lat, const float* const* q_pe, const 
     for (int i = 0; i < NQ; ++i) scale_vec(out[i], L, l[i] > 0.0f ? 1.0f / l[i] : 0.0f);
 }
 
+#if LATENT_KERNELS_ISA >= 2
+// exp_neg on 16 lanes (the same steps; fused multiply-adds round once where it rounds twice).
+inline __m512 exp_neg16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(
+        _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), f);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 y =
+        _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, f), f, f), _mm512_set1_ps(1.0f));
+    const __m512i bits =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
+}
+#endif
+
+// One row of attention probabilities (kernels.h). The maximum and the sum are taken in
+// kLanes partial results, combined at the end.
 inline void softmax(float* s, int64_t valid, int64_t n, float scale) {
-    float m = -__builtin_inff();
-    for (int64_t j = 0; j < valid; ++j) m = s[j] > m ? s[j] : m;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < valid; ++j) {
-        s[j] = exp_neg(scale * (s[j] - m));
-        sum += s[j];
+    const int64_t whole = valid / kLanes * kLanes;
+    float m = -__builtin_inff(), sum = 0.0f;
+#if LATENT_KERNELS_ISA >= 2
+    static_assert(kLanes == 16, "one vector of lanes");
+    __m512 mv = _mm512_set1_ps(-__builtin_inff());
+    for (int64_t j = 0; j < whole; j += kLanes) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + j));
+    m = _mm512_reduce_max_ps(mv);
+    for (int64_t j = whole; j < valid; ++j) m = s[j] > m ? s[j] : m;
+    const __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
+    __m512 sv = _mm512_setzero_ps();
+    for (int64_t j = 0; j < whole; j += kLanes) {
+        const __m512 e = exp_neg16(_mm512_mul_ps(vs, _mm512_sub_ps(_mm512_loadu_ps(s + j), vm)));
+        _mm512_storeu_ps(s + j, e);
+        sv = _mm512_add_ps(sv, e);
     }
+    for (int64_t j = whole; j < valid; ++j) s[j] = exp_neg(scale * (s[j] - m));
+    sum = _mm512_reduce_add_ps(sv);
+#else
+    float mv[kLanes], sv[kLanes];
+    for (int l = 0; l < kLanes; ++l) mv[l] = -__builtin_inff(), sv[l] = 0.0f;
+    for (int64_t j = 0; j < whole; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) mv[l] = s[j + l] > mv[l] ? s[j + l] : mv[l];
+    for (int l = 0; l < kLanes; ++l) m = mv[l] > m ? mv[l] : m;
+    for (int64_t j = whole; j < valid; ++j) m = s[j] > m ? s[j] : m;
+    for (int64_t j = 0; j < valid; ++j) s[j] = exp_neg(scale * (s[j] - m));
+    for (int64_t j = 0; j < whole; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) sv[l] += s[j + l];
+    for (int l = 0; l < kLanes; ++l) sum += sv[l];
+#endif
+    for (int64_t j = whole; j < valid; ++j) sum += s[j];
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     for (int64_t j = 0; j < valid; ++j) s[j] *= inv;
     for (int64_t j = valid; j < n; ++j) s[j] = 0.0f;

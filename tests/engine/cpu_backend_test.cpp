@@ -288,6 +288,37 @@ TEST(CpuKernels, AttendMatchesPlainSoftmaxAttention) {
     }
 }
 
+// Kernels::softmax against the plain one in double: every table, lengths around the
+// 16-lane blocks (1, 15, 16, 17, 100, 777), a padded tail that must come out zero, and
+// scores spread wide enough that some underflow. Float sums and a ~1e-7 exp: 1e-5 of each
+// probability plus 1e-7 allowed (a lost block or a wrong maximum is off by far more).
+TEST(CpuKernels, SoftmaxMatchesThePlainOne) {
+    std::vector<const cpu::Kernels*> all = fast_tables();
+    all.push_back(&cpu::scalar_kernels());
+    std::mt19937 rng(29);
+    for (int64_t valid : {1, 15, 16, 17, 100, 777}) {
+        const int64_t n = (valid + 31) / 32 * 32 + 32;
+        for (float spread : {1.0f, 30.0f}) {
+            const auto x = random_floats(n, rng, spread);
+            const float scale = 0.125f;
+            double mx = -1e300, sum = 0;
+            for (int64_t j = 0; j < valid; ++j) mx = std::max(mx, double(x[j]) * scale);
+            std::vector<double> want(valid);
+            for (int64_t j = 0; j < valid; ++j)
+                sum += want[j] = std::exp(double(x[j]) * scale - mx);
+            for (const cpu::Kernels* k : all) {
+                std::vector<float> s = x;
+                k->softmax(s.data(), valid, n, scale);
+                for (int64_t j = 0; j < valid; ++j)
+                    ASSERT_NEAR(s[j], want[j] / sum, 1e-5 * want[j] / sum + 1e-7)
+                        << k->name << " valid=" << valid << " spread=" << spread << " j=" << j;
+                for (int64_t j = valid; j < n; ++j)
+                    ASSERT_EQ(s[j], 0.0f) << k->name << " valid=" << valid << " j=" << j;
+            }
+        }
+    }
+}
+
 TEST(ThreadPool, ChunksCoverEveryItemOnceOnEveryThread) {
     ThreadPool pool(3);
     for (int64_t n : {0, 1, 7, 1000}) {
@@ -491,9 +522,12 @@ TEST(CpuBackend, ThreadCountsAgree) {
 
 TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
     // A serving step: a sequence continuing with several tokens (all logits), a fresh
-    // 20-token prompt (last logits), a decode token after a long cache, one that needs no
-    // logits. With the tile matmul (where the CPU has it) the prompt's rows take it and the
-    // others the int8 dots, in the same matmuls: each sequence must still get what it
+    // 40-token prompt (last logits), a decode token after a long cache, one that needs no
+    // logits, and an 18-token prompt chunk after 40 cached tokens. With the tile matmul
+    // (where the CPU has it) the two prompts' rows take it — the first in the expanded
+    // form of MLA, the second absorbed, and in each routed expert a prompt that brings it
+    // fewer than 8 rows takes the int8 dots there, whatever the other prompt brings — and
+    // the others the int8 dots, in the same matmuls: each sequence must still get what it
     // gets alone.
     std::vector<const cpu::Kernels*> tables = {untiled_kernels()};
     if (&cpu::best_kernels() != tables[0]) tables.push_back(&cpu::best_kernels());
@@ -513,33 +547,36 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
                 for (int32_t& id : v) id = static_cast<int32_t>(rng() % hp.n_vocab);
                 return v;
             };
-            const std::vector<int32_t> past_a = ids(21), past_c = ids(37);
-            const std::vector<int32_t> new_a = ids(5), new_b = ids(20), new_c = ids(1),
-                                       new_d = ids(3);
+            const std::vector<int32_t> past_a = ids(21), past_c = ids(37), past_e = ids(40);
+            const std::vector<int32_t> new_a = ids(5), new_b = ids(40), new_c = ids(1),
+                                       new_d = ids(3), new_e = ids(18);
             struct Twin {
                 explicit Twin(LatentCache& c) : batched(c), alone(c) {}
                 SeqCache batched, alone;
                 std::vector<float> lb, la;
             };
             std::vector<std::unique_ptr<Twin>> tw;
-            for (int i = 0; i < 4; ++i) tw.push_back(std::make_unique<Twin>(cache));
+            for (int i = 0; i < 5; ++i) tw.push_back(std::make_unique<Twin>(cache));
             std::vector<float> scratch;
             for (auto* seq : {&tw[0]->batched, &tw[0]->alone})
                 ASSERT_TRUE(b.forward(**m, *seq, past_a, LogitsMode::kLast, scratch).ok());
             for (auto* seq : {&tw[2]->batched, &tw[2]->alone})
                 ASSERT_TRUE(b.forward(**m, *seq, past_c, LogitsMode::kLast, scratch).ok());
+            for (auto* seq : {&tw[4]->batched, &tw[4]->alone})
+                ASSERT_TRUE(b.forward(**m, *seq, past_e, LogitsMode::kLast, scratch).ok());
             const SeqBatch batch[] = {{&tw[0]->batched, new_a, LogitsMode::kAll, &tw[0]->lb},
                                       {&tw[1]->batched, new_b, LogitsMode::kLast, &tw[1]->lb},
                                       {&tw[2]->batched, new_c, LogitsMode::kLast, &tw[2]->lb},
-                                      {&tw[3]->batched, new_d, LogitsMode::kLast, nullptr}};
+                                      {&tw[3]->batched, new_d, LogitsMode::kLast, nullptr},
+                                      {&tw[4]->batched, new_e, LogitsMode::kLast, &tw[4]->lb}};
             ASSERT_TRUE(b.forward_batch(**m, batch).ok());
-            const std::vector<int32_t>* news[] = {&new_a, &new_b, &new_c, &new_d};
-            for (int i = 0; i < 4; ++i) {
+            const std::vector<int32_t>* news[] = {&new_a, &new_b, &new_c, &new_d, &new_e};
+            for (int i = 0; i < 5; ++i) {
                 ASSERT_TRUE(b.forward(**m, tw[i]->alone, *news[i], batch[i].mode, tw[i]->la).ok());
                 EXPECT_EQ(tw[i]->batched.n_tokens(), tw[i]->alone.n_tokens());
             }
             EXPECT_TRUE(tw[3]->lb.empty());
-            for (int i = 0; i < 3; ++i) {
+            for (int i : {0, 1, 2, 4}) {
                 const auto& lb = tw[i]->lb;
                 const auto& la = tw[i]->la;
                 ASSERT_EQ(lb.size(), la.size()) << i;
@@ -559,7 +596,7 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
                 }
             }
             // Both copies of each sequence hold the same cache rows afterwards.
-            for (int i = 0; i < 4; ++i)
+            for (int i = 0; i < 5; ++i)
                 for (int32_t p = 0; p < tw[i]->alone.n_tokens(); ++p)
                     for (uint32_t il = 0; il < hp.n_layer; ++il) {
                         const float* rb = tw[i]->batched.row(p, il);
@@ -570,15 +607,18 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
         }
 }
 
-TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogits) {
-    // Prompt chunks on the tile matmul: unabsorbed (the default) against absorbed, split
+TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogitsAndAutoPicksByTheChunk) {
+    // Prompt chunks on the tile matmul: expanded (K and V per head) against absorbed, split
     // and single kv layouts; a 40-token prompt, then 24 more in one chunk (queries seeing
     // earlier rows); the last logits of each (prompt chunks want no others). Both round to
     // BF16, in different places (K and V expanded per head, or the cache rows and C_kv^T),
     // and MoE routing amplifies it: measured 1.7-1.9 % of the logit RMS, allowed 6 % — a
-    // wrong head, position or causal limit moves them by the order of the RMS. Skipped
-    // without the tile matmul.
+    // wrong head, position or causal limit moves them by the order of the RMS. The
+    // automatic choice must be the expanded form for the first chunk (all it attends) and
+    // the absorbed one for the second (under half of it): the same logits, bit for bit, as
+    // the two forms set by hand chunk by chunk. Skipped without the tile matmul.
     if (!cpu::best_kernels().matmul_packed) GTEST_SKIP() << "no AMX: both forms unused";
+    using Form = CpuBackend::MlaPrefill;
     for (bool split : {true, false}) {
         MakeModelOptions o;
         o.preset = "tiny";
@@ -587,31 +627,38 @@ TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogits) {
         auto m = Model::load(test::make_test_model(o));
         ASSERT_TRUE(m.ok());
         const HParams& hp = (*m)->hparams();
-        std::vector<std::vector<float>> out;
-        for (bool absorbed : {false, true}) {
+        std::vector<int32_t> ids(64);
+        for (size_t i = 0; i < ids.size(); ++i)
+            ids[i] = static_cast<int32_t>((i * 37 + 11) % hp.n_vocab);
+        // The last logits of both chunks, each chunk in its form.
+        auto run = [&](Form first_form, Form second_form) {
             LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16});
             SeqCache seq(c);
             CpuBackend b(2);
-            b.set_absorbed_prefill(absorbed);
-            std::vector<int32_t> ids(64);
-            for (size_t i = 0; i < ids.size(); ++i)
-                ids[i] = static_cast<int32_t>((i * 37 + 11) % hp.n_vocab);
             std::vector<float> first, second;
-            ASSERT_TRUE(
+            b.set_mla_prefill(first_form);
+            EXPECT_TRUE(
                 b.forward(**m, seq, std::span(ids).first(40), LogitsMode::kLast, first).ok());
-            ASSERT_TRUE(
+            b.set_mla_prefill(second_form);
+            EXPECT_TRUE(
                 b.forward(**m, seq, std::span(ids).subspan(40), LogitsMode::kLast, second).ok());
             first.insert(first.end(), second.begin(), second.end());
-            out.push_back(first);
-        }
-        ASSERT_EQ(out[0].size(), out[1].size());
-        const double scale = rms(out[1].data(), out[1].size());
+            return first;
+        };
+        const auto expanded = run(Form::kExpanded, Form::kExpanded);
+        const auto absorbed = run(Form::kAbsorbed, Form::kAbsorbed);
+        ASSERT_EQ(expanded.size(), 2 * size_t{hp.n_vocab});
+        ASSERT_EQ(expanded.size(), absorbed.size());
+        const double scale = rms(absorbed.data(), absorbed.size());
         double err = 0;
-        for (size_t i = 0; i < out[0].size(); ++i)
-            err = std::max(err, double(std::fabs(out[0][i] - out[1][i])));
-        std::printf("unabsorbed vs absorbed prefill, %s: max|dlogit|/rms %.2e\n",
+        for (size_t i = 0; i < expanded.size(); ++i)
+            err = std::max(err, double(std::fabs(expanded[i] - absorbed[i])));
+        std::printf("expanded vs absorbed prefill, %s: max|dlogit|/rms %.2e\n",
                     split ? "split" : "single", err / scale);
         EXPECT_LT(err / scale, 0.06) << (split ? "split" : "single");
+        EXPECT_GT(err, 0.0) << "the two forms should round differently";
+        EXPECT_EQ(run(Form::kAuto, Form::kAuto), run(Form::kExpanded, Form::kAbsorbed))
+            << (split ? "split" : "single");
     }
 }
 
