@@ -71,7 +71,7 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
     auto* cmd = bench->add_subcommand("engine", "Prefill and decode speed of one sequence.");
     struct Args {
         std::string model, backend = "cpu";
-        int threads = 0, prompt = 512, gen = 128, repeat = 3;
+        int threads = 0, prompt = 512, gen = 128, repeat = 3, context = 0;
         bool no_bandwidth = false;
     };
     auto a = std::make_shared<Args>();
@@ -87,6 +87,11 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
     cmd->add_option("--prompt", a->prompt, "Prompt tokens")
         ->capture_default_str()
         ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--context", a->context,
+                    "Tokens already in the cache before the prompt (prefilled untimed): the "
+                    "prompt then measures the prefill after an edit")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1 << 20));
     cmd->add_option("--gen", a->gen, "Generated tokens")
         ->capture_default_str()
         ->check(CLI::Range(0, 1 << 20));
@@ -114,15 +119,23 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
         const double load_s = seconds_since(t_load);
         const HParams& hp = model.hparams();
         // Fixed pseudo-random prompt: the work does not depend on the text.
-        std::vector<int32_t> prompt(static_cast<size_t>(a->prompt));
+        // With --context, the context's tokens come first and the prompt after them.
+        std::vector<int32_t> prompt(static_cast<size_t>(a->context + a->prompt));
         uint32_t x = 12345;
         for (int32_t& id : prompt)
             id = static_cast<int32_t>((x = x * 1664525u + 1013904223u) %
                                       std::min(hp.n_vocab, 100000u));
+        const std::span<const int32_t> context(prompt.data(), static_cast<size_t>(a->context));
         std::vector<double> pre_tps, dec_tps;
         for (int rep = 0; rep < a->repeat; ++rep) {
             LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot});
             Session s(model, backend, cache);
+            if (a->context > 0) {
+                if (auto c = s.prefill(context); !c) {
+                    exit_code = fail(c.error().message);
+                    return;
+                }
+            }
             std::fprintf(stderr, "bench engine: run %d/%d: prefill %d...\n", rep + 1, a->repeat,
                          a->prompt);
             auto t0 = Clock::now();
@@ -152,9 +165,9 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
         // HBM (4.8 TB/s, an H200) and the step also reads the latent cache (F32 rows, at the
         // run's mean context).
         const bool gpu = backend.name() == "cuda";
-        const double cache_gb =
-            gpu ? 4.0 * hp.n_layer * (hp.kv_lora_rank + hp.n_rot) * (a->prompt + a->gen / 2.0) / 1e9
-                : 0.0;
+        const double cache_gb = gpu ? 4.0 * hp.n_layer * (hp.kv_lora_rank + hp.n_rot) *
+                                          (a->context + a->prompt + a->gen / 2.0) / 1e9
+                                    : 0.0;
         double read_gbs = gpu ? 4800.0 : 0.0;
         if (!a->no_bandwidth && !gpu) {
             std::fprintf(stderr, "bench engine: measuring memory read bandwidth...\n");
@@ -167,6 +180,7 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
             {"backend", backend.name()},
             {"threads", threads},
             {"prompt", a->prompt},
+            {"context", a->context},
             {"gen", a->gen},
             {"prefill_tok_s", stats(pre_tps)["median"]},
             {"decode_tok_s", stats(dec_tps)["median"]},
