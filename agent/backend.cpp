@@ -17,7 +17,7 @@ engine::Expected<GenerateResult> ScriptedBackend::fim(const FimPrompt& prompt,
     // No tokenizer here: a byte is a token.
     if (r)
         r->prompt_tokens = static_cast<int32_t>(prompt.context.size() + prompt.prefix.size() +
-                                                prompt.suffix.size());
+                                                prompt.suffix.size() + prompt.middle.size());
     return r;
 }
 

@@ -19,12 +19,18 @@
 namespace latent::agent {
 
 // A fill-in-the-middle prompt, laid out for the prefix cache: `context` (retrieved
-// snippets and the file's path header; stable while the user types) comes first, then
-// `prefix` (the file from a stable line up to the cursor), then `suffix` (after the cursor).
+// snippets and the file's path header) comes first, then `prefix` (the file from a stable
+// line up to the start of the cursor's line), then `suffix` (from the cursor on), and
+// last `middle`: the cursor's line up to the cursor, the start of the middle the model
+// writes (after the FIM middle marker: the model continues it as its own text). All but
+// the middle stay the same while the user types on a line, so a keystroke recomputes only
+// the line's typed tokens, not the suffix as prefix-hole-suffix order with the whole line
+// in the prefix would (the layout llama.vscode's requests give llama-server's /infill).
 struct FimPrompt {
     std::string context;
     std::string prefix;
     std::string suffix;
+    std::string middle;
 };
 
 struct ChatMessage {
@@ -75,8 +81,9 @@ public:
                                                  const GenerateOptions& options) = 0;
     virtual engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
                                                   const GenerateOptions& options) = 0;
-    // Warm the cache with a prompt's stable part (context + prefix) at low priority when
-    // the backend is idle; `owner` keeps it until release(owner). Default: nothing.
+    // Warm the cache with a prompt's stable part (all but `middle`, which is ignored) at
+    // low priority when the backend is idle; `owner` keeps it until release(owner).
+    // Default: nothing.
     virtual void warm(const std::string& owner, const FimPrompt& stable) {
         (void)owner;
         (void)stable;

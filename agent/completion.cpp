@@ -109,8 +109,18 @@ FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_vi
     }
     out.prompt.context += marker + " " + std::string(path) + "\n";
 
-    out.prompt.prefix = std::string(text.substr(starts[first], cursor - starts[first]));
-    out.stable_prefix_bytes = starts[cursor_line] - starts[first];
+    out.prompt.prefix =
+        std::string(text.substr(starts[first], starts[cursor_line] - starts[first]));
+    // The middle: the line up to the cursor, its last prefix_bytes at most (a minified line),
+    // cut at the start of a UTF-8 character.
+    size_t middle_start = starts[cursor_line];
+    if (cursor - middle_start > prefix_bytes) {
+        middle_start = cursor - prefix_bytes;
+        while (middle_start < cursor &&
+               (static_cast<unsigned char>(text[middle_start]) & 0xC0) == 0x80)
+            ++middle_start;
+    }
+    out.prompt.middle = std::string(text.substr(middle_start, cursor - middle_start));
 
     // Suffix: whole lines while they fit (the cursor's line always, up to the budget).
     const size_t suffix_bytes = budget.suffix_tokens * kBytesPerToken;

@@ -42,9 +42,6 @@ struct PromptBudget {
 struct FimLayout {
     FimPrompt prompt;
     uint32_t first_line = 0;  // first line of the file in `prompt.prefix`
-    // Bytes of prompt.prefix that end at the start of the cursor's line: the part that
-    // stays the same while the user types on that line (warming uses it).
-    size_t stable_prefix_bytes = 0;
 };
 
 // The comment marker for a file's language, guessed from its extension ("//" or "#").
@@ -53,7 +50,9 @@ std::string comment_marker(std::string_view path);
 // Lays out a FIM prompt for a cursor at byte `cursor` of `text` (the file at `path`).
 // Context blocks are sorted by (path, start line), de-duplicated, the cursor's own file
 // excluded, and kept while they fit; each is headed "<marker> <path>:<line>". Then
-// "<marker> <path>\n" and the file from the stable first line to the cursor.
+// "<marker> <path>\n"; the prefix is the file from the stable first line to the start of
+// the cursor's line, the middle that line up to the cursor, the suffix whole lines from
+// the cursor on (the cursor's line always, then while the budget allows).
 FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_view path,
                             std::vector<ContextBlock> context, const PromptBudget& budget);
 

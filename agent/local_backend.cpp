@@ -71,16 +71,16 @@ std::string LocalBackend::describe() const {
 
 void LocalBackend::wait_idle() { scheduler_->wait_idle(); }
 
-std::vector<int32_t> LocalBackend::fim_tokens(const FimPrompt& p, bool with_suffix) const {
+std::vector<int32_t> LocalBackend::fim_tokens(const FimPrompt& p) const {
     const auto fim = *tokenizer_->fim();
     std::vector<int32_t> ids = {tokenizer_->bos(), fim.pre};
     // Context and prefix are one text: tokenizing them together keeps the tokens at their
     // seam the same whether or not the prefix grows.
     for (int32_t id : tokenizer_->encode(p.context + p.prefix, false, false)) ids.push_back(id);
-    if (!with_suffix) return ids;
     ids.push_back(fim.suf);
     for (int32_t id : tokenizer_->encode(p.suffix, false, false)) ids.push_back(id);
     ids.push_back(fim.mid);
+    for (int32_t id : tokenizer_->encode(p.middle, false, false)) ids.push_back(id);
     return ids;
 }
 
@@ -205,7 +205,7 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
 
 Expected<GenerateResult> LocalBackend::fim(const FimPrompt& prompt,
                                            const GenerateOptions& options) {
-    return generate(fim_tokens(prompt, true), engine::Priority::kInline, options);
+    return generate(fim_tokens(prompt), engine::Priority::kInline, options);
 }
 
 Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& messages,
@@ -225,7 +225,9 @@ Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& mess
 
 void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
     if (!options_.prefix_cache) return;
-    std::vector<int32_t> ids = fim_tokens(stable, false);
+    FimPrompt p = stable;
+    p.middle.clear();
+    std::vector<int32_t> ids = fim_tokens(p);
     if (ids.size() < 2 || ids.size() >= model_->hparams().n_ctx_train) return;
     std::lock_guard lock(mu_);
     // The owner's previous warm-up, if still queued or running, is stale now.

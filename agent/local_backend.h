@@ -69,8 +69,8 @@ public:
     // Why the disk tier asked for could not be used (empty when it is in use or not asked).
     const std::string& disk_error() const { return disk_error_; }
 
-    // The token ids of a FIM prompt (with the suffix part, or only its stable start).
-    std::vector<int32_t> fim_tokens(const FimPrompt& p, bool with_suffix) const;
+    // The token ids of a FIM prompt (see FimPrompt: the middle's tokens come last).
+    std::vector<int32_t> fim_tokens(const FimPrompt& p) const;
     // Blocks until the scheduler has nothing queued or running (tests).
     void wait_idle();
 

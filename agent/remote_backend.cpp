@@ -398,10 +398,12 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
 Expected<GenerateResult> RemoteBackend::fim(const FimPrompt& prompt,
                                             const GenerateOptions& options) {
     if (options_.fim_api == "infill") {
-        // The request llama.vscode sends; everything before the cursor is one prefix so
-        // the server's prompt cache sees the same layout as ours.
+        // The request llama.vscode sends: the lines before the cursor's, the cursor's line
+        // up to the cursor as `prompt`, and the rest (llama-server puts the prompt after
+        // the prefix, before the suffix).
         json body = {{"input_prefix", prompt.context + prompt.prefix},
                      {"input_suffix", prompt.suffix},
+                     {"prompt", prompt.middle},
                      {"input_extra", json::array()},
                      {"n_predict", options.max_tokens},
                      {"cache_prompt", true}};
@@ -414,10 +416,11 @@ Expected<GenerateResult> RemoteBackend::fim(const FimPrompt& prompt,
     if (options_.fim_api == "chat") {
         const std::string ask =
             "Fill in the code at <CURSOR>. Answer with the inserted code only, no fences.\n" +
-            prompt.context + prompt.prefix + "<CURSOR>" + prompt.suffix;
+            prompt.context + prompt.prefix + prompt.middle + "<CURSOR>" + prompt.suffix;
         return chat({{"user", ask}}, options);
     }
-    json body = {{"prompt", prompt.context + prompt.prefix}, {"suffix", prompt.suffix}};
+    json body = {{"prompt", prompt.context + prompt.prefix + prompt.middle},
+                 {"suffix", prompt.suffix}};
     return stream(url_.base + "/completions", std::move(body), options, false);
 }
 

@@ -691,8 +691,7 @@ void Server::warm(const std::string& uri, std::optional<lsp::Position> position)
     const uint32_t line = to_position(doc->text, cursor, PositionEncoding::kUtf8).line;
     FimLayout layout =
         layout_fim_prompt(doc->text, cursor, shown, context_blocks(uri, path, line), budget);
-    layout.prompt.prefix.resize(layout.stable_prefix_bytes);
-    layout.prompt.suffix.clear();
+    layout.prompt.middle.clear();
     b->warm(uri, layout.prompt);
 }
 

@@ -96,17 +96,40 @@ TEST(LayoutTest, PrefixStartsAtAStableLineAndContextComesFirst) {
     const FimLayout l = layout_fim_prompt(text, cursor, "src/x.cpp", ctx, b);
     EXPECT_EQ(l.first_line, 32u);
     EXPECT_EQ(l.prompt.prefix.substr(0, 8), "line 32\n");
-    EXPECT_EQ(l.prompt.prefix.substr(l.prompt.prefix.size() - 4), "line");
+    EXPECT_EQ(l.prompt.prefix.substr(l.prompt.prefix.size() - 8), "line 69\n");
     EXPECT_EQ(l.prompt.context, "// a.h:2\nint a;\n// z.h:4\nint z;\n// src/x.cpp\n");
-    EXPECT_EQ(l.prompt.prefix.substr(l.stable_prefix_bytes), "line");
+    EXPECT_EQ(l.prompt.middle, "line");
     EXPECT_EQ(l.prompt.suffix.substr(0, 4), " 70\n");
-    // Typing on the same line keeps context and the prefix's start.
+    // Typing on the same line changes only the middle: context, prefix and suffix stay.
     std::string typed = text;
     typed.insert(cursor, "xyz");
     const FimLayout l2 = layout_fim_prompt(typed, cursor + 3, "src/x.cpp", ctx, b);
     EXPECT_EQ(l2.prompt.context, l.prompt.context);
     EXPECT_EQ(l2.first_line, l.first_line);
-    EXPECT_EQ(l2.prompt.prefix, l.prompt.prefix + "xyz");
+    EXPECT_EQ(l2.prompt.prefix, l.prompt.prefix);
+    EXPECT_EQ(l2.prompt.suffix, l.prompt.suffix);
+    EXPECT_EQ(l2.prompt.middle, "linexyz");
+    // At a line's start the middle is empty; on the next line the prefix takes the line.
+    const size_t next = text.find("line 71");
+    const FimLayout l3 = layout_fim_prompt(text, next, "src/x.cpp", ctx, b);
+    EXPECT_EQ(l3.prompt.middle, "");
+    EXPECT_EQ(l3.prompt.prefix, l.prompt.prefix + "line 70\n");
+    EXPECT_EQ(l3.prompt.suffix.substr(0, 8), "line 71\n");
+}
+
+TEST(LayoutTest, AVeryLongLineKeepsTheMiddleWithinTheBudgetOnACharacterStart) {
+    PromptBudget b;
+    b.prefix_tokens = 10;  // 40 bytes
+    std::string line;
+    for (int i = 0; i < 30; ++i) line += "\xC3\xA9x";  // "éx", 3 bytes, 90 in all
+    const std::string text = "first\n" + line + "\nlast\n";
+    const size_t cursor = text.find("\nlast");
+    const FimLayout l = layout_fim_prompt(text, cursor, "a.cpp", {}, b);
+    EXPECT_EQ(l.prompt.prefix, "");
+    ASSERT_LE(l.prompt.middle.size(), 40u);
+    EXPECT_GE(l.prompt.middle.size(), 38u);
+    EXPECT_NE(static_cast<unsigned char>(l.prompt.middle[0]) & 0xC0, 0x80);
+    EXPECT_EQ(line.substr(line.size() - l.prompt.middle.size()), l.prompt.middle);
 }
 
 TEST(LayoutTest, ContextRespectsItsBudgetAndPythonUsesHash) {

@@ -148,7 +148,7 @@ TEST(RemoteBackendTest, FimStreamsThroughCompletionsWithSuffix) {
     auto b = make(server.url(), logs);
     GenerateOptions go;
     go.max_tokens = 16;
-    auto r = b->fim({"// ctx\n", "int f() {\n    ", "\n}\n"}, go);
+    auto r = b->fim({"// ctx\n", "int f() {\n", "\n}\n", "    "}, go);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->text, "return a + b;");
     EXPECT_EQ(r->prompt_tokens, 50);
@@ -185,7 +185,7 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     ASSERT_TRUE(b) << b.error().message;
     GenerateOptions go;
     go.max_tokens = 12;
-    auto r = (*b)->fim({"// ctx\n", "int f() {\n    ", "\n}\n"}, go);
+    auto r = (*b)->fim({"// ctx\n", "int f() {\n", "\n}\n", "    "}, go);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->text, "return a;");
     EXPECT_GE(r->first_token_ms, 0.0);
@@ -196,7 +196,9 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     ASSERT_EQ(reqs.size(), 1u);
     EXPECT_EQ(reqs[0].target(), "/infill");
     const json body = json::parse(reqs[0].body());
-    EXPECT_EQ(body["input_prefix"], "// ctx\nint f() {\n    ");
+    // llama.vscode's shape: the lines before the cursor's, then the cursor's line up to it.
+    EXPECT_EQ(body["input_prefix"], "// ctx\nint f() {\n");
+    EXPECT_EQ(body["prompt"], "    ");
     EXPECT_EQ(body["input_suffix"], "\n}\n");
     EXPECT_EQ(body["n_predict"], 12);
     EXPECT_EQ(body["cache_prompt"], true);
