@@ -30,9 +30,9 @@ struct PromptBudget {
     // Estimated tokens (4 bytes a token, as the index estimates) for each part.
     size_t context_tokens = 1024;
     size_t prefix_tokens = 1536;
-    // The suffix follows the cursor in the FIM order (prefix, then suffix), so every
-    // keystroke recomputes all of it: 128 tokens (10-15 lines) keep the lines that matter
-    // for where the middle ends at a twelfth of the per-request cost of 512 (README).
+    // The suffix comes after the prefix in the FIM order, so it is recomputed whenever the
+    // prefix grows: once per line typed (the line itself is the middle, after it). 128
+    // tokens (10-15 lines) keep the lines that matter for where the middle ends.
     size_t suffix_tokens = 128;
     // The prefix starts at a multiple of this many lines, so it does not move while the
     // user types (and the cached prompt prefix survives keystrokes).
