@@ -165,9 +165,11 @@ public:
         // int8 dots there instead of the tiles: dequantizing a whole weight matrix to BF16
         // for two tokens costs more than their dot products.
         std::vector<Job> jobs;
-        std::vector<std::vector<const uint8_t*>> run_rows;  // row lists of split jobs
-        std::vector<std::vector<uint8_t>> requant;          // their rows quantized anew
-        std::map<std::tuple<const uint8_t* const*, int64_t, ActFormat>, size_t> requant_of;
+        // Row lists of split jobs, and rows quantized anew for them (parts point into the
+        // inner vectors, whose buffers stay put as the outer ones grow).
+        std::vector<std::vector<const uint8_t*>> run_rows;
+        std::vector<std::vector<uint8_t>> requant;
+        std::map<std::tuple<const uint8_t* const*, int64_t, int64_t, ActFormat>, size_t> requant_of;
         for (const Job& j : given) {
             if (!j.src || !(j.src->mixed() || j.src->tiled)) {
                 jobs.push_back(j);
@@ -206,7 +208,7 @@ public:
                 } else {
                     // Float rows only: quantized here (once for the gate and up of an expert).
                     part.format = cpu::act_format(j.type, precise_);
-                    const auto key = std::make_tuple(j.acts + t0, part.n_act, part.format);
+                    const auto key = std::make_tuple(j.acts + t0, part.n_act, j.n, part.format);
                     auto [it, fresh] = requant_of.try_emplace(key, run_rows.size());
                     if (fresh) {
                         const uint64_t rb = cpu::act_row_bytes(part.format, j.n);
