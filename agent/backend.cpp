@@ -30,7 +30,8 @@ engine::Expected<GenerateResult> ScriptedBackend::chat(const std::vector<ChatMes
 void ScriptedBackend::warm(const std::string& owner, const FimPrompt& stable) {
     std::lock_guard<std::mutex> lock(mu_);
     warms_.push_back(owner + ":" +
-                     std::to_string(std::count(stable.prefix.begin(), stable.prefix.end(), '\n')));
+                     std::to_string(std::count(stable.prefix.begin(), stable.prefix.end(), '\n') +
+                                    std::count(stable.middle.begin(), stable.middle.end(), '\n')));
 }
 
 nlohmann::json ScriptedBackend::stats() const {

@@ -20,12 +20,12 @@ namespace latent::agent {
 
 // A fill-in-the-middle prompt, laid out for the prefix cache: `context` (retrieved
 // snippets and the file's path header) comes first, then `prefix` (the file from a stable
-// line up to the start of the cursor's line), then `suffix` (from the cursor on), and
-// last `middle`: the cursor's line up to the cursor, the start of the middle the model
-// writes (after the FIM middle marker: the model continues it as its own text). All but
-// the middle stay the same while the user types on a line, so a keystroke recomputes only
-// the line's typed tokens, not the suffix as prefix-hole-suffix order with the whole line
-// in the prefix would (the layout llama.vscode's requests give llama-server's /infill).
+// line up to the start of a line at or a few lines before the cursor's), then `suffix`
+// (from the cursor on), and last `middle`: the lines from there up to the cursor, the
+// start of the middle the model writes (after the FIM middle marker: the model continues
+// it as its own text). All but the middle stay the same while the user types, so a
+// keystroke recomputes only the typed tokens, not the suffix as the prefix-hole-suffix
+// order with everything before the cursor in the prefix would.
 struct FimPrompt {
     std::string context;
     std::string prefix;
@@ -81,9 +81,9 @@ public:
                                                  const GenerateOptions& options) = 0;
     virtual engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
                                                   const GenerateOptions& options) = 0;
-    // Warm the cache with a prompt's stable part (all but `middle`, which is ignored) at
-    // low priority when the backend is idle; `owner` keeps it until release(owner).
-    // Default: nothing.
+    // Warm the cache with the start of a prompt — a completion's at a place, with the
+    // middle only up to the cursor's line — at low priority when the backend is idle;
+    // `owner` keeps it until release(owner). Default: nothing.
     virtual void warm(const std::string& owner, const FimPrompt& stable) {
         (void)owner;
         (void)stable;

@@ -109,11 +109,12 @@ FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_vi
     }
     out.prompt.context += marker + " " + std::string(path) + "\n";
 
-    out.prompt.prefix =
-        std::string(text.substr(starts[first], starts[cursor_line] - starts[first]));
-    // The middle: the line up to the cursor, its last prefix_bytes at most (a minified line),
-    // cut at the start of a UTF-8 character.
-    size_t middle_start = starts[cursor_line];
+    const uint32_t block = std::max<uint32_t>(1, budget.middle_lines);
+    const uint32_t anchor = std::max(first, cursor_line - cursor_line % block);
+    out.prompt.prefix = std::string(text.substr(starts[first], starts[anchor] - starts[first]));
+    // The middle: from the anchor line to the cursor, its last prefix_bytes at most (a
+    // minified line), cut at the start of a UTF-8 character.
+    size_t middle_start = starts[anchor];
     if (cursor - middle_start > prefix_bytes) {
         middle_start = cursor - prefix_bytes;
         while (middle_start < cursor &&

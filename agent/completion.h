@@ -37,6 +37,10 @@ struct PromptBudget {
     // The prefix starts at a multiple of this many lines, so it does not move while the
     // user types (and the cached prompt prefix survives keystrokes).
     uint32_t stride_lines = 32;
+    // The prefix ends at a multiple of this many lines (or at its start, if later), and
+    // the lines from there to the cursor begin the middle: typing down through a block
+    // keeps prefix and suffix, so a new line recomputes its own tokens, not the suffix.
+    uint32_t middle_lines = 8;
 };
 
 struct FimLayout {
@@ -51,8 +55,9 @@ std::string comment_marker(std::string_view path);
 // Context blocks are sorted by (path, start line), de-duplicated, the cursor's own file
 // excluded, and kept while they fit; each is headed "<marker> <path>:<line>". Then
 // "<marker> <path>\n"; the prefix is the file from the stable first line to the start of
-// the cursor's line, the middle that line up to the cursor, the suffix whole lines from
-// the cursor on (the cursor's line always, then while the budget allows).
+// the last line at a multiple of budget.middle_lines (at most that many lines before the
+// cursor's), the middle from there to the cursor, the suffix whole lines from the cursor
+// on (the cursor's line always, then while the budget allows).
 FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_view path,
                             std::vector<ContextBlock> context, const PromptBudget& budget);
 

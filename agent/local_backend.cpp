@@ -225,9 +225,7 @@ Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& mess
 
 void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
     if (!options_.prefix_cache) return;
-    FimPrompt p = stable;
-    p.middle.clear();
-    std::vector<int32_t> ids = fim_tokens(p);
+    std::vector<int32_t> ids = fim_tokens(stable);
     if (ids.size() < 2 || ids.size() >= model_->hparams().n_ctx_train) return;
     std::lock_guard lock(mu_);
     // The owner's previous warm-up, if still queued or running, is stale now.

@@ -691,7 +691,9 @@ void Server::warm(const std::string& uri, std::optional<lsp::Position> position)
     const uint32_t line = to_position(doc->text, cursor, PositionEncoding::kUtf8).line;
     FimLayout layout =
         layout_fim_prompt(doc->text, cursor, shown, context_blocks(uri, path, line), budget);
-    layout.prompt.middle.clear();
+    // Up to what the user will type: the middle's lines before the cursor's.
+    const size_t nl = layout.prompt.middle.rfind('\n');
+    layout.prompt.middle.resize(nl == std::string::npos ? 0 : nl + 1);
     b->warm(uri, layout.prompt);
 }
 

@@ -96,11 +96,16 @@ TEST(LayoutTest, PrefixStartsAtAStableLineAndContextComesFirst) {
     const FimLayout l = layout_fim_prompt(text, cursor, "src/x.cpp", ctx, b);
     EXPECT_EQ(l.first_line, 32u);
     EXPECT_EQ(l.prompt.prefix.substr(0, 8), "line 32\n");
-    EXPECT_EQ(l.prompt.prefix.substr(l.prompt.prefix.size() - 8), "line 69\n");
+    // The prefix ends at line 64 (a multiple of middle_lines = 8); lines 64-69 and line 70
+    // up to the cursor begin the middle.
+    EXPECT_EQ(l.prompt.prefix.substr(l.prompt.prefix.size() - 8), "line 63\n");
     EXPECT_EQ(l.prompt.context, "// a.h:2\nint a;\n// z.h:4\nint z;\n// src/x.cpp\n");
-    EXPECT_EQ(l.prompt.middle, "line");
+    EXPECT_EQ(l.prompt.middle.substr(0, 8), "line 64\n");
+    EXPECT_EQ(l.prompt.middle.substr(l.prompt.middle.size() - 12), "line 69\nline");
     EXPECT_EQ(l.prompt.suffix.substr(0, 4), " 70\n");
-    // Typing on the same line changes only the middle: context, prefix and suffix stay.
+    EXPECT_EQ(l.prompt.prefix + l.prompt.middle,
+              text.substr(text.find("line 32"), cursor - text.find("line 32")));
+    // Typing changes only the middle: context, prefix and suffix stay.
     std::string typed = text;
     typed.insert(cursor, "xyz");
     const FimLayout l2 = layout_fim_prompt(typed, cursor + 3, "src/x.cpp", ctx, b);
@@ -108,13 +113,23 @@ TEST(LayoutTest, PrefixStartsAtAStableLineAndContextComesFirst) {
     EXPECT_EQ(l2.first_line, l.first_line);
     EXPECT_EQ(l2.prompt.prefix, l.prompt.prefix);
     EXPECT_EQ(l2.prompt.suffix, l.prompt.suffix);
-    EXPECT_EQ(l2.prompt.middle, "linexyz");
-    // At a line's start the middle is empty; on the next line the prefix takes the line.
+    EXPECT_EQ(l2.prompt.middle, l.prompt.middle + "xyz");
+    // On the next line the prefix stays too; at line 72 it takes lines 64-71.
     const size_t next = text.find("line 71");
     const FimLayout l3 = layout_fim_prompt(text, next, "src/x.cpp", ctx, b);
-    EXPECT_EQ(l3.prompt.middle, "");
-    EXPECT_EQ(l3.prompt.prefix, l.prompt.prefix + "line 70\n");
+    EXPECT_EQ(l3.prompt.prefix, l.prompt.prefix);
+    EXPECT_EQ(l3.prompt.middle.substr(l3.prompt.middle.size() - 8), "line 70\n");
     EXPECT_EQ(l3.prompt.suffix.substr(0, 8), "line 71\n");
+    const size_t block = text.find("line 72");
+    const FimLayout l4 = layout_fim_prompt(text, block, "src/x.cpp", ctx, b);
+    EXPECT_EQ(l4.prompt.prefix,
+              l.prompt.prefix + text.substr(text.find("line 64"), block - text.find("line 64")));
+    EXPECT_EQ(l4.prompt.middle, "");
+    // middle_lines = 1: the middle is the cursor's line only.
+    b.middle_lines = 1;
+    const FimLayout l5 = layout_fim_prompt(text, cursor, "src/x.cpp", ctx, b);
+    EXPECT_EQ(l5.prompt.middle, "line");
+    EXPECT_EQ(l5.prompt.prefix + l5.prompt.middle, l.prompt.prefix + l.prompt.middle);
 }
 
 TEST(LayoutTest, AVeryLongLineKeepsTheMiddleWithinTheBudgetOnACharacterStart) {

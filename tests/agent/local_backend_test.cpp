@@ -137,6 +137,15 @@ TEST(LocalBackendTest, TypingRecomputesOnlyTheTokensAfterTheEdit) {
     const auto st = b->stats();
     EXPECT_GT(st["cache_hit_rate"].get<double>(), 0.0);
     EXPECT_EQ(st["cached_prompt_tokens"].get<int64_t>(), r->cached_tokens);
+    // A new line typed in the same block of lines (the middle grows past a line break):
+    // still only what was typed.
+    const std::string more = "r + 1;\n    int q = ";
+    auto r2 = b->fim(prompt(more), g);
+    ASSERT_TRUE(r2.ok());
+    const auto n2 = static_cast<int32_t>(b->fim_tokens(prompt(more)).size());
+    EXPECT_EQ(r2->cached_tokens + r2->computed_tokens, n2);
+    EXPECT_LE(r2->computed_tokens, n2 - n + 4);
+    EXPECT_GE(r2->cached_tokens, n - 4);
 }
 
 TEST(LocalBackendTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARestart) {
