@@ -31,8 +31,9 @@ struct PromptBudget {
     size_t context_tokens = 1024;
     size_t prefix_tokens = 1536;
     // The suffix comes after the prefix in the FIM order, so it is recomputed whenever the
-    // prefix grows: once per line typed (the line itself is the middle, after it). 128
-    // tokens (10-15 lines) keep the lines that matter for where the middle ends.
+    // prefix changes: when the cursor moves elsewhere or into the next block of
+    // middle_lines (what is typed goes into the middle, after it). 128 tokens (10-15
+    // lines) keep the lines that matter for where the middle ends.
     size_t suffix_tokens = 128;
     // The prefix starts at a multiple of this many lines, so it does not move while the
     // user types (and the cached prompt prefix survives keystrokes).
@@ -55,9 +56,9 @@ std::string comment_marker(std::string_view path);
 // Context blocks are sorted by (path, start line), de-duplicated, the cursor's own file
 // excluded, and kept while they fit; each is headed "<marker> <path>:<line>". Then
 // "<marker> <path>\n"; the prefix is the file from the stable first line to the start of
-// the last line at a multiple of budget.middle_lines (at most that many lines before the
-// cursor's), the middle from there to the cursor, the suffix whole lines from the cursor
-// on (the cursor's line always, then while the budget allows).
+// the last line at a multiple of budget.middle_lines at or before the cursor's (or the
+// first line, if later), the middle from there to the cursor, the suffix whole lines from the
+// cursor on (the cursor's line always, then while the budget allows).
 FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_view path,
                             std::vector<ContextBlock> context, const PromptBudget& budget);
 

@@ -49,7 +49,7 @@ struct Settings {
     int max_tokens = 64;        // "completion.maxTokens"
     int context_tokens = 1024;  // "completion.contextTokens": retrieved context budget
     int prefix_tokens = 1536;   // "completion.prefixTokens"
-    int suffix_tokens = 128;    // "completion.suffixTokens" (recomputed once per line)
+    int suffix_tokens = 128;    // "completion.suffixTokens" (recomputed per 8-line block)
     // "completion.maxTimeMs": a completion stops at its first line end this long after its
     // first token (GenerationTimeLimit); 0: no limit.
     int max_time_ms = 1000;
