@@ -398,9 +398,9 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
 Expected<GenerateResult> RemoteBackend::fim(const FimPrompt& prompt,
                                             const GenerateOptions& options) {
     if (options_.fim_api == "infill") {
-        // The request llama.vscode sends: the lines before the cursor's, the cursor's line
-        // up to the cursor as `prompt`, and the rest (llama-server puts the prompt after
-        // the prefix, before the suffix).
+        // The request llama.vscode sends: the prefix, the text from its end up to the
+        // cursor as `prompt` (llama.vscode sends the cursor's line so far there), and the
+        // suffix; llama-server puts the prompt after the prefix, before the suffix.
         json body = {{"input_prefix", prompt.context + prompt.prefix},
                      {"input_suffix", prompt.suffix},
                      {"prompt", prompt.middle},

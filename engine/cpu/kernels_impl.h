@@ -8,10 +8,11 @@
 // the portable copy and run on a CPU without AVX-512. Everything lives in a namespace of
 // its own for the same reason (the scalar build alone may use fp16_to_fp32).
 //
-// The hand-written SIMD is limited to the hot int8 dots (Q8_0, Q4_0) and half-precision
-// loads; the rest is plain loops over fixed-width lane arrays that the compiler turns
-// into vector code for each ISA. Integer sums are exact, so every ISA gives the same
-// integer dot; float sums differ only by rounding order.
+// The hand-written SIMD is limited to the hot int8 dots (Q8_0, Q4_0), half-precision
+// loads and the AVX-512 softmax (whose reductions the compiler left scalar); the rest is
+// plain loops over fixed-width lane arrays that the compiler turns into vector code for
+// each ISA. Integer sums are exact, so every ISA gives the same integer dot; float sums
+// differ only by rounding order.
 #pragma once
 
 #include <cmath>
