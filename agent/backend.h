@@ -107,7 +107,8 @@ public:
                                           const GenerateOptions& options) override;
     // The last FIM prompt seen (tests check the layout).
     FimPrompt last_prompt() const;
-    // Each warm() as "owner:lines", lines = the line breaks in its prefix (where it ends);
+    // Each warm() as "owner:lines", lines = the line breaks in its prefix and middle
+    // (where it ends);
     // stats()["warms"] lists them for tests of the server's warming.
     void warm(const std::string& owner, const FimPrompt& stable) override;
     nlohmann::json stats() const override;

@@ -29,6 +29,15 @@ constexpr size_t kMaxChatBytes = 256u << 10;
 constexpr uint32_t kContextKeepLines = 40;
 constexpr size_t kMaxTouched = 8;
 
+// A completion prompt's budget from the settings (line strides at their defaults).
+PromptBudget prompt_budget(const Settings& s) {
+    PromptBudget b;
+    b.context_tokens = static_cast<size_t>(s.context_tokens);
+    b.prefix_tokens = static_cast<size_t>(s.prefix_tokens);
+    b.suffix_tokens = static_cast<size_t>(s.suffix_tokens);
+    return b;
+}
+
 template <class T>
 T get_or(const json& j, const char* key, T fallback) {
     if (!j.is_object()) return fallback;
@@ -686,8 +695,7 @@ void Server::warm(const std::string& uri, std::optional<lsp::Position> position)
     const std::string path = uri_to_path(uri);
     auto ix = index_for(path);
     const std::string shown = ix ? ix->relative(path) : (path.empty() ? uri : path);
-    PromptBudget budget{static_cast<size_t>(s.context_tokens), static_cast<size_t>(s.prefix_tokens),
-                        static_cast<size_t>(s.suffix_tokens), 32};
+    const PromptBudget budget = prompt_budget(s);
     const uint32_t line = to_position(doc->text, cursor, PositionEncoding::kUtf8).line;
     FimLayout layout =
         layout_fim_prompt(doc->text, cursor, shown, context_blocks(uri, path, line), budget);
@@ -787,8 +795,7 @@ lsp::Result<json> Server::inline_completion(const json& params, lsp::RequestCont
     auto ix = index_for(path);
     const std::string shown = ix ? ix->relative(path) : (path.empty() ? uri : path);
     const uint32_t line = to_position(text, cursor, PositionEncoding::kUtf8).line;
-    PromptBudget budget{static_cast<size_t>(s.context_tokens), static_cast<size_t>(s.prefix_tokens),
-                        static_cast<size_t>(s.suffix_tokens), 32};
+    const PromptBudget budget = prompt_budget(s);
     const FimLayout layout =
         layout_fim_prompt(text, cursor, shown, context_blocks(uri, path, line), budget);
     const CursorText at = cursor_text(text, cursor);
