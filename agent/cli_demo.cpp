@@ -69,8 +69,10 @@ std::string workspace_of(const std::string& file) {
     return dir.string();
 }
 
-std::unique_ptr<LspChild> start_server(const std::string& log_path) {
-    auto c = std::make_unique<LspChild>(std::vector<std::string>{self_exe(), "lsp"}, log_path);
+std::unique_ptr<LspChild> start_server(const std::string& log_path, bool test_backend = false) {
+    std::vector<std::string> argv = {self_exe(), "lsp"};
+    if (test_backend) argv.push_back("--enable-test-backend");
+    auto c = std::make_unique<LspChild>(argv, log_path);
     if (!c->started()) return nullptr;
     return c;
 }
@@ -404,7 +406,7 @@ void register_bench_lsp(CLI::App& app, int& exit_code) {
                 *text += "int f" + std::to_string(i) + "(int x) { return x + " + std::to_string(i) +
                          "; }\n";
         }
-        auto c = start_server("/dev/null");
+        auto c = start_server("/dev/null", /*test_backend=*/true);
         if (!c) {
             exit_code = fail("cannot start latent lsp");
             return;

@@ -13,7 +13,7 @@
 
 #include "agent/commands.h"
 #include "agent/lsp_commands.h"
-#include "agent/server.h"
+#include "agent/lsp_server.h"
 #include "lsp/jsonrpc.h"
 #include "lsp/transport.h"
 
@@ -48,44 +48,25 @@ void Logger::operator()(const std::string& line) {
 }
 
 int run_lsp_server(int in_fd, int out_fd, const Settings& defaults, const std::string& log_path,
-                   std::shared_ptr<Backend> backend) {
+                   bool allow_test_backends) {
     auto logger = std::make_shared<Logger>(log_path);
     auto log = [logger](const std::string& l) { (*logger)(l); };
     lsp::FdTransport transport(in_fd, out_fd);
     lsp::Endpoint::Options eo;
     eo.log = log;
     lsp::Endpoint ep([&transport](const std::string& body) { transport.write(body); }, eo);
-    ServerOptions so;
+    LspServerOptions so;
     so.settings = defaults;
     so.log = log;
-    so.backend = std::move(backend);
+    so.allow_test_backends = allow_test_backends;
     so.on_exit = [log](int code) {
         log("exit (" + std::to_string(code) + ")");
         // Leave at once: index passes and model work need not finish for a client that left.
         std::_Exit(code);
     };
-    Server server(ep, so);
+    LspServer server(ep, so);
     log("latent lsp " LATENT_VERSION " started (pid " + std::to_string(getpid()) + ")");
-    // lsp::run_message_loop, plus the documents applied on this thread as they are read.
-    for (bool reading = true; reading;) {
-        lsp::ReadResult r = transport.read();
-        switch (r.kind) {
-            case lsp::ReadResult::Kind::kMessage:
-                server.sync_documents(r.body);
-                ep.receive(r.body);
-                break;
-            case lsp::ReadResult::Kind::kError:
-                ep.report_framing_error(r.error);
-                break;
-            case lsp::ReadResult::Kind::kFatal:
-                ep.report_framing_error(r.error);
-                reading = false;
-                break;
-            case lsp::ReadResult::Kind::kEof:
-                reading = false;
-                break;
-        }
-    }
+    lsp::run_message_loop(transport, ep);
     const int code = server.shutdown_requested() ? 0 : 1;
     log("input closed; exiting (" + std::to_string(code) + ")");
     std::_Exit(code);
@@ -101,9 +82,12 @@ void register_lsp_commands(CLI::App& app, int& exit_code) {
         std::string log, model, backend, engine, remote, remote_model;
         bool stdio = true;
         bool no_index = false;
+        bool test_backend = false;
     };
     auto a = std::make_shared<Args>();
-    cmd->add_flag("--stdio", a->stdio, "Talk LSP over stdin/stdout (the default and only way)");
+    cmd->add_flag("--stdio", a->stdio,
+                  "Talk LSP over stdin/stdout (the default and only way; accepted because "
+                  "editors' LSP clients pass it)");
     cmd->add_option("--log", a->log, "Append logs to this file (default: stderr)");
     cmd->add_option("--model,-m", a->model, "GGUF model (default for the `model` setting)");
     cmd->add_option("--backend", a->backend, "local | remote | none (default: local)");
@@ -111,6 +95,9 @@ void register_lsp_commands(CLI::App& app, int& exit_code) {
     cmd->add_option("--remote", a->remote, "OpenAI-compatible server URL (sets --backend remote)");
     cmd->add_option("--remote-model", a->remote_model, "Model name for the remote server");
     cmd->add_flag("--no-index", a->no_index, "Do not index the workspace");
+    cmd->add_flag("--enable-test-backend", a->test_backend,
+                  "Let settings choose the scripted backend (tests and `latent bench lsp`; "
+                  "no setting can turn it on)");
     cmd->callback([&exit_code, a] {
         Settings s;
         if (!a->model.empty()) s.model = a->model;
@@ -132,7 +119,7 @@ void register_lsp_commands(CLI::App& app, int& exit_code) {
         }
         fcntl(proto_out, F_SETFD, FD_CLOEXEC);
         dup2(STDERR_FILENO, STDOUT_FILENO);
-        exit_code = run_lsp_server(STDIN_FILENO, proto_out, s, a->log, nullptr);
+        exit_code = run_lsp_server(STDIN_FILENO, proto_out, s, a->log, a->test_backend);
     });
 }
 

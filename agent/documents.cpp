@@ -197,6 +197,20 @@ std::optional<Document> DocumentStore::get(const std::string& uri) const {
     return it->second;
 }
 
+bool DocumentStore::read(const std::string& uri,
+                         const std::function<void(const Document&)>& fn) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = docs_.find(uri);
+    if (it == docs_.end()) return false;
+    fn(it->second);
+    return true;
+}
+
+bool DocumentStore::contains(const std::string& uri) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return docs_.count(uri) > 0;
+}
+
 std::vector<std::string> DocumentStore::uris() const {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> out;
@@ -228,7 +242,10 @@ std::string uri_to_path(std::string_view uri) {
     std::string out;
     for (size_t i = 0; i < uri.size(); ++i) {
         if (uri[i] == '%' && i + 2 < uri.size() && hex(uri[i + 1]) >= 0 && hex(uri[i + 2]) >= 0) {
-            out += static_cast<char>(hex(uri[i + 1]) * 16 + hex(uri[i + 2]));
+            const char c = static_cast<char>(hex(uri[i + 1]) * 16 + hex(uri[i + 2]));
+            // No file name holds a NUL; "%00" would cut the path short in a system call.
+            if (c == '\0') return "";
+            out += c;
             i += 2;
         } else if (uri[i] == '?' || uri[i] == '#') {
             break;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,10 @@ public:
                 std::vector<AppliedChange>* applied = nullptr);
     void close(const std::string& uri);
     std::optional<Document> get(const std::string& uri) const;
+    // Calls `fn` with the document under the store's lock (no copy); false when not open.
+    // `fn` must be short and must not call back into the store.
+    bool read(const std::string& uri, const std::function<void(const Document&)>& fn) const;
+    bool contains(const std::string& uri) const;
     std::vector<std::string> uris() const;
     size_t size() const;
 
@@ -85,7 +90,9 @@ private:
     std::map<std::string, Document> docs_;
 };
 
-// file:///a/b%20c.cpp -> /a/b c.cpp; "" when the URI is not a file: URI.
+// file:///a/b%20c.cpp -> /a/b c.cpp; "" when the URI is not a file: URI or decodes to a
+// NUL byte. Lexical only: "..", "%2e%2e", "%2F" and symlinks stay as they are, so nothing
+// read from disk on a client's say-so may use this alone (Workspaces::resolve does).
 std::string uri_to_path(std::string_view uri);
 // /a/b c.cpp -> file:///a/b%20c.cpp
 std::string path_to_uri(std::string_view path);

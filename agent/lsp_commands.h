@@ -8,7 +8,7 @@
 #include <string>
 
 #include "agent/backend.h"
-#include "agent/server.h"
+#include "agent/settings.h"
 
 namespace latent::agent {
 
@@ -25,8 +25,9 @@ private:
 };
 
 // Serves LSP on the descriptors until `exit` or end of input, then ends the process
-// (std::_Exit with 0 after shutdown, else 1). `backend`: overrides the settings' backend.
+// (std::_Exit with 0 after shutdown, else 1). `allow_test_backends`: settings may choose
+// the scripted backend.
 [[noreturn]] int run_lsp_server(int in_fd, int out_fd, const Settings& defaults,
-                                const std::string& log_path, std::shared_ptr<Backend> backend);
+                                const std::string& log_path, bool allow_test_backends);
 
 }  // namespace latent::agent

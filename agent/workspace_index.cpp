@@ -1,12 +1,11 @@
 // WorkspaceIndex (see workspace_index.h).
 #include "agent/workspace_index.h"
 
-#include <fnmatch.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
+#include "agent/glob.h"
 #include "index/indexer.h"
 #include "index/sqlite_store.h"
 
@@ -33,15 +32,7 @@ std::string default_index_db(const std::string& root) {
 }
 
 bool excluded(const std::string& path, const std::vector<std::string>& globs) {
-    for (const auto& g : globs) {
-        if (g.empty()) continue;
-        if (fnmatch(g.c_str(), path.c_str(), 0) == 0) return true;
-        // "dir/**" style globs also match the folder's files at any depth.
-        if (g.size() > 3 && g.compare(g.size() - 3, 3, "/**") == 0 &&
-            path.compare(0, g.size() - 2, g, 0, g.size() - 2) == 0)
-            return true;
-    }
-    return false;
+    return glob_excludes(globs, path);
 }
 
 WorkspaceIndex::WorkspaceIndex(WorkspaceIndexOptions options) : options_(std::move(options)) {
@@ -49,12 +40,35 @@ WorkspaceIndex::WorkspaceIndex(WorkspaceIndexOptions options) : options_(std::mo
 }
 
 WorkspaceIndex::~WorkspaceIndex() {
+    cancel();
+    if (thread_.joinable()) thread_.join();
+}
+
+void WorkspaceIndex::cancel() {
+    cancel_ = true;
     {
         std::lock_guard<std::mutex> lock(mu_);
         stopping_ = true;
     }
     cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+}
+
+void WorkspaceIndex::note_change(const std::string& path) {
+    ++generation_;
+    if (path != newest_path_) {
+        newest_other_ = generation_ - 1;
+        newest_path_ = path;
+    }
+}
+
+uint64_t WorkspaceIndex::generation() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return generation_;
+}
+
+uint64_t WorkspaceIndex::generation_except(const std::string& abs_path) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return abs_path == newest_path_ ? newest_other_ : generation_;
 }
 
 void WorkspaceIndex::start() {
@@ -80,7 +94,16 @@ void WorkspaceIndex::update(const std::string& abs_path, std::optional<std::stri
     if (!contains(abs_path) || excluded(relative(abs_path), options_.exclude)) return;
     {
         std::lock_guard<std::mutex> lock(mu_);
-        pending_[abs_path] = std::move(content);
+        pending_[abs_path] = Pending{std::move(content), nullptr};
+    }
+    cv_.notify_all();
+}
+
+void WorkspaceIndex::update_open(const std::string& abs_path, Fetch fetch) {
+    if (!contains(abs_path) || excluded(relative(abs_path), options_.exclude)) return;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_[abs_path] = Pending{std::nullopt, std::move(fetch)};
     }
     cv_.notify_all();
 }
@@ -118,28 +141,35 @@ void WorkspaceIndex::loop() {
             if (options_.threads > 0) io.threads = options_.threads;
             io.progress = options_.progress;
             io.warn = [](const std::string&) {};  // per-file problems: too many to log
+            io.cancelled = [this] { return cancel_.load(); };
             if (!options_.exclude.empty())
                 io.skip_path = [globs = options_.exclude](const std::string& path) {
                     return excluded(path, globs);
                 };
             indexer = std::make_unique<index::Indexer>(options_.root, *store, io);
             const auto st = indexer->index_all();
+            if (st.cancelled) {
+                log("index " + options_.root + ": pass cancelled");
+                if (options_.done) options_.done("cancelled");
+                return;
+            }
             const auto c = store->counts();
             {
                 std::lock_guard<std::mutex> lock(mu_);
                 state_ = "ready";
                 files_ = c.files;
                 symbols_ = c.symbols;
+                note_change("");
             }
-            ++generation_;
             char buf[200];
             std::snprintf(buf, sizeof buf, "%zu files (%zu parsed, %zu unchanged), %lld symbols",
                           st.listed, st.parsed, st.unchanged, static_cast<long long>(c.symbols));
             log("index " + options_.root + ": " + buf);
             if (options_.done) options_.done(buf);
         }
-    } catch (const std::exception& e) {
+    } catch (const std::exception& e) {  // bad_alloc included: this folder fails, not us
         err = e.what();
+        indexer.reset();
         store.reset();
     }
     if (!store) {
@@ -153,7 +183,7 @@ void WorkspaceIndex::loop() {
         return;
     }
     while (true) {
-        std::map<std::string, std::optional<std::string>> batch;
+        std::map<std::string, Pending> batch;
         std::vector<std::string> removals;
         {
             std::unique_lock<std::mutex> lock(mu_);
@@ -165,9 +195,13 @@ void WorkspaceIndex::loop() {
         }
         try {
             for (const auto& p : removals) indexer->remove_file(p);
-            for (const auto& [path, content] : batch) {
-                if (content)
-                    indexer->update_file(path, std::string_view(*content));
+            for (auto& [path, p] : batch) {
+                if (p.fetch) {
+                    p.content = p.fetch();
+                    if (!p.content) continue;
+                }
+                if (p.content)
+                    indexer->update_file(path, std::string_view(*p.content));
                 else
                     indexer->update_file(path);
             }
@@ -175,6 +209,8 @@ void WorkspaceIndex::loop() {
             std::lock_guard<std::mutex> lock(mu_);
             files_ = c.files;
             symbols_ = c.symbols;
+            for (const auto& p : removals) note_change(p);
+            for (const auto& [path, p] : batch) note_change(path);
         } catch (const std::exception& e) {
             log("index update: " + std::string(e.what()));
         }

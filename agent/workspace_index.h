@@ -32,8 +32,8 @@ namespace latent::agent {
 // uses), or ~/.cache/..., never inside the user's repository.
 std::string default_index_db(const std::string& root);
 
-// True when the workspace-relative `path` matches one of the globs (fnmatch, where "*"
-// also crosses "/", so "**/gen/*" and "build/*" both work).
+// True when the workspace-relative `path` or a folder it lies in matches one of the globs,
+// with VS Code's meaning (glob.h).
 bool excluded(const std::string& path, const std::vector<std::string>& globs);
 
 struct WorkspaceIndexOptions {
@@ -52,12 +52,20 @@ struct WorkspaceIndexOptions {
 class WorkspaceIndex {
 public:
     explicit WorkspaceIndex(WorkspaceIndexOptions options);
-    ~WorkspaceIndex();  // stops after the current job (a full pass is not interrupted)
+    ~WorkspaceIndex();  // cancel(), then joins the thread (a pass stops at its next file)
+
+    // Stops a pass in progress at its next file and the thread after it; returns at once.
+    void cancel();
 
     // Starts the background thread with a full pass.
     void start();
     // Queue a single-file update: from `content` (an open document) or from disk.
     void update(const std::string& abs_path, std::optional<std::string> content = {});
+    // Queue an open document's update, its text read by `fetch` when the index thread gets
+    // to it: a burst of keystrokes costs one copy of the document, not one per change.
+    // `fetch` returning nullopt (the document closed meanwhile) skips it.
+    using Fetch = std::function<std::optional<std::string>()>;
+    void update_open(const std::string& abs_path, Fetch fetch);
     void remove(const std::string& abs_path);
 
     bool contains(const std::string& abs_path) const;
@@ -68,9 +76,13 @@ public:
     std::vector<ContextBlock> context_for(const std::string& abs_path, uint32_t line,
                                           uint32_t column, size_t token_budget);
     std::vector<index::SymbolHit> definitions(const std::string& name, size_t limit);
-    // Bumped whenever the index changes for files other than open documents'; callers
-    // cache context per generation.
-    uint64_t generation() const { return generation_; }
+    // Bumped whenever the index changes: after each pass and for every file updated or
+    // removed since (open documents' edits included).
+    uint64_t generation() const;
+    // The generation of the newest change to a file other than `abs_path`: what context
+    // retrieved for `abs_path` depends on. Typing in a file leaves it alone, an edit to a
+    // definition elsewhere moves it, so callers cache a file's context per this value.
+    uint64_t generation_except(const std::string& abs_path) const;
 
     nlohmann::json stats() const;  // state, files, symbols, last error
 
@@ -84,12 +96,22 @@ private:
     mutable std::mutex mu_;  // queue and figures
     std::condition_variable cv_;
     bool stopping_ = false;
-    std::map<std::string, std::optional<std::string>> pending_;  // path -> content
+    struct Pending {
+        std::optional<std::string> content;  // else from fetch, else from disk
+        Fetch fetch;
+    };
+    std::map<std::string, Pending> pending_;  // path -> what to index
     std::vector<std::string> pending_removals_;
     std::string state_ = "idle";  // idle | indexing | ready | failed | off
     std::string error_;
     int64_t files_ = 0, symbols_ = 0;
-    std::atomic<uint64_t> generation_{0};
+    std::atomic<bool> cancel_{false};
+    // Changes, newest first: the generation and the path of the newest, and the generation
+    // of the newest change to any other path (see generation_except).
+    void note_change(const std::string& path);  // with mu_ held
+    uint64_t generation_ = 0;
+    std::string newest_path_;
+    uint64_t newest_other_ = 0;
 
     std::mutex read_mu_;  // the reader connection
     std::unique_ptr<index::Store> reader_;

@@ -178,6 +178,36 @@ std::optional<FileUpdate> prepare_update(const std::string& root, const Work& w,
 // is wrong.
 std::optional<std::string> run_program(const std::vector<std::string>& args,
                                        const std::string& input) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) env.emplace_back(*e);
+    return run_program(args, input, env);
+}
+
+std::optional<std::string> run_git(const std::vector<std::string>& args) {
+    // A repository's own config may name programs that git runs: core.fsmonitor (run by
+    // ls-files), core.pager, diff drivers. Overridden on the command line, which wins.
+    std::vector<std::string> argv = {"git",
+                                     "-c",
+                                     "core.fsmonitor=false",
+                                     "-c",
+                                     "core.untrackedCache=false",
+                                     "-c",
+                                     "core.pager=cat",
+                                     "-c",
+                                     "core.hooksPath=/dev/null",
+                                     "--no-pager"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> env = {"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0",
+                                    "GIT_PAGER=cat", "PAGER=cat", "LC_ALL=C"};
+    // Only what finds git and the user's own (trusted) global config.
+    for (const char* keep : {"PATH", "HOME", "XDG_CONFIG_HOME"})
+        if (const char* v = std::getenv(keep)) env.push_back(std::string(keep) + "=" + v);
+    return run_program(argv, {}, env);
+}
+
+std::optional<std::string> run_program(const std::vector<std::string>& args,
+                                       const std::string& input,
+                                       const std::vector<std::string>& env) {
     int out[2], in[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return std::nullopt;
     Fd out_r(out[0]), out_w(out[1]);
@@ -191,8 +221,11 @@ std::optional<std::string> run_program(const std::vector<std::string>& args,
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
     pid_t pid = 0;
-    const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    const int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) return std::nullopt;
     ::close(out_w.fd);
@@ -253,22 +286,21 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
         for (const char* p : kDefaultExcludes) excludes.push_back(std::string("--exclude=") + p);
 
     std::vector<std::string> files;
-    const auto inside = run_program({"git", "-C", root, "rev-parse", "--is-inside-work-tree"});
+    const auto inside = run_git({"-C", root, "rev-parse", "--is-inside-work-tree"});
     // An ignored folder inside a work tree (say node_modules) lists nothing through
     // ls-files; it is indexed as a plain folder.
     const bool ignored_root =
-        inside && run_program({"git", "-C", root, "check-ignore", "-q", "."}).has_value();
+        inside && run_git({"-C", root, "check-ignore", "-q", "."}).has_value();
     if (inside && inside->rfind("true", 0) == 0 && !ignored_root) {
-        std::vector<std::string> args = {"git", "-C", root, "ls-files", "-co", "--exclude-standard",
-                                         "-z"};
+        std::vector<std::string> args = {"-C", root, "ls-files", "-co", "--exclude-standard", "-z"};
         args.insert(args.end(), excludes.begin(), excludes.end());
-        if (auto out = run_program(args)) {
+        if (auto out = run_git(args)) {
             files = split_nul(*out);
             // Tracked files are listed whatever the excludes; drop those they match.
             if (!excludes.empty()) {
-                std::vector<std::string> ign = {"git", "-C", root, "ls-files", "-ci", "-z"};
+                std::vector<std::string> ign = {"-C", root, "ls-files", "-ci", "-z"};
                 ign.insert(ign.end(), excludes.begin(), excludes.end());
-                if (auto o2 = run_program(ign)) {
+                if (auto o2 = run_git(ign)) {
                     auto drop = split_nul(*o2);
                     std::unordered_set<std::string> d(drop.begin(), drop.end());
                     std::erase_if(files, [&](const std::string& f) { return d.count(f) > 0; });
@@ -283,9 +315,8 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
         char tmpl[] = "/tmp/latent-git-XXXXXX";
         if (const char* dir = ::mkdtemp(tmpl)) {
             const std::string gitdir = std::string(dir) + "/g";
-            if (run_program({"git", "init", "-q", "--bare", gitdir})) {
-                std::vector<std::string> args = {"git",
-                                                 "--git-dir=" + gitdir,
+            if (run_git({"init", "-q", "--bare", "--template=", gitdir})) {
+                std::vector<std::string> args = {"--git-dir=" + gitdir,
                                                  "--work-tree=.",
                                                  "-C",
                                                  root,
@@ -294,7 +325,7 @@ std::vector<std::string> list_workspace_files(const std::string& root, bool defa
                                                  "-z",
                                                  "--exclude-per-directory=.gitignore"};
                 args.insert(args.end(), excludes.begin(), excludes.end());
-                if (auto out = run_program(args)) {
+                if (auto out = run_git(args)) {
                     files = split_nul(*out);
                     listed = true;
                     if (how) *how = "git ls-files (no repository)";
@@ -388,7 +419,12 @@ IndexStats Indexer::index_all() {
     std::atomic<uint64_t> bytes{0};
     std::atomic<size_t> timeouts{0};
 
+    std::atomic<bool> stop{false};
     auto produce = [&](Extractor& ex) -> bool {  // false when no work is left
+        if (options_.cancelled && options_.cancelled()) {
+            stop = true;
+            return false;
+        }
         const size_t i = next.fetch_add(1);
         if (i >= work.size()) return false;
         bool skip = false;
@@ -482,6 +518,11 @@ IndexStats Indexer::index_all() {
         if (failure) std::rethrow_exception(failure);
     }
     if (!batch.empty() || total == 0) flush();
+    if (stop) {  // what was written stays; removals wait for a whole pass
+        stats.cancelled = true;
+        stats.bytes = bytes;
+        return stats;
+    }
 
     vanished.insert(vanished.end(), skipped_paths.begin(), skipped_paths.end());
     stats.skipped += skipped_paths.size();

@@ -47,22 +47,37 @@ struct IndexerOptions {
     std::function<void(size_t done, size_t total)> progress;
     // Problems that do not stop the run (an unreadable file, a parse timeout).
     std::function<void(const std::string&)> warn;
+    // Polled between files (on every parser thread): true stops index_all() early — the
+    // files already written stay, nothing is removed, IndexStats::cancelled says so. Lets
+    // the owner drop a workspace folder without waiting for a whole pass. Null: never.
+    std::function<bool()> cancelled;
 };
 
 struct IndexStats {
-    size_t listed = 0;     // candidate source files found
-    size_t parsed = 0;     // files (re)parsed and written
-    size_t unchanged = 0;  // same size and mtime, or same content hash
-    size_t removed = 0;    // vanished (or now skipped) files deleted from the index
-    size_t skipped = 0;    // binary, too large, minified, unreadable, symlinks
-    size_t timed_out = 0;  // parses abandoned at the time limit (indexed as line chunks)
-    uint64_t bytes = 0;    // bytes of source parsed
+    size_t listed = 0;       // candidate source files found
+    size_t parsed = 0;       // files (re)parsed and written
+    size_t unchanged = 0;    // same size and mtime, or same content hash
+    size_t removed = 0;      // vanished (or now skipped) files deleted from the index
+    size_t skipped = 0;      // binary, too large, minified, unreadable, symlinks
+    size_t timed_out = 0;    // parses abandoned at the time limit (indexed as line chunks)
+    uint64_t bytes = 0;      // bytes of source parsed
+    bool cancelled = false;  // IndexerOptions::cancelled stopped the pass
 };
 
 // Runs argv (no shell), feeding `input` on stdin and returning stdout (stderr is
 // discarded); nullopt when the program is missing or exits non-zero.
 std::optional<std::string> run_program(const std::vector<std::string>& args,
                                        const std::string& input = {});
+// The same with exactly `env` ("NAME=value") as the child's environment.
+std::optional<std::string> run_program(const std::vector<std::string>& args,
+                                       const std::string& input,
+                                       const std::vector<std::string>& env);
+
+// Runs git on a folder the user may not trust: `git -c core.fsmonitor=false ... <args>` in
+// a clean environment (no GIT_* from ours, no pager, no prompt, no optional locks), so
+// nothing the folder's .git/config names — an fsmonitor hook, a pager — is executed and
+// git writes nothing into the user's repository.
+std::optional<std::string> run_git(const std::vector<std::string>& args);
 
 // The 64-bit content hash stored per file (a fast multiply-mix hash, not cryptographic:
 // it only has to notice edits; libxxhash-dev is not on the machines).

@@ -9,6 +9,9 @@ namespace latent::lsp {
 
 struct RequestContext::State {
     std::atomic<bool> cancelled{false};
+    std::atomic<bool> deferred{false};
+    std::atomic<bool> answered{false};  // the one answer was sent (or is being sent)
+    std::shared_ptr<EndpointLife> life;
 };
 
 void to_json(json& j, const ResponseError& v) {
@@ -40,8 +43,30 @@ bool RequestContext::cancelled() const { return state_->cancelled.load(); }
 
 bool RequestContext::send_partial_result(const json& value) {
     if (!partial_result_token_ || cancelled()) return false;
-    endpoint_->progress(*partial_result_token_, value);
+    if (!state_->deferred) {  // the handler runs on a worker: the endpoint is alive
+        endpoint_->progress(*partial_result_token_, value);
+        return true;
+    }
+    std::lock_guard<std::mutex> lock(state_->life->mu);
+    if (!state_->life->endpoint || state_->answered) return false;
+    state_->life->endpoint->progress(*partial_result_token_, value);
     return true;
+}
+
+std::shared_ptr<DeferredReply> RequestContext::defer() {
+    state_->deferred = true;
+    return std::shared_ptr<DeferredReply>(new DeferredReply(self_.lock()));
+}
+
+DeferredReply::~DeferredReply() {
+    reply(ResponseError{error_code::kServerCancelled, "the server gave up on the request", {}});
+}
+
+void DeferredReply::reply(Result<json> result) {
+    auto& state = *ctx_->state_;
+    std::lock_guard<std::mutex> lock(state.life->mu);
+    if (!state.life->endpoint || state.answered) return;
+    state.life->endpoint->answer(*ctx_, std::move(result));
 }
 
 namespace {
@@ -91,7 +116,10 @@ size_t nesting_depth(std::string_view body) {
 }  // namespace
 
 Endpoint::Endpoint(Sink sink, Options options)
-    : sink_(std::move(sink)), options_(std::move(options)) {
+    : sink_(std::move(sink)),
+      options_(std::move(options)),
+      life_(std::make_shared<EndpointLife>()) {
+    life_->endpoint = this;
     ungated_.insert(options_.ungated_methods.begin(), options_.ungated_methods.end());
     gate_open_ = !options_.require_initialize;
     for (unsigned i = 0; i < options_.worker_threads; ++i)
@@ -99,7 +127,10 @@ Endpoint::Endpoint(Sink sink, Options options)
     if (options_.worker_threads > 0) timer_ = std::thread([this] { timer_loop(); });
 }
 
-Endpoint::~Endpoint() {
+Endpoint::~Endpoint() { stop(); }
+
+void Endpoint::stop() {
+    if (stopped_.exchange(true)) return;
     std::map<int64_t, Outgoing> left;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -112,10 +143,68 @@ Endpoint::~Endpoint() {
     for (auto& [id, out] : left)
         out.callback(ResponseError{error_code::kRequestCancelled, "endpoint shut down", {}});
     block_until_idle_for_test();
+    // Deferred requests still waiting: answered now (they were marked cancelled above), and
+    // no later reply reaches this endpoint.
+    {
+        std::lock_guard<std::mutex> life(life_->mu);
+        std::vector<std::shared_ptr<RequestContext::State>> deferred;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto& [id, state] : in_flight_)
+                if (state->deferred) deferred.push_back(state);
+        }
+        for (auto& state : deferred) {
+            if (state->answered.exchange(true)) continue;
+            std::optional<IntOrString> id;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it)
+                    if (it->second == state) {
+                        id = it->first;
+                        in_flight_.erase(it);
+                        break;
+                    }
+            }
+            if (id) send_error(json(*id), error_code::kRequestCancelled, "request cancelled");
+        }
+        life_->endpoint = nullptr;
+    }
     work_cv_.notify_all();
     timer_cv_.notify_all();
     for (auto& t : workers_) t.join();
+    workers_.clear();
     if (timer_.joinable()) timer_.join();
+}
+
+void Endpoint::answer(RequestContext& ctx, Result<json> result) {
+    if (ctx.state_->answered.exchange(true)) return;
+    // The client asked to cancel: it gets -32800 whatever the handler made, so a cancelled
+    // request always reads the same.
+    if (ctx.cancelled())
+        result = ResponseError{error_code::kRequestCancelled, "request cancelled", {}};
+    {
+        // Forget the id before replying: the client may reuse it at once.
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_flight_.erase(ctx.id());
+    }
+    if (result)
+        send(json{{"jsonrpc", "2.0"}, {"id", ctx.id()}, {"result", std::move(result.value())}});
+    else
+        send(json{{"jsonrpc", "2.0"}, {"id", ctx.id()}, {"error", result.error()}});
+}
+
+void Endpoint::post(Concurrency concurrency, std::function<void()> work) {
+    auto run = [this, work = std::move(work)] {
+        try {
+            work();
+        } catch (const std::exception& e) {
+            log(std::string("lsp: posted work failed: ") + e.what());
+        }
+    };
+    if (concurrency == Concurrency::kReader)
+        run();
+    else
+        schedule(Work{concurrency, std::move(run)});
 }
 
 void Endpoint::on_request(std::string method, RequestHandler handler, Concurrency concurrency) {
@@ -161,6 +250,10 @@ void Endpoint::report_framing_error(const std::string& error) {
 }
 
 void Endpoint::receive(std::string_view body) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopping_) return;
+    }
     if (nesting_depth(body) > kMaxNesting) {
         send_error(nullptr, error_code::kInvalidRequest,
                    "JSON nested deeper than " + std::to_string(kMaxNesting) + " levels");
@@ -221,12 +314,12 @@ void Endpoint::receive(std::string_view body) {
                     log("lsp: dropped notification " + method + ": params not structured");
                 return;
             }
-            params = *p;
+            params = std::move(*p);  // a didOpen's params hold a whole document
         }
         if (id)
-            handle_request(*id, method, params);
+            handle_request(*id, method, std::move(params));
         else
-            handle_notification(method, params);
+            handle_notification(method, std::move(params));
         return;
     }
     if (id && (msg.contains("result") || msg.contains("error"))) {
@@ -243,7 +336,7 @@ void Endpoint::receive(std::string_view body) {
                "neither a request, a notification nor a response");
 }
 
-void Endpoint::handle_request(IntOrString id, const std::string& method, const json& params) {
+void Endpoint::handle_request(IntOrString id, const std::string& method, json params) {
     if (gated(method)) {
         send_error(json(id), error_code::kServerNotInitialized,
                    "server not initialized: " + method + " before initialize");
@@ -255,6 +348,7 @@ void Endpoint::handle_request(IntOrString id, const std::string& method, const j
         return;
     }
     auto state = std::make_shared<RequestContext::State>();
+    state->life = life_;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!in_flight_.emplace(id, state).second) {
@@ -265,49 +359,56 @@ void Endpoint::handle_request(IntOrString id, const std::string& method, const j
         }
     }
     auto ctx = std::shared_ptr<RequestContext>(new RequestContext(this, id, method, state));
+    ctx->self_ = ctx;
     ctx->work_done_token_ = token_in(params, "workDoneToken");
     ctx->partial_result_token_ = token_in(params, "partialResultToken");
     const RequestHandler* handler = &handler_it->second.first;
-    schedule(Work{
-        handler_it->second.second, [this, ctx, handler, params] {
-            Result<json> result =
-                ResponseError{error_code::kRequestCancelled, "request cancelled", {}};
-            if (!ctx->cancelled()) {
-                try {
-                    result = (*handler)(params, *ctx);
-                } catch (const ProtocolError& e) {
-                    result = ResponseError{error_code::kInvalidParams, e.what(), {}};
-                } catch (const json::exception& e) {
-                    result = ResponseError{error_code::kInvalidParams, e.what(), {}};
-                } catch (const std::exception& e) {
-                    result = ResponseError{
-                        error_code::kInternalError, std::string("internal error: ") + e.what(), {}};
-                }
-            }
-            // The client asked to cancel: it gets -32800 whatever the handler
-            // made, so a cancelled request always reads the same.
-            if (ctx->cancelled())
-                result = ResponseError{error_code::kRequestCancelled, "request cancelled", {}};
-            {
-                // Forget the id before replying: the client may reuse it at once.
-                std::lock_guard<std::mutex> lock(mutex_);
-                in_flight_.erase(ctx->id());
-            }
-            if (result)
-                send(json{
-                    {"jsonrpc", "2.0"}, {"id", ctx->id()}, {"result", std::move(result.value())}});
-            else
-                send(json{{"jsonrpc", "2.0"}, {"id", ctx->id()}, {"error", result.error()}});
-        }});
+    Concurrency concurrency = handler_it->second.second;
+    if (concurrency == Concurrency::kReader) concurrency = Concurrency::kParallel;  // requests wait
+    schedule(Work{concurrency, [this, ctx, handler, params = std::move(params)] {
+                      Result<json> result =
+                          ResponseError{error_code::kRequestCancelled, "request cancelled", {}};
+                      if (!ctx->cancelled()) {
+                          try {
+                              result = (*handler)(params, *ctx);
+                          } catch (const ProtocolError& e) {
+                              result = ResponseError{error_code::kInvalidParams, e.what(), {}};
+                          } catch (const json::exception& e) {
+                              result = ResponseError{error_code::kInvalidParams, e.what(), {}};
+                          } catch (const std::exception& e) {
+                              result = ResponseError{error_code::kInternalError,
+                                                     std::string("internal error: ") + e.what(),
+                                                     {}};
+                          }
+                      }
+                      // A deferred request is answered by its DeferredReply.
+                      if (!ctx->state_->deferred) answer(*ctx, std::move(result));
+                  }});
 }
 
-void Endpoint::handle_notification(const std::string& method, const json& params) {
+void Endpoint::handle_notification(const std::string& method, json params) {
     if (method == "$/cancelRequest") {
         try {
             const auto cancel = params.get<CancelParams>();
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (auto it = in_flight_.find(cancel.id); it != in_flight_.end())
-                it->second->cancelled = true;
+            std::shared_ptr<RequestContext::State> state;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (auto it = in_flight_.find(cancel.id); it != in_flight_.end()) {
+                    it->second->cancelled = true;
+                    state = it->second;
+                }
+            }
+            // A deferred request has no handler left to notice: answer it now.
+            if (state && state->deferred) {
+                std::lock_guard<std::mutex> life(life_->mu);
+                if (!state->answered.exchange(true)) {
+                    {
+                        std::lock_guard<std::mutex> lock(mutex_);
+                        in_flight_.erase(cancel.id);
+                    }
+                    send_error(json(cancel.id), error_code::kRequestCancelled, "request cancelled");
+                }
+            }
         } catch (const std::exception& e) {
             log(std::string("lsp: bad $/cancelRequest: ") + e.what());
         }
@@ -324,13 +425,17 @@ void Endpoint::handle_notification(const std::string& method, const json& params
         return;
     }
     const NotificationHandler* handler = &handler_it->second.first;
-    schedule(Work{handler_it->second.second, [this, handler, params, method] {
-                      try {
-                          (*handler)(params);
-                      } catch (const std::exception& e) {
-                          log("lsp: notification " + method + " failed: " + e.what());
-                      }
-                  }});
+    auto run = [this, handler, params = std::move(params), method] {
+        try {
+            (*handler)(params);
+        } catch (const std::exception& e) {
+            log("lsp: notification " + method + " failed: " + e.what());
+        }
+    };
+    if (handler_it->second.second == Concurrency::kReader)
+        run();
+    else
+        schedule(Work{handler_it->second.second, std::move(run)});
 }
 
 void Endpoint::handle_response(const IntOrString& id, const json& message) {

@@ -4,6 +4,7 @@
 // It knows no framing (transport.h) and no Latent methods (agent/ registers those).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -69,6 +70,13 @@ private:
 
 class Endpoint;
 
+// Deferred replies and their contexts reach the endpoint through this, under its mutex;
+// the endpoint's destructor clears it, so a late reply finds no endpoint, not a dangling one.
+struct EndpointLife {
+    std::mutex mu;
+    Endpoint* endpoint = nullptr;
+};
+
 // What a request handler may know and do besides reading its params.
 //
 // Thread safety: used by the one handler invocation it was made for; cancelled() may be
@@ -91,8 +99,16 @@ public:
     bool send_partial_result(const json& value);
     Endpoint& endpoint() { return *endpoint_; }
 
+    // Lets the handler return before it has the answer, so that waiting on something slow
+    // (a model loading) holds no worker: whatever the handler returns after calling defer()
+    // is ignored, and the request is answered by the DeferredReply, from any thread. A
+    // deferred request cancelled by the client is answered -32800 at once; one whose
+    // DeferredReply is dropped unanswered is answered -32802. Call at most once.
+    std::shared_ptr<class DeferredReply> defer();
+
 private:
     friend class Endpoint;
+    friend class DeferredReply;
     struct State;
     RequestContext(Endpoint* endpoint, IntOrString id, std::string method,
                    std::shared_ptr<State> state);
@@ -103,12 +119,38 @@ private:
     std::shared_ptr<State> state_;
     std::optional<ProgressToken> work_done_token_;
     std::optional<ProgressToken> partial_result_token_;
+    std::weak_ptr<RequestContext> self_;
+};
+
+// The answer to a deferred request (RequestContext::defer()). It may outlive the Endpoint:
+// once the endpoint is gone (it answers every deferred request -32800 as it shuts down),
+// reply() does nothing.
+//
+// Thread safety: reply() and context() from any thread; the first reply() wins.
+class DeferredReply {
+public:
+    ~DeferredReply();  // unanswered: -32802 "the server gave up"
+    DeferredReply(const DeferredReply&) = delete;
+    DeferredReply& operator=(const DeferredReply&) = delete;
+
+    // The request's context (cancelled(), send_partial_result()), alive as long as this.
+    RequestContext& context() { return *ctx_; }
+    void reply(Result<json> result);
+
+private:
+    friend class RequestContext;
+    explicit DeferredReply(std::shared_ptr<RequestContext> ctx) : ctx_(std::move(ctx)) {}
+    std::shared_ptr<RequestContext> ctx_;
 };
 
 // The dispatcher. Feed it message bodies with receive(); it writes replies and its own
 // messages through the Sink, one whole message at a time.
 //
-// Ordering. Each handler is registered as kSequential or kParallel:
+// Ordering. Each handler is registered as kReader, kSequential or kParallel:
+//  - kReader handlers (notifications only) run on the reading thread, inside receive(),
+//    before it returns: whatever they change is in effect for every message read after
+//    them, however the workers are scheduled. For cheap state changes only (document
+//    sync applies an edit there); slower follow-ups go to post().
 //  - kSequential handlers (the default for notifications: didOpen/didChange/didClose must
 //    apply in order) run one at a time, in arrival order.
 //  - kParallel handlers (the default for requests) may run concurrently with each other,
@@ -133,7 +175,7 @@ public:
     using RequestHandler = std::function<Result<json>(const json& params, RequestContext& ctx)>;
     using NotificationHandler = std::function<void(const json& params)>;
     using ResponseCallback = std::function<void(Result<json>)>;
-    enum class Concurrency { kSequential, kParallel };
+    enum class Concurrency { kSequential, kParallel, kReader };
 
     struct Options {
         // Threads that run handlers; 0 runs them inline in receive(). Default 4: enough to
@@ -156,9 +198,13 @@ public:
     };
 
     Endpoint(Sink sink, Options options);
-    // Cancels every in-flight request, lets queued work finish (answered -32800), fails
-    // pending server->client requests, joins the workers. The Sink must outlive this.
+    // stop(). The Sink must outlive this.
     ~Endpoint();
+    // Cancels every in-flight request, lets queued work finish (answered -32800), answers
+    // deferred requests -32800, fails pending server->client requests and joins the
+    // workers; later messages are dropped. Call it before the handlers' owner goes (their
+    // lambdas may hold it). Idempotent; not from a handler.
+    void stop();
     Endpoint(const Endpoint&) = delete;
     Endpoint& operator=(const Endpoint&) = delete;
 
@@ -196,6 +242,11 @@ public:
                         }),
                         concurrency);
     }
+
+    // Queues `work` under the ordering rules above, as if a message of that kind had just
+    // arrived (kReader: runs inline). For follow-ups of reader handlers and for deferred
+    // requests' continuations. Exceptions from `work` are logged.
+    void post(Concurrency concurrency, std::function<void()> work);
 
     // Lets every method through (call it from the initialize handler, before it returns).
     void open_gate();
@@ -242,8 +293,10 @@ private:
     void send(const json& message);
     void send_error(const json& id, int code, const std::string& message);
     void log(const std::string& line) const;
-    void handle_request(IntOrString id, const std::string& method, const json& params);
-    void handle_notification(const std::string& method, const json& params);
+    void handle_request(IntOrString id, const std::string& method, json params);
+    void handle_notification(const std::string& method, json params);
+    // Sends the request's one answer (-32800 when cancelled) unless it was answered.
+    void answer(RequestContext& ctx, Result<json> result);
     void handle_response(const IntOrString& id, const json& message);
     bool gated(const std::string& method) const;
     void schedule(Work work);
@@ -275,6 +328,10 @@ private:
     std::condition_variable timer_cv_;
     std::vector<std::thread> workers_;
     std::thread timer_;
+    std::shared_ptr<struct EndpointLife> life_;
+    std::atomic<bool> stopped_{false};  // stop() ran
+    friend class DeferredReply;
+    friend class RequestContext;
 };
 
 // Work-done progress on one token: begin, then reports, then end, in that order whatever

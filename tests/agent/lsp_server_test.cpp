@@ -20,7 +20,7 @@ using std::chrono::milliseconds;
 std::string tmp() { return latent::test::temp_dir(); }
 
 std::unique_ptr<LspClient> start(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {LATENT_BINARY, "lsp"};
+    std::vector<std::string> argv = {LATENT_BINARY, "lsp", "--enable-test-backend"};
     for (const auto& e : extra) argv.push_back(e);
     auto c =
         std::make_unique<LspClient>(argv, tmp() + "/lsp-stderr.txt",

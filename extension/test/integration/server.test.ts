@@ -64,7 +64,7 @@ describe('extension client against `latent lsp` (scripted backend)', function ()
     fs.writeFileSync(path.join(ws, 'util.ts'), 'export function twice(x: number) {\n  return 2 * x;\n}\n');
     uri = pathToFileURL(path.join(ws, 'add.ts')).toString();
     // As the language client starts it: `latent lsp --stdio`.
-    child = spawn(binary, ['lsp', '--stdio'], {
+    child = spawn(binary, ['lsp', '--stdio', '--enable-test-backend'], {
       env: { ...process.env, XDG_CACHE_HOME: path.join(tmp, 'cache') },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

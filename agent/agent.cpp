@@ -1,0 +1,583 @@
+// Agent (see agent.h).
+#include "agent/agent.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace latent::agent {
+
+using Clock = std::chrono::steady_clock;
+using Kind = FeatureError::Kind;
+
+namespace {
+
+// A chat history longer than this is cut from the front: it bounds the prompt we build
+// (and what a client can make us tokenize) whatever the client sends.
+constexpr size_t kMaxChatMessages = 64;
+constexpr size_t kMaxChatBytes = 256u << 10;
+// Retrieved context is kept for a document while the cursor stays within this many lines
+// of where it was looked up (and the index is unchanged elsewhere): context comes first in
+// the prompt, so changing it recomputes the whole prompt.
+constexpr uint32_t kContextKeepLines = 40;
+constexpr size_t kMaxTouched = 8;
+// Selections sent to the model: explain reads up to 32 KiB, edit refuses more than 64 KiB
+// (its answer replaces the selection, so it must not be cut), chat context 16 KiB.
+constexpr size_t kMaxExplainBytes = 32768;
+constexpr size_t kMaxEditBytes = 65536;
+constexpr size_t kMaxChatContextBytes = 16384;
+constexpr size_t kMaxInstructionBytes = 16384;
+
+// A completion prompt's budget from the settings (line strides at their defaults).
+PromptBudget prompt_budget(const Settings& s) {
+    PromptBudget b;
+    b.context_tokens = static_cast<size_t>(s.context_tokens);
+    b.prefix_tokens = static_cast<size_t>(s.prefix_tokens);
+    b.suffix_tokens = static_cast<size_t>(s.suffix_tokens);
+    return b;
+}
+
+std::string extension_language(const std::string& uri) {
+    const size_t dot = uri.rfind('.');
+    return dot == std::string::npos ? "" : uri.substr(dot + 1);
+}
+
+FeatureError not_open(const std::string& uri) {
+    return {Kind::kInvalid, "the document is not open: " + uri, 0};
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options)
+    : options_(std::move(options)),
+      workspaces_(WorkspacesOptions{options_.index_report, options_.log}),
+      settings_(options_.settings),
+      backends_(BackendHostOptions{
+          [fixed = options_.backend, allow = options_.allow_test_backends,
+           log = options_.log](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
+              if (fixed) return fixed;
+              return make_backend(s, allow, log);
+          },
+          [this](const std::shared_ptr<Backend>& b, const std::string& error) {
+              on_backend_loaded(b, error);
+          },
+          options_.log}) {
+    workspaces_.set_settings(settings_);
+}
+
+Agent::~Agent() { backends_.stop(); }
+
+void Agent::log(const std::string& line) const {
+    if (options_.log) options_.log(line);
+}
+
+Settings Agent::settings() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return settings_;
+}
+
+void Agent::set_settings(const Settings& now) {
+    Settings old;
+    bool started;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        old = settings_;
+        settings_ = now;
+        started = started_;
+    }
+    workspaces_.set_settings(now);
+    log("settings: " + redacted(now).dump());
+    if (started && backend_settings_differ(old, now)) backends_.reload(now);
+}
+
+void Agent::start() {
+    Settings s;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (started_) return;
+        started_ = true;
+        s = settings_;
+    }
+    // Model loading and indexing take seconds: both run on threads of their owners.
+    backends_.reload(s);
+    workspaces_.start_indexing();
+}
+
+void Agent::folders_changed() {
+    bool started;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        started = started_;
+    }
+    if (started) workspaces_.start_indexing();
+}
+
+void Agent::on_backend_loaded(const std::shared_ptr<Backend>& b, const std::string& error) {
+    if (!error.empty() && options_.show_error) options_.show_error("Latent: " + error);
+    if (!b) return;
+    std::optional<Focus> focus;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        focus = focus_;
+    }
+    if (focus)
+        warm(focus->uri, focus->position);
+    else
+        for (const auto& uri : docs_.uris()) warm(uri, std::nullopt);
+}
+
+// ---- documents ----
+
+void Agent::open_document(Document doc) {
+    if (doc.text.size() > DocumentStore::kMaxDocumentBytes) {
+        log("didOpen: a document larger than 64 MiB is not kept: " + doc.uri);
+        return;
+    }
+    docs_.open(std::move(doc));
+}
+
+bool Agent::change_document(const std::string& uri, int32_t version,
+                            const std::vector<lsp::TextDocumentContentChangeEvent>& changes) {
+    std::vector<AppliedChange> applied;
+    if (!docs_.change(uri, version, changes, &applied)) {
+        log("didChange for a document that is not open (or too large): " + uri);
+        return false;
+    }
+    if (!applied.empty()) {
+        // Lines of the last change, read without copying the document.
+        uint32_t first = 0, last = 0;
+        docs_.read(uri, [&](const Document& d) {
+            const auto enc = PositionEncoding::kUtf8;
+            first = to_position(d.text, applied.back().start, enc).line;
+            last = to_position(d.text, applied.back().new_end, enc).line;
+        });
+        std::lock_guard<std::mutex> lock(mu_);
+        // Merge with the newest entry when it is the same place.
+        if (!touched_.empty() && touched_.front().uri == uri &&
+            first <= touched_.front().last + 3 && last + 3 >= touched_.front().first) {
+            touched_.front().first = std::min(touched_.front().first, first);
+            touched_.front().last = std::max(touched_.front().last, last);
+        } else {
+            touched_.push_front({uri, first, last});
+            if (touched_.size() > kMaxTouched) touched_.pop_back();
+        }
+    }
+    return true;
+}
+
+void Agent::close_document(const std::string& uri) {
+    docs_.close(uri);
+    suggestions_.forget(uri);
+}
+
+void Agent::document_opened(const std::string& uri) {
+    bool focused;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        focused = focus_.has_value();
+    }
+    if (!focused) warm(uri, std::nullopt);  // else its focus() says where, if it is shown
+}
+
+void Agent::document_changed(const std::string& uri) {
+    const std::string path = workspaces_.resolve(uri);
+    if (path.empty()) return;
+    auto ix = workspaces_.index_for(path);
+    if (!ix) return;
+    ix->update_open(path, [this, uri]() -> std::optional<std::string> {
+        if (auto doc = docs_.get(uri)) return std::move(doc->text);
+        return std::nullopt;
+    });
+}
+
+void Agent::document_closed(const std::string& uri) {
+    if (auto b = backends_.current().backend) b->release(uri);
+    // Back to the disk's version — read only inside the workspace folders.
+    const std::string path = workspaces_.resolve(uri);
+    if (path.empty()) return;
+    if (auto ix = workspaces_.index_for(path)) ix->update(path);
+}
+
+void Agent::focus(const std::string& uri, std::optional<lsp::Position> position) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        focus_ = Focus{uri, position};
+        // The user left the document of the in-flight completion: nobody will see it.
+        if (inflight_.superseded && inflight_.uri != uri) {
+            inflight_.superseded->store(true);
+            inflight_ = {};
+        }
+    }
+    warm(uri, position);
+}
+
+void Agent::file_changed(const std::string& uri, FileChange change) {
+    // An open document's text is the editor's, not the disk's.
+    if (docs_.contains(uri)) return;
+    const std::string path = workspaces_.resolve(uri);
+    if (path.empty()) return;  // outside every folder (or through a link out of one)
+    auto ix = workspaces_.index_for(path);
+    if (!ix) return;
+    if (change == FileChange::kDeleted)
+        ix->remove(path);
+    else
+        ix->update(path);
+}
+
+// ---- context and warming ----
+
+std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const std::string& path,
+                                                uint32_t line) {
+    std::vector<ContextBlock> out;
+    size_t budget;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        budget = static_cast<size_t>(settings_.context_tokens);
+    }
+    if (budget == 0) return out;
+    if (auto ix = path.empty() ? nullptr : workspaces_.index_for(path)) {
+        const uint64_t gen = ix->generation_except(path);
+        bool hit = false;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = context_cache_.find(uri);
+            if (it != context_cache_.end() && it->second.generation == gen &&
+                line + kContextKeepLines >= it->second.line &&
+                line <= it->second.line + kContextKeepLines) {
+                out = it->second.blocks;
+                hit = true;
+            }
+        }
+        if (!hit) {
+            out = ix->context_for(path, line, 0, budget * 3 / 4);
+            // Nothing yet (a new file the index has not seen): ask again next time.
+            if (!out.empty()) {
+                std::lock_guard<std::mutex> lock(mu_);
+                if (context_cache_.size() > 64) context_cache_.clear();
+                context_cache_[uri] = {gen, line, out};
+            }
+        }
+    }
+    // Recently edited ranges of other open documents (a few lines around each).
+    std::deque<Touched> touched;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        touched = touched_;
+    }
+    for (const auto& t : touched) {
+        if (t.uri == uri) continue;
+        const uint32_t first = t.first > 5 ? t.first - 5 : 0;
+        const uint32_t last = t.last + 5;
+        std::string text;
+        const bool open = docs_.read(t.uri, [&](const Document& d) {
+            const auto enc = PositionEncoding::kUtf8;
+            const size_t a = to_offset(d.text, {first, 0}, enc);
+            const size_t b = to_offset(d.text, {last + 1, 0}, enc);
+            text = d.text.substr(a, std::min<size_t>(b - a, 2048));
+        });
+        if (!open) continue;
+        const std::string real = workspaces_.resolve(t.uri);
+        const std::string shown = real.empty() ? uri_to_path(t.uri) : workspaces_.shown_path(real);
+        out.push_back({shown, first, last, std::move(text)});
+    }
+    return out;
+}
+
+void Agent::warm(const std::string& uri, std::optional<lsp::Position> position) {
+    auto b = backends_.current().backend;
+    if (!b) return;
+    const auto doc = docs_.get(uri);
+    if (!doc) return;
+    const Settings s = settings();
+    const auto enc = docs_.encoding();
+    // Without a cursor, warm the top of the file (where a freshly opened editor shows).
+    const size_t cursor = position ? to_offset(doc->text, *position, enc) : 0;
+    const std::string path = workspaces_.resolve(uri);
+    const std::string shown = !path.empty()               ? workspaces_.shown_path(path)
+                              : !uri_to_path(uri).empty() ? uri_to_path(uri)
+                                                          : uri;
+    const uint32_t line = to_position(doc->text, cursor, PositionEncoding::kUtf8).line;
+    FimLayout layout = layout_fim_prompt(doc->text, cursor, shown, context_blocks(uri, path, line),
+                                         prompt_budget(s));
+    // Up to what the user will type: the middle's lines before the cursor's.
+    const size_t nl = layout.prompt.middle.rfind('\n');
+    layout.prompt.middle.resize(nl == std::string::npos ? 0 : nl + 1);
+    b->warm(uri, layout.prompt);
+}
+
+// ---- inline completion ----
+
+Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
+                                          const Cancelled& cancelled) {
+    const auto t0 = Clock::now();
+    CompletionResult result;
+    result.range = {req.position, req.position};
+    auto doc = docs_.get(req.uri);
+    if (!doc) return result;  // not open: nothing to complete
+    const auto enc = docs_.encoding();
+
+    // This request supersedes the older one, whichever document that was for.
+    auto mine = std::make_shared<std::atomic<bool>>(false);
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (inflight_.superseded) inflight_.superseded->store(true);
+        inflight_ = {req.uri, mine};
+    }
+    struct Release {
+        Agent* a;
+        std::shared_ptr<std::atomic<bool>> mine;
+        ~Release() {
+            std::lock_guard<std::mutex> lock(a->mu_);
+            if (a->inflight_.superseded == mine) a->inflight_ = {};
+        }
+    } release{this, mine};
+
+    std::string text = std::move(doc->text);
+    size_t cursor = to_offset(text, req.position, enc);
+    auto called = t0;  // when the backend was asked
+    if (req.selected) {
+        const auto& sel = *req.selected;
+        const size_t a = to_offset(text, sel.range.start, enc);
+        const size_t b = std::max(a, to_offset(text, sel.range.end, enc));
+        text.replace(a, b - a, sel.text);
+        cursor = a + sel.text.size();
+        result.selected = sel.text;
+        result.range = {sel.range.start, req.position};
+    }
+    const std::string_view before(text.data(), cursor);
+    const std::string_view after(text.data() + cursor, text.size() - cursor);
+    auto answer = [&](std::string insert, bool from_cache, const GenerateResult* g) {
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            ++completions_;
+            if (from_cache) ++cache_hits_;
+            last_latency_ms_ = ms;
+            last_cached_tokens_ = g ? g->cached_tokens : 0;
+            last_computed_tokens_ = g ? g->computed_tokens : 0;
+        }
+        result.ms = ms;
+        result.first_token_ms =
+            g && g->first_token_ms >= 0
+                ? std::chrono::duration<double, std::milli>(called - t0).count() + g->first_token_ms
+                : ms;
+        result.from_cache = from_cache;
+        if (g) {
+            result.prompt_tokens = g->prompt_tokens;
+            result.cached_tokens = g->cached_tokens;
+            result.computed_tokens = g->computed_tokens;
+            result.generated_tokens = g->generated_tokens;
+            result.time_limited = g->ended_early;
+        }
+        result.insert = result.selected + insert;
+        return result;
+    };
+    if (auto hit = suggestions_.get(req.uri, before, after)) return answer(*hit, true, nullptr);
+
+    const auto lease = backends_.current();
+    if (!lease.backend) return answer("", false, nullptr);
+    const Settings s = settings();
+    const std::string path = workspaces_.resolve(req.uri);
+    const std::string shown = !path.empty()                   ? workspaces_.shown_path(path)
+                              : !uri_to_path(req.uri).empty() ? uri_to_path(req.uri)
+                                                              : req.uri;
+    const uint32_t line = to_position(text, cursor, PositionEncoding::kUtf8).line;
+    const FimLayout layout = layout_fim_prompt(
+        text, cursor, shown, context_blocks(req.uri, path, line), prompt_budget(s));
+    const CursorText at = cursor_text(text, cursor);
+    const bool mid_line = std::any_of(at.line_suffix.begin(), at.line_suffix.end(),
+                                      [](char c) { return c != ' ' && c != '\t' && c != '\r'; });
+    GenerateOptions go;
+    go.max_tokens = mid_line ? std::min(s.max_tokens, 32) : s.max_tokens;
+    go.owner = req.uri;
+    go.stop = {mid_line ? "\n" : "\n\n\n"};
+    go.cancelled = [&] {
+        return (cancelled && cancelled()) || mine->load() || backends_.stale(lease.generation);
+    };
+    GenerationTimeLimit time_limit{std::chrono::milliseconds(s.max_time_ms)};
+    if (s.max_time_ms > 0)
+        go.enough = [&time_limit](std::string_view t) { return time_limit(t, Clock::now()); };
+    called = Clock::now();
+    auto g = lease.backend->fim(layout.prompt, go);
+    if (cancelled && cancelled()) return FeatureError{Kind::kCancelled, "cancelled", 0};
+    if (mine->load() || (g && g->cancelled))
+        return FeatureError{Kind::kSuperseded, "superseded by a newer request",
+                            g ? g->prompt_tokens : 0};
+    if (!g) {
+        log("inlineCompletion: " + g.error().message);
+        return FeatureError{Kind::kFailed, g.error().message, 0};
+    }
+    // Cut by the time limit: the line it was in the middle of goes.
+    std::string insert =
+        postprocess(g->ended_early ? whole_lines(g->text) : std::string_view(g->text), at);
+    log("inlineCompletion " + shown + ":" + std::to_string(req.position.line + 1) + ": " +
+        std::to_string(g->cached_tokens) + " cached + " + std::to_string(g->computed_tokens) +
+        " computed prompt tokens, " + std::to_string(g->generated_tokens) + " generated, " +
+        std::to_string(insert.size()) + " bytes kept");
+    suggestions_.put(req.uri, before, after, insert);
+    return answer(std::move(insert), false, &*g);
+}
+
+// ---- chat, explain, edit ----
+
+Outcome<ChatResult> Agent::run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
+                                    const OnText& on_text) {
+    const auto lease = backends_.current();
+    if (!lease.backend) {
+        const std::string e = backends_.error();
+        return FeatureError{Kind::kFailed, e.empty() ? "no backend is ready yet" : e, 0};
+    }
+    GenerateOptions go;
+    go.max_tokens = settings().chat_max_tokens;
+    go.temperature = 0.0f;
+    go.owner = "chat";
+    go.cancelled = [&] { return (cancelled && cancelled()) || backends_.stale(lease.generation); };
+    go.on_text = on_text;
+    auto g = lease.backend->chat(messages, go);
+    if (cancelled && cancelled()) return FeatureError{Kind::kCancelled, "cancelled", 0};
+    if (!g) return FeatureError{Kind::kFailed, g.error().message, 0};
+    if (g->cancelled)
+        return FeatureError{Kind::kFailed, "the backend was replaced (settings changed)", 0};
+    ChatResult r;
+    r.text = std::move(g->text);
+    r.cached_tokens = g->cached_tokens;
+    r.computed_tokens = g->computed_tokens;
+    r.generated_tokens = g->generated_tokens;
+    return r;
+}
+
+Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancelled,
+                                const OnText& on_text) {
+    std::vector<ChatMessage> messages;
+    size_t bytes = 0;
+    const size_t from =
+        req.messages.size() > kMaxChatMessages ? req.messages.size() - kMaxChatMessages : 0;
+    for (size_t i = from; i < req.messages.size(); ++i) {
+        bytes += req.messages[i].content.size();
+        messages.push_back(req.messages[i]);
+    }
+    if (bytes > kMaxChatBytes)
+        return FeatureError{Kind::kInvalid, "the conversation is larger than 256 KiB", 0};
+    if (messages.empty()) return FeatureError{Kind::kInvalid, "no messages", 0};
+    // Optional context: the document and selection the user is looking at.
+    if (req.uri) {
+        std::string snippet;
+        const auto enc = docs_.encoding();
+        const bool open = docs_.read(*req.uri, [&](const Document& d) {
+            size_t a = 0, e = d.text.size();
+            if (req.range) {
+                a = to_offset(d.text, req.range->start, enc);
+                e = std::max(a, to_offset(d.text, req.range->end, enc));
+            }
+            snippet = d.text.substr(a, std::min<size_t>(e - a, kMaxChatContextBytes));
+        });
+        if (open)
+            messages.insert(messages.begin(),
+                            {"system", "The user is working on " + uri_to_path(*req.uri) +
+                                           ":\n```\n" + snippet + "\n```"});
+    }
+    return run_chat(std::move(messages), cancelled, on_text);
+}
+
+Outcome<ChatResult> Agent::explain(const std::string& uri, lsp::Range range,
+                                   const Cancelled& cancelled, const OnText& on_text) {
+    std::string sel;
+    const auto enc = docs_.encoding();
+    const bool open = docs_.read(uri, [&](const Document& d) {
+        const size_t a = to_offset(d.text, range.start, enc);
+        const size_t e = std::max(a, to_offset(d.text, range.end, enc));
+        sel = d.text.substr(a, std::min<size_t>(e - a, kMaxExplainBytes));
+    });
+    if (!open) return not_open(uri);
+    // Definitions of the names the selection uses, from the index.
+    std::string defs;
+    const std::string path = workspaces_.resolve(uri);
+    if (auto ix = path.empty() ? nullptr : workspaces_.index_for(path)) {
+        std::vector<std::string> names;
+        std::string cur;
+        for (char c : sel + " ") {
+            if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+                cur += c;
+            } else {
+                if (cur.size() > 2 && !std::isdigit(static_cast<unsigned char>(cur[0])) &&
+                    std::find(names.begin(), names.end(), cur) == names.end())
+                    names.push_back(cur);
+                cur.clear();
+            }
+        }
+        if (names.size() > 16) names.resize(16);
+        for (const auto& n : names) {
+            for (const auto& h : ix->definitions(n, 1)) {
+                if (defs.size() > 8192) break;
+                defs += h.path + ": " + h.definition.signature + "\n";
+            }
+        }
+    }
+    const std::string shown = uri_to_path(uri).empty() ? uri : uri_to_path(uri);
+    std::string prompt = "Explain what this code from " + shown +
+                         " does, briefly and precisely.\n```" + extension_language(uri) + "\n" +
+                         sel + "\n```\n";
+    if (!defs.empty()) prompt += "Definitions it uses:\n" + defs;
+    return run_chat({{"user", prompt}}, cancelled, on_text);
+}
+
+Outcome<ChatResult> Agent::edit(const std::string& uri, lsp::Range range,
+                                const std::string& instruction, const Cancelled& cancelled,
+                                const OnText& on_text) {
+    if (instruction.size() > kMaxInstructionBytes)
+        return FeatureError{Kind::kInvalid, "the instruction is longer than 16 KiB", 0};
+    const auto doc = docs_.get(uri);
+    if (!doc) return not_open(uri);
+    const auto enc = docs_.encoding();
+    const size_t a = to_offset(doc->text, range.start, enc);
+    const size_t e = std::max(a, to_offset(doc->text, range.end, enc));
+    if (e - a > kMaxEditBytes)
+        return FeatureError{Kind::kInvalid, "the selection is larger than 64 KiB", 0};
+    const std::string sel = doc->text.substr(a, e - a);
+    const std::string prompt =
+        "Rewrite the following code from " + uri_to_path(uri) + " as instructed. Answer with " +
+        "the new code only, in one fenced code block.\nInstruction: " + instruction + "\n```" +
+        extension_language(uri) + "\n" + sel + "\n```\n";
+    auto r = run_chat({{"user", prompt}}, cancelled, on_text);
+    if (!r) return r;
+    std::string text = r.value->text;
+    // The code block's body when the answer has one.
+    if (const size_t f = text.find("```"); f != std::string::npos) {
+        const size_t body = text.find('\n', f);
+        const size_t close = body == std::string::npos ? body : text.find("```", body + 1);
+        if (body != std::string::npos)
+            text = text.substr(body + 1,
+                               (close == std::string::npos ? text.size() : close) - body - 1);
+    }
+    if (!sel.empty() && sel.back() == '\n' && (text.empty() || text.back() != '\n')) text += '\n';
+    if (!sel.empty() && sel.back() != '\n' && !text.empty() && text.back() == '\n') text.pop_back();
+    lsp::WorkspaceEdit we;
+    we.changes[uri].push_back(
+        {{to_position(doc->text, a, enc), to_position(doc->text, e, enc)}, text});
+    r.value->text = std::move(text);
+    r.value->edit = std::move(we);
+    return r;
+}
+
+nlohmann::json Agent::status() const {
+    nlohmann::json j;
+    const auto lease = backends_.current();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        j["settings"] = redacted(settings_);
+        j["completions"] = completions_;
+        j["suggestionCacheHits"] = cache_hits_;
+        j["lastCompletionMs"] = last_latency_ms_;
+        j["lastCachedTokens"] = last_cached_tokens_;
+        j["lastComputedTokens"] = last_computed_tokens_;
+    }
+    const bool loading = backends_.loading();
+    j["backend"] = lease.backend ? lease.backend->describe() : loading ? "loading" : "none";
+    if (const std::string e = backends_.error(); !e.empty()) j["backendError"] = e;
+    j["backendLoads"] = backends_.loads();
+    j["cache"] = lease.backend ? lease.backend->stats() : nlohmann::json::object();
+    j["documents"] = docs_.size();
+    j["index"] = workspaces_.stats();
+    return j;
+}
+
+}  // namespace latent::agent

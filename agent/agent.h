@@ -1,0 +1,209 @@
+// Agent: Latent's features as plain C++ — documents, inline completion, chat, explain,
+// edit, warming and status — over the workspaces (index, containment) and the backend
+// host. Typed in, typed out: no JSON-RPC, no LSP messages, no threads of its own beyond
+// those its members own (the backend loader, index threads). lsp_server.h converts the
+// protocol to calls here, as clangd's ClangdLSPServer does for ClangdServer.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/backend.h"
+#include "agent/backend_host.h"
+#include "agent/completion.h"
+#include "agent/documents.h"
+#include "agent/settings.h"
+#include "agent/workspaces.h"
+#include "lsp/protocol.h"
+
+namespace latent::agent {
+
+// Why a feature gave no answer.
+struct FeatureError {
+    enum class Kind {
+        kInvalid,     // the request names something that is not there (a closed document)
+        kFailed,      // the backend failed, or none is ready
+        kCancelled,   // the caller's cancelled() said so
+        kSuperseded,  // a newer completion (or the focus moving) replaced it
+    };
+    Kind kind = Kind::kFailed;
+    std::string message;
+    int32_t prompt_tokens = 0;  // kSuperseded: the prompt's size, when the backend knew it
+};
+
+template <class T>
+struct Outcome {
+    Outcome(T v) : value(std::move(v)) {}
+    Outcome(FeatureError e) : error(std::move(e)) {}
+    bool ok() const { return value.has_value(); }
+    explicit operator bool() const { return ok(); }
+    std::optional<T> value;
+    FeatureError error;
+};
+
+struct CompletionRequest {
+    std::string uri;
+    lsp::Position position;
+    bool invoked = false;  // asked for explicitly (a keyboard shortcut), not while typing
+    // The completion-menu item the editor shows, when any: the completion continues it.
+    std::optional<lsp::SelectedCompletionInfo> selected;
+};
+struct CompletionResult {
+    // The item's text: the selected menu item's text (when any) and what follows it; no
+    // item when it is empty or only the menu item.
+    std::string insert;
+    std::string selected;  // the menu item's text it starts with, "" when none
+    lsp::Range range;      // what `insert` replaces
+    bool from_cache = false;
+    bool time_limited = false;  // completion.maxTimeMs cut it at a line end
+    double ms = 0, first_token_ms = 0;
+    int32_t prompt_tokens = 0, cached_tokens = 0, computed_tokens = 0, generated_tokens = 0;
+};
+
+struct ChatRequest {
+    std::vector<ChatMessage> messages;
+    // The document and selection the user is looking at (optional).
+    std::optional<std::string> uri;
+    std::optional<lsp::Range> range;
+};
+struct ChatResult {
+    std::string text;
+    int32_t cached_tokens = 0, computed_tokens = 0, generated_tokens = 0;
+    std::optional<lsp::WorkspaceEdit> edit;  // edit(): the proposed change
+};
+// Streamed text of a chat as it is generated (may be null).
+using OnText = std::function<void(std::string_view)>;
+using Cancelled = std::function<bool()>;
+
+struct AgentOptions {
+    Settings settings;  // before the client's (command-line flags)
+    // A backend to use whatever the settings say (tests, benchmarks).
+    std::shared_ptr<Backend> backend;
+    // The scripted backend may be chosen by settings (`latent lsp --enable-test-backend`).
+    bool allow_test_backends = false;
+    std::function<void(const std::string&)> log;
+    // A problem the user should see (a backend that failed to load).
+    std::function<void(const std::string&)> show_error;
+    // Index pass reports (see WorkspacesOptions::report).
+    std::function<IndexReport(const std::string& root)> index_report;
+};
+
+// Thread safety: every method may be called from any thread. change_document() and the
+// other document calls are cheap and meant for the protocol's reading thread; the
+// follow-ups (document_*) and features run on workers.
+class Agent {
+public:
+    explicit Agent(AgentOptions options);
+    ~Agent();
+    Agent(const Agent&) = delete;
+    Agent& operator=(const Agent&) = delete;
+
+    // ---- documents (cheap: applied where the protocol reads them) ----
+    DocumentStore& documents() { return docs_; }
+    void open_document(Document doc);
+    // False when the document is not open or would grow past DocumentStore's cap.
+    bool change_document(const std::string& uri, int32_t version,
+                         const std::vector<lsp::TextDocumentContentChangeEvent>& changes);
+    void close_document(const std::string& uri);
+
+    // ---- follow-ups (slower: the index, warming) ----
+    void document_opened(const std::string& uri);
+    void document_changed(const std::string& uri);
+    void document_closed(const std::string& uri);
+    void focus(const std::string& uri, std::optional<lsp::Position> position);
+    enum class FileChange { kCreated = 1, kChanged = 2, kDeleted = 3 };
+    void file_changed(const std::string& uri, FileChange change);
+
+    // ---- workspace and settings ----
+    Workspaces& workspaces() { return workspaces_; }
+    BackendHost& backends() { return backends_; }
+    Settings settings() const;
+    // Applies new settings: a backend reload when those parts changed (after start()).
+    void set_settings(const Settings& settings);
+    // Starts the backend and indexing (the client said `initialized`). Once.
+    void start();
+    void folders_changed();  // after folders were added: index them
+
+    // ---- features ----
+    Outcome<CompletionResult> complete(const CompletionRequest& request,
+                                       const Cancelled& cancelled);
+    Outcome<ChatResult> chat(const ChatRequest& request, const Cancelled& cancelled,
+                             const OnText& on_text);
+    Outcome<ChatResult> explain(const std::string& uri, lsp::Range range,
+                                const Cancelled& cancelled, const OnText& on_text);
+    Outcome<ChatResult> edit(const std::string& uri, lsp::Range range,
+                             const std::string& instruction, const Cancelled& cancelled,
+                             const OnText& on_text);
+    // Backend, settings (redacted), completion figures, cache and index figures.
+    nlohmann::json status() const;
+
+private:
+    Outcome<ChatResult> run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
+                                 const OnText& on_text);
+    void warm(const std::string& uri, std::optional<lsp::Position> position);
+    std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
+                                             uint32_t line);
+    void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);
+    void on_backend_loaded(const std::shared_ptr<Backend>& b, const std::string& error);
+    void log(const std::string& line) const;
+
+    AgentOptions options_;
+    DocumentStore docs_;
+    SuggestionCache suggestions_;
+    Workspaces workspaces_;
+
+    mutable std::mutex mu_;  // everything below
+    Settings settings_;
+    bool started_ = false;
+    // Where the last focus() put the user. Once a client sends them, it says where warming
+    // pays: a document opened without focus (a peek, a diff, a file a command touched) is
+    // not warmed at its top, and a backend that becomes ready warms this place.
+    struct Focus {
+        std::string uri;
+        std::optional<lsp::Position> position;
+    };
+    std::optional<Focus> focus_;
+    // The in-flight inline completion and its document. The editor shows one suggestion,
+    // at the cursor of the editor being typed in: a newer request (for any document) or
+    // the focus moving to another document supersedes it.
+    struct InFlight {
+        std::string uri;
+        std::shared_ptr<std::atomic<bool>> superseded;
+    };
+    InFlight inflight_;
+    // Recently edited ranges (uri, first line, last line), newest first.
+    struct Touched {
+        std::string uri;
+        uint32_t first = 0, last = 0;
+    };
+    std::deque<Touched> touched_;
+    // Retrieved context per document: where it was looked up, for which index generation
+    // (WorkspaceIndex::generation_except of the document).
+    struct CachedContext {
+        uint64_t generation = 0;
+        uint32_t line = 0;
+        std::vector<ContextBlock> blocks;
+    };
+    std::map<std::string, CachedContext> context_cache_;
+    // Figures for status().
+    uint64_t completions_ = 0, cache_hits_ = 0;
+    double last_latency_ms_ = 0;
+    int64_t last_cached_tokens_ = 0, last_computed_tokens_ = 0;
+
+    // Last: it calls back into the members above from its loader thread, so it must stop
+    // (in ~Agent) before they go.
+    BackendHost backends_;
+};
+
+}  // namespace latent::agent

@@ -1,0 +1,127 @@
+// Settings (see settings.h).
+#include "agent/settings.h"
+
+#include <algorithm>
+
+namespace latent::agent {
+
+using nlohmann::json;
+
+namespace {
+
+template <class T>
+T get_or(const json& j, const char* key, T fallback) {
+    if (!j.is_object()) return fallback;
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fallback;
+    try {
+        return it->get<T>();
+    } catch (const std::exception&) {
+        return fallback;
+    }
+}
+
+}  // namespace
+
+Settings parse_settings(const json& in, Settings s, std::vector<std::string>* problems) {
+    const json& j =
+        (in.is_object() && in.contains("latent") && in["latent"].is_object()) ? in["latent"] : in;
+    if (!j.is_object()) return s;
+    auto str = [&](const json& o, const char* key, std::string& out) {
+        if (!o.is_object() || !o.contains(key) || o[key].is_null()) return;
+        if (o[key].is_string())
+            out = o[key].get<std::string>();
+        else if (problems)
+            problems->push_back(std::string(key) + " must be a string");
+    };
+    auto num = [&](const json& o, const char* key, int& out, int lo, int hi) {
+        if (!o.is_object() || !o.contains(key) || o[key].is_null()) return;
+        if (o[key].is_number_integer())
+            out = static_cast<int>(std::clamp<int64_t>(o[key].get<int64_t>(), lo, hi));
+        else if (problems)
+            problems->push_back(std::string(key) + " must be an integer");
+    };
+    str(j, "backend", s.backend);
+    str(j, "engine", s.engine);
+    num(j, "threads", s.threads, 0, 1024);
+    str(j, "model", s.model);
+    if (j.contains("remote") && j["remote"].is_object()) {
+        const json& r = j["remote"];
+        str(r, "url", s.remote_url);
+        str(r, "model", s.remote_model);
+        str(r, "apiKey", s.remote_key);
+        if (get_or<bool>(r, "fimViaChat", false)) s.remote_fim_api = "chat";
+        std::string api = s.remote_fim_api;
+        str(r, "fimApi", api);
+        if (api == "completions" || api == "infill" || api == "chat")
+            s.remote_fim_api = api;
+        else if (problems)
+            problems->push_back("remote.fimApi must be completions, infill or chat");
+    }
+    if (j.contains("completion") && j["completion"].is_object()) {
+        const json& c = j["completion"];
+        num(c, "maxTokens", s.max_tokens, 1, 1024);
+        num(c, "contextTokens", s.context_tokens, 0, 32768);
+        num(c, "prefixTokens", s.prefix_tokens, 16, 65536);
+        num(c, "suffixTokens", s.suffix_tokens, 0, 32768);
+        num(c, "maxTimeMs", s.max_time_ms, 0, 600000);
+    }
+    if (j.contains("chat") && j["chat"].is_object())
+        num(j["chat"], "maxTokens", s.chat_max_tokens, 1, 8192);
+    if (j.contains("index") && j["index"].is_object()) {
+        const json& x = j["index"];
+        s.index = get_or<bool>(x, "enabled", s.index);
+        s.exclude = get_or<std::vector<std::string>>(x, "exclude", s.exclude);
+        str(x, "db", s.index_db);
+    }
+    int cache_mb = static_cast<int>(std::min<uint64_t>(s.cache_mb, 1 << 20));
+    num(j, "cacheMb", cache_mb, 16, 1 << 20);
+    s.cache_mb = static_cast<uint64_t>(cache_mb);
+    s.prefix_cache = get_or<bool>(j, "prefixCache", s.prefix_cache);
+    s.mtp = get_or<bool>(j, "mtp", s.mtp);
+    if (j.contains("diskCache") && j["diskCache"].is_object()) {
+        const json& d = j["diskCache"];
+        str(d, "dir", s.disk_cache_dir);
+        int disk_mb = static_cast<int>(std::min<uint64_t>(s.disk_cache_mb, 1 << 24));
+        num(d, "mb", disk_mb, 0, 1 << 24);
+        s.disk_cache_mb = static_cast<uint64_t>(disk_mb);
+    }
+    s.script = get_or<std::vector<std::string>>(j, "script", s.script);
+    num(j, "scriptDelayMs", s.script_delay_ms, 0, 60000);
+    return s;
+}
+
+json redacted(const Settings& s) {
+    return {{"backend", s.backend},
+            {"engine", s.engine},
+            {"threads", s.threads},
+            {"model", s.model},
+            {"remote",
+             {{"url", s.remote_url},
+              {"model", s.remote_model},
+              {"apiKey", s.remote_key.empty() ? "" : "***"},
+              {"fimApi", s.remote_fim_api}}},
+            {"completion",
+             {{"maxTokens", s.max_tokens},
+              {"contextTokens", s.context_tokens},
+              {"prefixTokens", s.prefix_tokens},
+              {"suffixTokens", s.suffix_tokens},
+              {"maxTimeMs", s.max_time_ms}}},
+            {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
+            {"cacheMb", s.cache_mb},
+            {"prefixCache", s.prefix_cache},
+            {"mtp", s.mtp},
+            {"diskCache", {{"dir", s.disk_cache_dir}, {"mb", s.disk_cache_mb}}}};
+}
+
+bool backend_settings_differ(const Settings& a, const Settings& b) {
+    return a.backend != b.backend || a.engine != b.engine || a.model != b.model ||
+           a.remote_url != b.remote_url || a.remote_model != b.remote_model ||
+           a.remote_key != b.remote_key || a.remote_fim_api != b.remote_fim_api ||
+           a.script != b.script || a.script_delay_ms != b.script_delay_ms ||
+           a.cache_mb != b.cache_mb || a.threads != b.threads || a.prefix_cache != b.prefix_cache ||
+           a.mtp != b.mtp || a.disk_cache_dir != b.disk_cache_dir ||
+           a.disk_cache_mb != b.disk_cache_mb;
+}
+
+}  // namespace latent::agent
