@@ -52,9 +52,11 @@ Agent::Agent(AgentOptions options)
       workspaces_(WorkspacesOptions{options_.index_report, options_.log}),
       settings_(options_.settings),
       backends_(BackendHostOptions{
-          [fixed = options_.backend, allow = options_.allow_test_backends,
+          [fixed = options_.backend, factory = options_.factory,
+           allow = options_.allow_test_backends,
            log = options_.log](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
               if (fixed) return fixed;
+              if (factory) return factory(s);
               return make_backend(s, allow, log);
           },
           [this](const std::shared_ptr<Backend>& b, const std::string& error) {

@@ -90,6 +90,8 @@ struct AgentOptions {
     Settings settings;  // before the client's (command-line flags)
     // A backend to use whatever the settings say (tests, benchmarks).
     std::shared_ptr<Backend> backend;
+    // Makes the backend from settings instead of make_backend (tests: slow or failing loads).
+    BackendFactory factory;
     // The scripted backend may be chosen by settings (`latent lsp --enable-test-backend`).
     bool allow_test_backends = false;
     std::function<void(const std::string&)> log;

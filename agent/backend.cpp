@@ -36,7 +36,7 @@ void ScriptedBackend::warm(const std::string& owner, const FimPrompt& stable) {
 
 nlohmann::json ScriptedBackend::stats() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return {{"warms", warms_}};
+    return {{"warms", warms_}, {"running", running_}, {"calls", next_}};
 }
 
 FimPrompt ScriptedBackend::last_prompt() const {
@@ -50,7 +50,15 @@ engine::Expected<GenerateResult> ScriptedBackend::reply(const GenerateOptions& o
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (!replies_.empty()) text = replies_[next_++ % replies_.size()];
+        ++running_;
     }
+    struct Done {
+        ScriptedBackend* b;
+        ~Done() {
+            std::lock_guard<std::mutex> lock(b->mu_);
+            --b->running_;
+        }
+    } done{this};
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms_);
     while (std::chrono::steady_clock::now() < deadline) {
         if (options.cancelled && options.cancelled()) {

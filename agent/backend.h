@@ -109,7 +109,9 @@ public:
     FimPrompt last_prompt() const;
     // Each warm() as "owner:lines", lines = the line breaks in its prefix and middle
     // (where it ends);
-    // stats()["warms"] lists them for tests of the server's warming.
+    // stats()["warms"] lists them for tests of the server's warming; stats()["running"]
+    // counts the generations in progress and ["calls"] those begun, so a test can wait for
+    // a request to reach the backend instead of sleeping.
     void warm(const std::string& owner, const FimPrompt& stable) override;
     nlohmann::json stats() const override;
 
@@ -119,6 +121,7 @@ private:
     int delay_ms_;
     mutable std::mutex mu_;
     size_t next_ = 0;
+    int running_ = 0;
     FimPrompt last_;
     std::vector<std::string> warms_;
 };

@@ -83,6 +83,7 @@ LspServer::LspServer(lsp::Endpoint& endpoint, LspServerOptions options)
     AgentOptions ao;
     ao.settings = options_.settings;
     ao.backend = options_.backend;
+    ao.factory = options_.factory;
     ao.allow_test_backends = options_.allow_test_backends;
     ao.log = options_.log;
     ao.show_error = [this](const std::string& message) {

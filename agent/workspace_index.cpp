@@ -51,6 +51,7 @@ void WorkspaceIndex::cancel() {
         stopping_ = true;
     }
     cv_.notify_all();
+    idle_cv_.notify_all();
 }
 
 void WorkspaceIndex::note_change(const std::string& path) {
@@ -178,6 +179,7 @@ void WorkspaceIndex::loop() {
             state_ = "failed";
             error_ = err;
         }
+        idle_cv_.notify_all();
         log("index " + options_.root + ": " + err);
         if (options_.done) options_.done("failed: " + err);
         return;
@@ -187,9 +189,14 @@ void WorkspaceIndex::loop() {
         std::vector<std::string> removals;
         {
             std::unique_lock<std::mutex> lock(mu_);
+            if (pending_.empty() && pending_removals_.empty()) {
+                busy_ = false;
+                idle_cv_.notify_all();
+            }
             cv_.wait(lock,
                      [&] { return stopping_ || !pending_.empty() || !pending_removals_.empty(); });
             if (stopping_) return;
+            busy_ = true;
             batch.swap(pending_);
             removals.swap(pending_removals_);
         }
@@ -258,6 +265,14 @@ std::vector<index::SymbolHit> WorkspaceIndex::definitions(const std::string& nam
         if (options_.log) options_.log(std::string("definitions: ") + e.what());
     }
     return {};
+}
+
+void WorkspaceIndex::block_until_idle_for_test() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_cv_.wait(lock, [this] {
+        return stopping_ || state_ == "failed" ||
+               (!busy_ && pending_.empty() && pending_removals_.empty());
+    });
 }
 
 nlohmann::json WorkspaceIndex::stats() const {

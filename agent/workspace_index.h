@@ -86,6 +86,9 @@ public:
 
     nlohmann::json stats() const;  // state, files, symbols, last error
 
+    // Blocks until the first pass ended and no update is queued or running.
+    void block_until_idle_for_test();
+
 private:
     void loop();
     std::unique_ptr<index::Store> open_store(std::string* error) const;
@@ -106,6 +109,8 @@ private:
     std::string error_;
     int64_t files_ = 0, symbols_ = 0;
     std::atomic<bool> cancel_{false};
+    bool busy_ = true;  // a pass or a batch is running (or the thread has not started)
+    std::condition_variable idle_cv_;
     // Changes, newest first: the generation and the path of the newest, and the generation
     // of the newest change to any other path (see generation_except).
     void note_change(const std::string& path);  // with mu_ held

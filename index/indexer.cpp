@@ -506,7 +506,12 @@ IndexStats Indexer::index_all() {
             auto u = pop();
             cv_space.notify_all();
             lock.unlock();
-            if (failure) continue;  // drain so the workers can finish
+            if (failure || stop) continue;  // drain so the workers can finish
+            if (options_.cancelled && options_.cancelled()) {
+                stop = true;
+                next = work.size();  // stop handing out work
+                continue;
+            }
             try {
                 consume(std::move(u));
             } catch (...) {
