@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -140,6 +141,20 @@ Expected<std::string> model_identity(const std::string& path, uint64_t data_offs
     return hex16(h.done());
 }
 
+bool is_stale_temp_name(std::string_view name) {
+    // <16 hex digits>.kvp.tmp.<pid>, as store() names them.
+    constexpr std::string_view kMid = ".kvp.tmp.";
+    if (name.size() <= 16 + kMid.size() || name.substr(16, kMid.size()) != kMid) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        const bool ok = i < 16                 ? std::isxdigit(static_cast<unsigned char>(c)) != 0
+                        : i < 16 + kMid.size() ? true
+                                               : c >= '0' && c <= '9';
+        if (!ok) return false;
+    }
+    return true;
+}
+
 std::string default_kv_dir(const std::string& model_id) {
     std::string base;
     if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
@@ -159,12 +174,18 @@ Expected<std::unique_ptr<DiskCache>> DiskCache::open(const Options& options) {
     fs::create_directories(options.dir, ec);
     if (ec) return make_error(options.dir + ": " + ec.message());
     std::unique_ptr<DiskCache> d(new DiskCache(options));
-    // Known files, oldest first by mtime; stray temp files of a crashed writer go.
+    // Known files, oldest first by mtime; stray temp files of a crashed writer go — only
+    // names store() writes, and only old ones: a young one may be another process's page
+    // being written now, and any other name is not ours to delete.
     std::vector<std::pair<fs::file_time_type, uint64_t>> found;
+    const auto now = fs::file_time_type::clock::now();
     for (const auto& e : fs::directory_iterator(options.dir, ec)) {
         const std::string name = e.path().filename().string();
-        if (name.find(".tmp.") != std::string::npos) {
-            fs::remove(e.path(), ec);
+        if (is_stale_temp_name(name)) {
+            std::error_code tec;
+            const auto t = e.last_write_time(tec);
+            if (!tec && now - t > kStaleTempAge && e.is_regular_file(tec))
+                fs::remove(e.path(), tec);
             continue;
         }
         if (name.size() != 20 || name.substr(16) != ".kvp") continue;

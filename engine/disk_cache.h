@@ -24,6 +24,9 @@
 // one folder are safe for readers (atomic rename) but each keeps its own size count.
 #pragma once
 
+#include <chrono>
+#include <string_view>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,6 +48,12 @@ Expected<std::string> model_identity(const std::string& path, uint64_t data_offs
 
 // $XDG_CACHE_HOME/latent/kv/<model_id> (or ~/.cache/latent/kv/<model_id>).
 std::string default_kv_dir(const std::string& model_id);
+
+// True for the names of store()'s temporary files ("<16 hex>.kvp.tmp.<pid>"): the only
+// files besides pages that open() may delete, and only once older than kStaleTempAge (a
+// younger one may be another process's page being written).
+bool is_stale_temp_name(std::string_view name);
+inline constexpr std::chrono::minutes kStaleTempAge{10};
 
 class DiskCache {
 public:

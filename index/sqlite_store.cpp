@@ -2,7 +2,12 @@
 // and write a batch of files in one transaction.
 #include "index/sqlite_store.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include <algorithm>
 #include <iterator>
@@ -89,6 +94,8 @@ static_assert(std::size(kMigrations) == kSchemaVersion - 1, "one migration per v
 
 std::string errmsg(sqlite3* db) { return db ? sqlite3_errmsg(db) : "out of memory"; }
 
+const std::string kSetApplicationId = "PRAGMA application_id=" + std::to_string(kApplicationId);
+
 void exec_on(sqlite3* db, const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -173,11 +180,53 @@ std::string Statement::text(int col) const {
     return p ? std::string(reinterpret_cast<const char*>(p), n) : std::string();
 }
 
+bool is_latent_index(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return errno == ENOENT;
+    if (!S_ISREG(st.st_mode)) return false;
+    if (st.st_size == 0) return true;
+    unsigned char header[100] = {};
+    {
+        FILE* f = std::fopen(path.c_str(), "rb");
+        if (!f) return false;
+        const size_t n = std::fread(header, 1, sizeof header, f);
+        std::fclose(f);
+        if (n < sizeof header) return false;
+    }
+    if (std::memcmp(header, "SQLite format 3", 16) != 0) return false;
+    const uint32_t app = (uint32_t(header[68]) << 24) | (uint32_t(header[69]) << 16) |
+                         (uint32_t(header[70]) << 8) | uint32_t(header[71]);
+    if (app == kApplicationId) return true;
+    if (app != 0) return false;  // another program's database
+    // An index from before the application id: Latent's meta table with a version.
+    sqlite3* raw = nullptr;
+    bool ours = false;
+    if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* st2 = nullptr;
+        if (sqlite3_prepare_v2(raw, "SELECT value FROM meta WHERE key='schema_version'", -1, &st2,
+                               nullptr) == SQLITE_OK &&
+            sqlite3_step(st2) == SQLITE_ROW)
+            ours = true;
+        sqlite3_finalize(st2);
+    }
+    sqlite3_close(raw);
+    return ours;
+}
+
 std::unique_ptr<Store> Store::open(const std::string& path, std::string* error,
                                    StoreOptions options) {
     auto warn = [&](const std::string& m) {
         if (options.warn) options.warn(m);
     };
+    // Never overwrite what is not ours: `--db notes.txt` or the index.db setting pointing at
+    // a user's file must be an error, not a rebuild.
+    if (!options.read_only && !is_latent_index(path)) {
+        if (error)
+            *error = path +
+                     " exists and is not a Latent index; refusing to overwrite it "
+                     "(choose another path, or delete it yourself)";
+        return nullptr;
+    }
     for (int attempt = 0; attempt < 2; ++attempt) {
         std::unique_ptr<Store> s(new Store());
         s->path_ = path;
@@ -228,6 +277,8 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* error,
                 const bool empty = any.int64(0) == 0;
                 any.reset();  // a running statement would lock the tables a migration drops
                 if (version == kSchemaVersion) {
+                    if (!options.read_only)  // indexes from before the id get it now
+                        exec_on(raw, kSetApplicationId.c_str());
                     s->prepare_writes();
                     return s;
                 }
@@ -239,6 +290,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* error,
                         s->set_meta("schema_version", std::to_string(v + 1));
                         tx.commit();
                     }
+                    exec_on(raw, kSetApplicationId.c_str());
                     s->prepare_writes();
                     return s;
                 }
@@ -254,6 +306,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, std::string* error,
                     remove_db_files(path);
                     continue;
                 }
+                exec_on(raw, kSetApplicationId.c_str());
                 exec_on(raw, "BEGIN");
                 exec_on(raw, kSchema);
                 s->set_meta("schema_version", std::to_string(kSchemaVersion));

@@ -115,6 +115,16 @@ struct FileUpdate {
     Extraction extraction;
 };
 
+// Latent's indexes carry this SQLite application_id (header bytes 68-71, "LtIx"), readable
+// even when the rest of the file is damaged.
+inline constexpr uint32_t kApplicationId = 0x4C744978;
+
+// True when `path` may be (re)written as an index: it does not exist, is empty, or is a
+// SQLite file with kApplicationId in its header — or, from before the id, a readable
+// SQLite database with Latent's meta table and a schema_version. A user's notes.txt, a
+// file of zeros or another program's database is not.
+bool is_latent_index(const std::string& path);
+
 struct StoreOptions {
     bool read_only = false;
     // Warnings (a corrupt database rebuilt, a schema rebuilt). Default: ignored.
@@ -128,8 +138,10 @@ struct StoreOptions {
 // commits; busy_timeout waits out the short locks WAL still takes.
 class Store {
 public:
-    // Opens or creates the database; a corrupt file or another schema version is
-    // rebuilt (with a warning). Returns nullptr with `error` set when it cannot.
+    // Opens or creates the database; a corrupt index or another schema version is
+    // rebuilt (with a warning). A file that is not a Latent index (not SQLite, or another
+    // program's database: see is_latent_index) is never touched: nullptr with `error` set,
+    // as when it cannot open.
     static std::unique_ptr<Store> open(const std::string& path, std::string* error,
                                        StoreOptions options = {});
 

@@ -100,12 +100,24 @@ TEST_F(DiskCacheTest, BudgetDeletesTheLeastRecentlyUsedFile) {
     EXPECT_TRUE((*d)->contains(3));
 }
 
-TEST_F(DiskCacheTest, StrayTempFilesAreRemovedAtOpen) {
+// Only store()'s own temporary names, and only old ones, are deleted at open: a young one
+// may be another process's page being written, and a user's file is never ours to delete.
+TEST_F(DiskCacheTest, OnlyOldTempFilesOfOurOwnAreRemovedAtOpen) {
     fs::create_directories(dir);
+    const auto old = fs::file_time_type::clock::now() - kStaleTempAge - std::chrono::minutes(1);
+    const std::vector<std::string> keep = {"0000000000000002.kvp.tmp.77",  // young: in use
+                                           "x.tmp.1", "notes.tmp.txt", "0000000000000003.kvp.tmp.",
+                                           "000000000000000g.kvp.tmp.5"};
+    for (const auto& n : keep) std::ofstream(dir + "/" + n) << "someone's";
+    for (const auto& n :
+         {"x.tmp.1", "notes.tmp.txt", "0000000000000003.kvp.tmp.", "000000000000000g.kvp.tmp.5"})
+        fs::last_write_time(dir + "/" + n, old);
     std::ofstream(dir + "/0000000000000001.kvp.tmp.123") << "partial";
+    fs::last_write_time(dir + "/0000000000000001.kvp.tmp.123", old);
     auto d = DiskCache::open(options());
     ASSERT_TRUE(d.ok());
     EXPECT_FALSE(fs::exists(dir + "/0000000000000001.kvp.tmp.123"));
+    for (const auto& n : keep) EXPECT_TRUE(fs::exists(dir + "/" + n)) << n;
     EXPECT_EQ((*d)->stats().files, 0u);
 }
 

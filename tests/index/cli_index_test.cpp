@@ -46,6 +46,22 @@ TEST(CliIndex, IndexThenSymbolsAndSearch) {
     EXPECT_EQ(rc, 2);
 }
 
+// `--db` naming a user's file: a clear error (exit 2), and the file as it was.
+TEST(CliIndex, DbOnAFileThatIsNotAnIndexIsAnErrorAndLeavesItAlone) {
+    TempDir ws, db;
+    ws.write("a.py", "def a():\n    pass\n");
+    db.write("notes.txt", "my notes\n");
+    auto [out, rc] =
+        run(std::string(LATENT_BINARY) + " index " + ws.path() + " --db " + (db / "notes.txt"));
+    EXPECT_EQ(rc, 2);
+    std::FILE* f = std::fopen((db / "notes.txt").c_str(), "rb");
+    ASSERT_TRUE(f);
+    char buf[64] = {};
+    const size_t n = std::fread(buf, 1, sizeof buf, f);
+    std::fclose(f);
+    EXPECT_EQ(std::string(buf, n), "my notes\n");
+}
+
 TEST(CliIndex, DefaultDatabaseLivesInTheCacheFolderNotTheWorkspace) {
     TempDir ws, cache;
     ws.write("a.py", "def a():\n    pass\n");

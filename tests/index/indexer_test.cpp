@@ -80,6 +80,28 @@ TEST(Indexer, ListsSourceInAGitWorkTreeHonouringGitignore) {
     EXPECT_THAT(files, ElementsAre("a.py", "big.c", "bin.c", "link.py", "src/b.go"));
 }
 
+// A folder the user opened may not be trusted: its .git/config can name an fsmonitor hook
+// that git runs for ls-files. Listing it must run nothing the repository names.
+TEST(Indexer, ListingAnUntrustedRepositoryRunsNoProgramItNames) {
+    TempDir ws;
+    ws.write("a.py", "x = 1\n");
+    ws.write("hook.sh", "#!/bin/sh\ntouch \"$(dirname \"$0\")/RAN\"\nexit 1\n");
+    ASSERT_EQ(testing::sh(ws.path(),
+                          "chmod +x hook.sh && git init -q && git add a.py && "
+                          "git -c user.email=t@t -c user.name=t commit -qm i && "
+                          "git config core.fsmonitor \"$PWD/hook.sh\""),
+              0);
+    // The control: plain git does run it here.
+    testing::sh(ws.path(), "git ls-files -co --exclude-standard");
+    ASSERT_TRUE(std::filesystem::exists(ws / "RAN")) << "this git does not run fsmonitor";
+    std::filesystem::remove(ws / "RAN");
+    std::string how;
+    const auto files = list_workspace_files(ws.path(), true, &how);
+    EXPECT_EQ(how, "git ls-files");
+    EXPECT_FALSE(std::filesystem::exists(ws / "RAN")) << "the repository's hook ran";
+    EXPECT_NE(std::find(files.begin(), files.end(), "a.py"), files.end());
+}
+
 TEST(Indexer, IndexesSkipsBinariesLargeFilesAndSymlinks) {
     TempDir ws, db;
     make_tree(ws);

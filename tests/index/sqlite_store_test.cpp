@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "index/retrieval.h"
 #include "tests/index/temp_workspace.h"
@@ -135,17 +139,33 @@ TEST(Store, CorruptDatabaseIsRebuiltWithAWarning) {
     EXPECT_EQ(s->counts().files, 1);
 }
 
-TEST(Store, NotADatabaseIsRebuilt) {
+// `--db notes.txt` (or the index.db setting) on a user's file: an error, and the file is
+// left exactly as it was. So is another program's SQLite database.
+TEST(Store, AFileThatIsNotALatentIndexIsNeverOverwritten) {
     TempDir dir;
-    dir.write("i.sqlite", std::string(10000, 'x'));
-    int warned = 0;
-    StoreOptions o;
-    o.warn = [&](const std::string&) { ++warned; };
+    const std::string notes(10000, 'x');
+    dir.write("notes.txt", notes);
     std::string err;
-    auto s = Store::open(dir / "i.sqlite", &err, o);
-    ASSERT_TRUE(s) << err;
-    EXPECT_EQ(warned, 1);
-    EXPECT_EQ(s->meta("schema_version"), std::to_string(kSchemaVersion));
+    EXPECT_FALSE(Store::open(dir / "notes.txt", &err));
+    EXPECT_NE(err.find("not a Latent index"), std::string::npos) << err;
+    std::ifstream in(dir / "notes.txt", std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), notes);
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open((dir / "other.db").c_str(), &raw), SQLITE_OK);
+        sqlite3_exec(raw, "CREATE TABLE t(x); INSERT INTO t VALUES (42)", nullptr, nullptr,
+                     nullptr);
+        sqlite3_close(raw);
+    }
+    EXPECT_FALSE(is_latent_index(dir / "other.db"));
+    EXPECT_FALSE(Store::open(dir / "other.db", &err));
+    EXPECT_TRUE(std::filesystem::file_size(dir / "other.db") > 0);
+    // An index of ours is, new or old; a missing or empty file may become one.
+    ASSERT_TRUE(Store::open(dir / "i.sqlite", &err)) << err;
+    EXPECT_TRUE(is_latent_index(dir / "i.sqlite"));
+    EXPECT_TRUE(is_latent_index(dir / "missing.sqlite"));
+    dir.write("empty.sqlite", "");
+    EXPECT_TRUE(Store::open(dir / "empty.sqlite", &err)) << err;
 }
 
 // The first schema (version 1), as it was released.
