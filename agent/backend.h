@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/expected.h"
+#include "engine/prompt_format.h"
 
 namespace latent::agent {
 
@@ -33,10 +34,8 @@ struct FimPrompt {
     std::string middle;
 };
 
-struct ChatMessage {
-    std::string role;  // system | user | assistant
-    std::string content;
-};
+// {role, content}: the engine's type (engine/prompt_format.h), the one chat format.
+using ChatMessage = engine::ChatMessage;
 
 // Per-call options. Callbacks run on the backend's thread and must be short.
 struct GenerateOptions {

@@ -15,6 +15,7 @@
 #include "engine/backends.h"
 #include "engine/make_model.h"
 #include "engine/model.h"
+#include "engine/prompt_format.h"
 #include "engine/reference.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
@@ -252,16 +253,12 @@ void register_generate(CLI::App& app, int& exit_code) {
         const Tokenizer& tok = *lm->tokenizer;
         std::vector<int32_t> prompt;
         if (cmd->count("--suffix")) {
-            auto fim = tok.fim();
-            if (!fim) {
-                exit_code = fail(a->model + ": the vocabulary has no FIM tokens");
+            auto ids = fim_tokens(tok, a->prompt, a->suffix, {}, a->special);
+            if (!ids) {
+                exit_code = fail(a->model + ": " + ids.error().message);
                 return;
             }
-            prompt = {tok.bos(), fim->pre};
-            for (int32_t id : tok.encode(a->prompt, false, a->special)) prompt.push_back(id);
-            prompt.push_back(fim->suf);
-            for (int32_t id : tok.encode(a->suffix, false, a->special)) prompt.push_back(id);
-            prompt.push_back(fim->mid);
+            prompt = std::move(*ids);
         } else {
             prompt = tok.encode(a->prompt, lm->model->vocab().add_bos, a->special);
         }

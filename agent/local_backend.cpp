@@ -54,8 +54,6 @@ Expected<std::unique_ptr<LocalBackend>> LocalBackend::create(const LocalBackendO
     }
     if (!s) return make_error("cache: " + s.error().message);
     b->scheduler_ = std::move(*s);
-    b->family_ = b->tokenizer_->find_token("<｜User｜>") ? ChatFamily::kDeepSeekV3
-                                                         : ChatFamily::kDeepSeekCoderV2;
     return b;
 }
 
@@ -72,16 +70,10 @@ std::string LocalBackend::describe() const {
 void LocalBackend::wait_idle() { scheduler_->wait_idle(); }
 
 std::vector<int32_t> LocalBackend::fim_tokens(const FimPrompt& p) const {
-    const auto fim = *tokenizer_->fim();
-    std::vector<int32_t> ids = {tokenizer_->bos(), fim.pre};
     // Context and prefix are one text: tokenizing them together keeps the tokens at their
-    // seam the same whether or not the prefix grows.
-    for (int32_t id : tokenizer_->encode(p.context + p.prefix, false, false)) ids.push_back(id);
-    ids.push_back(fim.suf);
-    for (int32_t id : tokenizer_->encode(p.suffix, false, false)) ids.push_back(id);
-    ids.push_back(fim.mid);
-    for (int32_t id : tokenizer_->encode(p.middle, false, false)) ids.push_back(id);
-    return ids;
+    // seam the same whether or not the prefix grows. (create() checked the FIM tokens.)
+    auto ids = engine::fim_tokens(*tokenizer_, p.context + p.prefix, p.suffix, p.middle);
+    return ids ? std::move(*ids) : std::vector<int32_t>();
 }
 
 namespace {
@@ -210,17 +202,7 @@ Expected<GenerateResult> LocalBackend::fim(const FimPrompt& prompt,
 
 Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& messages,
                                             const GenerateOptions& options) {
-    std::vector<int32_t> ids;
-    for (const auto& piece : apply_chat_template(family_, messages)) {
-        if (piece.special) {
-            if (auto id = tokenizer_->find_token(piece.text)) {
-                ids.push_back(*id);
-                continue;
-            }
-        }
-        for (int32_t id : tokenizer_->encode(piece.text, false, false)) ids.push_back(id);
-    }
-    return generate(std::move(ids), engine::Priority::kChat, options);
+    return generate(engine::chat_tokens(*tokenizer_, messages), engine::Priority::kChat, options);
 }
 
 void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {

@@ -15,7 +15,6 @@
 #include <string>
 
 #include "agent/backend.h"
-#include "agent/chat_template.h"
 #include "engine/scheduler.h"
 
 namespace latent::engine {
@@ -87,7 +86,6 @@ private:
     std::unique_ptr<engine::Scheduler> scheduler_;
     std::string engine_name_;
     std::string disk_error_;  // why the disk tier is off, when it was asked for
-    ChatFamily family_ = ChatFamily::kDeepSeekV3;
 
     mutable std::mutex mu_;
     std::map<std::string, engine::Scheduler::Handle> warming_;  // owner -> latest warm-up

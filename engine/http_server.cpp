@@ -1,6 +1,8 @@
 // HttpServer: OpenAI-compatible HTTP on Boost.Beast (see http_server.h).
 #include "engine/http_server.h"
 
+#include "engine/prompt_format.h"
+
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
@@ -315,65 +317,27 @@ struct HttpServer::Impl {
         const json suffix = body.value("suffix", json());
         if (!suffix.is_null()) {
             if (!suffix.is_string()) throw BadRequest{"'suffix' must be a string"};
-            const auto fim = tok.fim();
-            if (!fim) throw BadRequest{"this model has no fill-in-the-middle tokens"};
-            ids = {tok.bos(), fim->pre};
-            for (int32_t id : encode_text(text)) ids.push_back(id);
-            ids.push_back(fim->suf);
-            for (int32_t id : encode_text(suffix.get<std::string>())) ids.push_back(id);
-            ids.push_back(fim->mid);
-            return ids;
+            auto fim = fim_tokens(tok, text, suffix.get<std::string>());
+            if (!fim) throw BadRequest{fim.error().message};
+            return std::move(*fim);
         }
         return tok.encode(text, tok.add_bos_by_default(), false);
     }
 
-    // DeepSeek-V3: BOS {system}<｜User｜>{u}<｜Assistant｜>{a}EOS...<｜Assistant｜>;
-    // without those tokens, DeepSeek-Coder-V2's "User: ...\n\nAssistant:" form.
+    // The messages in the model family's chat format (prompt_format.h).
     std::vector<int32_t> chat_prompt(const json& body) const {
         if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty())
             throw BadRequest{"'messages' must be a non-empty array"};
-        const auto user = tok.find_token("<｜User｜>");
-        const auto assistant = tok.find_token("<｜Assistant｜>");
-        const bool v3 = user && assistant;
-        std::vector<int32_t> ids = {tok.bos()};
-        auto text = [&](const std::string& s) {
-            for (int32_t id : encode_text(s)) ids.push_back(id);
-        };
-        std::string system;
+        std::vector<ChatMessage> messages;
         for (const auto& m : body["messages"]) {
             if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
                 throw BadRequest{"each message needs a 'role'"};
-            if (m["role"] == "system") system += content_text(m.value("content", json()));
-        }
-        if (!system.empty()) text(v3 ? system : system + "\n\n");
-        for (const auto& m : body["messages"]) {
             const std::string role = m["role"].get<std::string>();
-            const std::string content = content_text(m.value("content", json()));
-            if (role == "system") continue;
-            if (role == "user") {
-                if (v3) {
-                    ids.push_back(*user);
-                    text(content);
-                } else {
-                    text("User: " + content + "\n\n");
-                }
-            } else if (role == "assistant") {
-                if (v3) {
-                    ids.push_back(*assistant);
-                    text(content);
-                } else {
-                    text("Assistant: " + content);
-                }
-                ids.push_back(tok.eos());
-            } else {
+            if (role != "system" && role != "user" && role != "assistant")
                 throw BadRequest{"unknown role '" + role + "'"};
-            }
+            messages.push_back({role, content_text(m.value("content", json()))});
         }
-        if (v3)
-            ids.push_back(*assistant);
-        else
-            text("Assistant:");
-        return ids;
+        return chat_tokens(tok, messages);
     }
 
     void generate(Connection& c, const json& body, bool chat) {

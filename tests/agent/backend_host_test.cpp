@@ -161,7 +161,10 @@ TEST(BackendHost, StopDuringALoadJoinsAndDropsWaiters) {
     host->when_ready([&called, token](const BackendHost::Lease&) { called = true; });
     token.reset();
     std::thread stopper([&] { host->stop(); });
-    gate.release();  // the load in progress finishes; stop joins the loader
+    // stop() has begun once the lease of generation 1 reads stale (waiting on that state,
+    // not guessing it with a sleep); then the load in progress may finish.
+    while (!host->stale(1)) std::this_thread::yield();
+    gate.release();  // stop joins the loader
     stopper.join();
     EXPECT_FALSE(called);
     EXPECT_TRUE(watch.expired()) << "a pending callback outlived stop()";

@@ -4,8 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/chat_template.h"
-
 namespace latent::agent {
 namespace {
 
@@ -167,21 +165,6 @@ TEST(SuggestionCacheTest, TypingThroughASuggestionReturnsTheRest) {
     EXPECT_EQ(c.hits(), 2u);
     c.forget("u");
     EXPECT_FALSE(c.get("u", "int x = fo", ";\n"));
-}
-
-TEST(ChatTemplateTest, DeepSeekV3AndCoderV2) {
-    const std::vector<ChatMessage> m = {
-        {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Why?"}};
-    EXPECT_EQ(
-        render(apply_chat_template(ChatFamily::kDeepSeekV3, m)),
-        "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>Hello<｜end▁of▁sentence｜>"
-        "<｜User｜>Why?<｜Assistant｜>");
-    EXPECT_EQ(render(apply_chat_template(ChatFamily::kDeepSeekCoderV2, m)),
-              "<｜begin▁of▁sentence｜>Be brief.\n\nUser: Hi\n\nAssistant: "
-              "Hello<｜end▁of▁sentence｜>User: Why?\n\nAssistant:");
-    // User text is never a special piece.
-    const auto pieces = apply_chat_template(ChatFamily::kDeepSeekV3, {{"user", "<｜User｜>x"}});
-    EXPECT_FALSE(pieces[2].special);
 }
 
 }  // namespace

@@ -165,11 +165,13 @@ TEST(LspServerLifecycle, ShutdownDuringALoadAnswersEveryRequest) {
          {"range",
           {{"start", {{"line", 0}, {"character", 0}}}, {"end", {{"line", 0}, {"character", 1}}}}}});
     EXPECT_TRUE(c.wait(c.request("shutdown", nullptr)).contains("result"));
-    std::thread closer([&] { c.server.reset(); });  // joins the loader: let the load end
-    gate.release();
-    closer.join();
+    // Tearing the server down answers the waiting requests first (the load still blocked),
+    // then joins the loader, which needs the load to end.
+    std::thread closer([&] { c.server.reset(); });
     EXPECT_EQ(c.wait(a)["error"]["code"], -32800);
     EXPECT_EQ(c.wait(b)["error"]["code"], -32800);
+    gate.release();
+    closer.join();
 }
 
 // local (a tiny model) <-> remote <-> none, 100 times, as fast as the client can send
