@@ -271,13 +271,14 @@ CLI::App* bench_command(CLI::App& app) {
     try {
         return app.get_subcommand("bench");
     } catch (const CLI::OptionNotFound&) {
-        return app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
+        auto* bench = app.add_subcommand("bench", "Benchmarks: one JSON line on stdout each.");
+        bench->require_subcommand(1);
+        return bench;
     }
 }
 
 void register_bench_commands(CLI::App& app, int& exit_code) {
     auto* bench = bench_command(app);
-    bench->require_subcommand(1);
     register_bench_engine(bench, exit_code);
     register_bench_tokenizer(bench, exit_code);
 }

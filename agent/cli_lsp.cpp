@@ -72,10 +72,7 @@ int run_lsp_server(int in_fd, int out_fd, const Settings& defaults, const std::s
     std::_Exit(code);
 }
 
-void register_client_commands(CLI::App& app, int& exit_code);  // cli_demo.cpp
-
-void register_lsp_commands(CLI::App& app, int& exit_code) {
-    register_client_commands(app, exit_code);
+void register_lsp_command(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand(
         "lsp", "Run the language server on stdin/stdout (for VS Code, Neovim, any LSP editor).");
     struct Args {

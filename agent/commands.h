@@ -12,16 +12,22 @@ namespace latent::agent {
 void register_model_commands(CLI::App& app, int& exit_code);
 // `latent bench engine|tokenizer`.
 void register_bench_commands(CLI::App& app, int& exit_code);
-// `latent index|search|symbols` and `latent bench index` (after register_bench_commands).
+// `latent index|search|symbols` and `latent bench index`.
 void register_index_commands(CLI::App& app, int& exit_code);
-
-// `latent lsp` (the language server), `latent complete`, `latent demo`, `latent bench lsp`.
-void register_lsp_commands(CLI::App& app, int& exit_code);
-// `latent serve` (OpenAI-compatible HTTP) and `latent bench batch` (after
-// register_bench_commands).
+// `latent lsp`: the language server (cli_lsp.cpp).
+void register_lsp_command(CLI::App& app, int& exit_code);
+// Clients of `latent lsp`, one file each: `latent complete` (cli_complete.cpp), `latent
+// demo` (cli_demo.cpp), `latent bench lsp` (cli_bench_lsp.cpp), `latent bench replay`
+// (cli_bench_replay.cpp).
+void register_complete_command(CLI::App& app, int& exit_code);
+void register_demo_command(CLI::App& app, int& exit_code);
+void register_bench_lsp_command(CLI::App& app, int& exit_code);
+void register_bench_replay_command(CLI::App& app, int& exit_code);
+// `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 
-// The `latent bench` subcommand, made on first use (each file adds its benchmarks to it).
+// The `latent bench` subcommand, made (requiring one benchmark) by whichever file asks
+// first: registration order does not matter.
 CLI::App* bench_command(CLI::App& app);
 
 // Prints "latent: error: <message>" to stderr and returns 2.

@@ -14,7 +14,11 @@ int main(int argc, char** argv) {
     latent::agent::register_model_commands(app, exit_code);
     latent::agent::register_bench_commands(app, exit_code);
     latent::agent::register_index_commands(app, exit_code);
-    latent::agent::register_lsp_commands(app, exit_code);
+    latent::agent::register_lsp_command(app, exit_code);
+    latent::agent::register_complete_command(app, exit_code);
+    latent::agent::register_demo_command(app, exit_code);
+    latent::agent::register_bench_lsp_command(app, exit_code);
+    latent::agent::register_bench_replay_command(app, exit_code);
     latent::agent::register_serve_commands(app, exit_code);
     try {
         app.parse(argc, argv);
