@@ -51,22 +51,22 @@ Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
       workspaces_(WorkspacesOptions{options_.index_report, options_.log}),
       settings_(options_.settings),
-      backends_(BackendHostOptions{
+      generators_(GeneratorHostOptions{
           [fixed = options_.backend, factory = options_.factory,
            allow = options_.allow_test_backends,
-           log = options_.log](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
+           log = options_.log](const Settings& s) -> engine::Expected<std::shared_ptr<Generator>> {
               if (fixed) return fixed;
               if (factory) return factory(s);
-              return make_backend(s, allow, log);
+              return make_generator(s, allow, log);
           },
-          [this](const std::shared_ptr<Backend>& b, const std::string& error) {
+          [this](const std::shared_ptr<Generator>& b, const std::string& error) {
               on_backend_loaded(b, error);
           },
           options_.log}) {
     workspaces_.set_settings(settings_);
 }
 
-Agent::~Agent() { backends_.stop(); }
+Agent::~Agent() { generators_.stop(); }
 
 void Agent::log(const std::string& line) const {
     if (options_.log) options_.log(line);
@@ -88,7 +88,7 @@ void Agent::set_settings(const Settings& now) {
     }
     workspaces_.set_settings(now);
     log("settings: " + redacted(now).dump());
-    if (started && backend_settings_differ(old, now)) backends_.reload(now);
+    if (started && backend_settings_differ(old, now)) generators_.reload(now);
 }
 
 void Agent::start() {
@@ -100,7 +100,7 @@ void Agent::start() {
         s = settings_;
     }
     // Model loading and indexing take seconds: both run on threads of their owners.
-    backends_.reload(s);
+    generators_.reload(s);
     workspaces_.start_indexing();
 }
 
@@ -113,7 +113,7 @@ void Agent::folders_changed() {
     if (started) workspaces_.start_indexing();
 }
 
-void Agent::on_backend_loaded(const std::shared_ptr<Backend>& b, const std::string& error) {
+void Agent::on_backend_loaded(const std::shared_ptr<Generator>& b, const std::string& error) {
     if (!error.empty() && options_.show_error) options_.show_error("Latent: " + error);
     if (!b) return;
     std::optional<Focus> focus;
@@ -192,7 +192,7 @@ void Agent::document_changed(const std::string& uri) {
 }
 
 void Agent::document_closed(const std::string& uri) {
-    if (auto b = backends_.current().backend) b->release(uri);
+    if (auto b = generators_.current().backend) b->release(uri);
     // Back to the disk's version — read only inside the workspace folders.
     const std::string path = workspaces_.resolve(uri);
     if (path.empty()) return;
@@ -285,7 +285,7 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
 }
 
 void Agent::warm(const std::string& uri, std::optional<lsp::Position> position) {
-    auto b = backends_.current().backend;
+    auto b = generators_.current().backend;
     if (!b) return;
     const auto doc = docs_.get(uri);
     if (!doc) return;
@@ -375,7 +375,7 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     };
     if (auto hit = suggestions_.get(req.uri, before, after)) return answer(*hit, true, nullptr);
 
-    const auto lease = backends_.current();
+    const auto lease = generators_.current();
     if (!lease.backend) return answer("", false, nullptr);
     const Settings s = settings();
     const std::string path = workspaces_.resolve(req.uri);
@@ -393,7 +393,7 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     go.owner = req.uri;
     go.stop = {mid_line ? "\n" : "\n\n\n"};
     go.cancelled = [&] {
-        return (cancelled && cancelled()) || mine->load() || backends_.stale(lease.generation);
+        return (cancelled && cancelled()) || mine->load() || generators_.stale(lease.generation);
     };
     GenerationTimeLimit time_limit{std::chrono::milliseconds(s.max_time_ms)};
     if (s.max_time_ms > 0)
@@ -423,16 +423,18 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
 
 Outcome<ChatResult> Agent::run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
                                     const OnText& on_text) {
-    const auto lease = backends_.current();
+    const auto lease = generators_.current();
     if (!lease.backend) {
-        const std::string e = backends_.error();
+        const std::string e = generators_.error();
         return FeatureError{Kind::kFailed, e.empty() ? "no backend is ready yet" : e, 0};
     }
     GenerateOptions go;
     go.max_tokens = settings().chat_max_tokens;
     go.temperature = 0.0f;
     go.owner = "chat";
-    go.cancelled = [&] { return (cancelled && cancelled()) || backends_.stale(lease.generation); };
+    go.cancelled = [&] {
+        return (cancelled && cancelled()) || generators_.stale(lease.generation);
+    };
     go.on_text = on_text;
     auto g = lease.backend->chat(messages, go);
     if (cancelled && cancelled()) return FeatureError{Kind::kCancelled, "cancelled", 0};
@@ -562,7 +564,7 @@ Outcome<ChatResult> Agent::edit(const std::string& uri, lsp::Range range,
 
 nlohmann::json Agent::status() const {
     nlohmann::json j;
-    const auto lease = backends_.current();
+    const auto lease = generators_.current();
     {
         std::lock_guard<std::mutex> lock(mu_);
         j["settings"] = redacted(settings_);
@@ -572,10 +574,10 @@ nlohmann::json Agent::status() const {
         j["lastCachedTokens"] = last_cached_tokens_;
         j["lastComputedTokens"] = last_computed_tokens_;
     }
-    const bool loading = backends_.loading();
+    const bool loading = generators_.loading();
     j["backend"] = lease.backend ? lease.backend->describe() : loading ? "loading" : "none";
-    if (const std::string e = backends_.error(); !e.empty()) j["backendError"] = e;
-    j["backendLoads"] = backends_.loads();
+    if (const std::string e = generators_.error(); !e.empty()) j["backendError"] = e;
+    j["backendLoads"] = generators_.loads();
     j["cache"] = lease.backend ? lease.backend->stats() : nlohmann::json::object();
     j["documents"] = docs_.size();
     j["index"] = workspaces_.stats();

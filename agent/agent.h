@@ -19,10 +19,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/backend.h"
-#include "agent/backend_host.h"
 #include "agent/completion.h"
 #include "agent/documents.h"
+#include "agent/generator.h"
+#include "agent/generator_host.h"
 #include "agent/settings.h"
 #include "agent/workspaces.h"
 #include "lsp/protocol.h"
@@ -89,9 +89,9 @@ using Cancelled = std::function<bool()>;
 struct AgentOptions {
     Settings settings;  // before the client's (command-line flags)
     // A backend to use whatever the settings say (tests, benchmarks).
-    std::shared_ptr<Backend> backend;
-    // Makes the backend from settings instead of make_backend (tests: slow or failing loads).
-    BackendFactory factory;
+    std::shared_ptr<Generator> backend;
+    // Makes the backend from settings instead of make_generator (tests: slow or failing loads).
+    GeneratorFactory factory;
     // The scripted backend may be chosen by settings (`latent lsp --enable-test-backend`).
     bool allow_test_backends = false;
     std::function<void(const std::string&)> log;
@@ -129,7 +129,7 @@ public:
 
     // ---- workspace and settings ----
     Workspaces& workspaces() { return workspaces_; }
-    BackendHost& backends() { return backends_; }
+    GeneratorHost& generators() { return generators_; }
     Settings settings() const;
     // Applies new settings: a backend reload when those parts changed (after start()).
     void set_settings(const Settings& settings);
@@ -147,7 +147,7 @@ public:
     Outcome<ChatResult> edit(const std::string& uri, lsp::Range range,
                              const std::string& instruction, const Cancelled& cancelled,
                              const OnText& on_text);
-    // Backend, settings (redacted), completion figures, cache and index figures.
+    // Generator, settings (redacted), completion figures, cache and index figures.
     nlohmann::json status() const;
 
 private:
@@ -157,7 +157,7 @@ private:
     std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
                                              uint32_t line);
     void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);
-    void on_backend_loaded(const std::shared_ptr<Backend>& b, const std::string& error);
+    void on_backend_loaded(const std::shared_ptr<Generator>& b, const std::string& error);
     void log(const std::string& line) const;
 
     AgentOptions options_;
@@ -205,7 +205,7 @@ private:
 
     // Last: it calls back into the members above from its loader thread, so it must stop
     // (in ~Agent) before they go.
-    BackendHost backends_;
+    GeneratorHost generators_;
 };
 
 }  // namespace latent::agent

@@ -1,7 +1,7 @@
 // The inline-completion pipeline's pure parts: laying out the FIM prompt for the prefix
 // cache, post-processing what the model wrote, and the "typed through the suggestion"
 // cache. No threads, no protocol, no model: server.cpp wires these to documents, the
-// index and a Backend.
+// index and a Generator.
 #pragma once
 
 #include <chrono>
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/backend.h"
+#include "agent/generator.h"
 
 namespace latent::agent {
 

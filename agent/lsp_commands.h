@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "agent/backend.h"
+#include "agent/generator.h"
 #include "agent/settings.h"
 
 namespace latent::agent {

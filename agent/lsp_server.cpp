@@ -290,10 +290,10 @@ IndexReport LspServer::index_report(const std::string& root) {
 }
 
 lsp::Result<json> LspServer::with_backend(lsp::RequestContext& ctx, Handler fn) {
-    if (!agent_->backends().loading()) return fn(ctx);
+    if (!agent_->generators().loading()) return fn(ctx);
     // The model is loading (seconds to minutes): wait without holding a worker.
     auto reply = ctx.defer();
-    agent_->backends().when_ready([this, reply, fn](const BackendHost::Lease&) {
+    agent_->generators().when_ready([this, reply, fn](const GeneratorHost::Lease&) {
         ep_.post(C::kParallel, [reply, fn] {
             if (reply->context().cancelled()) return;  // answered -32800 already
             reply->reply(fn(reply->context()));

@@ -34,9 +34,9 @@ struct LspServerOptions {
     // Diagnostics (thread-safe; never stdout).
     std::function<void(const std::string&)> log;
     // A backend to use instead of the one the settings describe (tests, bench).
-    std::shared_ptr<Backend> backend;
-    // Makes the backend from settings instead of make_backend (tests).
-    BackendFactory factory;
+    std::shared_ptr<Generator> backend;
+    // Makes the backend from settings instead of make_generator (tests).
+    GeneratorFactory factory;
     // The scripted backend may be selected by settings (tests; `--enable-test-backend`).
     bool allow_test_backends = false;
     // Called on `exit` with the process exit code (0 after shutdown, else 1).

@@ -551,6 +551,7 @@ void Endpoint::pump(std::unique_lock<std::mutex>& lock) {
         if (workers_.empty()) {
             lock.unlock();
             work.run();
+            work.run = nullptr;  // as in worker_loop: destroyed without the lock
             lock.lock();
             --running_;
             if (sequential) sequential_running_ = false;
@@ -585,6 +586,9 @@ void Endpoint::worker_loop() {
         ready_.pop_front();
         lock.unlock();
         work.run();
+        // Destroyed before the lock is taken again: what the work holds (a deferred reply
+        // answering from its destructor) may take the endpoint's other locks.
+        work.run = nullptr;
         lock.lock();
         finish(work, lock);
         if (stopping_) work_cv_.notify_all();

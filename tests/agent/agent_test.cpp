@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 // A backend whose generations block until cancelled, announcing each start: tests wait on
 // the event instead of sleeping. Records the FIM prompts it saw.
-class GatedBackend : public Backend {
+class GatedGenerator : public Generator {
 public:
     std::string describe() const override { return "gated"; }
     engine::Expected<GenerateResult> fim(const FimPrompt& p, const GenerateOptions& o) override {
@@ -76,7 +76,7 @@ private:
 
 struct Fixture {
     TempDir ws, outside, db;
-    std::shared_ptr<GatedBackend> backend = std::make_shared<GatedBackend>();
+    std::shared_ptr<GatedGenerator> backend = std::make_shared<GatedGenerator>();
     std::unique_ptr<Agent> agent;
 
     void start() {
@@ -92,7 +92,7 @@ struct Fixture {
     }
     void wait_ready() {
         std::promise<void> ready;
-        agent->backends().when_ready([&](const BackendHost::Lease&) { ready.set_value(); });
+        agent->generators().when_ready([&](const GeneratorHost::Lease&) { ready.set_value(); });
         ready.get_future().wait();
     }
     void wait_index() {
@@ -226,23 +226,23 @@ TEST(Agent, ABackendThatThrowsWhileLoadingFailsOnlyItsLoad) {
     AgentOptions o;
     o.settings.index = false;
     std::atomic<int> made{0};
-    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
+    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Generator>> {
         ++made;
         if (s.model == "oom") throw std::bad_alloc();
         if (s.model == "boom") throw std::runtime_error("boom");
-        return std::shared_ptr<Backend>(
-            std::make_shared<ScriptedBackend>(std::vector<std::string>{"ok"}));
+        return std::shared_ptr<Generator>(
+            std::make_shared<ScriptedGenerator>(std::vector<std::string>{"ok"}));
     };
     o.settings.model = "oom";
     Agent agent(o);
     agent.start();
     auto wait = [&] {
         std::promise<void> ready;
-        agent.backends().when_ready([&](const BackendHost::Lease&) { ready.set_value(); });
+        agent.generators().when_ready([&](const GeneratorHost::Lease&) { ready.set_value(); });
         ready.get_future().wait();
     };
     wait();
-    EXPECT_NE(agent.backends().error().find("out of memory"), std::string::npos);
+    EXPECT_NE(agent.generators().error().find("out of memory"), std::string::npos);
     auto chat = agent.chat({{{"user", "hi"}}, std::nullopt, std::nullopt}, nullptr, nullptr);
     ASSERT_FALSE(chat);
     EXPECT_EQ(chat.error.kind, FeatureError::Kind::kFailed);
@@ -250,11 +250,11 @@ TEST(Agent, ABackendThatThrowsWhileLoadingFailsOnlyItsLoad) {
     s.model = "boom";
     agent.set_settings(s);
     wait();
-    EXPECT_NE(agent.backends().error().find("boom"), std::string::npos);
+    EXPECT_NE(agent.generators().error().find("boom"), std::string::npos);
     s.model = "fine";
     agent.set_settings(s);
     wait();
-    EXPECT_EQ(agent.backends().error(), "");
+    EXPECT_EQ(agent.generators().error(), "");
     auto ok = agent.chat({{{"user", "hi"}}, std::nullopt, std::nullopt}, nullptr, nullptr);
     ASSERT_TRUE(ok) << ok.error.message;
     EXPECT_EQ(ok.value->text, "ok");

@@ -105,10 +105,10 @@ struct Gate {
 
 LspServerOptions gated_options(Gate& gate) {
     LspServerOptions o;
-    o.factory = [&gate](const Settings&) -> engine::Expected<std::shared_ptr<Backend>> {
+    o.factory = [&gate](const Settings&) -> engine::Expected<std::shared_ptr<Generator>> {
         gate.pass();
-        return std::shared_ptr<Backend>(
-            std::make_shared<ScriptedBackend>(std::vector<std::string>{"an answer"}));
+        return std::shared_ptr<Generator>(
+            std::make_shared<ScriptedGenerator>(std::vector<std::string>{"an answer"}));
     };
     return o;
 }

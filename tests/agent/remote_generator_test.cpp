@@ -1,7 +1,7 @@
-// RemoteBackend against a fake OpenAI-compatible server on loopback, started by the test,
+// RemoteGenerator against a fake OpenAI-compatible server on loopback, started by the test,
 // over plain HTTP and over TLS (a certificate made by the test: trusted, untrusted, and
 // issued for another host name).
-#include "agent/remote_backend.h"
+#include "agent/remote_generator.h"
 
 #include <gtest/gtest.h>
 
@@ -122,7 +122,7 @@ struct Logs {
     }
 };
 
-std::unique_ptr<RemoteBackend> make(const std::string& url, Logs& logs, int timeout_ms = 5000) {
+std::unique_ptr<RemoteGenerator> make(const std::string& url, Logs& logs, int timeout_ms = 5000) {
     RemoteOptions o;
     o.url = url;
     o.model = "coder";
@@ -130,7 +130,7 @@ std::unique_ptr<RemoteBackend> make(const std::string& url, Logs& logs, int time
     o.request_timeout_ms = timeout_ms;
     o.backoff_ms = 10;
     o.log = logs.fn();
-    auto r = RemoteBackend::create(o);
+    auto r = RemoteGenerator::create(o);
     EXPECT_TRUE(r) << r.error().message;
     return std::move(*r);
 }
@@ -181,7 +181,7 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     o.url = server.url() + "/v1";
     o.fim_api = "infill";
     o.log = logs.fn();
-    auto b = RemoteBackend::create(o);
+    auto b = RemoteGenerator::create(o);
     ASSERT_TRUE(b) << b.error().message;
     GenerateOptions go;
     go.max_tokens = 12;
@@ -215,7 +215,7 @@ TEST(RemoteBackendTest, EnoughEndsTheStreamWithTheTextSoFar) {
     RemoteOptions o;
     o.url = server.url();
     o.fim_api = "infill";
-    auto b = RemoteBackend::create(o);
+    auto b = RemoteGenerator::create(o);
     ASSERT_TRUE(b) << b.error().message;
     GenerateOptions go;
     int calls = 0;
@@ -489,20 +489,20 @@ TEST(RemoteBackendTest, HttpsRefusesAnUntrustedCertificateAndAWrongHostName) {
 }
 
 TEST(RemoteBackendTest, ParsesUrls) {
-    auto u = RemoteBackend::parse_url("https://api.deepseek.com/beta");
+    auto u = RemoteGenerator::parse_url("https://api.deepseek.com/beta");
     ASSERT_TRUE(u);
     EXPECT_TRUE(u->tls);
     EXPECT_EQ(u->host, "api.deepseek.com");
     EXPECT_EQ(u->port, "443");
     EXPECT_EQ(u->base, "/beta");
-    u = RemoteBackend::parse_url("http://[::1]:8000");
+    u = RemoteGenerator::parse_url("http://[::1]:8000");
     ASSERT_TRUE(u);
     EXPECT_EQ(u->host, "::1");
     EXPECT_EQ(u->port, "8000");
     EXPECT_EQ(u->base, "/v1");
-    EXPECT_FALSE(RemoteBackend::parse_url("ftp://x"));
-    EXPECT_FALSE(RemoteBackend::parse_url("http://user:pw@host"));
-    EXPECT_FALSE(RemoteBackend::parse_url("http://host:abc"));
+    EXPECT_FALSE(RemoteGenerator::parse_url("ftp://x"));
+    EXPECT_FALSE(RemoteGenerator::parse_url("http://user:pw@host"));
+    EXPECT_FALSE(RemoteGenerator::parse_url("http://host:abc"));
     EXPECT_NE(http_error_message(500, "").find("failed"), std::string::npos);
 }
 

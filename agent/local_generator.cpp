@@ -1,5 +1,5 @@
-// LocalBackend (see local_backend.h).
-#include "agent/local_backend.h"
+// LocalGenerator (see local_backend.h).
+#include "agent/local_generator.h"
 
 #include <algorithm>
 #include <atomic>
@@ -17,8 +17,9 @@ namespace latent::agent {
 using engine::Expected;
 using engine::make_error;
 
-Expected<std::unique_ptr<LocalBackend>> LocalBackend::create(const LocalBackendOptions& options) {
-    std::unique_ptr<LocalBackend> b(new LocalBackend());
+Expected<std::unique_ptr<LocalGenerator>> LocalGenerator::create(
+    const LocalGeneratorOptions& options) {
+    std::unique_ptr<LocalGenerator> b(new LocalGenerator());
     b->options_ = options;
     auto m = engine::Model::load(options.model_path);
     if (!m) return m.error();
@@ -57,19 +58,19 @@ Expected<std::unique_ptr<LocalBackend>> LocalBackend::create(const LocalBackendO
     return b;
 }
 
-LocalBackend::~LocalBackend() {
+LocalGenerator::~LocalGenerator() {
     // The scheduler answers whatever is still queued ("cancelled") and writes pinned
     // pages to the disk tier before the model and the engine go.
     scheduler_.reset();
 }
 
-std::string LocalBackend::describe() const {
+std::string LocalGenerator::describe() const {
     return "local " + engine_name_ + " " + options_.model_path;
 }
 
-void LocalBackend::wait_idle() { scheduler_->wait_idle(); }
+void LocalGenerator::wait_idle() { scheduler_->wait_idle(); }
 
-std::vector<int32_t> LocalBackend::fim_tokens(const FimPrompt& p) const {
+std::vector<int32_t> LocalGenerator::fim_tokens(const FimPrompt& p) const {
     // Context and prefix are one text: tokenizing them together keeps the tokens at their
     // seam the same whether or not the prefix grows. (create() checked the FIM tokens.)
     auto ids = engine::fim_tokens(*tokenizer_, p.context + p.prefix, p.suffix, p.middle);
@@ -100,9 +101,9 @@ struct Call {
 
 }  // namespace
 
-Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
-                                                engine::Priority priority,
-                                                const GenerateOptions& options) {
+Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
+                                                  engine::Priority priority,
+                                                  const GenerateOptions& options) {
     GenerateResult out;
     out.prompt_tokens = static_cast<int32_t>(prompt.size());
     if (options.cancelled && options.cancelled()) {
@@ -195,17 +196,17 @@ Expected<GenerateResult> LocalBackend::generate(std::vector<int32_t> prompt,
     return out;
 }
 
-Expected<GenerateResult> LocalBackend::fim(const FimPrompt& prompt,
-                                           const GenerateOptions& options) {
+Expected<GenerateResult> LocalGenerator::fim(const FimPrompt& prompt,
+                                             const GenerateOptions& options) {
     return generate(fim_tokens(prompt), engine::Priority::kInline, options);
 }
 
-Expected<GenerateResult> LocalBackend::chat(const std::vector<ChatMessage>& messages,
-                                            const GenerateOptions& options) {
+Expected<GenerateResult> LocalGenerator::chat(const std::vector<ChatMessage>& messages,
+                                              const GenerateOptions& options) {
     return generate(engine::chat_tokens(*tokenizer_, messages), engine::Priority::kChat, options);
 }
 
-void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
+void LocalGenerator::warm(const std::string& owner, const FimPrompt& stable) {
     if (!options_.prefix_cache) return;
     std::vector<int32_t> ids = fim_tokens(stable);
     if (ids.size() < 2 || ids.size() >= model_->hparams().n_ctx_train) return;
@@ -219,7 +220,7 @@ void LocalBackend::warm(const std::string& owner, const FimPrompt& stable) {
         warming_.erase(owner);  // busy: the next completion prefills it anyway
 }
 
-void LocalBackend::release(const std::string& owner) {
+void LocalGenerator::release(const std::string& owner) {
     {
         std::lock_guard lock(mu_);
         if (auto it = warming_.find(owner); it != warming_.end()) {
@@ -230,7 +231,7 @@ void LocalBackend::release(const std::string& owner) {
     scheduler_->release(owner);
 }
 
-nlohmann::json LocalBackend::stats() const {
+nlohmann::json LocalGenerator::stats() const {
     const auto s = scheduler_->stats();
     return {{"engine", engine_name_},
             {"model", options_.model_path},

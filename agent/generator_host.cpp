@@ -1,27 +1,27 @@
-// BackendHost (see backend_host.h).
-#include "agent/backend_host.h"
+// GeneratorHost (see backend_host.h).
+#include "agent/generator_host.h"
 
 #include <chrono>
 #include <exception>
 
-#include "agent/local_backend.h"
-#include "agent/remote_backend.h"
+#include "agent/local_generator.h"
+#include "agent/remote_generator.h"
 
 namespace latent::agent {
 
 using Clock = std::chrono::steady_clock;
 
-engine::Expected<std::shared_ptr<Backend>> make_backend(
+engine::Expected<std::shared_ptr<Generator>> make_generator(
     const Settings& s, bool allow_test_backends,
     const std::function<void(const std::string&)>& log) {
     auto say = [&](const std::string& line) {
         if (log) log(line);
     };
     try {
-        if (s.backend == "none") return std::shared_ptr<Backend>();
+        if (s.backend == "none") return std::shared_ptr<Generator>();
         if (s.backend == "scripted" && allow_test_backends)
-            return std::shared_ptr<Backend>(
-                std::make_shared<ScriptedBackend>(s.script, s.script_delay_ms));
+            return std::shared_ptr<Generator>(
+                std::make_shared<ScriptedGenerator>(s.script, s.script_delay_ms));
         if (s.backend == "remote") {
             RemoteOptions ro;
             ro.url = s.remote_url;
@@ -29,15 +29,15 @@ engine::Expected<std::shared_ptr<Backend>> make_backend(
             ro.api_key = s.remote_key;
             ro.fim_api = s.remote_fim_api;
             ro.log = log;
-            auto r = RemoteBackend::create(ro);
+            auto r = RemoteGenerator::create(ro);
             if (!r) return r.error();
-            return std::shared_ptr<Backend>(std::move(*r));
+            return std::shared_ptr<Generator>(std::move(*r));
         }
         if (s.backend == "local") {
             if (s.model.empty())
                 return engine::make_error(
                     "no model: set latent.model to a GGUF file (or use a remote backend)");
-            LocalBackendOptions lo;
+            LocalGeneratorOptions lo;
             lo.model_path = s.model;
             lo.engine = s.engine;
             lo.threads = s.threads;
@@ -47,12 +47,12 @@ engine::Expected<std::shared_ptr<Backend>> make_backend(
             if (s.disk_cache_mb > 0) lo.disk_dir = s.disk_cache_dir;
             lo.disk_bytes = s.disk_cache_mb << 20;
             const auto t0 = Clock::now();
-            auto r = LocalBackend::create(lo);
+            auto r = LocalGenerator::create(lo);
             if (!r) return r.error();
             if (!(*r)->disk_error().empty()) say("backend: no disk cache: " + (*r)->disk_error());
             say("backend: loaded " + s.model + " in " +
                 std::to_string(std::chrono::duration<double>(Clock::now() - t0).count()) + " s");
-            return std::shared_ptr<Backend>(std::move(*r));
+            return std::shared_ptr<Generator>(std::move(*r));
         }
         return engine::make_error("unknown backend '" + s.backend + "' (local | remote | none)");
     } catch (const std::bad_alloc&) {
@@ -64,25 +64,25 @@ engine::Expected<std::shared_ptr<Backend>> make_backend(
 
 // Counts the backends handed out that some request may still hold. The deleter of every
 // installed backend decrements it, on whichever thread lets go last.
-struct BackendHost::Shared {
+struct GeneratorHost::Shared {
     std::mutex mu;
     std::condition_variable cv;
     int live = 0;
     bool stopping = false;
 };
 
-BackendHost::BackendHost(BackendHostOptions options)
+GeneratorHost::GeneratorHost(GeneratorHostOptions options)
     : options_(std::move(options)), shared_(std::make_shared<Shared>()) {
     if (!options_.factory)
         options_.factory = [log = options_.log](const Settings& s) {
-            return make_backend(s, false, log);
+            return make_generator(s, false, log);
         };
     loader_ = std::thread([this] { loop(); });
 }
 
-BackendHost::~BackendHost() { stop(); }
+GeneratorHost::~GeneratorHost() { stop(); }
 
-void BackendHost::reload(const Settings& settings) {
+void GeneratorHost::reload(const Settings& settings) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) return;
@@ -92,33 +92,33 @@ void BackendHost::reload(const Settings& settings) {
     cv_.notify_all();
 }
 
-BackendHost::Lease BackendHost::current() const {
+GeneratorHost::Lease GeneratorHost::current() const {
     std::lock_guard<std::mutex> lock(mu_);
     if (installed_ != requested_) return {nullptr, requested_};
     return {backend_, installed_};
 }
 
-bool BackendHost::stale(uint64_t generation) const {
+bool GeneratorHost::stale(uint64_t generation) const {
     std::lock_guard<std::mutex> lock(mu_);
     return requested_ != generation || stopping_;
 }
 
-bool BackendHost::loading() const {
+bool GeneratorHost::loading() const {
     std::lock_guard<std::mutex> lock(mu_);
     return installed_ != requested_;
 }
 
-std::string BackendHost::error() const {
+std::string GeneratorHost::error() const {
     std::lock_guard<std::mutex> lock(mu_);
     return error_;
 }
 
-uint64_t BackendHost::loads() const {
+uint64_t GeneratorHost::loads() const {
     std::lock_guard<std::mutex> lock(mu_);
     return loads_;
 }
 
-void BackendHost::when_ready(std::function<void(const Lease&)> fn) {
+void GeneratorHost::when_ready(std::function<void(const Lease&)> fn) {
     Lease now;
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -132,7 +132,7 @@ void BackendHost::when_ready(std::function<void(const Lease&)> fn) {
     fn(now);
 }
 
-void BackendHost::stop() {
+void GeneratorHost::stop() {
     std::vector<std::function<void(const Lease&)>> dropped;
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -147,21 +147,21 @@ void BackendHost::stop() {
     shared_->cv.notify_all();
     dropped.clear();  // outside the lock: their destructors may answer requests
     if (loader_.joinable()) loader_.join();
-    std::shared_ptr<Backend> last;
+    std::shared_ptr<Generator> last;
     {
         std::lock_guard<std::mutex> lock(mu_);
         last.swap(backend_);
     }
 }
 
-void BackendHost::loop() {
+void GeneratorHost::loop() {
     auto log = [this](const std::string& line) {
         if (options_.log) options_.log(line);
     };
     for (;;) {
         Settings s;
         uint64_t generation;
-        std::shared_ptr<Backend> retired;
+        std::shared_ptr<Generator> retired;
         {
             std::unique_lock<std::mutex> lock(mu_);
             cv_.wait(lock, [this] { return stopping_ || requested_ != installed_; });
@@ -179,7 +179,7 @@ void BackendHost::loop() {
             shared_->cv.wait(lock, [this] { return shared_->live == 0 || shared_->stopping; });
             if (shared_->stopping) return;
         }
-        engine::Expected<std::shared_ptr<Backend>> made = engine::make_error("not loaded");
+        engine::Expected<std::shared_ptr<Generator>> made = engine::make_error("not loaded");
         try {
             made = options_.factory(s);
         } catch (const std::bad_alloc&) {
@@ -187,7 +187,7 @@ void BackendHost::loop() {
         } catch (const std::exception& e) {
             made = engine::make_error(std::string("the backend failed to start: ") + e.what());
         }
-        std::shared_ptr<Backend> b;
+        std::shared_ptr<Generator> b;
         std::string error;
         if (made && *made) {
             // Hand out a wrapper whose deleter tells the loader when the last user let go.
@@ -195,9 +195,9 @@ void BackendHost::loop() {
                 std::lock_guard<std::mutex> lock(shared_->mu);
                 ++shared_->live;
             }
-            Backend* raw = made->get();
-            b = std::shared_ptr<Backend>(
-                raw, [keep = std::move(*made), shared = shared_](Backend*) mutable {
+            Generator* raw = made->get();
+            b = std::shared_ptr<Generator>(
+                raw, [keep = std::move(*made), shared = shared_](Generator*) mutable {
                     keep.reset();
                     {
                         std::lock_guard<std::mutex> lock(shared->mu);

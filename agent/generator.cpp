@@ -1,5 +1,5 @@
-// ScriptedBackend (see backend.h).
-#include "agent/backend.h"
+// ScriptedGenerator (see backend.h).
+#include "agent/generator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,8 +7,8 @@
 
 namespace latent::agent {
 
-engine::Expected<GenerateResult> ScriptedBackend::fim(const FimPrompt& prompt,
-                                                      const GenerateOptions& options) {
+engine::Expected<GenerateResult> ScriptedGenerator::fim(const FimPrompt& prompt,
+                                                        const GenerateOptions& options) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         last_ = prompt;
@@ -21,30 +21,30 @@ engine::Expected<GenerateResult> ScriptedBackend::fim(const FimPrompt& prompt,
     return r;
 }
 
-engine::Expected<GenerateResult> ScriptedBackend::chat(const std::vector<ChatMessage>& messages,
-                                                       const GenerateOptions& options) {
+engine::Expected<GenerateResult> ScriptedGenerator::chat(const std::vector<ChatMessage>& messages,
+                                                         const GenerateOptions& options) {
     (void)messages;
     return reply(options);
 }
 
-void ScriptedBackend::warm(const std::string& owner, const FimPrompt& stable) {
+void ScriptedGenerator::warm(const std::string& owner, const FimPrompt& stable) {
     std::lock_guard<std::mutex> lock(mu_);
     warms_.push_back(owner + ":" +
                      std::to_string(std::count(stable.prefix.begin(), stable.prefix.end(), '\n') +
                                     std::count(stable.middle.begin(), stable.middle.end(), '\n')));
 }
 
-nlohmann::json ScriptedBackend::stats() const {
+nlohmann::json ScriptedGenerator::stats() const {
     std::lock_guard<std::mutex> lock(mu_);
     return {{"warms", warms_}, {"running", running_}, {"calls", next_}};
 }
 
-FimPrompt ScriptedBackend::last_prompt() const {
+FimPrompt ScriptedGenerator::last_prompt() const {
     std::lock_guard<std::mutex> lock(mu_);
     return last_;
 }
 
-engine::Expected<GenerateResult> ScriptedBackend::reply(const GenerateOptions& options) {
+engine::Expected<GenerateResult> ScriptedGenerator::reply(const GenerateOptions& options) {
     GenerateResult r;
     std::string text;
     {
@@ -53,7 +53,7 @@ engine::Expected<GenerateResult> ScriptedBackend::reply(const GenerateOptions& o
         ++running_;
     }
     struct Done {
-        ScriptedBackend* b;
+        ScriptedGenerator* b;
         ~Done() {
             std::lock_guard<std::mutex> lock(b->mu_);
             --b->running_;

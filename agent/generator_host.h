@@ -1,4 +1,4 @@
-// BackendHost: owns the generation backend's lifecycle for the language server — which
+// GeneratorHost: owns the generation backend's lifecycle for the language server — which
 // backend the settings ask for, loading it off the request threads, and replacing it when
 // they change. Not the backends themselves (backend.h, local_backend.h, remote_backend.h)
 // and not what is asked of them (agent.h).
@@ -20,47 +20,47 @@
 #include <thread>
 #include <vector>
 
-#include "agent/backend.h"
+#include "agent/generator.h"
 #include "agent/settings.h"
 #include "engine/expected.h"
 
 namespace latent::agent {
 
-using BackendFactory =
-    std::function<engine::Expected<std::shared_ptr<Backend>>(const Settings& settings)>;
+using GeneratorFactory =
+    std::function<engine::Expected<std::shared_ptr<Generator>>(const Settings& settings)>;
 
 // The backend the settings describe: local (the engine in this process), remote, none
 // (null), or — only when `allow_test_backends` — the scripted one. Never throws.
-engine::Expected<std::shared_ptr<Backend>> make_backend(
+engine::Expected<std::shared_ptr<Generator>> make_generator(
     const Settings& settings, bool allow_test_backends,
     const std::function<void(const std::string&)>& log);
 
-struct BackendHostOptions {
+struct GeneratorHostOptions {
     // Makes a backend from settings; runs on the loader thread and may take minutes.
-    // Exceptions (bad_alloc included) become a load error. Default: make_backend without
+    // Exceptions (bad_alloc included) become a load error. Default: make_generator without
     // test backends.
-    BackendFactory factory;
+    GeneratorFactory factory;
     // Called on the loader thread after each load that is installed: the backend (null for
     // "none" or on error) and the error ("" when none). Must not call reload() or stop().
-    std::function<void(const std::shared_ptr<Backend>&, const std::string& error)> on_loaded;
+    std::function<void(const std::shared_ptr<Generator>&, const std::string& error)> on_loaded;
     std::function<void(const std::string&)> log;
 };
 
 // Thread safety: every method may be called from any thread; callbacks run on the loader
 // thread (or, for when_ready on an idle host, on the caller's) without the host's lock held.
-class BackendHost {
+class GeneratorHost {
 public:
-    explicit BackendHost(BackendHostOptions options);
-    ~BackendHost();  // stop()
-    BackendHost(const BackendHost&) = delete;
-    BackendHost& operator=(const BackendHost&) = delete;
+    explicit GeneratorHost(GeneratorHostOptions options);
+    ~GeneratorHost();  // stop()
+    GeneratorHost(const GeneratorHost&) = delete;
+    GeneratorHost& operator=(const GeneratorHost&) = delete;
 
     // Asks for the backend `settings` describe. Returns at once; the loader does the work.
     void reload(const Settings& settings);
     // The installed backend (null while none is, or while a reload is pending), with the
     // generation it belongs to.
     struct Lease {
-        std::shared_ptr<Backend> backend;
+        std::shared_ptr<Generator> backend;
         uint64_t generation = 0;
     };
     Lease current() const;
@@ -84,7 +84,7 @@ private:
     struct Shared;  // what the retiring backend's deleter signals
     void loop();
 
-    BackendHostOptions options_;
+    GeneratorHostOptions options_;
     std::shared_ptr<Shared> shared_;
     std::thread loader_;
 
@@ -95,7 +95,7 @@ private:
     uint64_t requested_ = 0;  // generation asked for by the newest reload()
     uint64_t installed_ = 0;  // generation of backend_ (or of the last load's error)
     bool running_ = false;    // the loader is making a backend now
-    std::shared_ptr<Backend> backend_;
+    std::shared_ptr<Generator> backend_;
     std::string error_;
     uint64_t loads_ = 0;
     std::vector<std::function<void(const Lease&)>> waiters_;

@@ -1,4 +1,4 @@
-// LocalBackend: the engine in this process behind the agent's Backend interface, through
+// LocalGenerator: the engine in this process behind the agent's Generator interface, through
 // engine::Scheduler: one thread owns the model; inline completions run before chat and
 // chat before cache warming; every step decodes one token of each running request and
 // one prefill chunk of the most urgent prompt, so a long chat prompt or a warm-up delays
@@ -14,20 +14,20 @@
 #include <mutex>
 #include <string>
 
-#include "agent/backend.h"
+#include "agent/generator.h"
 #include "engine/scheduler.h"
 
 namespace latent::engine {
 class Model;
 class Tokenizer;
-class Backend;
+class Generator;
 }  // namespace latent::engine
 
 namespace latent::agent {
 
-struct LocalBackendOptions {
+struct LocalGeneratorOptions {
     std::string model_path;
-    std::string engine = "cpu";  // make_backend name: cpu | reference | cuda
+    std::string engine = "cpu";  // make_generator name: cpu | reference | cuda
     int threads = 0;             // 0: all cores
     // Latent-cache memory for running requests and cached prefixes together. Default 1 GiB.
     uint64_t cache_bytes = 1ull << 30;
@@ -51,11 +51,11 @@ struct LocalBackendOptions {
 // Thread safety: all public methods may be called from any thread; fim and chat block
 // their caller until done (streaming through on_text on the caller's thread), warm and
 // release return at once.
-class LocalBackend : public Backend {
+class LocalGenerator : public Generator {
 public:
-    static engine::Expected<std::unique_ptr<LocalBackend>> create(
-        const LocalBackendOptions& options);
-    ~LocalBackend() override;
+    static engine::Expected<std::unique_ptr<LocalGenerator>> create(
+        const LocalGeneratorOptions& options);
+    ~LocalGenerator() override;
 
     std::string describe() const override;
     engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
@@ -74,12 +74,12 @@ public:
     void wait_idle();
 
 private:
-    LocalBackend() = default;
+    LocalGenerator() = default;
     engine::Expected<GenerateResult> generate(std::vector<int32_t> prompt,
                                               engine::Priority priority,
                                               const GenerateOptions& options);
 
-    LocalBackendOptions options_;
+    LocalGeneratorOptions options_;
     std::unique_ptr<engine::Model> model_;
     std::unique_ptr<engine::Tokenizer> tokenizer_;
     std::unique_ptr<engine::Backend> engine_;

@@ -1,4 +1,4 @@
-// RemoteBackend: any OpenAI-compatible server over HTTP or HTTPS (Boost.Beast; OpenSSL
+// RemoteGenerator: any OpenAI-compatible server over HTTP or HTTPS (Boost.Beast; OpenSSL
 // with certificate and host name verification) — FIM through <base>/completions with
 // `suffix` (vLLM, SGLang, `latent serve`, the DeepSeek API's /beta), or through llama.cpp
 // server's /infill (it refuses `suffix` on /v1/completions), chat through
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/backend.h"
+#include "agent/generator.h"
 
 namespace latent::agent {
 
@@ -34,11 +34,11 @@ struct RemoteOptions {
 };
 
 // Thread safety: calls may come from any thread; each opens its own connection.
-class RemoteBackend : public Backend {
+class RemoteGenerator : public Generator {
 public:
     // Errors: a URL that is not http(s)://host...
-    static engine::Expected<std::unique_ptr<RemoteBackend>> create(RemoteOptions options);
-    ~RemoteBackend() override;
+    static engine::Expected<std::unique_ptr<RemoteGenerator>> create(RemoteOptions options);
+    ~RemoteGenerator() override;
 
     std::string describe() const override;
     engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
@@ -54,7 +54,7 @@ public:
     static engine::Expected<Url> parse_url(const std::string& url);
 
 private:
-    explicit RemoteBackend(RemoteOptions options, Url url);
+    explicit RemoteGenerator(RemoteOptions options, Url url);
     // POSTs `body` to `path` (absolute: the base is already in it), streaming; on_event gets each
     // SSE data payload (or the whole body of a non-streamed answer). Returns an error with a
     // user-facing message.

@@ -1,7 +1,7 @@
-// BackendHost: the last setting wins, a stale load is never installed, at most one backend
+// GeneratorHost: the last setting wins, a stale load is never installed, at most one backend
 // is alive at a time, loads run on one owned thread (joined at stop), a throwing factory
 // fails only its load; all decided by events (latches), not sleeps.
-#include "agent/backend_host.h"
+#include "agent/generator_host.h"
 
 #include <gtest/gtest.h>
 
@@ -18,17 +18,17 @@ struct Census {
     std::atomic<int> alive{0}, peak{0}, made{0};
 };
 
-class CountedBackend : public ScriptedBackend {
+class CountedGenerator : public ScriptedGenerator {
 public:
-    CountedBackend(Census& c, std::string name)
-        : ScriptedBackend({name}), census_(c), name_(std::move(name)) {
+    CountedGenerator(Census& c, std::string name)
+        : ScriptedGenerator({name}), census_(c), name_(std::move(name)) {
         const int now = ++census_.alive;
         int p = census_.peak.load();
         while (now > p && !census_.peak.compare_exchange_weak(p, now)) {
         }
         ++census_.made;
     }
-    ~CountedBackend() override { --census_.alive; }
+    ~CountedGenerator() override { --census_.alive; }
     std::string describe() const override { return name_; }
 
 private:
@@ -65,21 +65,21 @@ Settings named(const std::string& model) {
     return s;
 }
 
-BackendHost::Lease wait_ready(BackendHost& host) {
-    std::promise<BackendHost::Lease> p;
-    host.when_ready([&](const BackendHost::Lease& l) { p.set_value(l); });
+GeneratorHost::Lease wait_ready(GeneratorHost& host) {
+    std::promise<GeneratorHost::Lease> p;
+    host.when_ready([&](const GeneratorHost::Lease& l) { p.set_value(l); });
     return p.get_future().get();
 }
 
-TEST(BackendHost, AStormOfReloadsEndsWithTheLastOneAndOneBackendAtATime) {
+TEST(GeneratorHost, AStormOfReloadsEndsWithTheLastOneAndOneBackendAtATime) {
     Census census;
-    BackendHostOptions o;
-    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
-        if (s.model == "none") return std::shared_ptr<Backend>();
+    GeneratorHostOptions o;
+    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Generator>> {
+        if (s.model == "none") return std::shared_ptr<Generator>();
         if (s.model == "bad") return engine::make_error("cannot load bad");
-        return std::shared_ptr<Backend>(std::make_shared<CountedBackend>(census, s.model));
+        return std::shared_ptr<Generator>(std::make_shared<CountedGenerator>(census, s.model));
     };
-    BackendHost host(o);
+    GeneratorHost host(o);
     // Requests hold the backend they got while the storm goes on, as real ones do.
     std::atomic<bool> stop{false};
     std::thread user([&] {
@@ -102,15 +102,15 @@ TEST(BackendHost, AStormOfReloadsEndsWithTheLastOneAndOneBackendAtATime) {
     EXPECT_LT(census.made.load(), 101) << "every reload was loaded, none skipped";
 }
 
-TEST(BackendHost, ALoadFinishingAfterANewerReloadIsDropped) {
+TEST(GeneratorHost, ALoadFinishingAfterANewerReloadIsDropped) {
     Census census;
     Gate gate;
-    BackendHostOptions o;
-    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
+    GeneratorHostOptions o;
+    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Generator>> {
         if (s.model == "slow") gate.pass();
-        return std::shared_ptr<Backend>(std::make_shared<CountedBackend>(census, s.model));
+        return std::shared_ptr<Generator>(std::make_shared<CountedGenerator>(census, s.model));
     };
-    BackendHost host(o);
+    GeneratorHost host(o);
     host.reload(named("slow"));
     gate.wait_for_waiter();  // "slow" is loading
     EXPECT_TRUE(host.loading());
@@ -123,15 +123,15 @@ TEST(BackendHost, ALoadFinishingAfterANewerReloadIsDropped) {
     EXPECT_EQ(census.made.load(), 2);
 }
 
-TEST(BackendHost, TheOldBackendIsFreedBeforeTheNewLoadsAndItsUsersSeeStale) {
+TEST(GeneratorHost, TheOldBackendIsFreedBeforeTheNewLoadsAndItsUsersSeeStale) {
     Census census;
-    BackendHostOptions o;
+    GeneratorHostOptions o;
     std::atomic<int> alive_at_load{-1};
-    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
+    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Generator>> {
         alive_at_load = census.alive.load();
-        return std::shared_ptr<Backend>(std::make_shared<CountedBackend>(census, s.model));
+        return std::shared_ptr<Generator>(std::make_shared<CountedGenerator>(census, s.model));
     };
-    BackendHost host(o);
+    GeneratorHost host(o);
     host.reload(named("one"));
     auto held = wait_ready(host);  // a request holding it
     ASSERT_TRUE(held.backend);
@@ -144,21 +144,21 @@ TEST(BackendHost, TheOldBackendIsFreedBeforeTheNewLoadsAndItsUsersSeeStale) {
     EXPECT_EQ(alive_at_load.load(), 0) << "the new one loaded while the old was resident";
 }
 
-TEST(BackendHost, StopDuringALoadJoinsAndDropsWaiters) {
+TEST(GeneratorHost, StopDuringALoadJoinsAndDropsWaiters) {
     Gate gate;
-    BackendHostOptions o;
-    o.factory = [&](const Settings&) -> engine::Expected<std::shared_ptr<Backend>> {
+    GeneratorHostOptions o;
+    o.factory = [&](const Settings&) -> engine::Expected<std::shared_ptr<Generator>> {
         gate.pass();
-        return std::shared_ptr<Backend>(
-            std::make_shared<ScriptedBackend>(std::vector<std::string>{"x"}));
+        return std::shared_ptr<Generator>(
+            std::make_shared<ScriptedGenerator>(std::vector<std::string>{"x"}));
     };
-    auto host = std::make_unique<BackendHost>(o);
+    auto host = std::make_unique<GeneratorHost>(o);
     host->reload(named("m"));
     gate.wait_for_waiter();
     bool called = false;
     auto token = std::make_shared<int>(0);
     std::weak_ptr<int> watch = token;
-    host->when_ready([&called, token](const BackendHost::Lease&) { called = true; });
+    host->when_ready([&called, token](const GeneratorHost::Lease&) { called = true; });
     token.reset();
     std::thread stopper([&] { host->stop(); });
     // stop() has begun once the lease of generation 1 reads stale (waiting on that state,
@@ -171,14 +171,14 @@ TEST(BackendHost, StopDuringALoadJoinsAndDropsWaiters) {
     host.reset();
 }
 
-TEST(BackendHost, AThrowingFactoryFailsItsLoadOnly) {
-    BackendHostOptions o;
-    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Backend>> {
+TEST(GeneratorHost, AThrowingFactoryFailsItsLoadOnly) {
+    GeneratorHostOptions o;
+    o.factory = [&](const Settings& s) -> engine::Expected<std::shared_ptr<Generator>> {
         if (s.model == "oom") throw std::bad_alloc();
-        return std::shared_ptr<Backend>(
-            std::make_shared<ScriptedBackend>(std::vector<std::string>{"x"}));
+        return std::shared_ptr<Generator>(
+            std::make_shared<ScriptedGenerator>(std::vector<std::string>{"x"}));
     };
-    BackendHost host(o);
+    GeneratorHost host(o);
     host.reload(named("oom"));
     EXPECT_FALSE(wait_ready(host).backend);
     EXPECT_NE(host.error().find("out of memory"), std::string::npos);

@@ -1,9 +1,9 @@
-// LocalBackend: the agent's in-process engine through the scheduler. Its output must be
+// LocalGenerator: the agent's in-process engine through the scheduler. Its output must be
 // what plain greedy decoding of the same FIM prompt gives (with and without speculative
 // drafts); consecutive prompts reuse their common prefix; a warmed document's prefix is
 // pinned and survives a restart through the disk tier; cancellation ends a request and
 // the backend stays usable; chat streams exactly the text it returns.
-#include "agent/local_backend.h"
+#include "agent/local_generator.h"
 
 #include <gtest/gtest.h>
 
@@ -29,8 +29,8 @@ std::string tiny_model() {
     return test::make_test_model(o);
 }
 
-LocalBackendOptions options(const std::string& engine = "reference") {
-    LocalBackendOptions o;
+LocalGeneratorOptions options(const std::string& engine = "reference") {
+    LocalGeneratorOptions o;
     o.model_path = tiny_model();
     o.engine = engine;
     o.threads = 2;
@@ -40,8 +40,8 @@ LocalBackendOptions options(const std::string& engine = "reference") {
     return o;
 }
 
-std::unique_ptr<LocalBackend> make(const LocalBackendOptions& o) {
-    auto b = LocalBackend::create(o);
+std::unique_ptr<LocalGenerator> make(const LocalGeneratorOptions& o) {
+    auto b = LocalGenerator::create(o);
     EXPECT_TRUE(b.ok()) << b.error().message;
     return b.ok() ? std::move(*b) : nullptr;
 }
@@ -57,9 +57,9 @@ FimPrompt prompt(const std::string& typed = "") {
     return p;
 }
 
-// Greedy decoding of the same token ids with a Session: what LocalBackend must produce.
-std::string plain_greedy(const LocalBackend& lb, const std::string& model_path, const FimPrompt& p,
-                         int max_tokens) {
+// Greedy decoding of the same token ids with a Session: what LocalGenerator must produce.
+std::string plain_greedy(const LocalGenerator& lb, const std::string& model_path,
+                         const FimPrompt& p, int max_tokens) {
     auto m = engine::Model::load(model_path);
     EXPECT_TRUE(m.ok());
     auto tok = engine::Tokenizer::create((*m)->vocab());

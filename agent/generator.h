@@ -1,5 +1,5 @@
 // The agent's model backend: one interface for "fill in the middle" and "chat", with two
-// real implementations (LocalBackend: the engine in this process; RemoteBackend: an
+// real implementations (LocalGenerator: the engine in this process; RemoteGenerator: an
 // OpenAI-compatible server) and a scripted one for tests and `latent bench lsp`.
 // Prompts arrive as text; tokenization, templates and sampling are the backend's business.
 #pragma once
@@ -71,9 +71,9 @@ struct GenerateResult {
 
 // Thread safety: every method may be called from any thread at any time; implementations
 // serialise the model work themselves.
-class Backend {
+class Generator {
 public:
-    virtual ~Backend() = default;
+    virtual ~Generator() = default;
     // "local cpu /path/model.gguf", "remote https://host (model)", "scripted".
     virtual std::string describe() const = 0;
     virtual engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
@@ -95,9 +95,9 @@ public:
 // Replies from a list, in turn (cycling), after an optional delay that honours
 // cancellation: tests script the model's output to check post-processing and
 // cancellation; `latent bench lsp` measures the server's own overhead with it.
-class ScriptedBackend : public Backend {
+class ScriptedGenerator : public Generator {
 public:
-    explicit ScriptedBackend(std::vector<std::string> replies, int delay_ms = 0)
+    explicit ScriptedGenerator(std::vector<std::string> replies, int delay_ms = 0)
         : replies_(std::move(replies)), delay_ms_(delay_ms) {}
     std::string describe() const override { return "scripted"; }
     engine::Expected<GenerateResult> fim(const FimPrompt& prompt,

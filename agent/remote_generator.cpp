@@ -1,7 +1,7 @@
-// RemoteBackend (see remote_backend.h). Every network operation is asynchronous under the
+// RemoteGenerator (see remote_backend.h). Every network operation is asynchronous under the
 // hood so that one deadline and the caller's cancellation apply to all of them; the
 // public calls block until the answer is complete.
-#include "agent/remote_backend.h"
+#include "agent/remote_generator.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -36,7 +36,7 @@ struct NetError {
 };
 }  // namespace
 
-struct RemoteBackend::Tls {
+struct RemoteGenerator::Tls {
     asio::ssl::context ctx{asio::ssl::context::tls_client};
 };
 
@@ -67,7 +67,7 @@ std::string http_error_message(int status, const std::string& body) {
     return m;
 }
 
-Expected<RemoteBackend::Url> RemoteBackend::parse_url(const std::string& url) {
+Expected<RemoteGenerator::Url> RemoteGenerator::parse_url(const std::string& url) {
     Url u;
     std::string rest;
     if (url.rfind("https://", 0) == 0) {
@@ -101,13 +101,13 @@ Expected<RemoteBackend::Url> RemoteBackend::parse_url(const std::string& url) {
     return u;
 }
 
-Expected<std::unique_ptr<RemoteBackend>> RemoteBackend::create(RemoteOptions options) {
+Expected<std::unique_ptr<RemoteGenerator>> RemoteGenerator::create(RemoteOptions options) {
     auto u = parse_url(options.url);
     if (!u) return u.error();
-    return std::unique_ptr<RemoteBackend>(new RemoteBackend(std::move(options), *u));
+    return std::unique_ptr<RemoteGenerator>(new RemoteGenerator(std::move(options), *u));
 }
 
-RemoteBackend::RemoteBackend(RemoteOptions options, Url url)
+RemoteGenerator::RemoteGenerator(RemoteOptions options, Url url)
     : options_(std::move(options)), url_(std::move(url)) {
     if (url_.tls) {
         tls_ = std::make_unique<Tls>();
@@ -116,14 +116,14 @@ RemoteBackend::RemoteBackend(RemoteOptions options, Url url)
     }
 }
 
-RemoteBackend::~RemoteBackend() = default;
+RemoteGenerator::~RemoteGenerator() = default;
 
-std::string RemoteBackend::describe() const {
+std::string RemoteGenerator::describe() const {
     return "remote " + std::string(url_.tls ? "https://" : "http://") + url_.host + ":" +
            url_.port + url_.base + (options_.model.empty() ? "" : " (" + options_.model + ")");
 }
 
-json RemoteBackend::stats() const { return {{"remote", describe()}}; }
+json RemoteGenerator::stats() const { return {{"remote", describe()}}; }
 
 namespace {
 
@@ -208,9 +208,9 @@ std::optional<NetError> exchange(asio::io_context& ioc, Stream& stream, tcp::soc
 
 }  // namespace
 
-engine::Status RemoteBackend::post(const std::string& path, const std::string& body,
-                                   const GenerateOptions& options,
-                                   const std::function<void(const std::string&)>& on_event) {
+engine::Status RemoteGenerator::post(const std::string& path, const std::string& body,
+                                     const GenerateOptions& options,
+                                     const std::function<void(const std::string&)>& on_event) {
     http::request<http::string_body> req{http::verb::post, path, 11};
     req.set(http::field::host, url_.host);
     req.set(http::field::user_agent, "latent/" LATENT_VERSION);
@@ -318,8 +318,8 @@ engine::Status RemoteBackend::post(const std::string& path, const std::string& b
     return make_error("remote: " + last_error);
 }
 
-Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json body,
-                                               const GenerateOptions& options, bool chat) {
+Expected<GenerateResult> RemoteGenerator::stream(const std::string& path, json body,
+                                                 const GenerateOptions& options, bool chat) {
     GenerateResult r;
     std::string bad;
     const auto t0 = Clock::now();
@@ -395,8 +395,8 @@ Expected<GenerateResult> RemoteBackend::stream(const std::string& path, json bod
     return r;
 }
 
-Expected<GenerateResult> RemoteBackend::fim(const FimPrompt& prompt,
-                                            const GenerateOptions& options) {
+Expected<GenerateResult> RemoteGenerator::fim(const FimPrompt& prompt,
+                                              const GenerateOptions& options) {
     if (options_.fim_api == "infill") {
         // The request llama.vscode sends: the prefix, the text from its end up to the
         // cursor as `prompt` (llama.vscode sends the cursor's line so far there), and the
@@ -424,8 +424,8 @@ Expected<GenerateResult> RemoteBackend::fim(const FimPrompt& prompt,
     return stream(url_.base + "/completions", std::move(body), options, false);
 }
 
-Expected<GenerateResult> RemoteBackend::chat(const std::vector<ChatMessage>& messages,
-                                             const GenerateOptions& options) {
+Expected<GenerateResult> RemoteGenerator::chat(const std::vector<ChatMessage>& messages,
+                                               const GenerateOptions& options) {
     json ms = json::array();
     for (const auto& m : messages) ms.push_back({{"role", m.role}, {"content", m.content}});
     return stream(url_.base + "/chat/completions", {{"messages", ms}}, options, true);
