@@ -47,10 +47,10 @@ void register_bench_lsp(CLI::App& app, int& exit_code) {
     cmd->add_option("-n,--requests", a->n, "Completions timed")
         ->capture_default_str()
         ->check(CLI::Range(10, 100000));
-    cmd->add_option("--file", a->file, "Document to type into (default: agent/server.cpp)");
+    cmd->add_option("--file", a->file, "Document to type into (default: agent/agent.cpp)");
     cmd->callback([&exit_code, a] {
         std::string file =
-            a->file.empty() ? std::string(LATENT_SOURCE_DIR) + "/agent/server.cpp" : a->file;
+            a->file.empty() ? std::string(LATENT_SOURCE_DIR) + "/agent/agent.cpp" : a->file;
         auto text = read_file(file);
         if (!text) {
             text = std::string();

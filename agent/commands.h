@@ -23,6 +23,9 @@ void register_complete_command(CLI::App& app, int& exit_code);
 void register_demo_command(CLI::App& app, int& exit_code);
 void register_bench_lsp_command(CLI::App& app, int& exit_code);
 void register_bench_replay_command(CLI::App& app, int& exit_code);
+// `latent bench lifecycle`: status latency while a folder is removed mid-index, memory
+// after a storm of backend setting changes (cli_bench_lifecycle.cpp).
+void register_bench_lifecycle_command(CLI::App& app, int& exit_code);
 // `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 

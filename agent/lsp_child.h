@@ -85,6 +85,7 @@ public:
     LspChild& operator=(const LspChild&) = delete;
 
     bool started() const { return pid_ > 0; }
+    pid_t pid() const { return pid_; }
 
     bool send_raw(const std::string& bytes) {
         size_t off = 0;

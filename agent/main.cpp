@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     latent::agent::register_demo_command(app, exit_code);
     latent::agent::register_bench_lsp_command(app, exit_code);
     latent::agent::register_bench_replay_command(app, exit_code);
+    latent::agent::register_bench_lifecycle_command(app, exit_code);
     latent::agent::register_serve_commands(app, exit_code);
     try {
         app.parse(argc, argv);
