@@ -312,7 +312,12 @@ lsp::Result<json> LspServer::inline_completion(const json& params, lsp::RequestC
     req.invoked = p->context.triggerKind == lsp::InlineCompletionTriggerKind::Invoked;
     req.selected = p->context.selectedCompletionInfo;
     if (!agent_->documents().contains(req.uri)) return json{{"items", json::array()}};
-    return with_backend(ctx, [this, req](lsp::RequestContext& c) -> lsp::Result<json> {
+    const uint64_t mine = ++completion_requests_;
+    return with_backend(ctx, [this, req, mine](lsp::RequestContext& c) -> lsp::Result<json> {
+        // Resumed after a model load: a newer completion asked meanwhile makes this one
+        // pointless (typing while the model loads must not run every keystroke's request).
+        if (mine != completion_requests_.load())
+            return ResponseError{ec::kServerCancelled, "superseded by a newer request", {}};
         auto r = agent_->complete(req, [&c] { return c.cancelled(); });
         if (!r) return to_response_error(r.error);
         const CompletionResult& v = *r.value;

@@ -2,6 +2,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <new>
 
 #include "engine/backends.h"
 
@@ -514,8 +515,16 @@ bool Scheduler::step() {
         }
     }
     if (next) work.push_back(plan_prefill(*next, boosted));
-    run_batch(work);
-    if (mtp_on()) run_mtp();
+    try {
+        run_batch(work);
+        if (mtp_on()) run_mtp();
+    } catch (const std::bad_alloc&) {
+        // A backend that throws (bad_alloc for a huge batch, a driver error) fails the
+        // sequences of this step, not the process: the loop goes on with the next.
+        for (auto& s : running_) finish(*s, "error", "out of memory in the engine");
+    } catch (const std::exception& e) {
+        for (auto& s : running_) finish(*s, "error", std::string("the engine failed: ") + e.what());
+    }
     std::erase_if(running_, [](const auto& s) { return s->done; });
     {
         std::lock_guard lock(mu_);

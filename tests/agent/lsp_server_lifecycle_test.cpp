@@ -138,6 +138,30 @@ TEST(LspServerLifecycle, RequestsWaitingForTheModelHoldNoWorker) {
     }
 }
 
+// Typing while the model loads: only the newest completion runs once it is ready.
+TEST(LspServerLifecycle, OnlyTheNewestWaitingCompletionRunsAfterTheLoad) {
+    Gate gate;
+    Client c;
+    c.start(gated_options(gate), kNoIndex);
+    gate.wait_entered();
+    const std::string uri = "file:///tmp/latent-test/typing.py";
+    c.notify("textDocument/didOpen",
+             {{"textDocument",
+               {{"uri", uri}, {"languageId", "python"}, {"version", 1}, {"text", "x = \n"}}}});
+    std::vector<int> ids;
+    for (int i = 0; i < 3; ++i)
+        ids.push_back(c.request("textDocument/inlineCompletion",
+                                {{"textDocument", {{"uri", uri}}},
+                                 {"position", {{"line", 0}, {"character", 4}}},
+                                 {"context", {{"triggerKind", 2}}}}));
+    gate.release();
+    EXPECT_EQ(c.wait(ids[0])["error"]["code"], -32802);
+    EXPECT_EQ(c.wait(ids[1])["error"]["code"], -32802);
+    const json last = c.wait(ids[2]);
+    ASSERT_TRUE(last.contains("result")) << last.dump();
+    EXPECT_EQ(last["result"]["items"][0]["insertText"], "an answer");
+}
+
 TEST(LspServerLifecycle, AWaitingRequestCancelledIsAnsweredAtOnce) {
     Gate gate;
     Client c;

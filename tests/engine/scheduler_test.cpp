@@ -452,6 +452,7 @@ public:
     }
     Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override {
         calls.push_back(batch.size());
+        if (throw_bad_alloc) throw std::bad_alloc();
         if (fail_batches && batch.size() > 1) return make_error("batch refused");
         in_batch = true;
         const Status st = Backend::forward_batch(model, batch);
@@ -462,8 +463,30 @@ public:
     std::vector<size_t> calls;
     int single_calls = 0;
     bool fail_batches = false;
+    bool throw_bad_alloc = false;
     bool in_batch = false;
 };
+
+// A backend that throws (bad_alloc) fails the step's requests with an error; the scheduler
+// stays up and the next request is served.
+TEST_F(SchedulerTest, ABackendThatThrowsFailsItsRequestsNotTheScheduler) {
+    RecordingBackend rec;
+    rec.throw_bad_alloc = true;
+    auto sched = Scheduler::create(*model, rec, options());
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    auto got = run_all(s, {ids(5, 41), ids(6, 42)}, 3);
+    for (size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(got[i].finish_reason, "error") << i;
+        EXPECT_NE(got[i].error.find("out of memory"), std::string::npos) << got[i].error;
+    }
+    EXPECT_EQ(s.stats().errors, 2u);
+    rec.throw_bad_alloc = false;
+    const auto ok = run(s, greedy(ids(5, 43), 3));
+    EXPECT_EQ(ok.finish_reason, "length") << ok.error;
+    EXPECT_EQ(ok.tokens, alone(ids(5, 43), 3));
+    expect_no_leak(s);
+}
 
 TEST_F(SchedulerTest, AStepRunsEverySequenceInOneBackendCall) {
     RecordingBackend rec;
