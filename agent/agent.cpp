@@ -284,6 +284,20 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
     return out;
 }
 
+FimLayout Agent::layout_at(const std::string& uri, std::string_view text, size_t cursor,
+                           const Settings& s, std::string* shown_out) {
+    // The document's name as the prompt shows it: folder-relative inside a folder, else
+    // its path (or the URI itself when it names no file).
+    const std::string path = workspaces_.resolve(uri);
+    const std::string shown = !path.empty()               ? workspaces_.shown_path(path)
+                              : !uri_to_path(uri).empty() ? uri_to_path(uri)
+                                                          : uri;
+    if (shown_out) *shown_out = shown;
+    const uint32_t line = to_position(text, cursor, PositionEncoding::kUtf8).line;
+    return layout_fim_prompt(text, cursor, shown, context_blocks(uri, path, line),
+                             prompt_budget(s));
+}
+
 void Agent::warm(const std::string& uri, std::optional<lsp::Position> position) {
     auto b = generators_.current().backend;
     if (!b) return;
@@ -293,13 +307,7 @@ void Agent::warm(const std::string& uri, std::optional<lsp::Position> position) 
     const auto enc = docs_.encoding();
     // Without a cursor, warm the top of the file (where a freshly opened editor shows).
     const size_t cursor = position ? to_offset(doc->text, *position, enc) : 0;
-    const std::string path = workspaces_.resolve(uri);
-    const std::string shown = !path.empty()               ? workspaces_.shown_path(path)
-                              : !uri_to_path(uri).empty() ? uri_to_path(uri)
-                                                          : uri;
-    const uint32_t line = to_position(doc->text, cursor, PositionEncoding::kUtf8).line;
-    FimLayout layout = layout_fim_prompt(doc->text, cursor, shown, context_blocks(uri, path, line),
-                                         prompt_budget(s));
+    FimLayout layout = layout_at(uri, doc->text, cursor, s, nullptr);
     // Up to what the user will type: the middle's lines before the cursor's.
     const size_t nl = layout.prompt.middle.rfind('\n');
     layout.prompt.middle.resize(nl == std::string::npos ? 0 : nl + 1);
@@ -378,13 +386,8 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     const auto lease = generators_.current();
     if (!lease.backend) return answer("", false, nullptr);
     const Settings s = settings();
-    const std::string path = workspaces_.resolve(req.uri);
-    const std::string shown = !path.empty()                   ? workspaces_.shown_path(path)
-                              : !uri_to_path(req.uri).empty() ? uri_to_path(req.uri)
-                                                              : req.uri;
-    const uint32_t line = to_position(text, cursor, PositionEncoding::kUtf8).line;
-    const FimLayout layout = layout_fim_prompt(
-        text, cursor, shown, context_blocks(req.uri, path, line), prompt_budget(s));
+    std::string shown;
+    const FimLayout layout = layout_at(req.uri, text, cursor, s, &shown);
     const CursorText at = cursor_text(text, cursor);
     const bool mid_line = std::any_of(at.line_suffix.begin(), at.line_suffix.end(),
                                       [](char c) { return c != ' ' && c != '\t' && c != '\r'; });

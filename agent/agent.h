@@ -154,6 +154,10 @@ private:
     Outcome<ChatResult> run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
                                  const OnText& on_text);
     void warm(const std::string& uri, std::optional<lsp::Position> position);
+    // The FIM layout at byte `cursor` of `text` (document `uri`), retrieved context
+    // included; `shown` (optional) gets the name the prompt gives the document.
+    FimLayout layout_at(const std::string& uri, std::string_view text, size_t cursor,
+                        const Settings& s, std::string* shown);
     std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
                                              uint32_t line);
     void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);

@@ -55,8 +55,9 @@ json status(LspChild& c, double* ms) {
 
 // Removes `dir` (a workspace folder) once its first index pass has reported progress, then
 // times latent/status every 10 ms for `seconds`.
-json folder_removal(const std::string& dir, const std::string& tmp, double seconds) {
-    auto c = start_server(tmp + "/lsp.log");
+json folder_removal(const std::string& dir, const std::string& tmp, double seconds,
+                    const std::string& exe) {
+    auto c = start_server(tmp + "/lsp.log", false, exe);
     if (!c) return {{"error", "cannot start latent lsp"}};
     const std::string uri = path_to_uri(dir);
     c->initialize({{"backend", "none"}, {"index", {{"db", tmp + "/index.sqlite"}}}}, uri,
@@ -109,8 +110,8 @@ json folder_removal(const std::string& dir, const std::string& tmp, double secon
 }
 
 // One model loaded; then `n` setting changes local/remote/none ending on local.
-json reload_storm(const std::string& model, int n, const std::string& tmp) {
-    auto c = start_server(tmp + "/lsp-storm.log");
+json reload_storm(const std::string& model, int n, const std::string& tmp, const std::string& exe) {
+    auto c = start_server(tmp + "/lsp-storm.log", false, exe);
     if (!c) return {{"error", "cannot start latent lsp"}};
     const json local = {{"backend", "local"}, {"model", model}, {"diskCache", {{"mb", 0}}}};
     c->initialize({{"backend", "local"},
@@ -162,7 +163,7 @@ void register_bench_lifecycle_command(CLI::App& app, int& exit_code) {
         "latent/status latency while a workspace folder is removed in the middle of its first "
         "index pass (--dir), and memory after a storm of backend setting changes (--model).");
     struct Args {
-        std::string dir, model;
+        std::string dir, model, server;
         int storm = 100;
         double seconds = 3;
     };
@@ -172,6 +173,8 @@ void register_bench_lifecycle_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--storm", a->storm, "Setting changes in the storm")
         ->capture_default_str()
         ->check(CLI::Range(1, 10000));
+    cmd->add_option("--server", a->server,
+                    "Another latent binary whose `latent lsp` to measure (a build to compare)");
     cmd->add_option("--seconds", a->seconds, "How long status is timed after the removal")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 600.0));
@@ -186,14 +189,14 @@ void register_bench_lifecycle_command(CLI::App& app, int& exit_code) {
             exit_code = fail("cannot make a temporary folder");
             return;
         }
-        json j = {{"bench", "lifecycle"}};
+        json j = {{"bench", "lifecycle"}, {"server", a->server.empty() ? self_exe() : a->server}};
         if (!a->dir.empty()) {
             std::fprintf(stderr, "bench lifecycle: removing %s mid-index...\n", a->dir.c_str());
-            j["folder_removal"] = folder_removal(a->dir, tmp, a->seconds);
+            j["folder_removal"] = folder_removal(a->dir, tmp, a->seconds, a->server);
         }
         if (!a->model.empty()) {
             std::fprintf(stderr, "bench lifecycle: %d setting changes...\n", a->storm);
-            j["reload_storm"] = reload_storm(a->model, a->storm, tmp);
+            j["reload_storm"] = reload_storm(a->model, a->storm, tmp, a->server);
         }
         std::error_code ec;
         std::filesystem::remove_all(tmp, ec);

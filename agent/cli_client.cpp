@@ -71,8 +71,9 @@ std::string workspace_of(const std::string& file) {
     return dir.string();
 }
 
-std::unique_ptr<LspChild> start_server(const std::string& log_path, bool test_backend) {
-    std::vector<std::string> argv = {self_exe(), "lsp"};
+std::unique_ptr<LspChild> start_server(const std::string& log_path, bool test_backend,
+                                       const std::string& exe) {
+    std::vector<std::string> argv = {exe.empty() ? self_exe() : exe, "lsp"};
     if (test_backend) argv.push_back("--enable-test-backend");
     auto c = std::make_unique<LspChild>(argv, log_path);
     if (!c->started()) return nullptr;

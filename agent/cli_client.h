@@ -24,8 +24,10 @@ std::optional<std::string> read_file(const std::string& path);
 double pct(std::vector<double> v, double q);
 // The git work tree holding `file`, else its folder.
 std::string workspace_of(const std::string& file);
-// `latent lsp` as a child, stderr to `log_path`; `test_backend`: --enable-test-backend.
-std::unique_ptr<LspChild> start_server(const std::string& log_path, bool test_backend = false);
+// `latent lsp` as a child, stderr to `log_path`; `test_backend`: --enable-test-backend;
+// `exe`: another latent binary to run (a build to compare with), default this one.
+std::unique_ptr<LspChild> start_server(const std::string& log_path, bool test_backend = false,
+                                       const std::string& exe = "");
 // Waits for the end of the server's index progress (or the timeout).
 void wait_for_index(LspChild& c, std::chrono::seconds timeout);
 // A didChange inserting `text` at (line, ch), and an inline completion request there.
