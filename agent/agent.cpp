@@ -329,8 +329,12 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     auto mine = std::make_shared<std::atomic<bool>>(false);
     {
         std::lock_guard<std::mutex> lock(mu_);
+        const uint64_t order = req.order ? req.order : ++completion_order_;
+        completion_order_ = std::max(completion_order_, order);
+        if (inflight_.superseded && inflight_.order > order)  // a newer one runs already
+            return FeatureError{Kind::kSuperseded, "superseded by a newer request", 0};
         if (inflight_.superseded) inflight_.superseded->store(true);
-        inflight_ = {req.uri, mine};
+        inflight_ = {req.uri, mine, order};
     }
     struct Release {
         Agent* a;

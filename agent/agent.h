@@ -58,6 +58,9 @@ struct CompletionRequest {
     bool invoked = false;  // asked for explicitly (a keyboard shortcut), not while typing
     // The completion-menu item the editor shows, when any: the completion continues it.
     std::optional<lsp::SelectedCompletionInfo> selected;
+    // When the client asked (larger: later; 0: now). A request older than the one in flight
+    // is superseded at once, whatever order the threads calling complete() run in.
+    uint64_t order = 0;
 };
 struct CompletionResult {
     // The item's text: the selected menu item's text (when any) and what follows it; no
@@ -186,7 +189,9 @@ private:
     struct InFlight {
         std::string uri;
         std::shared_ptr<std::atomic<bool>> superseded;
+        uint64_t order = 0;
     };
+    uint64_t completion_order_ = 0;  // the order given to requests with order 0
     InFlight inflight_;
     // Recently edited ranges (uri, first line, last line), newest first.
     struct Touched {

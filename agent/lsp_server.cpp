@@ -312,11 +312,12 @@ lsp::Result<json> LspServer::inline_completion(const json& params, lsp::RequestC
     req.invoked = p->context.triggerKind == lsp::InlineCompletionTriggerKind::Invoked;
     req.selected = p->context.selectedCompletionInfo;
     if (!agent_->documents().contains(req.uri)) return json{{"items", json::array()}};
-    const uint64_t mine = ++completion_requests_;
-    return with_backend(ctx, [this, req, mine](lsp::RequestContext& c) -> lsp::Result<json> {
-        // Resumed after a model load: a newer completion asked meanwhile makes this one
-        // pointless (typing while the model loads must not run every keystroke's request).
-        if (mine != completion_requests_.load())
+    // Ordered by when the client asked, not by when a worker got to it.
+    req.order = ctx.arrival();
+    return with_backend(ctx, [this, req](lsp::RequestContext& c) -> lsp::Result<json> {
+        // The client asked again since (typing while the model loads, or a worker that got
+        // to this one late): this one is pointless.
+        if (req.order < ep_.newest_arrival("textDocument/inlineCompletion"))
             return ResponseError{ec::kServerCancelled, "superseded by a newer request", {}};
         auto r = agent_->complete(req, [&c] { return c.cancelled(); });
         if (!r) return to_response_error(r.error);

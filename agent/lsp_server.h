@@ -84,7 +84,6 @@ private:
     std::atomic<bool> progress_ok_{false};  // the client takes window/workDoneProgress
     std::atomic<bool> watch_dynamic_{false};
     std::atomic<uint64_t> progress_tokens_{0};
-    std::atomic<uint64_t> completion_requests_{0};  // inline completions asked so far
 };
 
 }  // namespace latent::agent

@@ -360,6 +360,11 @@ void Endpoint::handle_request(IntOrString id, const std::string& method, json pa
     }
     auto ctx = std::shared_ptr<RequestContext>(new RequestContext(this, id, method, state));
     ctx->self_ = ctx;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ctx->arrival_ = ++arrivals_;
+        newest_arrival_[method] = ctx->arrival_;
+    }
     ctx->work_done_token_ = token_in(params, "workDoneToken");
     ctx->partial_result_token_ = token_in(params, "partialResultToken");
     const RequestHandler* handler = &handler_it->second.first;
@@ -525,6 +530,12 @@ void Endpoint::expire_requests(std::chrono::steady_clock::time_point now) {
         out.callback(ResponseError{
             error_code::kRequestFailed, "no response to " + out.method + " in time", {}});
     }
+}
+
+uint64_t Endpoint::newest_arrival(const std::string& method) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = newest_arrival_.find(method);
+    return it == newest_arrival_.end() ? 0 : it->second;
 }
 
 size_t Endpoint::pending_client_requests() const {

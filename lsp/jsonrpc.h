@@ -85,6 +85,9 @@ class RequestContext {
 public:
     const IntOrString& id() const { return id_; }
     const std::string& method() const { return method_; }
+    // The order in which the endpoint read this request (1, 2, ...): a request read later
+    // has a larger number, whatever order parallel handlers happen to start in.
+    uint64_t arrival() const { return arrival_; }
     // True once the client sent $/cancelRequest for this id (or the endpoint is shutting
     // down). Long handlers should check it and return early; whatever they return after
     // cancellation, the client is answered -32800.
@@ -120,6 +123,7 @@ private:
     std::optional<ProgressToken> work_done_token_;
     std::optional<ProgressToken> partial_result_token_;
     std::weak_ptr<RequestContext> self_;
+    uint64_t arrival_ = 0;
 };
 
 // The answer to a deferred request (RequestContext::defer()). It may outlive the Endpoint:
@@ -275,6 +279,9 @@ public:
     // timer thread calls this; with 0 workers the owner (or a test, with a chosen `now`) does.
     void expire_requests(std::chrono::steady_clock::time_point now);
     size_t pending_client_requests() const;
+    // The arrival (RequestContext::arrival) of the newest request for `method` read so far,
+    // 0 if none: lets a handler see, at once, that the client already asked again.
+    uint64_t newest_arrival(const std::string& method) const;
 
     // Blocks until no handler is queued or running.
     void block_until_idle_for_test();
@@ -319,8 +326,10 @@ private:
     std::map<IntOrString, std::shared_ptr<RequestContext::State>> in_flight_;
     std::map<int64_t, Outgoing> outgoing_;
     int64_t next_outgoing_id_ = 1;
-    std::deque<Work> pending_;  // arrived, not started (ordering rules above)
-    std::deque<Work> ready_;    // released to the workers
+    uint64_t arrivals_ = 0;  // requests read so far (RequestContext::arrival)
+    std::map<std::string, uint64_t> newest_arrival_;  // per method
+    std::deque<Work> pending_;                        // arrived, not started (ordering rules above)
+    std::deque<Work> ready_;                          // released to the workers
     bool sequential_running_ = false;
     size_t running_ = 0;  // released or running, not finished
     std::condition_variable work_cv_;

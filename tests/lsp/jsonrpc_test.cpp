@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <mutex>
@@ -582,6 +583,81 @@ TEST(MessageLoop, ServesOverASocketPair) {
     ep.block_until_idle_for_test();
     ::close(sv[0]);
     ::close(sv[1]);
+}
+
+}  // namespace
+}  // namespace latent::lsp
+
+namespace latent::lsp {
+namespace {
+
+// Deferred replies: the handler returns at once and the answer comes later from another
+// thread; a cancel answers a deferred request at once; one dropped unanswered is -32802;
+// the endpoint's stop answers the rest -32800. Arrival numbers follow reading order.
+TEST(EndpointDeferred, AnsweredLaterCancelledAtOnceDroppedOrStopped) {
+    Output out;
+    Endpoint::Options o;
+    o.worker_threads = 2;
+    o.require_initialize = false;
+    auto ep = std::make_unique<Endpoint>(out.sink(), o);
+    std::mutex mu;
+    std::vector<std::shared_ptr<DeferredReply>> held;
+    std::vector<uint64_t> arrivals;
+    ep->on_request("later", [&](const json&, RequestContext& ctx) -> Result<json> {
+        std::lock_guard<std::mutex> lock(mu);
+        arrivals.push_back(ctx.arrival());
+        held.push_back(ctx.defer());
+        return json("ignored");
+    });
+    auto receive = [&](int id) { ep->receive(request(id, "later").dump()); };
+    for (int id = 1; id <= 4; ++id) receive(id);
+    ep->block_until_idle_for_test();
+    EXPECT_TRUE(out.take().empty());  // nothing answered yet: no worker is held either
+    EXPECT_EQ(ep->newest_arrival("later"), 4u);
+    EXPECT_EQ(ep->newest_arrival("other"), 0u);
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        std::sort(arrivals.begin(), arrivals.end());
+        EXPECT_EQ(arrivals, (std::vector<uint64_t>{1, 2, 3, 4}));
+    }
+    // Answered from another thread.
+    std::shared_ptr<DeferredReply> first;
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto& h : held)
+            if (h->context().id() == IntOrString(1)) first = h;
+    }
+    std::thread([first] { first->reply(json("done")); }).join();
+    auto m = out.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0]["result"], "done");
+    first->reply(json("twice"));  // the first answer wins
+    EXPECT_TRUE(out.take().empty());
+    // Cancelled while deferred: answered now.
+    ep->receive(notification("$/cancelRequest", {{"id", 2}}).dump());
+    m = out.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0]["id"], 2);
+    EXPECT_EQ(error_code_of(m[0]), error_code::kRequestCancelled);
+    // Dropped unanswered: the server gave up.
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        std::erase_if(held, [](const auto& h) { return h->context().id() == IntOrString(3); });
+    }
+    m = out.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0]["id"], 3);
+    EXPECT_EQ(error_code_of(m[0]), error_code::kServerCancelled);
+    // The endpoint goes: the last one is answered -32800, and a late reply is harmless.
+    ep.reset();
+    m = out.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0]["id"], 4);
+    EXPECT_EQ(error_code_of(m[0]), error_code::kRequestCancelled);
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& h : held) h->reply(json("after"));
+    held.clear();
+    EXPECT_TRUE(out.take().empty());
 }
 
 }  // namespace
