@@ -1,27 +1,16 @@
 // `latent bench lsp`: the server's own overhead per inline completion, with the instant
 // scripted backend in a `latent lsp` child.
-#include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "agent/cli_client.h"
 #include "agent/commands.h"
-#include "agent/data_files.h"
 #include "agent/documents.h"
-#include "agent/lsp_child.h"
-#include "engine/make_model.h"
-#include "engine/tokenizer_json.h"
-#include "index/indexer.h"
 
 namespace latent::agent {
 namespace {

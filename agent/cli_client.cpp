@@ -1,27 +1,17 @@
 // Shared pieces of the LSP client commands (see cli_client.h).
 #include "agent/cli_client.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <sstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "agent/commands.h"
-#include "agent/data_files.h"
-#include "agent/documents.h"
 #include "agent/lsp_child.h"
-#include "engine/make_model.h"
-#include "engine/tokenizer_json.h"
-#include "index/indexer.h"
 
 namespace latent::agent::cli {
 
@@ -30,9 +20,6 @@ using nlohmann::json;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-using lsp::Position;
-using std::chrono::milliseconds;
 
 std::string self_exe() {
     std::error_code ec;

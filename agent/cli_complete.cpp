@@ -1,36 +1,23 @@
 // `latent complete FILE:LINE:COL`: one inline completion through `latent lsp`, as an
 // editor would ask for it.
-#include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "agent/cli_client.h"
 #include "agent/commands.h"
-#include "agent/data_files.h"
 #include "agent/documents.h"
-#include "agent/lsp_child.h"
-#include "engine/make_model.h"
-#include "engine/tokenizer_json.h"
-#include "index/indexer.h"
 
 namespace latent::agent {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 using lsp::Position;
-using std::chrono::milliseconds;
+using nlohmann::json;
 using namespace cli;
 
 void register_complete(CLI::App& app, int& exit_code) {

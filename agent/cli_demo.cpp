@@ -1,16 +1,9 @@
 // `latent demo`: makes a small model, indexes this repository and drives `latent lsp`
 // (a child of this binary) through a scripted editing session, as an editor would.
-#include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -18,10 +11,8 @@
 #include "agent/commands.h"
 #include "agent/data_files.h"
 #include "agent/documents.h"
-#include "agent/lsp_child.h"
 #include "engine/make_model.h"
 #include "engine/tokenizer_json.h"
-#include "index/indexer.h"
 
 namespace latent::agent {
 namespace {
@@ -30,7 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using lsp::Position;
-using std::chrono::milliseconds;
 using namespace cli;
 
 // A function typed into a scratch document, one chunk per "keystroke burst".
