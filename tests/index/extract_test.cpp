@@ -118,7 +118,10 @@ TEST(Extract, TargetedQueryFindsWhatTheWholeTreeQueryFinds) {
                     f.path().string().find("/test") == std::string::npos)
                     files.push_back(f.path());
     std::sort(files.begin(), files.end());
-    Extractor targeted, plain(ExtractOptions{.whole_tree_query = true});
+    // No parse time limit: one side timing out on a loaded machine (or under a sanitizer)
+    // would make the two differ for a reason this test is not about.
+    Extractor targeted(ExtractOptions{.timeout_micros = 600'000'000}),
+        plain(ExtractOptions{.timeout_micros = 600'000'000, .whole_tree_query = true});
     std::map<std::string, int> per_language;
     size_t definitions = 0;
     for (const auto& f : files) {
@@ -143,7 +146,11 @@ TEST(Extract, SignatureOfAMinifiedLineKeepsTheName) {
     std::string text = "var a=1";
     while (text.size() < 200'000) text += ",b" + std::to_string(text.size()) + "=2";
     text += ";function theNamedOne(q){return q}var z=3;";
-    const Extraction x = run("javascript", text);
+    // The parse itself is not what is tested: no time limit, so a slow machine or a
+    // sanitizer build (ThreadSanitizer parses this line in seconds) cannot time it out.
+    ExtractOptions o;
+    o.timeout_micros = 600'000'000;
+    const Extraction x = run("javascript", text, o);
     const Definition* d = find(x, "theNamedOne");
     ASSERT_NE(d, nullptr);
     EXPECT_NE(d->signature.find("function theNamedOne(q)"), std::string::npos) << d->signature;
