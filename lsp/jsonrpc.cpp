@@ -171,8 +171,9 @@ void Endpoint::stop() {
     }
     work_cv_.notify_all();
     timer_cv_.notify_all();
+    // workers_ keeps its (joined) threads: pump() reads its size, under the lock, from
+    // threads that may still post work after stop (it then waits in ready_, unrun).
     for (auto& t : workers_) t.join();
-    workers_.clear();
     if (timer_.joinable()) timer_.join();
 }
 
