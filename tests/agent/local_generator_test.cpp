@@ -92,7 +92,7 @@ std::string plain_greedy(const LocalGenerator& lb, const std::string& model_path
     return text;
 }
 
-TEST(LocalBackendTest, FimIsPlainGreedyDecodingWithAndWithoutDrafts) {
+TEST(LocalGeneratorTest, FimIsPlainGreedyDecodingWithAndWithoutDrafts) {
     GenerateOptions g;
     g.max_tokens = 24;
     std::string texts[2];
@@ -117,7 +117,7 @@ TEST(LocalBackendTest, FimIsPlainGreedyDecodingWithAndWithoutDrafts) {
     EXPECT_EQ(texts[0], texts[1]);
 }
 
-TEST(LocalBackendTest, TypingRecomputesOnlyTheTokensAfterTheEdit) {
+TEST(LocalGeneratorTest, TypingRecomputesOnlyTheTokensAfterTheEdit) {
     auto b = make(options());
     ASSERT_TRUE(b);
     GenerateOptions g;
@@ -148,7 +148,7 @@ TEST(LocalBackendTest, TypingRecomputesOnlyTheTokensAfterTheEdit) {
     EXPECT_GE(r2->cached_tokens, n - 4);
 }
 
-TEST(LocalBackendTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARestart) {
+TEST(LocalGeneratorTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARestart) {
     auto o = options();
     o.disk_dir = test::temp_dir() + "/kv-restart";
     std::filesystem::remove_all(o.disk_dir);
@@ -178,7 +178,7 @@ TEST(LocalBackendTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARest
     EXPECT_GT(b->stats()["pages_from_disk"].get<int64_t>(), 0);
 }
 
-TEST(LocalBackendTest, AnUnusableDiskFolderTurnsTheDiskTierOffNotTheBackend) {
+TEST(LocalGeneratorTest, AnUnusableDiskFolderTurnsTheDiskTierOffNotTheBackend) {
     auto o = options();
     o.disk_dir = "/proc/latent-cannot-write-here";
     auto b = make(o);
@@ -189,7 +189,7 @@ TEST(LocalBackendTest, AnUnusableDiskFolderTurnsTheDiskTierOffNotTheBackend) {
     EXPECT_TRUE(b->fim(prompt(), g).ok());
 }
 
-TEST(LocalBackendTest, CancellationEndsTheRequestAndTheBackendGoesOn) {
+TEST(LocalGeneratorTest, CancellationEndsTheRequestAndTheBackendGoesOn) {
     auto b = make(options());
     ASSERT_TRUE(b);
     std::atomic<int> polls{0};
@@ -219,7 +219,7 @@ TEST(LocalBackendTest, CancellationEndsTheRequestAndTheBackendGoesOn) {
     EXPECT_EQ(early->prompt_tokens, r->prompt_tokens);
 }
 
-TEST(LocalBackendTest, EnoughEndsTheGenerationWhereItSays) {
+TEST(LocalGeneratorTest, EnoughEndsTheGenerationWhereItSays) {
     auto b = make(options());
     ASSERT_TRUE(b);
     const std::string plain = plain_greedy(*b, options().model_path, prompt(), 24);
@@ -244,7 +244,7 @@ TEST(LocalBackendTest, EnoughEndsTheGenerationWhereItSays) {
     EXPECT_LT(r->generated_tokens, 24);
 }
 
-TEST(LocalBackendTest, ChatStreamsTheTextItReturnsAndRunsBesideCompletions) {
+TEST(LocalGeneratorTest, ChatStreamsTheTextItReturnsAndRunsBesideCompletions) {
     auto b = make(options("cpu"));
     ASSERT_TRUE(b);
     std::vector<ChatMessage> messages = {{"system", "You are terse."},
@@ -286,7 +286,7 @@ TEST(LocalBackendTest, ChatStreamsTheTextItReturnsAndRunsBesideCompletions) {
     EXPECT_EQ(fim_beside, fim_alone);
 }
 
-TEST(LocalBackendTest, StopStringsEndTheAnswerAndAreNotReturned) {
+TEST(LocalGeneratorTest, StopStringsEndTheAnswerAndAreNotReturned) {
     auto b = make(options());
     ASSERT_TRUE(b);
     GenerateOptions g;

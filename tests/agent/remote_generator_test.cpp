@@ -135,7 +135,7 @@ std::unique_ptr<RemoteGenerator> make(const std::string& url, Logs& logs, int ti
     return std::move(*r);
 }
 
-TEST(RemoteBackendTest, FimStreamsThroughCompletionsWithSuffix) {
+TEST(RemoteGeneratorTest, FimStreamsThroughCompletionsWithSuffix) {
     FakeServer server(
         {{200,
           "text/event-stream",
@@ -167,7 +167,7 @@ TEST(RemoteBackendTest, FimStreamsThroughCompletionsWithSuffix) {
     EXPECT_EQ(logs.all.find("sk-secret"), std::string::npos);
 }
 
-TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
+TEST(RemoteGeneratorTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     // llama.cpp's server: its own event shape (content, then stop with timings).
     FakeServer server({{200,
                         "text/event-stream",
@@ -205,7 +205,7 @@ TEST(RemoteBackendTest, FimThroughLlamaCppInfillAtTheServerRoot) {
     EXPECT_FALSE(body.contains("suffix"));
 }
 
-TEST(RemoteBackendTest, EnoughEndsTheStreamWithTheTextSoFar) {
+TEST(RemoteGeneratorTest, EnoughEndsTheStreamWithTheTextSoFar) {
     FakeServer server({{200,
                         "text/event-stream",
                         {sse({{"content", "one();\n"}, {"stop", false}}),
@@ -231,7 +231,7 @@ TEST(RemoteBackendTest, EnoughEndsTheStreamWithTheTextSoFar) {
     EXPECT_EQ(calls, 2);
 }
 
-TEST(RemoteBackendTest, ChatStreamsDeltasAndAcceptsAPlainJsonAnswer) {
+TEST(RemoteGeneratorTest, ChatStreamsDeltasAndAcceptsAPlainJsonAnswer) {
     FakeServer server(
         {{200,
           "text/event-stream",
@@ -256,7 +256,7 @@ TEST(RemoteBackendTest, ChatStreamsDeltasAndAcceptsAPlainJsonAnswer) {
     EXPECT_EQ(r2->text, "whole");
 }
 
-TEST(RemoteBackendTest, HttpErrorsBecomeClearMessagesWithoutTheKey) {
+TEST(RemoteGeneratorTest, HttpErrorsBecomeClearMessagesWithoutTheKey) {
     FakeServer server({{401, "application/json", {R"({"error":{"message":"bad key"}})"}},
                        {429, "application/json", {"{}"}},
                        {503, "text/plain", {"overloaded"}}});
@@ -276,7 +276,7 @@ TEST(RemoteBackendTest, HttpErrorsBecomeClearMessagesWithoutTheKey) {
     EXPECT_NE(r3.error().message.find("overloaded"), std::string::npos);
 }
 
-TEST(RemoteBackendTest, ConnectionFailuresAreRetriedThenReported) {
+TEST(RemoteGeneratorTest, ConnectionFailuresAreRetriedThenReported) {
     unsigned short port;
     {
         asio::io_context ioc;
@@ -292,7 +292,7 @@ TEST(RemoteBackendTest, ConnectionFailuresAreRetriedThenReported) {
     EXPECT_EQ(logs.all.find("sk-secret"), std::string::npos);
 }
 
-TEST(RemoteBackendTest, TimesOutAndCancels) {
+TEST(RemoteGeneratorTest, TimesOutAndCancels) {
     {
         FakeServer server({{200, "text/event-stream", {}, 0, true}});
         Logs logs;
@@ -445,7 +445,7 @@ private:
     std::filesystem::path path_;
 };
 
-TEST(RemoteBackendTest, HttpsWithATrustedCertificate) {
+TEST(RemoteGeneratorTest, HttpsWithATrustedCertificate) {
     const TestCert cert = make_cert("127.0.0.1", "IP:127.0.0.1,DNS:localhost");
     FakeTlsServer server(cert);
     TrustOnly trust(cert.cert_pem);
@@ -460,7 +460,7 @@ TEST(RemoteBackendTest, HttpsWithATrustedCertificate) {
     EXPECT_NE(b->describe().find("https://"), std::string::npos);
 }
 
-TEST(RemoteBackendTest, HttpsRefusesAnUntrustedCertificateAndAWrongHostName) {
+TEST(RemoteGeneratorTest, HttpsRefusesAnUntrustedCertificateAndAWrongHostName) {
     const TestCert cert = make_cert("127.0.0.1", "IP:127.0.0.1");
     const TestCert other = make_cert("elsewhere", "DNS:elsewhere.test");
     GenerateOptions go;
@@ -488,7 +488,7 @@ TEST(RemoteBackendTest, HttpsRefusesAnUntrustedCertificateAndAWrongHostName) {
     }
 }
 
-TEST(RemoteBackendTest, ParsesUrls) {
+TEST(RemoteGeneratorTest, ParsesUrls) {
     auto u = RemoteGenerator::parse_url("https://api.deepseek.com/beta");
     ASSERT_TRUE(u);
     EXPECT_TRUE(u->tls);
