@@ -147,26 +147,13 @@ void Endpoint::stop() {
     // no later reply reaches this endpoint.
     {
         std::lock_guard<std::mutex> life(life_->mu);
-        std::vector<std::shared_ptr<RequestContext::State>> deferred;
+        std::vector<std::pair<IntOrString, std::shared_ptr<RequestContext::State>>> deferred;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             for (auto& [id, state] : in_flight_)
-                if (state->deferred) deferred.push_back(state);
+                if (state->deferred) deferred.emplace_back(id, state);
         }
-        for (auto& state : deferred) {
-            if (state->answered.exchange(true)) continue;
-            std::optional<IntOrString> id;
-            {
-                std::lock_guard<std::mutex> lock(mutex_);
-                for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it)
-                    if (it->second == state) {
-                        id = it->first;
-                        in_flight_.erase(it);
-                        break;
-                    }
-            }
-            if (id) send_error(json(*id), error_code::kRequestCancelled, "request cancelled");
-        }
+        for (auto& [id, state] : deferred) cancel_deferred(id, *state);
         life_->endpoint = nullptr;
     }
     work_cv_.notify_all();
@@ -175,6 +162,15 @@ void Endpoint::stop() {
     // threads that may still post work after stop (it then waits in ready_, unrun).
     for (auto& t : workers_) t.join();
     if (timer_.joinable()) timer_.join();
+}
+
+void Endpoint::cancel_deferred(const IntOrString& id, RequestContext::State& state) {
+    if (state.answered.exchange(true)) return;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_flight_.erase(id);
+    }
+    send_error(json(id), error_code::kRequestCancelled, "request cancelled");
 }
 
 void Endpoint::answer(RequestContext& ctx, Result<json> result) {
@@ -407,13 +403,7 @@ void Endpoint::handle_notification(const std::string& method, json params) {
             // A deferred request has no handler left to notice: answer it now.
             if (state && state->deferred) {
                 std::lock_guard<std::mutex> life(life_->mu);
-                if (!state->answered.exchange(true)) {
-                    {
-                        std::lock_guard<std::mutex> lock(mutex_);
-                        in_flight_.erase(cancel.id);
-                    }
-                    send_error(json(cancel.id), error_code::kRequestCancelled, "request cancelled");
-                }
+                cancel_deferred(cancel.id, *state);
             }
         } catch (const std::exception& e) {
             log(std::string("lsp: bad $/cancelRequest: ") + e.what());

@@ -304,6 +304,8 @@ private:
     void handle_notification(const std::string& method, json params);
     // Sends the request's one answer (-32800 when cancelled) unless it was answered.
     void answer(RequestContext& ctx, Result<json> result);
+    // Answers a deferred request -32800 unless it was answered. With life_->mu held.
+    void cancel_deferred(const IntOrString& id, RequestContext::State& state);
     void handle_response(const IntOrString& id, const json& message);
     bool gated(const std::string& method) const;
     void schedule(Work work);
