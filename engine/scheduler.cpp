@@ -207,6 +207,19 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
     if (s.req.on_done) s.req.on_done(s.result);
 }
 
+int32_t Scheduler::sample(Seq& s, float* logits) {
+    const int32_t n_vocab = static_cast<int32_t>(model_.hparams().n_vocab);
+    if (s.req.constraint) {
+        const int32_t remaining =
+            std::max<int32_t>(1, s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size()));
+        s.req.constraint->mask(logits, n_vocab, remaining);
+    }
+    const int32_t id = s.sampler->sample(logits, n_vocab);
+    s.sampler->accept(id);
+    if (s.req.constraint) s.req.constraint->accept(id);
+    return id;
+}
+
 bool Scheduler::emit(Seq& s, int32_t token) {
     if (s.result.tokens.empty())
         s.result.first_token_ms =
@@ -275,8 +288,8 @@ Scheduler::Work Scheduler::plan_decode(Seq& s) {
     w.tokens = {s.pending};
     const int32_t room = s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size());
     if (s.mtp_cache) {
-        if (s.mtp_draft >= 0 && room > 1) w.tokens.push_back(s.mtp_draft);
-    } else if (opt_.draft_tokens > 0) {
+        if (s.mtp_draft >= 0 && room > 1 && !s.req.constraint) w.tokens.push_back(s.mtp_draft);
+    } else if (opt_.draft_tokens > 0 && !s.req.constraint) {
         std::vector<int32_t> ctx = s.tokens;
         ctx.push_back(s.pending);
         auto draft = prompt_lookup_draft(ctx, std::min(opt_.draft_tokens, room - 1));
@@ -285,7 +298,7 @@ Scheduler::Work Scheduler::plan_decode(Seq& s) {
     return w;
 }
 
-void Scheduler::after_prefill(Seq& s, const Work& w) {
+void Scheduler::after_prefill(Seq& s, Work& w) {
     const auto& prompt = s.req.prompt;
     s.tokens.insert(s.tokens.end(), w.tokens.begin(), w.tokens.end());
     if (s.mtp_cache) s.mtp_hidden.insert(s.mtp_hidden.end(), w.hidden.begin(), w.hidden.end());
@@ -314,12 +327,11 @@ void Scheduler::after_prefill(Seq& s, const Work& w) {
         finish(s, "length");
         return;
     }
-    const int32_t id = s.sampler->sample(w.logits.data(), static_cast<int32_t>(w.logits.size()));
-    s.sampler->accept(id);
+    const int32_t id = sample(s, w.logits.data());
     emit(s, id);
 }
 
-void Scheduler::after_decode(Seq& s, const Work& w) {
+void Scheduler::after_decode(Seq& s, Work& w) {
     const auto& batch = w.tokens;
     const size_t n_vocab = model_.hparams().n_vocab;
     s.result.drafted_tokens += static_cast<int32_t>(batch.size() - 1);
@@ -331,9 +343,7 @@ void Scheduler::after_decode(Seq& s, const Work& w) {
         if (s.mtp_cache)  // the row of a committed token: the block's input
             s.mtp_hidden.insert(s.mtp_hidden.end(), w.hidden.begin() + i * E,
                                 w.hidden.begin() + (i + 1) * E);
-        const int32_t id =
-            s.sampler->sample(w.logits.data() + i * n_vocab, static_cast<int32_t>(n_vocab));
-        s.sampler->accept(id);
+        const int32_t id = sample(s, w.logits.data() + i * n_vocab);
         const bool accepted = i + 1 < batch.size() && batch[i + 1] == id;
         if (!emit(s, id)) return;  // finish() has recorded the rows in s.tokens
         if (!accepted) break;

@@ -33,6 +33,7 @@
 #include "engine/model.h"
 #include "engine/prefix_cache.h"
 #include "engine/sampler.h"
+#include "engine/token_constraint.h"
 
 namespace latent::engine {
 
@@ -64,6 +65,8 @@ struct Request {
     // When set, the prompt's cached pages are pinned for this owner once prefilled.
     std::string pin_owner;
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    // Masks each step's logits before sampling (JSON output, tool calls); null: none.
+    std::shared_ptr<TokenConstraint> constraint;
     // Each sampled token; return false to stop (a stop string matched, the client left).
     std::function<bool(int32_t token)> on_token;
     // Exactly once, at the end, whatever the outcome.
@@ -160,12 +163,14 @@ private:
     void loop();
     void finish(Seq& s, const std::string& reason, const std::string& error = {});
     bool emit(Seq& s, int32_t token);  // false: the sequence finished
+    // Masks the row by the request's constraint (if any), samples, records the token.
+    int32_t sample(Seq& s, float* logits);
     Work plan_decode(Seq& s);
     // boosted: run for a more urgent request that waits on its rows (the normal chunk size).
     Work plan_prefill(Seq& s, bool boosted = false);
     void run_batch(std::vector<Work>& work);
-    void after_decode(Seq& s, const Work& w);
-    void after_prefill(Seq& s, const Work& w);
+    void after_decode(Seq& s, Work& w);
+    void after_prefill(Seq& s, Work& w);
     void run_mtp();
     bool mtp_on() const { return mtp_cache_ != nullptr; }
 
