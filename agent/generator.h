@@ -34,6 +34,24 @@ struct FimPrompt {
     std::string middle;
 };
 
+// A model family's FIM markers, for servers that take the prompt as plain text (the
+// remote backend's "raw" mode): the markers are sent as their spelling and the server's
+// tokenizer must turn each into its one special token. PSM order, as DeepSeek trained it
+// (ENGINE_SPEC §4.3):
+//   {prefix marker}{context}{prefix}{suffix marker}{suffix}{middle marker}{middle}
+// No BOS: completion servers add it themselves (vLLM, llama.cpp, `latent serve`).
+// Defaults: DeepSeek's markers, the only family Latent runs.
+struct FimTemplate {
+    std::string prefix = "<｜fim▁begin｜>";
+    std::string suffix = "<｜fim▁hole｜>";
+    std::string middle = "<｜fim▁end｜>";
+
+    std::string render(const FimPrompt& p) const {
+        return prefix + p.context + p.prefix + suffix + p.suffix + middle + p.middle;
+    }
+    bool operator==(const FimTemplate&) const = default;
+};
+
 // {role, content}: the engine's type (engine/prompt_format.h), the one chat format.
 using ChatMessage = engine::ChatMessage;
 
@@ -52,6 +70,22 @@ struct GenerateOptions {
     // Asked after each piece of text with all the text so far: true ends the generation
     // there, as a stop string would (result.ended_early; not a cancellation). May be null.
     std::function<bool(std::string_view text)> enough;
+    // Chat only (fim ignores them); each null = absent, else sent as given in OpenAI's
+    // shape: `tools` (an array of {type: "function", function: {name, description,
+    // parameters}}), `tool_choice` ("none" | "auto" | "required" | {type: "function",
+    // function: {name}}), `response_format` ({type: "text" | "json_object" |
+    // "json_schema", ...}). The remote backend passes them through; the local one cannot
+    // honour them yet (local_generator.h says what it does).
+    nlohmann::json tools;
+    nlohmann::json tool_choice;
+    nlohmann::json response_format;
+};
+
+// A function call the model asked for (chat with tools).
+struct ToolCall {
+    std::string id;         // the server's id for it, echoed back with the tool's result
+    std::string name;       // the function's name
+    std::string arguments;  // its arguments as the model wrote them: JSON text, unchecked
 };
 
 struct GenerateResult {
@@ -67,6 +101,11 @@ struct GenerateResult {
     // From the call to the first generated token (-1: none): what a streaming client
     // would wait before text appears.
     double first_token_ms = -1;
+    // The calls the model asked for, in the order of their index (chat with tools).
+    std::vector<ToolCall> tool_calls;
+    // Why the generation ended, as the backend said it: "stop", "length", "tool_calls",
+    // "content_filter", the local engine's "cancelled" / "deadline"; "" when not said.
+    std::string finish_reason;
 };
 
 // Thread safety: every method may be called from any thread at any time; implementations

@@ -187,6 +187,7 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
         out.text += rest;
         if (options.on_text && !rest.empty()) options.on_text(rest);
     }
+    out.finish_reason = out.cancelled ? "cancelled" : res.finish_reason;
     out.cached_tokens = res.cached_tokens;
     out.computed_tokens = res.computed_tokens;
     out.generated_tokens = call->generated;
@@ -201,8 +202,28 @@ Expected<GenerateResult> LocalGenerator::fim(const FimPrompt& prompt,
     return generate(fim_tokens(prompt), engine::Priority::kInline, options);
 }
 
+namespace {
+
+// What chat cannot honour yet (see local_generator.h): an error saying so, or nothing.
+engine::Status check_chat_options(const GenerateOptions& o) {
+    const nlohmann::json& tc = o.tool_choice;
+    if (!o.tools.is_null() && (tc.is_object() || (tc.is_string() && tc == "required")))
+        return make_error(
+            "the local backend cannot call tools yet: tool_choice " +
+            (tc.is_object() ? std::string("naming a function") : std::string("\"required\"")) +
+            " needs the engine's function calling (use the remote backend)");
+    const nlohmann::json& rf = o.response_format;
+    if (!rf.is_null() && !(rf.is_object() && rf.value("type", std::string()) == "text"))
+        return make_error("the local backend cannot constrain answers to a response_format yet (" +
+                          rf.dump() + "); use the remote backend");
+    return engine::Status();
+}
+
+}  // namespace
+
 Expected<GenerateResult> LocalGenerator::chat(const std::vector<ChatMessage>& messages,
                                               const GenerateOptions& options) {
+    if (engine::Status st = check_chat_options(options); !st) return st.error();
     return generate(engine::chat_tokens(*tokenizer_, messages), engine::Priority::kChat, options);
 }
 

@@ -60,6 +60,11 @@ public:
     std::string describe() const override;
     engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
                                          const GenerateOptions& options) override;
+    // Tools and response formats are not in the engine yet: `tools` with tool_choice
+    // absent, "auto" or "none" are ignored (the model answers in text, as a model that
+    // chose no tool would); tool_choice "required" or a named function, and a
+    // response_format other than {type: "text"}, are errors, since the answer could not
+    // honour them.
     engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
                                           const GenerateOptions& options) override;
     void warm(const std::string& owner, const FimPrompt& stable) override;

@@ -303,5 +303,39 @@ TEST(LocalGeneratorTest, StopStringsEndTheAnswerAndAreNotReturned) {
     EXPECT_EQ(cut->text, expect);
 }
 
+// The engine cannot call tools or constrain an answer yet: what it would have to ignore
+// is an error; tools it may leave unused (tool_choice auto or none) are not.
+TEST(LocalGeneratorTest, ToolsItCannotHonourAreErrorsAndTheRestIsIgnored) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    const nlohmann::json tools = nlohmann::json::parse(
+        R"([{"type": "function", "function": {"name": "read_file", "parameters": {}}}])");
+    GenerateOptions g;
+    g.max_tokens = 2;
+    g.tools = tools;
+    for (const nlohmann::json& choice :
+         {nlohmann::json("required"),
+          nlohmann::json::parse(R"({"type": "function", "function": {"name": "read_file"}})")}) {
+        g.tool_choice = choice;
+        auto r = b->chat({{"user", "hi"}}, g);
+        ASSERT_FALSE(r.ok()) << choice.dump();
+        EXPECT_NE(r.error().message.find("cannot call tools"), std::string::npos)
+            << r.error().message;
+    }
+    g.tool_choice = nullptr;
+    g.response_format = {{"type", "json_object"}};
+    auto f = b->chat({{"user", "hi"}}, g);
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.error().message.find("response_format"), std::string::npos) << f.error().message;
+    for (const nlohmann::json& choice : {nlohmann::json(), nlohmann::json("auto")}) {
+        g.tool_choice = choice;
+        g.response_format = {{"type", "text"}};
+        auto r = b->chat({{"user", "hi"}}, g);
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        EXPECT_TRUE(r->tool_calls.empty());
+        EXPECT_FALSE(r->finish_reason.empty());
+    }
+}
+
 }  // namespace
 }  // namespace latent::agent
