@@ -28,6 +28,7 @@ engine::Expected<std::shared_ptr<Generator>> make_generator(
             ro.model = s.remote_model;
             ro.api_key = s.remote_key;
             ro.fim_api = s.remote_fim_api;
+            ro.fim_template = s.remote_fim_template;
             ro.log = log;
             auto r = RemoteGenerator::create(ro);
             if (!r) return r.error();

@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <map>
 #include <thread>
 
 namespace latent::agent {
@@ -29,6 +30,8 @@ namespace {
 // must not fill our memory).
 constexpr size_t kMaxResponseBytes = 16u << 20;
 constexpr size_t kMaxSseLine = 1u << 20;
+// Tool calls kept from one answer; a server sending more is not answering a person.
+constexpr size_t kMaxToolCalls = 64;
 
 struct NetError {
     bool connect_failure = false;  // nothing was sent: safe to retry
@@ -323,13 +326,61 @@ Expected<GenerateResult> RemoteGenerator::stream(const std::string& path, json b
     GenerateResult r;
     std::string bad;
     const auto t0 = Clock::now();
-    auto got_text = [&](const std::string& piece) {
+    // Each event with text or a piece of a tool call stands for about one token.
+    auto got_token = [&] {
         if (r.generated_tokens == 0)
             r.first_token_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        r.text += piece;
         ++r.generated_tokens;
+    };
+    auto got_text = [&](const std::string& piece) {
+        got_token();
+        r.text += piece;
         if (options.on_text) options.on_text(piece);
         if (options.enough && !r.ended_early && options.enough(r.text)) r.ended_early = true;
+    };
+    // Tool calls by index. Streamed (OpenAI's shape), each arrives in pieces carrying its
+    // index: the first with its id and the start of the name, the next ones more of the
+    // name and the arguments, to be concatenated; the pieces of parallel calls may
+    // interleave. A whole answer lists each call once (its position is its index).
+    std::map<int64_t, ToolCall> calls;
+    auto got_tool_calls = [&](const json& tcs, bool whole) {
+        if (!tcs.is_array()) return;
+        for (size_t i = 0; i < tcs.size(); ++i) {
+            const json& tc = tcs[i];
+            if (!tc.is_object()) continue;
+            const std::string id = tc.contains("id") && tc["id"].is_string()
+                                       ? tc["id"].get<std::string>()
+                                       : std::string();
+            int64_t index;
+            if (tc.contains("index") && tc["index"].is_number_integer()) {
+                index = tc["index"].get<int64_t>();
+            } else if (whole) {
+                index = static_cast<int64_t>(i);
+            } else {
+                // No index (some servers): a piece with a new id starts a call, one without
+                // continues the last.
+                const bool new_call =
+                    calls.empty() || (!id.empty() && calls.rbegin()->second.id != id);
+                index = new_call ? (calls.empty() ? 0 : calls.rbegin()->first + 1)
+                                 : calls.rbegin()->first;
+            }
+            if (!calls.count(index) && calls.size() >= kMaxToolCalls) continue;
+            got_token();
+            ToolCall& call = calls[index];
+            if (!id.empty()) call.id = id;
+            const json f = tc.value("function", json::object());
+            if (!f.is_object()) continue;
+            if (f.contains("name") && f["name"].is_string())
+                call.name += f["name"].get<std::string>();
+            if (f.contains("arguments")) {
+                const json& a = f["arguments"];
+                // A string of JSON text (OpenAI); some servers send the object itself.
+                if (a.is_string())
+                    call.arguments += a.get<std::string>();
+                else if (!a.is_null())
+                    call.arguments += a.dump();
+            }
+        }
     };
     auto on_event = [&](const std::string& data) {
         if (r.ended_early) return;  // the rest of the stream is not wanted
@@ -364,10 +415,14 @@ Expected<GenerateResult> RemoteGenerator::stream(const std::string& path, json b
         if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return;
         const json& c = j["choices"][0];
         std::string piece;
+        if (c.contains("finish_reason") && c["finish_reason"].is_string())
+            r.finish_reason = c["finish_reason"].get<std::string>();
         if (chat) {
-            const json& d = c.contains("delta") ? c["delta"] : c.value("message", json::object());
+            const bool whole = !c.contains("delta");
+            const json d = whole ? c.value("message", json::object()) : c["delta"];
             if (d.is_object() && d.contains("content") && d["content"].is_string())
                 piece = d["content"].get<std::string>();
+            if (d.is_object() && d.contains("tool_calls")) got_tool_calls(d["tool_calls"], whole);
         } else if (c.contains("text") && c["text"].is_string()) {
             piece = c["text"].get<std::string>();
         }
@@ -384,6 +439,7 @@ Expected<GenerateResult> RemoteGenerator::stream(const std::string& path, json b
     o.cancelled = [&] { return r.ended_early || (options.cancelled && options.cancelled()); };
     engine::Status st =
         post(path, body.dump(-1, ' ', false, json::error_handler_t::replace), o, on_event);
+    for (auto& [index, call] : calls) r.tool_calls.push_back(std::move(call));
     if (options.cancelled && options.cancelled()) {
         r.cancelled = true;
         r.ended_early = false;
@@ -391,7 +447,7 @@ Expected<GenerateResult> RemoteGenerator::stream(const std::string& path, json b
     }
     if (r.ended_early) return r;
     if (!st) return st.error();
-    if (!bad.empty() && r.text.empty()) return make_error(bad);
+    if (!bad.empty() && r.text.empty() && r.tool_calls.empty()) return make_error(bad);
     return r;
 }
 
@@ -419,6 +475,12 @@ Expected<GenerateResult> RemoteGenerator::fim(const FimPrompt& prompt,
             prompt.context + prompt.prefix + prompt.middle + "<CURSOR>" + prompt.suffix;
         return chat({{"user", ask}}, options);
     }
+    if (options_.fim_api == "raw") {
+        // The whole FIM prompt as text; the server's tokenizer makes the markers special
+        // tokens. No suffix: vLLM refuses one.
+        json body = {{"prompt", options_.fim_template.render(prompt)}};
+        return stream(url_.base + "/completions", std::move(body), options, false);
+    }
     json body = {{"prompt", prompt.context + prompt.prefix + prompt.middle},
                  {"suffix", prompt.suffix}};
     return stream(url_.base + "/completions", std::move(body), options, false);
@@ -428,7 +490,12 @@ Expected<GenerateResult> RemoteGenerator::chat(const std::vector<ChatMessage>& m
                                                const GenerateOptions& options) {
     json ms = json::array();
     for (const auto& m : messages) ms.push_back({{"role", m.role}, {"content", m.content}});
-    return stream(url_.base + "/chat/completions", {{"messages", ms}}, options, true);
+    json body = {{"messages", ms}};
+    // Passed through as given (GenerateOptions); null means absent.
+    if (!options.tools.is_null()) body["tools"] = options.tools;
+    if (!options.tool_choice.is_null()) body["tool_choice"] = options.tool_choice;
+    if (!options.response_format.is_null()) body["response_format"] = options.response_format;
+    return stream(url_.base + "/chat/completions", std::move(body), options, true);
 }
 
 }  // namespace latent::agent

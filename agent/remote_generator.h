@@ -1,8 +1,10 @@
 // RemoteGenerator: any OpenAI-compatible server over HTTP or HTTPS (Boost.Beast; OpenSSL
 // with certificate and host name verification) — FIM through <base>/completions with
-// `suffix` (vLLM, SGLang, `latent serve`, the DeepSeek API's /beta), or through llama.cpp
-// server's /infill (it refuses `suffix` on /v1/completions), chat through
-// <base>/chat/completions, all streamed (SSE). Not a general HTTP client.
+// `suffix` (`latent serve`, the DeepSeek API's /beta, SGLang started with
+// --completion-template), through <base>/completions with the FIM template as a raw prompt
+// (vLLM refuses `suffix`), or through llama.cpp server's /infill (it refuses `suffix` on
+// /v1/completions); chat through <base>/chat/completions with tools passed through and
+// tool calls parsed; all streamed (SSE). Not a general HTTP client.
 #pragma once
 
 #include <functional>
@@ -19,10 +21,15 @@ struct RemoteOptions {
     std::string url;
     std::string model;    // the "model" field of requests (may be empty for one-model servers)
     std::string api_key;  // sent as "Authorization: Bearer ..."; never logged
-    // How FIM requests go: "completions" (<base>/completions with suffix), "infill"
-    // (llama.cpp's server: /infill with input_prefix/input_suffix), "chat" (a chat
-    // request asking for the code at <CURSOR>, for servers with neither).
+    // How FIM requests go: "completions" (<base>/completions with suffix), "raw"
+    // (<base>/completions with fim_template rendered as the prompt and no suffix: any
+    // completion server whose tokenizer turns the markers' spelling into the special
+    // tokens, as vLLM's and llama.cpp's do), "infill" (llama.cpp's server: /infill with
+    // input_prefix/input_suffix), "chat" (a chat request asking for the code at <CURSOR>,
+    // for servers with none of these).
     std::string fim_api = "completions";
+    // The model family's FIM markers for "raw". Default: DeepSeek's.
+    FimTemplate fim_template;
     int connect_timeout_ms = 5000;
     // Time allowed for the whole request (first token and streaming). Default 60 s.
     int request_timeout_ms = 60000;

@@ -53,10 +53,33 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
         if (get_or<bool>(r, "fimViaChat", false)) s.remote_fim_api = "chat";
         std::string api = s.remote_fim_api;
         str(r, "fimApi", api);
-        if (api == "completions" || api == "infill" || api == "chat")
+        if (api == "completions" || api == "raw" || api == "infill" || api == "chat")
             s.remote_fim_api = api;
         else if (problems)
-            problems->push_back("remote.fimApi must be completions, infill or chat");
+            problems->push_back("remote.fimApi must be completions, raw, infill or chat");
+        if (r.contains("fimTemplate") && !r["fimTemplate"].is_null()) {
+            // Each marker is the spelling of one special token: 64 bytes is plenty, and a
+            // longer one is a mistake that would go into every prompt.
+            constexpr size_t kMaxMarker = 64;
+            const json& t = r["fimTemplate"];
+            FimTemplate ft;
+            bool ok = t.is_object();
+            for (auto [key, out] : {std::pair<const char*, std::string*>{"prefix", &ft.prefix},
+                                    {"suffix", &ft.suffix},
+                                    {"middle", &ft.middle}}) {
+                if (!ok) break;
+                ok = t.contains(key) && t[key].is_string() &&
+                     !t[key].get_ref<const std::string&>().empty() &&
+                     t[key].get_ref<const std::string&>().size() <= kMaxMarker;
+                if (ok) *out = t[key].get<std::string>();
+            }
+            if (ok)
+                s.remote_fim_template = ft;
+            else if (problems)
+                problems->push_back(
+                    "remote.fimTemplate must be {prefix, suffix, middle}: three marker strings "
+                    "of 1 to 64 bytes");
+        }
     }
     if (j.contains("completion") && j["completion"].is_object()) {
         const json& c = j["completion"];
@@ -100,7 +123,11 @@ json redacted(const Settings& s) {
              {{"url", s.remote_url},
               {"model", s.remote_model},
               {"apiKey", s.remote_key.empty() ? "" : "***"},
-              {"fimApi", s.remote_fim_api}}},
+              {"fimApi", s.remote_fim_api},
+              {"fimTemplate",
+               {{"prefix", s.remote_fim_template.prefix},
+                {"suffix", s.remote_fim_template.suffix},
+                {"middle", s.remote_fim_template.middle}}}}},
             {"completion",
              {{"maxTokens", s.max_tokens},
               {"contextTokens", s.context_tokens},
@@ -118,10 +145,10 @@ bool backend_settings_differ(const Settings& a, const Settings& b) {
     return a.backend != b.backend || a.engine != b.engine || a.model != b.model ||
            a.remote_url != b.remote_url || a.remote_model != b.remote_model ||
            a.remote_key != b.remote_key || a.remote_fim_api != b.remote_fim_api ||
-           a.script != b.script || a.script_delay_ms != b.script_delay_ms ||
-           a.cache_mb != b.cache_mb || a.threads != b.threads || a.prefix_cache != b.prefix_cache ||
-           a.mtp != b.mtp || a.disk_cache_dir != b.disk_cache_dir ||
-           a.disk_cache_mb != b.disk_cache_mb;
+           a.remote_fim_template != b.remote_fim_template || a.script != b.script ||
+           a.script_delay_ms != b.script_delay_ms || a.cache_mb != b.cache_mb ||
+           a.threads != b.threads || a.prefix_cache != b.prefix_cache || a.mtp != b.mtp ||
+           a.disk_cache_dir != b.disk_cache_dir || a.disk_cache_mb != b.disk_cache_mb;
 }
 
 }  // namespace latent::agent

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/generator.h"
+
 namespace latent::agent {
 
 // Everything a user can set, from initializationOptions or workspace/didChangeConfiguration
@@ -21,9 +23,13 @@ struct Settings {
     std::string remote_url;         // "remote.url": e.g. http://127.0.0.1:8000
     std::string remote_model;       // "remote.model"
     std::string remote_key;         // "remote.apiKey": never logged
-    // "remote.fimApi": completions | infill (llama.cpp's server) | chat; the older
+    // "remote.fimApi": completions (prompt + suffix) | raw (the FIM template as the prompt:
+    // vLLM, any completion server) | infill (llama.cpp's server) | chat; the older
     // "remote.fimViaChat": true means chat.
     std::string remote_fim_api = "completions";
+    // "remote.fimTemplate": {prefix, suffix, middle}, the model family's FIM markers for
+    // fimApi raw, all three or none (each 1 to 64 bytes). Default: DeepSeek's.
+    FimTemplate remote_fim_template;
     int max_tokens = 64;        // "completion.maxTokens"
     int context_tokens = 1024;  // "completion.contextTokens": retrieved context budget
     int prefix_tokens = 1536;   // "completion.prefixTokens"
