@@ -11,7 +11,7 @@ export interface UserSettings {
   threads: number;
   remoteUrl: string;
   remoteModel: string;
-  remoteFimApi: 'completions' | 'infill' | 'chat';
+  remoteFimApi: 'completions' | 'raw' | 'infill' | 'chat';
   completionEnabled: boolean;
   debounceMs: number;
   completionMaxTokens: number;
@@ -99,7 +99,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     threads: clampInt(get('threads'), 0, 1024, d.threads),
     remoteUrl: str(get('remote.url'), d.remoteUrl).trim(),
     remoteModel: str(get('remote.model'), d.remoteModel).trim(),
-    remoteFimApi: fimApi === 'infill' || fimApi === 'chat' ? fimApi : 'completions',
+    remoteFimApi: fimApi === 'raw' || fimApi === 'infill' || fimApi === 'chat' ? fimApi : 'completions',
     completionEnabled: bool(get('completion.enabled'), d.completionEnabled),
     debounceMs: clampInt(get('completion.debounceMs'), 0, 2000, d.debounceMs),
     completionMaxTokens: clampInt(get('completion.maxTokens'), 1, 1024, d.completionMaxTokens),

@@ -67,6 +67,7 @@ describe('settings', () => {
       diskCache: { mb: 0 },
     });
     assert.ok(!JSON.stringify(serverSettings(s)).includes('sk-secret'));
+    assert.equal(readSettings(from({ 'remote.fimApi': 'raw' })).remoteFimApi, 'raw');
   });
 
   it('expands ~ only at the start', () => {
