@@ -423,6 +423,7 @@ struct Tokenizer::Impl {
     uint64_t serial = 0;  // tells this tokenizer's entries in the per-thread cache apart
     std::string pre;
     std::vector<std::string> pieces;  // id -> token_to_piece()
+    std::vector<TokenType> types;     // id -> the vocab's token type
     TextToId text_to_id;
     int32_t n_vocab = 0;
 
@@ -724,6 +725,7 @@ Expected<Tokenizer> Tokenizer::create(const Vocab& vocab) {
     const ByteLevel& bl = byte_level();
     impl->text_to_id.reserve(size_t(n));
     impl->pieces.resize(size_t(n));
+    impl->types = vocab.types;
     for (int32_t id = 0; id < n; ++id) {
         const std::string& text = vocab.tokens[size_t(id)];
         if (!text.empty()) impl->text_to_id[text] = id;  // last id wins, as in llama.cpp
@@ -841,6 +843,11 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 std::string Tokenizer::token_to_piece(int32_t id) const {
     if (id < 0 || id >= impl_->n_vocab) return {};
     return impl_->pieces[size_t(id)];
+}
+
+TokenType Tokenizer::token_type(int32_t id) const {
+    if (id < 0 || id >= impl_->n_vocab) return TokenType::kUnused;
+    return impl_->types[size_t(id)];
 }
 
 std::optional<int32_t> Tokenizer::find_token(std::string_view text) const {

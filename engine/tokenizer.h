@@ -65,6 +65,10 @@ public:
     // range) the empty string.
     std::string token_to_piece(int32_t id) const;
 
+    // The vocab's type of a token (kUnused for ids out of range): grammars keep CONTROL,
+    // USER_DEFINED and UNKNOWN tokens out of generated text.
+    TokenType token_type(int32_t id) const;
+
     // The id of the token whose vocab text is exactly `text` (the stored form: byte-level
     // for normal tokens, e.g. "Ġthe"; control tokens as spelled). Duplicate texts resolve
     // to the last id, as in llama.cpp.
