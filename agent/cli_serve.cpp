@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -15,14 +16,15 @@
 
 #include "agent/commands.h"
 #include "engine/backends.h"
-#include "engine/http_server.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
+#include "engine/serve/http_server.h"
 #include "engine/tokenizer.h"
 
 namespace latent::agent {
 
 using namespace latent::engine;
+using serve::HttpServer;
 
 namespace {
 
@@ -105,28 +107,64 @@ Expected<Engine> load_engine(const EngineFlags& f, bool threaded) {
     return e;
 }
 
+// The first line of a key file (at most 4 KiB; trailing spaces and CR dropped).
+Expected<std::string> read_api_key_file(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return make_error("--api-key-file " + path + ": cannot open it");
+    char buf[4097];
+    const size_t n = std::fread(buf, 1, sizeof(buf), f);
+    std::fclose(f);
+    if (n > 4096) return make_error("--api-key-file " + path + ": larger than 4 KiB");
+    std::string key(buf, n);
+    key = key.substr(0, key.find('\n'));
+    while (!key.empty() && (key.back() == '\r' || key.back() == ' ' || key.back() == '\t'))
+        key.pop_back();
+    if (key.empty()) return make_error("--api-key-file " + path + ": no key in its first line");
+    return key;
+}
+
 void register_serve(CLI::App& app, int& exit_code) {
     auto* cmd =
         app.add_subcommand("serve",
-                           "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, "
-                           "/v1/chat/completions, /v1/models, /health, /metrics).");
+                           "Serve the model over an OpenAI/DeepSeek-compatible HTTP API "
+                           "(/v1/completions, /v1/chat/completions with tools and JSON output, "
+                           "the same under /beta, /v1/models, /health, /metrics). The API key "
+                           "comes from $LATENT_API_KEY or --api-key-file.");
     struct Args {
         EngineFlags engine;
         HttpServer::Options http;
         uint64_t max_body_kb = 8192;
+        std::string api_key_file;
     };
     auto a = std::make_shared<Args>();
     add_engine_flags(cmd, a->engine);
     cmd->add_option("--host", a->http.host, "Address to bind (loopback unless you mean it)")
         ->capture_default_str();
     cmd->add_option("--port", a->http.port, "Port (0: any free one)")->capture_default_str();
-    cmd->add_option("--api-key", a->http.api_key, "Require 'Authorization: Bearer KEY'");
+    cmd->add_option("--api-key", a->http.api_key,
+                    "Require 'Authorization: Bearer KEY' (every local user can read argv: "
+                    "prefer $LATENT_API_KEY or --api-key-file)");
+    cmd->add_option("--api-key-file", a->api_key_file,
+                    "Read the API key from this file (its first line)");
+    cmd->add_option("--allow-host", a->http.allowed_hosts,
+                    "Accept requests whose Host header names this host (repeatable; '*': any). "
+                    "By default only loopback names and the bound address")
+        ->take_all();
+    cmd->add_option("--allow-origin", a->http.allowed_origins,
+                    "Serve cross-origin requests from this origin, e.g. http://localhost:3000 "
+                    "(repeatable; '*': any). By default a request with an Origin header is "
+                    "refused")
+        ->take_all();
     cmd->add_option("--alias", a->http.model_name, "Model id to report (default: file name)");
     cmd->add_option("--max-body-kb", a->max_body_kb, "Largest request body")->capture_default_str();
     cmd->add_option("--max-prompt-tokens", a->http.max_prompt_tokens,
                     "Longest prompt (0: the model's context)")
         ->capture_default_str();
-    cmd->add_option("--max-connections", a->http.max_connections, "Open connections at once")
+    cmd->add_option("--max-connections", a->http.max_connections,
+                    "Requests handled at once; more are answered 503")
+        ->capture_default_str();
+    cmd->add_option("--default-max-tokens", a->http.default_chat_max_tokens,
+                    "Longest chat answer when a request gives no max_tokens")
         ->capture_default_str();
     cmd->add_option("--timeout", a->http.request_timeout_s, "Deadline of one request, seconds")
         ->capture_default_str();
@@ -139,6 +177,16 @@ void register_serve(CLI::App& app, int& exit_code) {
         sigaddset(&signals, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+        if (!a->api_key_file.empty()) {
+            auto key = read_api_key_file(a->api_key_file);
+            if (!key) {
+                exit_code = fail(key.error().message);
+                return;
+            }
+            a->http.api_key = *key;
+        } else if (a->http.api_key.empty()) {
+            if (const char* k = std::getenv("LATENT_API_KEY"); k && *k) a->http.api_key = k;
+        }
         std::fprintf(stderr, "latent serve: loading %s\n", a->engine.model.c_str());
         auto e = load_engine(a->engine, /*threaded=*/true);
         if (!e) {

@@ -17,41 +17,87 @@ ChatFamily chat_family(const Tokenizer& tokenizer) {
                : ChatFamily::kDeepSeekCoderV2;
 }
 
-std::vector<PromptPiece> chat_pieces(ChatFamily family, const std::vector<ChatMessage>& messages) {
+std::vector<PromptPiece> chat_pieces(ChatFamily family, const std::vector<ChatMessage>& messages,
+                                     const ChatOptions& options) {
     std::vector<PromptPiece> out;
     auto special = [&](const char* s) { out.push_back({true, s}); };
     auto text = [&](std::string s) {
         if (!s.empty()) out.push_back({false, std::move(s)});
     };
+    // Coder-V2 has no tool tokens: their spellings go in as text.
+    const bool v3 = family == ChatFamily::kDeepSeekV3;
+    auto marker = [&](const char* s) { v3 ? special(s) : text(s); };
+    auto calls = [&](const ChatMessage& m) {
+        marker(kToolCallsBegin);
+        for (size_t i = 0; i < m.tool_calls.size(); ++i) {
+            if (i > 0) text("\n");
+            marker(kToolCallBegin);
+            text("function");
+            marker(kToolSep);
+            text(m.tool_calls[i].name + "\n```json\n" + m.tool_calls[i].arguments + "\n```");
+            marker(kToolCallEnd);
+        }
+        marker(kToolCallsEnd);
+    };
     special(kBos);
     std::string system;
     for (const auto& m : messages)
         if (m.role == "system") system += (system.empty() ? "" : "\n\n") + m.content;
-    if (family == ChatFamily::kDeepSeekV3) {
+    if (!options.tool_prompt.empty())
+        system += (system.empty() ? "" : "\n\n") + options.tool_prompt;
+    const size_t last = messages.empty() ? 0 : messages.size() - 1;
+    const bool prefix = options.prefix && !messages.empty() && messages[last].role == "assistant";
+    bool in_outputs = false;  // inside a run of tool results
+    auto close_outputs = [&] {
+        if (in_outputs) marker(kToolOutputsEnd);
+        in_outputs = false;
+    };
+    if (v3) {
         text(system);
-        for (const auto& m : messages) {
-            if (m.role == "user") {
+    } else if (!system.empty()) {
+        text(system + "\n\n");
+    }
+    for (size_t i = 0; i < messages.size(); ++i) {
+        const auto& m = messages[i];
+        const bool continued = prefix && i == last;
+        if (m.role == "user") {
+            close_outputs();
+            if (v3) {
                 special(kUser);
                 text(m.content);
-            } else if (m.role == "assistant") {
-                special(kAssistant);
-                text(m.content);
-                special(kEos);
+            } else {
+                text("User: " + m.content + "\n\n");
             }
+        } else if (m.role == "assistant") {
+            // After tool results the answer follows the outputs-end marker directly.
+            const bool after_tools = in_outputs;
+            close_outputs();
+            if (v3) {
+                if (!after_tools) special(kAssistant);
+                text(m.content);
+            } else {
+                text((after_tools ? "" : "Assistant: ") + m.content);
+            }
+            if (!m.tool_calls.empty()) calls(m);
+            if (!continued) special(kEos);
+        } else if (m.role == "tool") {
+            if (!in_outputs) {
+                marker(kToolOutputsBegin);
+                in_outputs = true;
+            } else {
+                text("\n");
+            }
+            marker(kToolOutputBegin);
+            text(m.content);
+            marker(kToolOutputEnd);
         }
-        special(kAssistant);
+    }
+    if (prefix) return out;
+    if (in_outputs) {
+        close_outputs();
         return out;
     }
-    if (!system.empty()) text(system + "\n\n");
-    for (const auto& m : messages) {
-        if (m.role == "user") {
-            text("User: " + m.content + "\n\n");
-        } else if (m.role == "assistant") {
-            text("Assistant: " + m.content);
-            special(kEos);
-        }
-    }
-    text("Assistant:");
+    v3 ? special(kAssistant) : text("Assistant:");
     return out;
 }
 
@@ -62,9 +108,10 @@ std::string render(const std::vector<PromptPiece>& pieces) {
 }
 
 std::vector<int32_t> chat_tokens(const Tokenizer& tokenizer,
-                                 const std::vector<ChatMessage>& messages) {
+                                 const std::vector<ChatMessage>& messages,
+                                 const ChatOptions& options) {
     std::vector<int32_t> ids;
-    for (const auto& piece : chat_pieces(chat_family(tokenizer), messages)) {
+    for (const auto& piece : chat_pieces(chat_family(tokenizer), messages, options)) {
         if (piece.special) {
             // BOS and EOS by the vocabulary's ids (their spellings differ between families).
             if (piece.text == kBos) {

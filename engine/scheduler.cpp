@@ -2,7 +2,9 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <new>
+#include <unordered_map>
 
 #include "engine/backends.h"
 
@@ -28,6 +30,8 @@ struct Scheduler::Seq {
     std::vector<float> mtp_hidden;
     int32_t mtp_pos = -1;
     int32_t mtp_draft = -1;
+    // Occurrences of each generated token (frequency and presence penalties).
+    std::unordered_map<int32_t, int32_t> generated_counts;
 
     // The token at position p when it is known (prompt, computed, or sampled), else -1.
     int32_t token_at(size_t p) const {
@@ -132,6 +136,9 @@ Expected<Scheduler::Handle> Scheduler::submit(Request request) {
         if (id < 0 || id >= n_vocab) return make_error("token id out of range");
     auto sampler = Sampler::create(request.sampling);
     if (!sampler) return sampler.error();
+    if (!(std::fabs(request.frequency_penalty) <= 2) || !(std::fabs(request.presence_penalty) <= 2))
+        return make_error("frequency_penalty and presence_penalty must be in [-2, 2]");
+    if (request.logprobs > 20) return make_error("logprobs must be at most 20");
 
     auto s = std::make_unique<Seq>();
     s->sampler = std::make_unique<Sampler>(std::move(*sampler));
@@ -209,6 +216,10 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
 
 int32_t Scheduler::sample(Seq& s, float* logits) {
     const int32_t n_vocab = static_cast<int32_t>(model_.hparams().n_vocab);
+    if (s.req.frequency_penalty != 0 || s.req.presence_penalty != 0)
+        for (const auto& [id, count] : s.generated_counts)
+            logits[id] -= s.req.frequency_penalty * static_cast<float>(count) +
+                          (count > 0 ? s.req.presence_penalty : 0.0f);
     if (s.req.constraint) {
         const int32_t remaining =
             std::max<int32_t>(1, s.req.max_tokens - static_cast<int32_t>(s.result.tokens.size()));
@@ -217,7 +228,39 @@ int32_t Scheduler::sample(Seq& s, float* logits) {
     const int32_t id = s.sampler->sample(logits, n_vocab);
     s.sampler->accept(id);
     if (s.req.constraint) s.req.constraint->accept(id);
+    if (s.req.frequency_penalty != 0 || s.req.presence_penalty != 0) ++s.generated_counts[id];
+    if (s.req.logprobs >= 0 && s.req.on_logprobs)
+        s.req.on_logprobs(token_logprobs(logits, n_vocab, id, std::min(s.req.logprobs, 20)));
     return id;
+}
+
+TokenLogprobs token_logprobs(const float* logits, int32_t n_vocab, int32_t token, int32_t top) {
+    // log p = logit - log(sum exp(logit)), in double; -inf rows (masked) count as 0.
+    float max = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; ++i)
+        if (std::isfinite(logits[i])) max = std::max(max, logits[i]);
+    double sum = 0;
+    for (int32_t i = 0; i < n_vocab; ++i)
+        if (std::isfinite(logits[i])) sum += std::exp(static_cast<double>(logits[i]) - max);
+    const double log_z = max + std::log(sum);
+    auto lp = [&](int32_t i) {
+        return std::isfinite(logits[i]) ? static_cast<float>(logits[i] - log_z) : -INFINITY;
+    };
+    TokenLogprobs out;
+    out.token = token;
+    out.logprob = lp(token);
+    if (top > 0) {
+        std::vector<int32_t> ids;
+        for (int32_t i = 0; i < n_vocab; ++i)
+            if (std::isfinite(logits[i])) ids.push_back(i);
+        const size_t k = std::min<size_t>(static_cast<size_t>(top), ids.size());
+        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+                          [&](int32_t a, int32_t b) {
+                              return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+                          });
+        for (size_t i = 0; i < k; ++i) out.top.emplace_back(ids[i], lp(ids[i]));
+    }
+    return out;
 }
 
 bool Scheduler::emit(Seq& s, int32_t token) {

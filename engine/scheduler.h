@@ -55,6 +55,14 @@ struct RequestResult {
     double first_token_ms = 0;     // from submit to the first sampled token
 };
 
+// A sampled token's log-probability under the row it was drawn from (after penalties and
+// any constraint's mask, at temperature 1) and the `top` most likely alternatives.
+struct TokenLogprobs {
+    int32_t token = 0;
+    float logprob = 0;
+    std::vector<std::pair<int32_t, float>> top;  // (id, logprob), most likely first
+};
+
 struct Request {
     std::vector<int32_t> prompt;  // non-empty
     Priority priority = Priority::kChat;
@@ -67,6 +75,13 @@ struct Request {
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
     // Masks each step's logits before sampling (JSON output, tool calls); null: none.
     std::shared_ptr<TokenConstraint> constraint;
+    // OpenAI's penalties over the tokens generated so far: a token's logit loses
+    // frequency_penalty per earlier occurrence and presence_penalty once if it occurred.
+    float frequency_penalty = 0, presence_penalty = 0;
+    // >= 0: on_logprobs gets each sampled token's log-probability and this many of the
+    // most likely alternatives (at most 20), before on_token sees the token.
+    int32_t logprobs = -1;
+    std::function<void(const TokenLogprobs&)> on_logprobs;
     // Each sampled token; return false to stop (a stop string matched, the client left).
     std::function<bool(int32_t token)> on_token;
     // Exactly once, at the end, whatever the outcome.
@@ -197,6 +212,10 @@ private:
     std::vector<std::unique_ptr<Seq>> running_;
     std::thread thread_;
 };
+
+// The log-probability of `token` in a row of logits (log-softmax, -inf entries excluded)
+// and the `top` most likely tokens (ties to the lower id).
+TokenLogprobs token_logprobs(const float* logits, int32_t n_vocab, int32_t token, int32_t top);
 
 // Prompt-lookup drafting: the longest match of the sequence's last n-gram (n from
 // max_ngram down to 1) earlier in the sequence, and up to `max_draft` tokens that

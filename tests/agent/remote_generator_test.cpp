@@ -419,11 +419,10 @@ private:
 
 // Raw FIM against `latent serve`: the prompt must reach the model as the FIM layout's ids
 // (ENGINE_SPEC §4.3: BOS, then the three markers as their special tokens), as it does on
-// vLLM and llama.cpp's server. DISABLED until the server tokenizes a raw text prompt on
-// /v1/completions with special tokens parsed and the model's BOS added (HEAD's
-// engine/http_server.cpp parses no specials; the engine/serve/ rewrite parses them but
-// adds no BOS); enable it with that change.
-TEST(RemoteGeneratorTest, DISABLED_RawFimReachesLatentServeAsTheFimTokens) {
+// vLLM and llama.cpp's server: the server tokenizes a raw text prompt on
+// /v1/completions with special tokens parsed and the model's BOS added, as vLLM and
+// llama.cpp's server do.
+TEST(RemoteGeneratorTest, RawFimReachesLatentServeAsTheFimTokens) {
     engine::MakeModelOptions mo;
     mo.preset = "tiny";
     mo.quant = engine::GgmlType::kQ8_0;

@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "engine/http_server.h"
 #include "engine/reference.h"
+#include "engine/serve/http_server.h"
 #include "tests/support/test_models.h"
 
-namespace latent::engine {
+namespace latent::serve {
 namespace {
+
+using namespace latent::engine;
 
 TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
     const std::string src = LATENT_SOURCE_DIR;
@@ -37,7 +39,7 @@ TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
     HttpServer server(**sched, *tok, ho);
     ASSERT_TRUE(server.start().ok());
 
-    const std::string cmd = "node " + src + "/tests/engine/openai_client.mjs http://127.0.0.1:" +
+    const std::string cmd = "node " + src + "/tests/serve/openai_client.mjs http://127.0.0.1:" +
                             std::to_string(server.port()) + "/v1";
     FILE* p = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
@@ -54,4 +56,4 @@ TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
 }
 
 }  // namespace
-}  // namespace latent::engine
+}  // namespace latent::serve

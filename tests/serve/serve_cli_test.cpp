@@ -48,8 +48,9 @@ std::string post(uint16_t port, const std::string& path, const std::string& body
         return {};
     }
     const std::string req =
-        "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
-        "\r\n\r\n" + body;
+        "POST " + path +
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
     std::string raw;
     char buf[4096];

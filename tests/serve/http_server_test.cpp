@@ -1,7 +1,7 @@
 // HttpServer: a real server on an ephemeral loopback port, talked to over TCP with a
 // small HTTP client: routes, OpenAI-shaped answers and SSE streams, cached-token usage,
 // fill-in-the-middle, limits and errors, API keys, and a client leaving mid-stream.
-#include "engine/http_server.h"
+#include "engine/serve/http_server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -17,8 +17,10 @@
 #include "engine/reference.h"
 #include "tests/support/test_models.h"
 
-namespace latent::engine {
+namespace latent::serve {
 namespace {
+
+using namespace latent::engine;
 
 using nlohmann::json;
 
@@ -322,4 +324,4 @@ TEST_F(ServeTest, AClientLeavingMidStreamCancelsItsRequest) {
 }
 
 }  // namespace
-}  // namespace latent::engine
+}  // namespace latent::serve
