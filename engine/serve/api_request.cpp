@@ -7,7 +7,7 @@ namespace latent::serve {
 
 using engine::Expected;
 using engine::make_error;
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 bool json_nesting_within(std::string_view text, int max_depth) {
     int depth = 0;

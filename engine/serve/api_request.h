@@ -33,12 +33,14 @@ constexpr int32_t kMaxChoices = 8;
 // Whether `text`'s arrays and objects nest at most max_depth deep (strings skipped with
 // their escapes). Linear, no allocation; not a validator.
 bool json_nesting_within(std::string_view text, int max_depth);
+// Bodies keep their object keys in the client's order (ordered_json), so a schema's
+// properties are generated in the order it declares them, as OpenAI's are.
 // The body parsed, or an error for bad JSON, a non-object or too deep a nesting.
-engine::Expected<nlohmann::json> parse_json_body(std::string_view body);
+engine::Expected<nlohmann::ordered_json> parse_json_body(std::string_view body);
 
 struct ToolFunction {
     std::string name, description;
-    nlohmann::json parameters = nlohmann::json::object();  // a JSON schema
+    nlohmann::ordered_json parameters = nlohmann::ordered_json::object();  // a JSON schema
     bool strict = false;  // arguments constrained to `parameters` by the grammar
 };
 
@@ -46,8 +48,8 @@ enum class ToolChoice { kNone, kAuto, kRequired, kFunction };
 
 struct ResponseFormat {
     enum class Kind { kText, kJsonObject, kJsonSchema } kind = Kind::kText;
-    std::string name;       // json_schema.name
-    nlohmann::json schema;  // json_schema.schema
+    std::string name;               // json_schema.name
+    nlohmann::ordered_json schema;  // json_schema.schema (key order kept)
     bool strict = false;
 };
 
@@ -86,8 +88,8 @@ struct ApiRequest {
 
 // The body of POST /v1/completions (or /beta/completions): validated, or an error whose
 // message names the field.
-engine::Expected<ApiRequest> parse_completion_request(const nlohmann::json& body);
+engine::Expected<ApiRequest> parse_completion_request(const nlohmann::ordered_json& body);
 // The body of POST /v1/chat/completions.
-engine::Expected<ApiRequest> parse_chat_request(const nlohmann::json& body);
+engine::Expected<ApiRequest> parse_chat_request(const nlohmann::ordered_json& body);
 
 }  // namespace latent::serve

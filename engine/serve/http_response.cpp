@@ -48,6 +48,10 @@ std::string dump(const nlohmann::json& j) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string dump(const nlohmann::ordered_json& j) {
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 std::string http_response(int status, const std::string& body, const std::string& type,
                           const std::string& extra_headers) {
     return "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +

@@ -11,6 +11,7 @@ namespace latent::serve {
 
 // JSON text, invalid UTF-8 replaced (a model may stop inside a character).
 std::string dump(const nlohmann::json& j);
+std::string dump(const nlohmann::ordered_json& j);
 
 std::string http_response(int status, const std::string& body,
                           const std::string& type = "application/json",

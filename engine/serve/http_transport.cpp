@@ -209,8 +209,8 @@ struct HttpTransport::Impl {
             return answer_and_close(r, error_response(431, "request headers too large"));
         }
         if (ec == beast::error::timeout) {
-            ++read_timeouts;
-            return answer_and_close(r, error_response(408, "the request was not received in time"));
+            ++read_timeouts;  // the stream has closed the socket already
+            return close_now(*r);
         }
         if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
             ec == net::error::eof || ec == net::error::connection_reset ||
