@@ -26,6 +26,8 @@ void register_bench_replay_command(CLI::App& app, int& exit_code);
 // `latent bench lifecycle`: status latency while a folder is removed mid-index, memory
 // after a storm of backend setting changes (cli_bench_lifecycle.cpp).
 void register_bench_lifecycle_command(CLI::App& app, int& exit_code);
+// `latent bench json-mask`: the cost of a JSON-output logit mask (cli_bench_json_mask.cpp).
+void register_bench_json_mask_command(CLI::App& app, int& exit_code);
 // `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 

@@ -8,13 +8,15 @@ namespace latent::engine {
 
 namespace {
 
-// Whole, valid UTF-8 characters (RFC 3629) with no quote, backslash or control byte:
-// bytes a JSON string takes as they are, in any state with nothing pending.
-bool plain_string_content(std::string_view s) {
-    for (size_t i = 0; i < s.size();) {
+// The length of the longest prefix of s made of whole, valid UTF-8 characters (RFC 3629)
+// with no quote, backslash or control byte: bytes a JSON string takes as they are, in any
+// state with nothing pending, and that leave that state as it was.
+size_t plain_string_prefix(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
         const uint8_t c = uint8_t(s[i]);
         if (c < 0x80) {
-            if (c < 0x20 || c == '"' || c == '\\') return false;
+            if (c < 0x20 || c == '"' || c == '\\') return i;
             ++i;
             continue;
         }
@@ -35,15 +37,15 @@ bool plain_string_content(std::string_view s) {
         else if (c == 0xF4)
             need = 3, hi = 0x8F;
         else
-            return false;
-        if (i + need >= s.size()) return false;  // cut off inside the character
+            return i;
+        if (i + need >= s.size()) return i;  // cut off inside the character
         for (size_t k = 1; k <= need; ++k) {
             const uint8_t b = uint8_t(s[i + k]);
-            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return false;
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return i;
         }
         i += need + 1;
     }
-    return true;
+    return i;
 }
 
 }  // namespace
@@ -58,10 +60,12 @@ std::shared_ptr<const JsonTokenTables> JsonTokenTables::create(
     std::vector<std::pair<std::string_view, int32_t>> rest;
     for (int32_t id = 0; id < n; ++id) {
         if (!tokens->is_text(id)) continue;
-        if (plain_string_content(tokens->bytes(id)))
+        const std::string& b = tokens->bytes(id);
+        const size_t plain = plain_string_prefix(b);
+        if (plain == b.size())
             t->plain_string_.set(id);
-        else
-            rest.emplace_back(tokens->bytes(id), id);
+        else  // from a plain string state its plain prefix changes nothing: keep the rest
+            rest.emplace_back(std::string_view(b).substr(plain), id);
     }
     t->not_plain_string_ = ByteTrie::build(std::move(rest));
     t->tokens_ = std::move(tokens);
@@ -76,7 +80,7 @@ JsonMasker::JsonMasker(std::shared_ptr<const JsonTokenTables> tables,
       grammar_(std::move(grammar)),
       levels_(tables_->tokens().max_token_bytes() + 1) {}
 
-void JsonMasker::walk(const ByteTrie& trie, uint32_t node, size_t level, TokenSet& out,
+void JsonMasker::walk(const ByteTrie& trie, uint32_t node, size_t level, Entry& raw, TokenSet& out,
                       uint32_t max_completion) {
     const JsonGrammar& g = *grammar_;
     const ByteTrie::Node& n = trie.nodes[node];
@@ -85,47 +89,52 @@ void JsonMasker::walk(const ByteTrie& trie, uint32_t node, size_t level, TokenSe
         ++stats_.trie_steps;
         if (!JsonMatcher::step(g, levels_[level], trie.byte[child], levels_[level + 1])) continue;
         const ByteTrie::Node& c = trie.nodes[child];
-        if (c.n_tokens > 0 &&
-            (max_completion == UINT32_MAX ||
-             JsonMatcher::completion_length(g, levels_[level + 1]) <= max_completion)) {
-            for (uint32_t k = 0; k < c.n_tokens; ++k) out.set(trie.tokens[c.first_token + k]);
+        if (c.n_tokens > 0) {
+            const uint32_t after = JsonMatcher::completion_length(g, levels_[level + 1]);
+            raw.longest_after = std::max(raw.longest_after, after);
+            for (uint32_t k = 0; k < c.n_tokens; ++k) {
+                raw.tokens.set(trie.tokens[c.first_token + k]);
+                if (after <= max_completion) out.set(trie.tokens[c.first_token + k]);
+            }
         }
-        if (c.n_children > 0) walk(trie, child, level + 1, out, max_completion);
+        if (c.n_children > 0) walk(trie, child, level + 1, raw, out, max_completion);
     }
 }
 
 void JsonMasker::allowed(const JsonMatcher::State& state, TokenSet& out, uint32_t max_completion) {
     ++stats_.masks;
-    const bool cacheable = max_completion == UINT32_MAX;
-    if (cacheable) {
-        key_.clear();
-        state.append_key(key_);
-        if (auto it = cache_.find(key_); it != cache_.end()) {
-            ++stats_.cache_hits;
-            out = it->second;
-            return;
-        }
+    key_.clear();
+    state.append_key(key_);
+    if (auto it = cache_.find(key_);
+        it != cache_.end() && it->second.longest_after <= max_completion) {
+        // No allowed token lengthens the completion past the cap: the whole set holds.
+        ++stats_.cache_hits;
+        out = it->second.tokens;
+        return;
     }
+    Entry raw{TokenSet(tables_->tokens().n_vocab()), 0};
     out.clear();
     levels_[0] = state;
     if (state.in_plain_string()) {
-        // Plain content leaves the state as it is, so its completion length too.
+        // Plain content leaves the state as it is, so its completion length too; of the
+        // other tokens only what follows their plain prefix needs walking.
         ++stats_.string_fast_path;
-        if (max_completion == UINT32_MAX ||
-            JsonMatcher::completion_length(*grammar_, state) <= max_completion)
-            out.add(tables_->plain_string());
-        walk(tables_->not_plain_string(), 0, 0, out, max_completion);
+        const uint32_t now = JsonMatcher::completion_length(*grammar_, state);
+        raw.tokens.add(tables_->plain_string());
+        raw.longest_after = now;
+        if (now <= max_completion) out.add(tables_->plain_string());
+        walk(tables_->not_plain_string(), 0, 0, raw, out, max_completion);
     } else {
-        walk(tables_->tokens().trie(), 0, 0, out, max_completion);
+        walk(tables_->tokens().trie(), 0, 0, raw, out, max_completion);
     }
-    if (cacheable) {
+    if (!cache_.count(key_)) {
         if (cache_.size() >= kCacheEntries) {
             cache_.erase(cache_order_.front());
             cache_order_.pop_front();
         }
-        cache_.emplace(key_, out);
         cache_order_.push_back(key_);
     }
+    cache_.insert_or_assign(key_, std::move(raw));
 }
 
 void JsonMasker::prefix_tokens(std::string_view text, TokenSet& out) const {
@@ -162,36 +171,13 @@ int32_t JsonMasker::longest_prefix_token(std::string_view text) const {
 
 // ---------------------------------------------------------------------------------------
 
-namespace {
-
-// A bound on how much one byte can lengthen the shortest completion: opening a value
-// whose shortest form is the longest, a property key with its value, an escape. Used to
-// skip the per-token completion check while far from max_tokens.
-uint64_t growth_per_byte(const JsonGrammar& g) {
-    uint64_t most = 0;
-    for (size_t i = 0; i < g.size(); ++i) {
-        const JsonGrammar::Node& n = g.node(uint32_t(i));
-        most = std::max<uint64_t>(most, n.fin_len);
-        for (const std::string& l : n.literals) most = std::max<uint64_t>(most, l.size());
-        uint64_t key = 0;
-        for (const auto& p : n.props) key = std::max<uint64_t>(key, p.key_json.size());
-        most = std::max<uint64_t>(most, key + n.fin_len);
-    }
-    return 2 * most + 8;
-}
-
-}  // namespace
-
 JsonConstraint::JsonConstraint(std::shared_ptr<const JsonTokenTables> tables,
                                std::shared_ptr<const JsonGrammar> grammar,
                                std::vector<int32_t> end_tokens)
     : masker_(tables, grammar),
       matcher_(grammar),
       end_tokens_(std::move(end_tokens)),
-      allowed_(tables->tokens().n_vocab()) {
-    precise_window_ =
-        growth_per_byte(*grammar) * std::max<size_t>(1, tables->tokens().max_token_bytes());
-}
+      allowed_(tables->tokens().n_vocab()) {}
 
 void JsonConstraint::allow_end_only() {
     allowed_.clear();
@@ -224,8 +210,7 @@ void JsonConstraint::mask(float* logits, int32_t n_vocab, int32_t remaining) {
         } else {
             // A token may lengthen the completion only as far as the tokens left after it
             // can still write it and the end token: completion after <= remaining - 2.
-            const uint32_t cap =
-                budget - 2 < left + precise_window_ ? uint32_t(budget - 2) : UINT32_MAX;
+            const uint32_t cap = uint32_t(std::min<uint64_t>(budget - 2, UINT32_MAX));
             masker_.allowed(st, allowed_, cap);
             if (JsonMatcher::is_complete(g, st))
                 for (int32_t id : end_tokens_)
@@ -242,6 +227,10 @@ void JsonConstraint::mask(float* logits, int32_t n_vocab, int32_t remaining) {
         const uint64_t bits = w[size_t(base) >> 6];
         if (bits == ~uint64_t(0)) continue;
         const int32_t top = std::min(n, base + 64);
+        if (bits == 0) {  // the usual word outside strings: a plain fill, vectorized
+            std::fill(logits + base, logits + top, kNegInf);
+            continue;
+        }
         for (int32_t i = base; i < top; ++i)
             if (!((bits >> (i - base)) & 1)) logits[i] = kNegInf;
     }

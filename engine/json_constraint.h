@@ -38,8 +38,9 @@ namespace latent::engine {
 
 // Per vocabulary, built once: the tokens that are plain string content (no quote,
 // backslash or control byte, whole valid UTF-8 characters only), which leave a matcher
-// inside a string exactly where it was, and a trie over the other text tokens. Inside a
-// string a mask takes the first set whole and walks only the small trie.
+// inside a string exactly where it was, and a trie over what the other text tokens write
+// after their plain prefix (which changes nothing either). Inside a string a mask takes
+// the first set whole and walks only the small trie.
 class JsonTokenTables {
 public:
     static std::shared_ptr<const JsonTokenTables> create(std::shared_ptr<const TokenBytes> tokens);
@@ -47,6 +48,7 @@ public:
     const TokenBytes& tokens() const { return *tokens_; }
     const std::shared_ptr<const TokenBytes>& tokens_ptr() const { return tokens_; }
     const TokenSet& plain_string() const { return plain_string_; }
+    // Keyed by each token's bytes after its longest plain prefix.
     const ByteTrie& not_plain_string() const { return not_plain_string_; }
 
 private:
@@ -65,9 +67,9 @@ public:
                std::shared_ptr<const JsonGrammar> grammar);
 
     // out = the text tokens (never special ones, never end tokens) whose whole byte string
-    // `state` accepts. With max_completion < UINT32_MAX, only those after which the
-    // shortest completion is at most max_completion bytes (slower, and not cached).
-    // out.size() must be the vocabulary's.
+    // `state` accepts and after which the shortest completion is at most max_completion
+    // bytes. out.size() must be the vocabulary's. A cached state answers at once unless
+    // one of its tokens would pass the cap, which happens only near max_tokens.
     void allowed(const JsonMatcher::State& state, TokenSet& out,
                  uint32_t max_completion = UINT32_MAX);
 
@@ -85,14 +87,19 @@ public:
     const Stats& stats() const { return stats_; }
 
 private:
-    void walk(const ByteTrie& trie, uint32_t node, size_t level, TokenSet& out,
+    // What a state allows with no cap, and the longest completion any of it leaves.
+    struct Entry {
+        TokenSet tokens;
+        uint32_t longest_after = 0;
+    };
+    void walk(const ByteTrie& trie, uint32_t node, size_t level, Entry& raw, TokenSet& out,
               uint32_t max_completion);
 
     std::shared_ptr<const JsonTokenTables> tables_;
     std::shared_ptr<const JsonGrammar> grammar_;
     std::vector<JsonMatcher::State> levels_;  // levels_[k]: the state after k bytes
     std::string key_;
-    std::unordered_map<std::string, TokenSet> cache_;
+    std::unordered_map<std::string, Entry> cache_;
     std::deque<std::string> cache_order_;  // oldest first
     Stats stats_;
 };
@@ -134,9 +141,6 @@ private:
     JsonMatcher matcher_;
     std::vector<int32_t> end_tokens_;
     TokenSet allowed_;
-    // While remaining - 2 >= completion + this, no token can lengthen the completion past
-    // what the tokens left can write: the per-token check (and the cache bypass) is skipped.
-    uint64_t precise_window_ = 0;
     std::string text_;
     std::string plan_;  // while finishing_: the completion's bytes not yet written
     bool finishing_ = false;
