@@ -28,6 +28,11 @@ void register_bench_replay_command(CLI::App& app, int& exit_code);
 void register_bench_lifecycle_command(CLI::App& app, int& exit_code);
 // `latent bench json-mask`: the cost of a JSON-output logit mask (cli_bench_json_mask.cpp).
 void register_bench_json_mask_command(CLI::App& app, int& exit_code);
+// `latent bench soak-serve`: `latent serve` under a long mixed load (cli_bench_soak.cpp);
+// `latent bench json-decode`: decode speed with and without a JSON-schema constraint
+// (cli_bench_json_decode.cpp).
+void register_bench_soak_command(CLI::App& app, int& exit_code);
+void register_bench_json_decode_command(CLI::App& app, int& exit_code);
 // `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 
