@@ -119,11 +119,14 @@ inline std::vector<json> events(const std::string& body, bool* done) {
 
 class ServeTest : public ::testing::Test {
 protected:
-    void SetUp() override {
+    void SetUp() override { load(false); }
+    // real_vocab: DeepSeek-V3's 129,280-token vocabulary (tool tokens and all) instead of
+    // the small test one.
+    void load(bool real_vocab) {
         MakeModelOptions o;
         o.preset = "tiny";
         o.quant = GgmlType::kQ8_0;
-        auto m = Model::load(test::make_test_model(o));
+        auto m = Model::load(test::make_test_model(o, real_vocab));
         ASSERT_TRUE(m.ok()) << m.error().message;
         model = std::move(*m);
         auto t = Tokenizer::create(model->vocab());
