@@ -55,5 +55,67 @@ TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
     EXPECT_GT(j["cached"].get<int>(), 0);
 }
 
+TEST(ServeOpenAiClientSlow, ToolsJsonOutputPrefixAndLogprobsThroughTheOfficialClient) {
+    const std::string src = LATENT_SOURCE_DIR;
+    if (!std::filesystem::exists(src + "/node_modules/openai"))
+        GTEST_SKIP() << "npm package 'openai' not installed (npm ci at the repo root)";
+    MakeModelOptions o;
+    o.preset = "tiny";
+    o.quant = GgmlType::kQ8_0;
+    auto model = Model::load(test::make_test_model(o, /*real_tokenizer=*/true));
+    ASSERT_TRUE(model.ok());
+    auto tok = Tokenizer::create((*model)->vocab());
+    ASSERT_TRUE(tok.ok());
+    ReferenceBackend backend;
+    Scheduler::Options so;
+    so.prefix_cache_bytes = 1 << 20;
+    so.cache_bytes = 16 << 20;
+    auto sched = Scheduler::create(**model, backend, so);
+    ASSERT_TRUE(sched.ok());
+    HttpServer::Options ho;
+    ho.port = 0;
+    ho.model_name = "tiny";
+    HttpServer server(**sched, *tok, ho);
+    ASSERT_TRUE(server.start().ok());
+    const std::string cmd = "node " + src + "/tests/serve/openai_features.mjs http://127.0.0.1:" +
+                            std::to_string(server.port()) + "/v1 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+    ASSERT_EQ(::pclose(p), 0) << out;
+    const auto j = nlohmann::json::parse(out);
+    auto args_ok = [](const nlohmann::json& args_text) {
+        const auto a = nlohmann::json::parse(args_text.get<std::string>(), nullptr, false);
+        return a.is_object() && a.size() == 2 && a["city"].is_string() && a["when"].is_object() &&
+               a["when"].size() == 1 && a["when"]["day"].is_number_integer();
+    };
+    EXPECT_EQ(j["whole"]["finish"], "tool_calls") << out;
+    ASSERT_GE(j["whole"]["calls"].size(), 1u) << out;
+    for (const auto& c : j["whole"]["calls"]) {
+        EXPECT_EQ(c["function"]["name"], "get_weather");
+        EXPECT_TRUE(args_ok(c["function"]["arguments"])) << c.dump();
+    }
+    EXPECT_EQ(j["streamed"]["finish"], "tool_calls") << out;
+    ASSERT_GE(j["streamed"]["calls"].size(), 1u) << out;
+    for (const auto& c : j["streamed"]["calls"]) {
+        EXPECT_EQ(c["name"], "get_weather");
+        EXPECT_TRUE(args_ok(c["arguments"])) << c.dump();
+    }
+    EXPECT_GT(j["after_tool"]["prompt_tokens"].get<int>(), 0);
+    const auto jo = nlohmann::json::parse(j["json_object"].get<std::string>(), nullptr, false);
+    EXPECT_TRUE(jo.is_object()) << out;
+    const auto js = nlohmann::json::parse(j["json_schema"].get<std::string>(), nullptr, false);
+    ASSERT_TRUE(js.is_object()) << out;
+    EXPECT_TRUE(js["name"].is_string());
+    ASSERT_TRUE(js["tags"].is_array());
+    EXPECT_LE(js["tags"].size(), 2u);
+    for (const auto& t : js["tags"]) EXPECT_TRUE(t["k"] == "a" || t["k"] == "b") << out;
+    EXPECT_EQ(j["prefix"]["content"].get<std::string>().find("for i in"), std::string::npos);
+    EXPECT_EQ(j["logprobs"]["n"], j["logprobs"]["completion_tokens"]);
+    EXPECT_EQ(j["logprobs"]["top"], 2);
+}
+
 }  // namespace
 }  // namespace latent::serve
