@@ -535,6 +535,10 @@ void register_bench_soak(CLI::App& app, int& exit_code) {
         std::vector<std::string> argv = {
             exe,      "serve", "-m",           a->model, "--backend", a->backend,
             "--port", "0",     "--disk-cache", "none",   "--threads", std::to_string(a->threads)};
+        if (a->prefix_cache_mb > 0) {
+            argv.push_back("--prefix-cache-mb");
+            argv.push_back(std::to_string(a->prefix_cache_mb));
+        }
         std::fprintf(stderr, "bench soak-serve: starting %s serve (log %s)\n", exe.c_str(),
                      log.c_str());
         const Child child = spawn_server(argv, log, std::chrono::seconds(300));
