@@ -123,6 +123,7 @@ struct OpenAiService::Run {
     std::shared_ptr<Group> group = std::make_shared<Group>();
     std::string id;
     int64_t created = static_cast<int64_t>(std::time(nullptr));
+    std::chrono::steady_clock::time_point last_check = std::chrono::steady_clock::now();
 
     bool write(const std::string& bytes) { return ex.write(bytes); }
 
@@ -247,6 +248,12 @@ struct OpenAiService::Run {
         return true;
     }
 
+    bool gone() {
+        ++svc.disconnects_;
+        cancel_all();
+        return false;
+    }
+
     void cancel_all() {
         std::lock_guard lock(group->mu);
         for (auto& c : group->choices)
@@ -256,6 +263,13 @@ struct OpenAiService::Run {
     // Waits for news from any choice: per choice, the pieces that arrived. False when the
     // client went away or the server stops (the requests are cancelled then).
     bool next(std::vector<std::deque<Piece>>& out, bool& all_done) {
+        // The client is looked at every 100 ms whether or not text arrives, so a whole
+        // answer that generates steadily still stops when its client leaves.
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_check >= std::chrono::milliseconds(100)) {
+            last_check = now;
+            if (ex.stopping() || ex.client_gone()) return gone();
+        }
         std::unique_lock lock(group->mu);
         for (;;) {
             bool any = false;
@@ -268,11 +282,12 @@ struct OpenAiService::Run {
             group->cv.wait_for(lock, std::chrono::milliseconds(100));
             bool news = false;
             for (auto& c : group->choices) news = news || !c.pieces.empty() || c.done;
-            if (!news && (ex.stopping() || ex.client_gone())) {
-                lock.unlock();
-                ++svc.disconnects_;
-                cancel_all();
-                return false;
+            if (!news) {
+                last_check = std::chrono::steady_clock::now();
+                if (ex.stopping() || ex.client_gone()) {
+                    lock.unlock();
+                    return gone();
+                }
             }
         }
         out.assign(group->choices.size(), {});

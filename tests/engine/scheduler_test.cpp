@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstdint>
 #include <map>
 #include <random>
@@ -410,6 +412,74 @@ TEST_F(SchedulerTest, WarmPinsAPrefixUntilReleased) {
     s->release("file:///a.cpp");
     s->run_until_idle();
     EXPECT_EQ(s->stats().prefix.pinned_nodes, 0u);
+}
+
+// Penalties, logprobs and a constraint's mask, against a plain Session that applies the
+// same arithmetic by hand: the OpenAI penalties over generated tokens, log-softmax in
+// double, and a mask that lets only even ids through.
+class EvenIdsOnly final : public TokenConstraint {
+public:
+    void mask(float* logits, int32_t n_vocab, int32_t remaining) override {
+        for (int32_t id = 1; id < n_vocab; id += 2) logits[id] = -INFINITY;
+        remainings.push_back(remaining);
+    }
+    void accept(int32_t token) override { accepted.push_back(token); }
+    std::vector<int32_t> remainings, accepted;
+};
+
+TEST_F(SchedulerTest, PenaltiesLogprobsAndAConstraintMatchThePlainArithmetic) {
+    const auto p = ids(9, 5);
+    const int n = 8;
+    const float freq = 1.5f, pres = 0.75f;
+    // The reference: a Session, penalties and the mask applied by hand.
+    const HParams& hp = model->hparams();
+    const int32_t V = static_cast<int32_t>(hp.n_vocab);
+    LatentCache cache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
+    Session session(*model, backend, cache);
+    std::vector<float> logits = session.prefill(p)->logits;
+    std::map<int32_t, int> counts;
+    std::vector<int32_t> want;
+    std::vector<double> want_lp;
+    for (int i = 0; i < n; ++i) {
+        for (const auto& [id, c] : counts) logits[size_t(id)] -= freq * float(c) + pres;
+        for (int32_t id = 1; id < V; id += 2) logits[size_t(id)] = -INFINITY;
+        int32_t best = 0;
+        for (int32_t id = 1; id < V; ++id)
+            if (logits[size_t(id)] > logits[size_t(best)]) best = id;
+        double z = 0;
+        for (int32_t id = 0; id < V; id += 2)
+            z += std::exp(double(logits[size_t(id)]) - logits[size_t(best)]);
+        want_lp.push_back(-std::log(z));
+        want.push_back(best);
+        ++counts[best];
+        if (i + 1 < n) logits = *session.decode(best);
+    }
+
+    auto s = make(options());
+    auto even = std::make_shared<EvenIdsOnly>();
+    Request r = greedy(p, n);
+    r.frequency_penalty = freq;
+    r.presence_penalty = pres;
+    r.constraint = even;
+    r.logprobs = 3;
+    std::vector<TokenLogprobs> got_lp;
+    r.on_logprobs = [&](const TokenLogprobs& lp) { got_lp.push_back(lp); };
+    const auto res = run(*s, std::move(r));
+    EXPECT_EQ(res.tokens, want);
+    EXPECT_EQ(even->accepted, want);
+    EXPECT_EQ(even->remainings, (std::vector<int32_t>{8, 7, 6, 5, 4, 3, 2, 1}));
+    ASSERT_EQ(got_lp.size(), size_t(n));
+    for (int i = 0; i < n; ++i) {
+        EXPECT_EQ(got_lp[size_t(i)].token, want[size_t(i)]);
+        EXPECT_NEAR(got_lp[size_t(i)].logprob, want_lp[size_t(i)], 1e-4);
+        ASSERT_EQ(got_lp[size_t(i)].top.size(), 3u);
+        EXPECT_EQ(got_lp[size_t(i)].top[0].first, want[size_t(i)]);  // greedy: the best
+        for (const auto& [id, lp] : got_lp[size_t(i)].top) EXPECT_EQ(id % 2, 0);
+    }
+    // Out of range.
+    Request bad = greedy(p, 2);
+    bad.frequency_penalty = 3;
+    EXPECT_FALSE(s->submit(std::move(bad)).ok());
 }
 
 TEST(PromptLookupDraft, FindsTheLongestRecentMatch) {

@@ -36,7 +36,8 @@ std::string slurp(const std::string& path) {
 }
 
 // One HTTP exchange over loopback; the body of the answer (the server closes).
-std::string post(uint16_t port, const std::string& path, const std::string& body) {
+std::string post(uint16_t port, const std::string& path, const std::string& body,
+                 const std::string& extra_headers = "", int* status = nullptr) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -48,9 +49,8 @@ std::string post(uint16_t port, const std::string& path, const std::string& body
         return {};
     }
     const std::string req =
-        "POST " + path +
-        " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
-        std::to_string(body.size()) + "\r\n\r\n" + body;
+        "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+        extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
     std::string raw;
     char buf[4096];
@@ -58,6 +58,7 @@ std::string post(uint16_t port, const std::string& path, const std::string& body
         raw.append(buf, static_cast<size_t>(n));
     ::close(fd);
     const size_t at = raw.find("\r\n\r\n");
+    if (status) *status = raw.size() > 12 ? std::stoi(raw.substr(9, 3)) : 0;
     return at == std::string::npos ? std::string() : raw.substr(at + 4);
 }
 
@@ -66,12 +67,13 @@ struct Server {
     uint16_t port = 0;
 };
 
-Server start(const std::string& model, const std::string& log) {
+Server start(const std::string& model, const std::string& log, const std::string& env = "",
+             const std::string& flags = "") {
     Server s;
-    const std::string cmd = std::string(LATENT_BINARY) + " serve -m " + model +
-                            " --backend reference --port 0 --page-tokens 4 2>" + log;
+    const std::string cmd = env + std::string(LATENT_BINARY) + " serve -m " + model +
+                            " --backend reference --port 0 --page-tokens 4 " + flags + " 2>" + log;
     // exec: the shell is replaced by latent, so SIGTERM reaches the server itself.
-    const std::string exec_cmd = "exec " + cmd;
+    const std::string exec_cmd = env.empty() ? "exec " + cmd : "exec env " + cmd;
     const char* argv[] = {"/bin/sh", "-c", exec_cmd.c_str(), nullptr};
     if (posix_spawn(&s.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
         return s;
@@ -121,6 +123,41 @@ TEST(ServeCliSlow, AnswersStopsOnSigtermAndARestartFindsItsPrefixOnDisk) {
     EXPECT_EQ(b["choices"][0]["text"], a["choices"][0]["text"]);
     EXPECT_EQ(stop(second), 0) << slurp(log + ".2");
     ::unsetenv("XDG_CACHE_HOME");
+}
+
+TEST(ServeCliSlow, TheApiKeyComesFromTheEnvironmentOrAFileNotOnlyArgv) {
+    engine::MakeModelOptions o;
+    o.preset = "tiny";
+    o.quant = GgmlType::kQ8_0;
+    const std::string model = test::make_test_model(o);
+    const std::string dir = test::temp_dir();
+    const std::string body = json{{"prompt", "x"}, {"max_tokens", 1}}.dump();
+    auto status_with = [&](uint16_t port, const std::string& auth) {
+        int status = 0;
+        post(port, "/v1/completions", body, auth, &status);
+        return status;
+    };
+    {
+        Server s =
+            start(model, dir + "/key-env.log", "LATENT_API_KEY=env-key ", "--disk-cache none");
+        ASSERT_NE(s.port, 0) << slurp(dir + "/key-env.log");
+        EXPECT_EQ(status_with(s.port, ""), 401);
+        EXPECT_EQ(status_with(s.port, "Authorization: Bearer other\r\n"), 401);
+        EXPECT_EQ(status_with(s.port, "Authorization: bearer env-key\r\n"), 200);
+        EXPECT_EQ(stop(s), 0);
+    }
+    {
+        const std::string key_file = dir + "/key.txt";
+        std::ofstream(key_file) << "file-key\n";
+        Server s =
+            start(model, dir + "/key-file.log", "", "--disk-cache none --api-key-file " + key_file);
+        ASSERT_NE(s.port, 0) << slurp(dir + "/key-file.log");
+        EXPECT_EQ(status_with(s.port, "Authorization: Bearer file-key\r\n"), 200);
+        EXPECT_EQ(status_with(s.port, "Authorization: Bearer file-ke\r\n"), 401);
+        EXPECT_EQ(stop(s), 0);
+        // The key is in no log line.
+        EXPECT_EQ(slurp(dir + "/key-file.log").find("file-key"), std::string::npos);
+    }
 }
 
 }  // namespace
