@@ -36,6 +36,8 @@ public:
     uint64_t page_bytes() const { return page_floats_ * sizeof(float); }
     uint64_t pages_in_use() const { return in_use_; }
     uint64_t bytes_in_use() const { return in_use_ * page_bytes(); }
+    // Page memory allocated: pages in use and free pages kept for reuse.
+    uint64_t pool_bytes() const { return pages_.size() * page_bytes(); }
     // No free page and no room for another under the budget (as alloc_page found it last:
     // the reclaim hook is not asked).
     bool full() const {

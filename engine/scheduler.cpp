@@ -595,6 +595,7 @@ bool Scheduler::step() {
         }
         running_count_ = running_.size();
         stats_.cache_pages_in_use = cache_->pages_in_use();
+        stats_.cache_pool_bytes = cache_->pool_bytes();
         stats_.prefix = prefix_->stats();
         if (disk_) stats_.disk = disk_->stats();
         stats_.device = device_page_stats(backend_);  // on this thread, which runs the passes

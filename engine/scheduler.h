@@ -135,7 +135,8 @@ public:
         uint64_t queue_depth = 0;          // waiting + running now
         uint64_t running = 0;
         uint64_t cache_pages_in_use = 0;
-        uint64_t cache_waits = 0;  // steps a sequence waited for a cache page (all were held)
+        uint64_t cache_pool_bytes = 0;  // latent cache memory allocated (in use or kept)
+        uint64_t cache_waits = 0;       // steps a sequence waited for a cache page (all were held)
         PrefixCache::Stats prefix;
         DiskCache::Stats disk;   // zeros without a disk tier
         DevicePageStats device;  // the backend's device tier (CUDA); zeros without one

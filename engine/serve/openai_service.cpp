@@ -638,6 +638,11 @@ std::string OpenAiService::metrics() const {
            double(s.batched_sequences));
     metric("latent_prefix_cache_bytes", "gauge", "bytes of cached prefix pages in RAM",
            double(s.prefix.bytes));
+    metric("latent_cache_pages_in_use", "gauge", "latent cache pages held by sequences or prefixes",
+           double(s.cache_pages_in_use));
+    metric("latent_cache_pool_bytes", "gauge",
+           "latent cache memory allocated (pages in use and free pages kept for reuse)",
+           double(s.cache_pool_bytes));
     metric("latent_prefix_cache_evictions_total", "counter", "prefix pages evicted from RAM",
            double(s.prefix.evictions));
     metric("latent_prefix_cache_disk_loads_total", "counter", "prefix pages read from disk",

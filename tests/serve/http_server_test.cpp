@@ -18,6 +18,7 @@ TEST_F(ServeTest, HealthModelsAndMetrics) {
     EXPECT_EQ(r.status, 200);
     EXPECT_NE(r.body.find("latent_queue_depth 0"), std::string::npos);
     EXPECT_NE(r.body.find("# TYPE latent_prompt_cached_tokens_total counter"), std::string::npos);
+    EXPECT_NE(r.body.find("# TYPE latent_cache_pool_bytes gauge"), std::string::npos);
 }
 
 TEST_F(ServeTest, ARepeatedPromptReportsCachedTokens) {
