@@ -186,6 +186,10 @@ void register_serve(CLI::App& app, int& exit_code) {
             a->http.api_key = *key;
         } else if (a->http.api_key.empty()) {
             if (const char* k = std::getenv("LATENT_API_KEY"); k && *k) a->http.api_key = k;
+        } else {
+            std::fprintf(stderr,
+                         "latent serve: warning: --api-key is visible to every local user in "
+                         "the process list; prefer $LATENT_API_KEY or --api-key-file\n");
         }
         std::fprintf(stderr, "latent serve: loading %s\n", a->engine.model.c_str());
         auto e = load_engine(a->engine, /*threaded=*/true);
