@@ -16,37 +16,54 @@ namespace {
 
 using namespace latent::engine;
 
-TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
+// Runs tests/serve/<script> with node against a fresh server on the tiny model (the real
+// DeepSeek-V3 vocabulary when asked) and returns what it printed; "" with a test failure
+// when it did not exit 0.
+std::string run_client(const std::string& script, bool real_vocab) {
     const std::string src = LATENT_SOURCE_DIR;
-    if (!std::filesystem::exists(src + "/node_modules/openai"))
-        GTEST_SKIP() << "npm package 'openai' not installed (npm ci at the repo root)";
     MakeModelOptions o;
     o.preset = "tiny";
     o.quant = GgmlType::kQ8_0;
-    auto model = Model::load(test::make_test_model(o));
-    ASSERT_TRUE(model.ok());
+    auto model = Model::load(test::make_test_model(o, real_vocab));
+    EXPECT_TRUE(model.ok());
+    if (!model.ok()) return "";
     auto tok = Tokenizer::create((*model)->vocab());
-    ASSERT_TRUE(tok.ok());
+    EXPECT_TRUE(tok.ok());
+    if (!tok.ok()) return "";
     ReferenceBackend backend;
     Scheduler::Options so;
     so.prefix_cache_bytes = 1 << 20;
     so.cache_bytes = 16 << 20;
     auto sched = Scheduler::create(**model, backend, so);
-    ASSERT_TRUE(sched.ok());
+    EXPECT_TRUE(sched.ok());
+    if (!sched.ok()) return "";
     HttpServer::Options ho;
     ho.port = 0;
     ho.model_name = "tiny";
     HttpServer server(**sched, *tok, ho);
-    ASSERT_TRUE(server.start().ok());
-
-    const std::string cmd = "node " + src + "/tests/serve/openai_client.mjs http://127.0.0.1:" +
-                            std::to_string(server.port()) + "/v1";
+    EXPECT_TRUE(server.start().ok());
+    const std::string cmd = "node " + src + "/tests/serve/" + script +
+                            " http://127.0.0.1:" + std::to_string(server.port()) + "/v1 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
+    EXPECT_NE(p, nullptr);
+    if (!p) return "";
     std::string out;
     char buf[4096];
     for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-    ASSERT_EQ(::pclose(p), 0) << out;
+    const int status = ::pclose(p);
+    EXPECT_EQ(status, 0) << out;
+    return status == 0 ? out : "";
+}
+
+bool have_openai() {
+    return std::filesystem::exists(std::string(LATENT_SOURCE_DIR) + "/node_modules/openai");
+}
+
+TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
+    if (!have_openai())
+        GTEST_SKIP() << "npm package 'openai' not installed (npm ci at the repo root)";
+    const std::string out = run_client("openai_client.mjs", false);
+    ASSERT_FALSE(out.empty());
     const auto j = nlohmann::json::parse(out);
     EXPECT_EQ(j["model"], "tiny");
     EXPECT_EQ(j["streamed"], j["whole"]);
@@ -56,35 +73,10 @@ TEST(ServeOpenAiClientSlow, TheOfficialClientStreamsFromLatentServe) {
 }
 
 TEST(ServeOpenAiClientSlow, ToolsJsonOutputPrefixAndLogprobsThroughTheOfficialClient) {
-    const std::string src = LATENT_SOURCE_DIR;
-    if (!std::filesystem::exists(src + "/node_modules/openai"))
+    if (!have_openai())
         GTEST_SKIP() << "npm package 'openai' not installed (npm ci at the repo root)";
-    MakeModelOptions o;
-    o.preset = "tiny";
-    o.quant = GgmlType::kQ8_0;
-    auto model = Model::load(test::make_test_model(o, /*real_tokenizer=*/true));
-    ASSERT_TRUE(model.ok());
-    auto tok = Tokenizer::create((*model)->vocab());
-    ASSERT_TRUE(tok.ok());
-    ReferenceBackend backend;
-    Scheduler::Options so;
-    so.prefix_cache_bytes = 1 << 20;
-    so.cache_bytes = 16 << 20;
-    auto sched = Scheduler::create(**model, backend, so);
-    ASSERT_TRUE(sched.ok());
-    HttpServer::Options ho;
-    ho.port = 0;
-    ho.model_name = "tiny";
-    HttpServer server(**sched, *tok, ho);
-    ASSERT_TRUE(server.start().ok());
-    const std::string cmd = "node " + src + "/tests/serve/openai_features.mjs http://127.0.0.1:" +
-                            std::to_string(server.port()) + "/v1 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-    ASSERT_EQ(::pclose(p), 0) << out;
+    const std::string out = run_client("openai_features.mjs", true);
+    ASSERT_FALSE(out.empty());
     const auto j = nlohmann::json::parse(out);
     auto args_ok = [](const nlohmann::json& args_text) {
         const auto a = nlohmann::json::parse(args_text.get<std::string>(), nullptr, false);
