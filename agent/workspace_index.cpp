@@ -267,6 +267,47 @@ std::vector<index::SymbolHit> WorkspaceIndex::definitions(const std::string& nam
     return {};
 }
 
+template <class R, class F>
+R WorkspaceIndex::read(const char* what, F&& f) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (state_ != "ready") return R{};
+    }
+    std::lock_guard<std::mutex> lock(read_mu_);
+    try {
+        if (!reader_) {
+            std::string err;
+            reader_ = open_store(&err);
+            if (!reader_) return R{};
+            retrieval_ = std::make_unique<index::Retrieval>(*reader_);
+        }
+        return f(*retrieval_);
+    } catch (const std::exception& e) {
+        if (options_.log) options_.log(std::string(what) + ": " + e.what());
+    }
+    return R{};
+}
+
+std::vector<index::ChunkHit> WorkspaceIndex::search(std::string_view query, size_t k) {
+    return read<std::vector<index::ChunkHit>>(
+        "search", [&](index::Retrieval& r) { return r.search(query, k); });
+}
+
+std::vector<index::ReferenceHit> WorkspaceIndex::references(std::string_view name, size_t limit) {
+    return read<std::vector<index::ReferenceHit>>(
+        "references", [&](index::Retrieval& r) { return r.references(name, limit); });
+}
+
+std::vector<std::string> WorkspaceIndex::files(std::string_view query, size_t limit) {
+    return read<std::vector<std::string>>(
+        "files", [&](index::Retrieval& r) { return r.files(query, limit); });
+}
+
+std::vector<index::SymbolHit> WorkspaceIndex::symbols(std::string_view query, size_t limit) {
+    return read<std::vector<index::SymbolHit>>(
+        "symbols", [&](index::Retrieval& r) { return r.symbols(query, limit); });
+}
+
 void WorkspaceIndex::block_until_idle_for_test() {
     std::unique_lock<std::mutex> lock(mu_);
     idle_cv_.wait(lock, [this] {

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -76,6 +77,13 @@ public:
     std::vector<ContextBlock> context_for(const std::string& abs_path, uint32_t line,
                                           uint32_t column, size_t token_budget);
     std::vector<index::SymbolHit> definitions(const std::string& name, size_t limit);
+    // index::Retrieval's queries, on the same reader connection (see retrieval.h); paths
+    // in the answers are relative to root(). Empty while the first pass has not
+    // finished, or on an error (logged).
+    std::vector<index::ChunkHit> search(std::string_view query, size_t k);
+    std::vector<index::ReferenceHit> references(std::string_view name, size_t limit);
+    std::vector<std::string> files(std::string_view query, size_t limit);
+    std::vector<index::SymbolHit> symbols(std::string_view query, size_t limit);
     // Bumped whenever the index changes: after each pass and for every file updated or
     // removed since (open documents' edits included).
     uint64_t generation() const;
@@ -121,6 +129,10 @@ private:
     std::mutex read_mu_;  // the reader connection
     std::unique_ptr<index::Store> reader_;
     std::unique_ptr<index::Retrieval> retrieval_;
+    // Runs `f(retrieval)` under read_mu_ once the first pass is ready, opening the reader
+    // on first use; an exception is logged as `what` and gives R{}.
+    template <class R, class F>
+    R read(const char* what, F&& f);
 };
 
 }  // namespace latent::agent

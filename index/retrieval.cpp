@@ -120,6 +120,185 @@ std::vector<ChunkHit> Retrieval::search(std::string_view text, size_t k) {
     return out;
 }
 
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// A quoted FTS5 phrase of the words FTS5's tokenizer would see in `text` (runs of ASCII
+// letters and digits or non-ASCII bytes); "" when there are none. Quoted, so no user
+// text is ever FTS syntax.
+std::string fts_phrase(std::string_view text) {
+    std::string words;
+    size_t i = 0;
+    while (i < text.size()) {
+        auto tok = [&](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) ||
+                   static_cast<unsigned char>(c) >= 0x80;
+        };
+        while (i < text.size() && !tok(text[i])) ++i;
+        size_t j = i;
+        while (j < text.size() && tok(text[j])) ++j;
+        if (j > i) {
+            if (!words.empty()) words += ' ';
+            words.append(text.substr(i, j - i));
+        }
+        i = j;
+    }
+    return words.empty() ? std::string() : '"' + words + '"';
+}
+
+}  // namespace
+
+std::vector<ReferenceHit> Retrieval::references(std::string_view name, size_t limit) {
+    std::vector<ReferenceHit> out;
+    const std::string phrase = fts_phrase(name);
+    if (phrase.empty() || limit == 0) return out;
+    // Chunks cover their files without overlapping, so walking the chunks holding the
+    // name in (path, line) order and each one's refs rows in line order gives the uses
+    // in order. Two chunks can share a line (one ends where the next starts): a line is
+    // read once per file.
+    Statement chunks = store_.prepare(
+        "SELECT c.file_id, f.path, c.start_line, c.end_line FROM "
+        "(SELECT rowid AS id FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?) m "
+        "JOIN chunks c ON c.id = m.id JOIN files f ON f.id = c.file_id "
+        "ORDER BY f.path, c.start_line, c.id");
+    chunks.bind(1, phrase).bind(2, static_cast<int64_t>(kMaxReferenceChunks));
+    Statement& rows = store_.cached(
+        "SELECT line, uses FROM refs WHERE file_id = ? AND line >= ? AND line <= ? "
+        "ORDER BY line, n");
+    int64_t last_file = -1, next_line = 0;
+    while (out.size() < limit && chunks.step()) {
+        const int64_t file_id = chunks.int64(0);
+        int64_t first = chunks.int64(2);
+        const int64_t end = chunks.int64(3);
+        if (file_id == last_file) first = std::max(first, next_line);
+        last_file = file_id;
+        if (first > end) continue;
+        next_line = end + 1;
+        const std::string path = chunks.text(1);
+        rows.reset();
+        rows.bind(1, file_id).bind(2, first).bind(3, end);
+        while (out.size() < limit && rows.step()) {
+            const auto line = static_cast<uint32_t>(rows.int64(0));
+            const auto* p = sqlite3_column_text(rows.get(), 1);
+            const std::string_view uses(reinterpret_cast<const char*>(p),
+                                        p ? sqlite3_column_bytes(rows.get(), 1) : 0);
+            for (const auto& u : parse_uses(uses)) {
+                if (u.name != name) continue;
+                out.push_back({path, line, u.col});
+                if (out.size() >= limit) break;
+            }
+        }
+        rows.reset();  // an unfinished statement would pin this reader's snapshot
+    }
+    return out;
+}
+
+std::vector<std::string> Retrieval::files(std::string_view query, size_t limit) {
+    std::vector<std::string> out;
+    if (limit == 0) return out;
+    if (query.empty()) {
+        Statement& s = store_.cached("SELECT path FROM files ORDER BY path LIMIT ?");
+        s.bind(1, static_cast<int64_t>(limit));
+        while (s.step()) out.push_back(s.text(0));
+        s.reset();
+        return out;
+    }
+    const std::string q = lower(query);
+    struct Match {
+        int rank;  // 0 basename substring, 1 path substring, 2 subsequence
+        std::string path;
+    };
+    std::vector<Match> matches;
+    Statement& s = store_.cached("SELECT path FROM files ORDER BY path");
+    while (s.step()) {
+        std::string path = s.text(0);
+        const std::string l = lower(path);
+        const size_t slash = l.rfind('/');
+        const std::string_view base = slash == std::string::npos
+                                          ? std::string_view(l)
+                                          : std::string_view(l).substr(slash + 1);
+        int rank;
+        if (base.find(q) != std::string_view::npos) {
+            rank = 0;
+        } else if (l.find(q) != std::string::npos) {
+            rank = 1;
+        } else {
+            size_t i = 0;
+            for (char c : l)
+                if (i < q.size() && c == q[i]) ++i;
+            if (i < q.size()) continue;
+            rank = 2;
+        }
+        matches.push_back({rank, std::move(path)});
+    }
+    s.reset();
+    std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
+        return std::tuple(a.rank, a.path.size(), std::string_view(a.path)) <
+               std::tuple(b.rank, b.path.size(), std::string_view(b.path));
+    });
+    for (size_t i = 0; i < matches.size() && i < limit; ++i)
+        out.push_back(std::move(matches[i].path));
+    return out;
+}
+
+std::vector<SymbolHit> Retrieval::symbols(std::string_view query, size_t limit) {
+    std::vector<SymbolHit> hits;
+    if (query.empty() || limit == 0) return hits;
+    // Exact names through the symbols(name) index: never crowded out by the prefix's cap.
+    Statement& exact =
+        store_.cached(std::string("SELECT ") + kSymbolColumns +
+                      " FROM (SELECT * FROM symbols WHERE name = ? ORDER BY id LIMIT ?) s"
+                      " JOIN files f ON f.id = s.file_id");
+    exact.bind(1, query).bind(2, static_cast<int64_t>(std::min<size_t>(limit, 1000)));
+    std::vector<SymbolHit> rows;
+    while (exact.step()) rows.push_back(read_symbol(exact));
+    exact.reset();
+    // A prefix query over symbols_fts: the first kPrefixRows symbols (by id) whose name
+    // has a word starting with the query; a common prefix ("get") is capped, not ranked
+    // over the whole index.
+    constexpr int64_t kPrefixRows = 2000;
+    if (const std::string phrase = fts_phrase(query); !phrase.empty()) {
+        Statement& prefix =
+            store_.cached(std::string("SELECT ") + kSymbolColumns +
+                          " FROM (SELECT rowid AS id FROM symbols_fts WHERE symbols_fts MATCH ? "
+                          "ORDER BY rowid LIMIT ?) m JOIN symbols s ON s.id = m.id "
+                          "JOIN files f ON f.id = s.file_id");
+        prefix.bind(1, phrase + "*").bind(2, kPrefixRows);
+        while (prefix.step()) rows.push_back(read_symbol(prefix));
+        prefix.reset();
+    }
+    const std::string q = lower(query);
+    struct Ranked {
+        int rank;
+        SymbolHit hit;
+    };
+    std::vector<Ranked> ranked;
+    std::set<std::tuple<int64_t, uint32_t, std::string>> dup;  // (file, start byte, name)
+    for (auto& h : rows) {
+        const Definition& d = h.definition;
+        if (!dup.insert({h.file_id, d.range.start_byte, d.name}).second) continue;
+        const std::string l = lower(d.name);
+        const int rank = d.name == query ? 0 : l == q ? 1 : l.compare(0, q.size(), q) == 0 ? 2 : 3;
+        ranked.push_back({rank, std::move(h)});
+    }
+    std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
+        const Definition& x = a.hit.definition;
+        const Definition& y = b.hit.definition;
+        return std::tuple(a.rank, x.name.size(), std::string_view(x.name),
+                          std::string_view(a.hit.path), x.range.start_byte) <
+               std::tuple(b.rank, y.name.size(), std::string_view(y.name),
+                          std::string_view(b.hit.path), y.range.start_byte);
+    });
+    for (size_t i = 0; i < ranked.size() && i < limit; ++i)
+        hits.push_back(std::move(ranked[i].hit));
+    return hits;
+}
+
 int64_t Retrieval::chunks_holding(const std::string& term, int64_t cap) {
     Statement& v = store_.cached("PRAGMA data_version");
     // data_version moves with other connections' commits, total_changes with this one's:

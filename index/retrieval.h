@@ -27,6 +27,13 @@ struct ChunkHit {
     double score = 0;  // BM25 as SQLite reports it: lower is better
 };
 
+// One use of an identifier (a refs entry; definitions' own names are not uses). Not
+// extract.h's Reference (a name at a point of one file, before storing).
+struct ReferenceHit {
+    std::string path;
+    uint32_t line = 0, col = 0;  // 0-based; col in bytes
+};
+
 struct Snippet {
     std::string path;
     uint32_t start_line = 0, end_line = 0;  // 0-based, inclusive
@@ -71,6 +78,21 @@ public:
     std::vector<SymbolHit> symbols_in(std::string_view path);
     // The k chunks most like `text` by BM25 over chunk text and names (ties by id).
     std::vector<ChunkHit> search(std::string_view text, size_t k);
+    // Every use of the identifier `name` (exact, case-sensitive), ordered by path, line,
+    // column; at most `limit`. Found through chunks_fts (the chunks holding the name's
+    // words), then those chunks' refs rows; at most kMaxReferenceChunks chunks are read.
+    std::vector<ReferenceHit> references(std::string_view name, size_t limit);
+    static constexpr size_t kMaxReferenceChunks = 20'000;
+    // Workspace-relative paths of indexed files. Empty `query`: all, sorted, the first
+    // `limit`. Else a fuzzy match (every query character in order, case-insensitive),
+    // ranked: query a substring of the basename, then of the path, then a subsequence;
+    // shorter paths first, then by path.
+    std::vector<std::string> files(std::string_view query, size_t limit);
+    // Definitions whose name starts with `query` (case-insensitive; also those with a word
+    // starting with it, as symbols_fts splits names at '_'), ranked: exact name first,
+    // then case-insensitive exact, then prefix, then word prefix; shorter names, then by
+    // name, path and position. Empty query: none. The user's text is never FTS syntax.
+    std::vector<SymbolHit> symbols(std::string_view query, size_t limit);
     // Snippets for a cursor at `position` in `path`: definitions of identifiers near
     // it (other files before the current one, nearer uses first), then similar chunks,
     // until `token_budget` (estimated at 4 bytes a token) is spent.

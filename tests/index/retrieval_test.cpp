@@ -2,6 +2,8 @@
 // and context_for's ranking, budget and determinism.
 #include "index/retrieval.h"
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -155,6 +157,85 @@ TEST_F(RetrievalTest, ContextRespectsTheTokenBudget) {
     EXPECT_LE(tokens, 16u);
     EXPECT_TRUE(r.context_for("app/main.py", {10, 12}, 0).empty());
     EXPECT_TRUE(r.context_for("unknown.py", {0, 0}, 1000).empty());
+}
+
+std::vector<std::string> refs_of(Retrieval& r, std::string_view name, size_t limit = 100) {
+    std::vector<std::string> out;
+    for (const auto& x : r.references(name, limit))
+        out.push_back(x.path + ":" + std::to_string(x.line) + ":" + std::to_string(x.col));
+    return out;
+}
+
+TEST_F(RetrievalTest, ReferencesListEveryUseInOrder) {
+    Retrieval r(*store_);
+    // run() uses add at line 10 ("    total = add(1, 2)") and Store at line 9; both files'
+    // definitions are not uses.
+    const auto adds = refs_of(r, "add");
+    EXPECT_THAT(adds, ::testing::Contains("app/main.py:10:12"));
+    for (const auto& a : adds) EXPECT_EQ(a.rfind("app/main.py:", 0), 0u) << a;
+    EXPECT_THAT(refs_of(r, "Store"), ::testing::Contains("app/main.py:9:8"));
+    EXPECT_TRUE(std::is_sorted(adds.begin(), adds.end()));
+    // Exact names only: "total" is used, "tota" is not a name anywhere.
+    EXPECT_THAT(refs_of(r, "total"),
+                ::testing::IsSupersetOf({"app/main.py:11:19", "app/main.py:12:11"}));
+    EXPECT_TRUE(refs_of(r, "tota").empty());
+    EXPECT_TRUE(refs_of(r, "\"(").empty());  // no words: nothing, never FTS syntax
+    EXPECT_EQ(refs_of(r, "total", 1).size(), 1u);
+}
+
+TEST_F(RetrievalTest, ReferencesAcrossFilesAreOrderedByPath) {
+    ws_.write("b/use.py", "from lib.math import scale\n\ndef f(v):\n    return scale(v, 2)\n");
+    ws_.write("a/use.py", "def g(v):\n    x = 1\n    return scale(v, 3) + scale(v, 4)\n");
+    IndexerOptions o;
+    o.threads = 0;
+    Indexer(ws_.path(), *store_, o).index_all();
+    Retrieval r(*store_);
+    EXPECT_THAT(refs_of(r, "scale"),
+                ::testing::IsSupersetOf({"a/use.py:2:11", "a/use.py:2:25", "b/use.py:3:11"}));
+    const auto all = refs_of(r, "scale");
+    ASSERT_GE(all.size(), 3u);
+    EXPECT_EQ(all[0], "a/use.py:2:11");
+    EXPECT_EQ(all[1], "a/use.py:2:25");
+    EXPECT_EQ(refs_of(r, "scale", 2), (std::vector<std::string>{"a/use.py:2:11", "a/use.py:2:25"}));
+}
+
+TEST_F(RetrievalTest, FilesAllSortedOrFuzzyRanked) {
+    ws_.write("docs/matrix_helpers.py", "x = 1\n");
+    IndexerOptions o;
+    o.threads = 0;
+    Indexer(ws_.path(), *store_, o).index_all();
+    Retrieval r(*store_);
+    EXPECT_THAT(r.files("", 100), ElementsAre("app/main.py", "docs/matrix_helpers.py",
+                                              "lib/math.py", "lib/store.py"));
+    EXPECT_THAT(r.files("", 2), ElementsAre("app/main.py", "docs/matrix_helpers.py"));
+    // "mat": a basename substring in math.py and matrix_helpers.py (shorter first), then
+    // the subsequence m..a..t in app/main.py ("mai" + "n.py"? no t: not a match).
+    EXPECT_THAT(r.files("MAT", 100), ElementsAre("lib/math.py", "docs/matrix_helpers.py"));
+    // "lib" is a path substring only; "lsp" a subsequence (l-ib/s-tore.p-y... l,s,p).
+    EXPECT_THAT(r.files("lib", 100), ElementsAre("lib/math.py", "lib/store.py"));
+    EXPECT_THAT(r.files("apy", 100), ::testing::Contains("app/main.py"));
+    EXPECT_THAT(r.files("mxh", 100), ElementsAre("docs/matrix_helpers.py"));
+    EXPECT_TRUE(r.files("zzz", 100).empty());
+    EXPECT_EQ(r.files("py", 1).size(), 1u);
+}
+
+TEST_F(RetrievalTest, SymbolsByPrefixExactFirst) {
+    ws_.write("lib/more.py", "def add_all(xs):\n    return sum(xs)\n\ndef Adder():\n    pass\n");
+    IndexerOptions o;
+    o.threads = 0;
+    Indexer(ws_.path(), *store_, o).index_all();
+    Retrieval r(*store_);
+    std::vector<std::string> got;
+    for (const auto& h : r.symbols("add", 10)) got.push_back(h.definition.name + "@" + h.path);
+    EXPECT_THAT(got, ElementsAre("add@app/main.py", "add@lib/math.py", "Adder@lib/more.py",
+                                 "add_all@lib/more.py"));
+    got.clear();
+    for (const auto& h : r.symbols("St", 10)) got.push_back(h.definition.name);
+    EXPECT_THAT(got, ElementsAre("Store"));
+    EXPECT_EQ(r.symbols("add", 1).size(), 1u);
+    EXPECT_TRUE(r.symbols("", 10).empty());
+    EXPECT_NO_THROW(r.symbols("\"a* OR (", 10));
+    EXPECT_TRUE(r.symbols("nothing_here", 10).empty());
 }
 
 }  // namespace
