@@ -4,7 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { CancellationToken, Disposable, ProgressType } from 'vscode-jsonrpc';
 import {
+  AgentStep,
   ChatMessage,
+  ChatMode,
   ChatParams,
   ChatPartial,
   ChatResult,
@@ -13,8 +15,13 @@ import {
   EditResult,
   ErrorCodes,
   ExplainParams,
+  Mention,
+  MentionsParams,
+  MentionsResult,
   Methods,
+  PromptsResult,
   Range,
+  Source,
   StatusResult,
 } from './protocol';
 
@@ -33,8 +40,31 @@ export type Outcome<T> =
 
 const chatProgress = new ProgressType<ChatPartial>();
 
-function isPartial(x: unknown): x is ChatPartial {
-  return typeof x === 'object' && x !== null && typeof (x as { text?: unknown }).text === 'string';
+// What a chat request asks for besides the conversation, and where its partial results
+// other than text go (sources once, before the text; agent steps as they start and end).
+export interface ChatExtra {
+  mode?: ChatMode;
+  mentions?: Mention[];
+  prompt?: string;
+  onSources?: (sources: Source[]) => void;
+  onStep?: (step: AgentStep) => void;
+}
+
+interface PartialHandlers {
+  onText: (text: string) => void;
+  onSources?: ((sources: Source[]) => void) | undefined;
+  onStep?: ((step: AgentStep) => void) | undefined;
+}
+
+// One partial result to its handler; anything else is dropped (the shapes inside are
+// checked again where they are shown, in shared/messages.ts).
+function dispatchPartial(x: unknown, h: PartialHandlers): void {
+  if (typeof x !== 'object' || x === null) return;
+  const v = x as { text?: unknown; sources?: unknown; step?: unknown };
+  if (typeof v.text === 'string') h.onText(v.text);
+  else if (Array.isArray(v.sources)) h.onSources?.(v.sources as Source[]);
+  else if (typeof v.step === 'object' && v.step !== null && typeof (v.step as { id?: unknown }).id === 'number')
+    h.onStep?.(v.step as AgentStep);
 }
 
 // A JSON-RPC error as the user should read it; cancellation is not an error.
@@ -56,16 +86,14 @@ export class LatentApi {
 
   // Sends a streaming request: each partial result goes to onText as it arrives, the
   // final result resolves the promise. Never throws: failures come back as an Outcome.
-  private async stream<P extends { partialResultToken?: string }, R>(
+  private async stream<P extends { partialResultToken?: string | number }, R>(
     method: string,
     params: P,
-    onText: (text: string) => void,
+    on: PartialHandlers,
     token?: CancellationToken,
   ): Promise<Outcome<R>> {
     const partialResultToken = `latent-${randomUUID()}`;
-    const sub = this.conn.onProgress(chatProgress, partialResultToken, (v: unknown) => {
-      if (isPartial(v)) onText(v.text);
-    });
+    const sub = this.conn.onProgress(chatProgress, partialResultToken, (v: unknown) => dispatchPartial(v, on));
     try {
       const value = await this.request<R>(method, { ...params, partialResultToken }, token);
       if (token?.isCancellationRequested) return { kind: 'cancelled' };
@@ -83,20 +111,44 @@ export class LatentApi {
     context: ChatParams['context'],
     onText: (text: string) => void,
     token?: CancellationToken,
+    extra: ChatExtra = {},
   ): Promise<Outcome<ChatResult>> {
     const params: ChatParams = { messages };
     if (context) params.context = context;
-    return this.stream<ChatParams, ChatResult>(Methods.chat, params, onText, token);
+    if (extra.mode) params.mode = extra.mode;
+    if (extra.mentions?.length) params.mentions = extra.mentions;
+    if (extra.prompt) params.prompt = extra.prompt;
+    const on = { onText, onSources: extra.onSources, onStep: extra.onStep };
+    return this.stream<ChatParams, ChatResult>(Methods.chat, params, on, token);
   }
 
   explain(uri: string, range: Range, onText: (text: string) => void, token?: CancellationToken) {
     const params: ExplainParams = { textDocument: { uri }, range };
-    return this.stream<ExplainParams, ChatResult>(Methods.explain, params, onText, token);
+    return this.stream<ExplainParams, ChatResult>(Methods.explain, params, { onText }, token);
   }
 
   edit(uri: string, range: Range, instruction: string, token?: CancellationToken, onText?: (text: string) => void) {
     const params: EditParams = { textDocument: { uri }, range, instruction };
-    return this.stream<EditParams, EditResult>(Methods.edit, params, onText ?? (() => undefined), token);
+    return this.stream<EditParams, EditResult>(Methods.edit, params, { onText: onText ?? (() => undefined) }, token);
+  }
+
+  // latent/mentions: the files or symbols for an '@file:' / '@symbol:' being typed.
+  async mentions(params: MentionsParams, token?: CancellationToken): Promise<Outcome<MentionsResult>> {
+    try {
+      return { kind: 'ok', value: await this.request<MentionsResult>(Methods.mentions, params, token) };
+    } catch (e) {
+      if (token?.isCancellationRequested) return { kind: 'cancelled' };
+      return outcomeOf<MentionsResult>(e);
+    }
+  }
+
+  // latent/prompts: the prompt library (built-ins and the workspace's own).
+  async prompts(token?: CancellationToken): Promise<Outcome<PromptsResult>> {
+    try {
+      return { kind: 'ok', value: await this.request<PromptsResult>(Methods.prompts, {}, token) };
+    } catch (e) {
+      return outcomeOf<PromptsResult>(e);
+    }
   }
 
   async status(token?: CancellationToken): Promise<Outcome<StatusResult>> {

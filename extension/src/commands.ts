@@ -3,6 +3,7 @@
 // the server's own commands (its code actions) routed through the same UI.
 import * as vscode from 'vscode';
 import type { ChatSession } from './chat/session';
+import { listPrompts } from './chat/view';
 import type { Ctx } from './ctx';
 import { kSecretApiKey } from './ctx';
 import type { Range } from './protocol';
@@ -81,6 +82,7 @@ export class Commands {
       c('latent.editSelection', (...a) => this.edit(a)),
       c('latent.addDocs', (...a) => this.edit(a, kAddDocsInstruction)),
       c('latent.fixThis', (...a) => this.edit(a, kFixInstruction)),
+      c('latent.runPrompt', () => this.runPrompt()),
       c('latent.setApiKey', () => this.setApiKey()),
       c('latent.showStatus', () => this.showStatus()),
       c('latent.reindex', () => this.reindex()),
@@ -142,6 +144,34 @@ export class Commands {
     }
     if (!(await this.review.propose(t.document, version, r.value)))
       void vscode.window.showInformationMessage('Latent: the model proposed no change.');
+  }
+
+  // Latent: Run Prompt…: a prompt of the library on the selection (or else the file) of
+  // the active editor, answered in the chat.
+  async runPrompt(): Promise<void> {
+    if (!this.ready()) return;
+    const prompts = await listPrompts(this.ctx.api);
+    if (!prompts.length) {
+      void vscode.window.showInformationMessage('Latent: the server offers no prompts.');
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(
+      prompts.map((p) => ({
+        label: p.name,
+        description: p.source === 'workspace' ? 'workspace' : '',
+        detail: p.description,
+      })),
+      { title: 'Latent: Run Prompt', placeHolder: 'A prompt to run on the selection or the current file' },
+    );
+    if (!picked) return;
+    const editor = vscode.window.activeTextEditor;
+    let context: Parameters<ChatSession['send']>[1];
+    if (editor) {
+      const uri = editor.document.uri.toString();
+      context = editor.selection.isEmpty ? { textDocument: { uri } } : { textDocument: { uri }, range: toLsp(editor.selection) };
+    }
+    await vscode.commands.executeCommand('latent.chat.focus');
+    await this.chat.send('', context, { prompt: picked.label });
   }
 
   async setApiKey(): Promise<void> {

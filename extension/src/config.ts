@@ -17,6 +17,8 @@ export interface UserSettings {
   completionMaxTokens: number;
   completionMaxTimeMs: number;
   chatMaxTokens: number;
+  chatContextTokens: number; // the token budget of @codebase / @file context
+  agentMaxSteps: number; // tool calls one agent-mode answer may make
   indexEnabled: boolean;
   indexExclude: string[];
   cacheMb: number;
@@ -37,6 +39,8 @@ export const kDefaults: UserSettings = {
   completionMaxTokens: 64,
   completionMaxTimeMs: 1000,
   chatMaxTokens: 512,
+  chatContextTokens: 4096,
+  agentMaxSteps: 16,
   indexEnabled: true,
   indexExclude: [],
   cacheMb: 1024,
@@ -64,6 +68,8 @@ export function classifyChange(affects: (section: string) => boolean): ConfigCha
     'latent.completion.maxTokens',
     'latent.completion.maxTimeMs',
     'latent.chat.maxTokens',
+    'latent.chat.contextTokens',
+    'latent.agent',
     'latent.index',
     'latent.cacheMb',
     'latent.diskCacheMb',
@@ -105,6 +111,8 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     completionMaxTokens: clampInt(get('completion.maxTokens'), 1, 1024, d.completionMaxTokens),
     completionMaxTimeMs: clampInt(get('completion.maxTimeMs'), 0, 600000, d.completionMaxTimeMs),
     chatMaxTokens: clampInt(get('chat.maxTokens'), 1, 8192, d.chatMaxTokens),
+    chatContextTokens: clampInt(get('chat.contextTokens'), 256, 65536, d.chatContextTokens),
+    agentMaxSteps: clampInt(get('agent.maxSteps'), 1, 64, d.agentMaxSteps),
     indexEnabled: bool(get('index.enabled'), d.indexEnabled),
     indexExclude: Array.isArray(exclude) ? exclude.filter((g): g is string => typeof g === 'string') : [],
     cacheMb: clampInt(get('cacheMb'), 16, 1 << 20, d.cacheMb),
@@ -140,7 +148,8 @@ export function serverSettings(s: UserSettings, extras: ServerSettingsExtras = {
       fimApi: s.remoteFimApi,
     },
     completion: { maxTokens: s.completionMaxTokens, maxTimeMs: s.completionMaxTimeMs },
-    chat: { maxTokens: s.chatMaxTokens },
+    chat: { maxTokens: s.chatMaxTokens, contextTokens: s.chatContextTokens },
+    agent: { maxSteps: s.agentMaxSteps },
     index,
     cacheMb: s.cacheMb,
     diskCache: { mb: s.diskCacheMb },

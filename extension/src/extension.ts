@@ -1,6 +1,7 @@
 // Latent's VS Code extension: activation only. The context object (ctx.ts) owns the
 // language client; each feature file registers what it needs.
 import * as vscode from 'vscode';
+import { ProposalReview } from './chat/proposal';
 import { ChatSession } from './chat/session';
 import { ChatView } from './chat/view';
 import { Commands } from './commands';
@@ -10,6 +11,7 @@ import * as focus from './focus';
 import * as inline from './inline';
 import { EditReview } from './review';
 import { StatusBar } from './status_bar';
+import type { ChatMode } from './protocol';
 import type { Turn } from './shared/messages';
 import { firstRun } from './first_run';
 
@@ -20,17 +22,30 @@ export async function activate(extension: vscode.ExtensionContext): Promise<void
   const c = ctx;
   const status = new StatusBar(c);
   const review = new EditReview();
-  const session = new ChatSession(() => (c.state === 'running' ? c.api : undefined), {
-    get: () => extension.workspaceState.get<Turn[]>('latent.chat.history'),
-    update: (turns) => extension.workspaceState.update('latent.chat.history', turns),
-  });
-  const commands = new Commands(c, session, review);
+  const api = () => (c.state === 'running' ? c.api : undefined);
+  // The proposal's file states go to the conversation, which is made just below.
+  const proposals = new ProposalReview((id, uri, state, note) => void chat.fileState(id, uri, state, note));
+  const chat: ChatSession = new ChatSession(
+    api,
+    {
+      get: () => extension.workspaceState.get<Turn[]>('latent.chat.history'),
+      update: (turns) => extension.workspaceState.update('latent.chat.history', turns),
+      getMode: () => extension.workspaceState.get<ChatMode>('latent.chat.mode'),
+      updateMode: (mode) => extension.workspaceState.update('latent.chat.mode', mode),
+    },
+    proposals,
+  );
+  const commands = new Commands(c, chat, review);
   extension.subscriptions.push(
     c,
     status,
     review,
-    vscode.window.registerWebviewViewProvider(ChatView.viewId, new ChatView(extension.extensionUri, session, c.output)),
-    vscode.commands.registerCommand('latent.newChat', () => session.clear()),
+    proposals,
+    vscode.window.registerWebviewViewProvider(
+      ChatView.viewId,
+      new ChatView(extension.extensionUri, chat, c.output, proposals, api),
+    ),
+    vscode.commands.registerCommand('latent.newChat', () => chat.clear()),
     ...commands.register(),
     ...inline.activate(c, (ms) => status.completionLatency(ms)),
     ...focus.activate(c),

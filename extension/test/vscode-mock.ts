@@ -107,8 +107,15 @@ export class TextDocument {
 
 export class WorkspaceEdit {
   readonly edits: { uri: Uri; range: Range; newText: string }[] = [];
+  readonly created: { uri: Uri; options?: unknown }[] = [];
   replace(uri: Uri, range: Range, newText: string): void {
     this.edits.push({ uri, range, newText });
+  }
+  insert(uri: Uri, position: Position, newText: string): void {
+    this.edits.push({ uri, range: new Range(position, position), newText });
+  }
+  createFile(uri: Uri, options?: unknown): void {
+    this.created.push({ uri, options });
   }
 }
 
@@ -159,7 +166,13 @@ export const mock = {
   selectionChanged: new EventEmitter<unknown>(),
   closedTabs: [] as unknown[],
   tabs: [] as { input: unknown }[],
+  files: new Map<string, string>(), // workspace.fs.readFile's disk, by uri string
+  shown: [] as { uri: Uri; options: unknown }[], // showTextDocument's calls
+  applyResult: true,
   reset(): void {
+    this.files.clear();
+    this.shown = [];
+    this.applyResult = true;
     this.config = {};
     this.configUpdates = [];
     this.messages = [];
@@ -229,6 +242,15 @@ export const window = {
   onDidChangeActiveTextEditor: (l: Listener<unknown>) => mock.activeEditorChanged.event(l),
   onDidChangeTextEditorSelection: (l: Listener<unknown>) => mock.selectionChanged.event(l),
   registerWebviewViewProvider: () => new Disposable(),
+  showQuickPick: (items: { label: string }[], o: unknown) => {
+    mock.messages.push({ level: 'pick', text: JSON.stringify(o), items: items.map((i) => i.label) });
+    const a = mock.answers.shift();
+    return Promise.resolve(items.find((i) => i.label === a));
+  },
+  showTextDocument: (uri: Uri, options: unknown) => {
+    mock.shown.push({ uri, options });
+    return Promise.resolve(undefined);
+  },
   tabGroups: {
     get all() {
       return [{ tabs: mock.tabs }];
@@ -268,7 +290,7 @@ export const workspace = {
   workspaceFolders: undefined as { uri: Uri; name: string }[] | undefined,
   applyEdit: (e: WorkspaceEdit) => {
     mock.applied.push(e);
-    return Promise.resolve(true);
+    return Promise.resolve(mock.applyResult);
   },
   registerTextDocumentContentProvider: (scheme: string, p: { provideTextDocumentContent(u: Uri): string }) => {
     mock.contentProviders.set(scheme, p);
@@ -277,7 +299,13 @@ export const workspace = {
   openTextDocument: (o: { content: string; language: string }) =>
     Promise.resolve(new TextDocument(Uri.from({ scheme: 'untitled', path: 'Untitled-1' }), o.content, o.language)),
   onDidChangeConfiguration: () => new Disposable(),
-  fs: { createDirectory: () => Promise.resolve() },
+  fs: {
+    createDirectory: () => Promise.resolve(),
+    readFile: (u: Uri) => {
+      const t = mock.files.get(u.toString());
+      return t === undefined ? Promise.reject(new Error(`ENOENT ${u.toString()}`)) : Promise.resolve(new TextEncoder().encode(t));
+    },
+  },
 };
 
 export const env = {

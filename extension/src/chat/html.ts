@@ -39,8 +39,14 @@ export function chatHtml(o: ChatHtmlOptions): string {
 <body>
 <main id="log" aria-live="polite"></main>
 <form id="composer">
-  <textarea id="input" rows="3" placeholder="Ask about your code… (Enter to send, Shift+Enter for a new line)"></textarea>
+  <ul id="popup" role="listbox" aria-label="Suggestions" hidden></ul>
+  <div id="chips" aria-label="Mentions"></div>
+  <textarea id="input" rows="3" aria-autocomplete="list" aria-controls="popup" placeholder="Ask about your code… @ to mention, / for prompts (Enter to send, Shift+Enter for a new line)"></textarea>
   <div class="row">
+    <span class="mode" role="radiogroup" aria-label="Mode">
+      <button type="button" id="mode-chat" role="radio" aria-checked="true" title="Answer from the context you give">Chat</button>
+      <button type="button" id="mode-agent" role="radio" aria-checked="false" title="Search, read and propose edits with tools; you review every change">Agent</button>
+    </span>
     <label><input type="checkbox" id="include-selection"> Selection</label>
     <label><input type="checkbox" id="include-file"> Current file</label>
     <span class="spacer"></span>

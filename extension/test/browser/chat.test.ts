@@ -97,7 +97,7 @@ describe('chat webview in Chromium', function () {
   }
 
   it('streams an answer in as Markdown with highlighted code', async () => {
-    await host(page, { type: 'history', turns: [], busy: false });
+    await host(page, { type: 'history', turns: [], busy: false, mode: 'chat' });
     await host(page, { type: 'turn', turn: { role: 'user', content: 'How do I sum a vector?' } });
     await host(page, { type: 'begin' });
     assert.equal(await page.isVisible('#stop'), true, 'Stop shows while streaming');
@@ -122,7 +122,7 @@ describe('chat webview in Chromium', function () {
     await page.press('#input', 'Enter');
     await host(page, { type: 'begin' });
     await page.click('#stop');
-    const p = await posted(page);
+    const p = (await posted(page)).filter((m) => m.type !== 'prompts');
     assert.deepEqual(p.slice(1), [
       { type: 'copy', code: 'print("hi")\n' },
       { type: 'insert', code: 'print("hi")\n' },
@@ -188,6 +188,7 @@ describe('chat webview in Chromium', function () {
         { role: 'assistant', content: 'Multi-head **latent** attention.' },
       ],
       busy: false,
+      mode: 'chat',
     });
     await stream(page, [], { type: 'end', error: 'no backend is ready yet' });
     assert.equal(await page.locator('.message').count(), 3);
@@ -199,6 +200,7 @@ describe('chat webview in Chromium', function () {
       type: 'history',
       turns: [{ role: 'user', content: 'Explain latent_cache.cpp, lines 40–52' }],
       busy: false,
+      mode: 'chat',
     });
     await stream(page, [
       'This loop **appends one token** to the compressed KV cache: for each layer it writes the latent ',

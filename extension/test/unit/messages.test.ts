@@ -48,11 +48,13 @@ describe('webview messages', () => {
       type: 'turn',
       turn: { role: 'user', content: 'q' },
     });
-    assert.deepEqual(parseHostMessage({ type: 'history', turns: [{ role: 'assistant', content: 'a' }], busy: false }), {
+    assert.deepEqual(parseHostMessage({ type: 'history', turns: [{ role: 'assistant', content: 'a' }], busy: false, mode: 'agent' }), {
       type: 'history',
       turns: [{ role: 'assistant', content: 'a' }],
       busy: false,
+      mode: 'agent',
     });
+    assert.equal(parseHostMessage({ type: 'history', turns: [], busy: false }), undefined, 'the mode is required');
     assert.equal(parseHostMessage({ type: 'turn', turn: { role: 'system', content: 'q' } }), undefined);
     assert.equal(parseHostMessage({ type: 'history', turns: [{ role: 'user' }], busy: false }), undefined);
     assert.equal(parseHostMessage({ type: 'history', turns: 'x', busy: false }), undefined);

@@ -41,7 +41,7 @@ describe('chat session', () => {
     s.attach((m) => posted.push(m));
     await s.send('hi', { textDocument: { uri: 'file:///a.ts' } });
     assert.deepEqual(posted, [
-      { type: 'history', turns: [], busy: false },
+      { type: 'history', turns: [], busy: false, mode: 'chat' },
       { type: 'turn', turn: { role: 'user', content: 'hi' } },
       { type: 'begin' },
       { type: 'delta', text: 'Hello' },
@@ -102,10 +102,10 @@ describe('chat session', () => {
     const s = new ChatSession(() => undefined, store);
     const posted: HostMessage[] = [];
     s.attach((m) => posted.push(m));
-    assert.deepEqual(posted[0], { type: 'history', turns: [{ role: 'user', content: 'old' }], busy: false });
+    assert.deepEqual(posted[0], { type: 'history', turns: [{ role: 'user', content: 'old' }], busy: false, mode: 'chat' });
     await s.clear();
     assert.deepEqual(store.read(), []);
-    assert.deepEqual(posted[1], { type: 'history', turns: [], busy: false });
+    assert.deepEqual(posted[1], { type: 'history', turns: [], busy: false, mode: 'chat' });
   });
 
   it('says so when the server is not running', async () => {
