@@ -79,6 +79,55 @@ describe('LatentApi', () => {
   });
 });
 
+describe('LatentApi for agent mode', () => {
+  it('sends mode, mentions and prompt, and routes sources and steps to their handlers', async () => {
+    const src = { uri: 'file:///ws/a.ts', path: 'a.ts', range: range(0, 0, 3, 0), why: '@file' };
+    const conn = new FakeConnection(async (_m, p, c) => {
+      c.emit(p.partialResultToken, { sources: [src] });
+      c.emit(p.partialResultToken, { step: { id: 1, tool: 'read_file', arguments: {}, title: 'Read a.ts', status: 'running' } });
+      c.emit(p.partialResultToken, { step: { title: 'no id' } });
+      c.emit(p.partialResultToken, { text: 'ok' });
+      return { text: 'ok', cachedTokens: 0, computedTokens: 1, generatedTokens: 1, stopReason: 'answer' };
+    });
+    const got: string[] = [];
+    const r = await new LatentApi(conn).chat([{ role: 'user', content: 'q' }], undefined, (t) => got.push(`text ${t}`), undefined, {
+      mode: 'agent',
+      mentions: [{ kind: 'codebase' }],
+      prompt: 'explain',
+      onSources: (s) => got.push(`sources ${s.length}`),
+      onStep: (s) => got.push(`step ${s.id} ${s.status}`),
+    });
+    assert.equal(r.kind, 'ok');
+    assert.deepEqual(got, ['sources 1', 'step 1 running', 'text ok']);
+    const params = conn.sent[0]!.params;
+    assert.equal(params.mode, 'agent');
+    assert.deepEqual(params.mentions, [{ kind: 'codebase' }]);
+    assert.equal(params.prompt, 'explain');
+    // A plain chat sends none of them.
+    await new LatentApi(conn).chat([{ role: 'user', content: 'q' }], undefined, () => undefined);
+    assert.deepEqual(Object.keys(conn.sent[1]!.params).sort(), ['messages', 'partialResultToken']);
+  });
+
+  it('asks for mentions and prompts', async () => {
+    const conn = new FakeConnection(async (m) =>
+      m === 'latent/mentions'
+        ? { items: [{ label: 'src/a.ts', detail: '', uri: 'file:///ws/src/a.ts' }] }
+        : { prompts: [{ name: 'explain', description: 'Explain', context: ['selection'], source: 'builtin' }] },
+    );
+    const api = new LatentApi(conn);
+    const m = await api.mentions({ kind: 'file', query: 'a.t', limit: 20 });
+    assert.equal(m.kind === 'ok' && m.value.items[0]!.label, 'src/a.ts');
+    const p = await api.prompts();
+    assert.equal(p.kind === 'ok' && p.value.prompts[0]!.name, 'explain');
+    assert.deepEqual(conn.sent, [
+      { method: 'latent/mentions', params: { kind: 'file', query: 'a.t', limit: 20 } },
+      { method: 'latent/prompts', params: {} },
+    ]);
+    const missing = new FakeConnection(() => Promise.reject(Object.assign(new Error('Unhandled method latent/prompts'), { code: -32601 })));
+    assert.deepEqual(await new LatentApi(missing).prompts(), { kind: 'error', message: 'Unhandled method latent/prompts' });
+  });
+});
+
 function range(a: number, b: number, c: number, d: number) {
   return { start: { line: a, character: b }, end: { line: c, character: d } };
 }
