@@ -160,7 +160,10 @@ describe('extension client against `latent lsp` (scripted backend)', function ()
     assert.ok(deltas.length >= 2, `streamed in ${deltas.length} pieces`);
     assert.equal(deltas.map((d) => d.text).join(''), kChat);
     assert.deepEqual(posted[posted.length - 1], { type: 'end' });
-    assert.deepEqual(turns[turns.length - 1], { role: 'assistant', content: kChat });
+    const last = turns[turns.length - 1]!;
+    assert.deepEqual([last.role, last.content], ['assistant', kChat]);
+    // A server with repository-aware chat names the file it was given as a source.
+    for (const s of last.sources ?? []) assert.equal(s.uri, uri);
   });
 
   it('edit returns a WorkspaceEdit the diff view applies', async () => {
