@@ -46,6 +46,7 @@ export interface ChatExtra {
   mode?: ChatMode;
   mentions?: Mention[];
   prompt?: string;
+  conversationId?: string;
   onSources?: (sources: Source[]) => void;
   onStep?: (step: AgentStep) => void;
 }
@@ -118,6 +119,7 @@ export class LatentApi {
     if (extra.mode) params.mode = extra.mode;
     if (extra.mentions?.length) params.mentions = extra.mentions;
     if (extra.prompt) params.prompt = extra.prompt;
+    if (extra.conversationId) params.conversationId = extra.conversationId;
     const on = { onText, onSources: extra.onSources, onStep: extra.onStep };
     return this.stream<ChatParams, ChatResult>(Methods.chat, params, on, token);
   }

@@ -40,6 +40,10 @@ export interface ChatParams {
   // A prompt-library name ("explain", "tests", a workspace prompt): the server renders it
   // with the context it wants, around the last user message.
   prompt?: string;
+  // Not in the decided protocol; the server (agent/conversations.h) reads it: one id per
+  // conversation, so the next turn is built on what the model was really sent (tool calls
+  // and context included) and extends the cached prompt.
+  conversationId?: string;
   partialResultToken?: string | number;
 }
 

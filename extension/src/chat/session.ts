@@ -3,6 +3,7 @@
 // the proposal it ends with, stop. It talks to the webview only through `post`, to the
 // server only through LatentApi and to the review only through ProposalSink, so it is
 // tested without VS Code.
+import { randomUUID } from 'node:crypto';
 import { CancellationTokenSource } from 'vscode-jsonrpc';
 import type { ChatExtra, LatentApi, Outcome } from '../api';
 import type { AgentStep, ChatMode, ChatParams, ChatResult, Mention, Proposal, Range, Source } from '../protocol';
@@ -80,6 +81,9 @@ type Request = (
 export class ChatSession {
   private turns: Turn[];
   private currentMode: ChatMode;
+  // The server keeps what it really sent in each conversation under this id (new with
+  // each conversation; a restarted server simply does not know it).
+  private conversationId = `chat-${randomUUID()}`;
   private running: Running | undefined;
   private post: (m: HostMessage) => void = () => undefined;
   // Every uri the conversation showed as a source or a proposed file: the only ones the
@@ -166,9 +170,11 @@ export class ChatSession {
     // The server renders a prompt around the words after /name, not the /name itself.
     if (options.prompt) messages[messages.length - 1]!.content = text;
     const mode = this.currentMode;
+    const conversationId = this.conversationId;
     await this.run((onText, token, on) =>
       api.chat(messages, context, onText, token, {
         mode,
+        conversationId,
         ...(options.mentions?.length ? { mentions: options.mentions } : {}),
         ...(options.prompt ? { prompt: options.prompt } : {}),
         ...on,
@@ -190,6 +196,7 @@ export class ChatSession {
   async clear(): Promise<void> {
     this.stop();
     this.turns = [];
+    this.conversationId = `chat-${randomUUID()}`;
     this.currentMode = 'chat'; // a new conversation starts as a chat
     await this.store.update([]);
     await this.store.updateMode?.('chat');

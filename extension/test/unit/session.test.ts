@@ -184,8 +184,14 @@ describe('chat session in agent mode', () => {
     assert.deepEqual(posted[1], { type: 'mode', mode: 'agent' });
     await s.send('fix it', undefined, { mentions: [{ kind: 'codebase' }] });
     assert.equal(seen[0].extra.mode, 'agent');
+    assert.match(seen[0].extra.conversationId, /^chat-[0-9a-f-]{36}$/);
     assert.deepEqual(seen[0].extra.mentions, [{ kind: 'codebase' }]);
     assert.equal(new ChatSession(() => undefined, store).mode, 'agent', 'the mode comes back with the conversation');
+    await s.send('more', undefined);
+    assert.equal(seen[1].extra.conversationId, seen[0].extra.conversationId, 'one id per conversation');
+    await s.clear();
+    await s.send('new', undefined);
+    assert.notEqual(seen[2].extra.conversationId, seen[0].extra.conversationId, 'a new conversation, a new id');
     await s.clear();
     assert.equal(s.mode, 'chat', 'a new conversation starts as a chat');
     assert.equal(store.mode, 'chat');
