@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "index/indexer.h"
+
 namespace latent::agent {
 
 using Clock = std::chrono::steady_clock;
@@ -50,6 +52,7 @@ FeatureError not_open(const std::string& uri) {
 Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
       workspaces_(WorkspacesOptions{options_.index_report, options_.log}),
+      prompt_library_(PromptLibraryOptions{options_.log}),
       settings_(options_.settings),
       generators_(GeneratorHostOptions{
           [fixed = options_.backend, factory = options_.factory,
@@ -453,40 +456,208 @@ Outcome<ChatResult> Agent::run_chat(std::vector<ChatMessage> messages, const Can
     r.cached_tokens = g->cached_tokens;
     r.computed_tokens = g->computed_tokens;
     r.generated_tokens = g->generated_tokens;
+    r.prompt_tokens = g->cached_tokens + g->computed_tokens;
     return r;
 }
 
 Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancelled,
                                 const OnText& on_text) {
-    std::vector<ChatMessage> messages;
+    ChatStreams streams;
+    streams.text = on_text;
+    return chat(req, cancelled, streams);
+}
+
+Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancelled,
+                                const ChatStreams& streams) {
+    std::vector<ChatMessage> shown;
     size_t bytes = 0;
     const size_t from =
         req.messages.size() > kMaxChatMessages ? req.messages.size() - kMaxChatMessages : 0;
     for (size_t i = from; i < req.messages.size(); ++i) {
         bytes += req.messages[i].content.size();
-        messages.push_back(req.messages[i]);
+        shown.push_back(req.messages[i]);
     }
     if (bytes > kMaxChatBytes)
         return FeatureError{Kind::kInvalid, "the conversation is larger than 256 KiB", 0};
-    if (messages.empty()) return FeatureError{Kind::kInvalid, "no messages", 0};
-    // Optional context: the document and selection the user is looking at.
-    if (req.uri) {
-        std::string snippet;
-        const auto enc = docs_.encoding();
-        const bool open = docs_.read(*req.uri, [&](const Document& d) {
-            size_t a = 0, e = d.text.size();
-            if (req.range) {
-                a = to_offset(d.text, req.range->start, enc);
-                e = std::max(a, to_offset(d.text, req.range->end, enc));
-            }
-            snippet = d.text.substr(a, std::min<size_t>(e - a, kMaxChatContextBytes));
-        });
-        if (open)
-            messages.insert(messages.begin(),
-                            {"system", "The user is working on " + uri_to_path(*req.uri) +
-                                           ":\n```\n" + snippet + "\n```"});
+    if (shown.empty()) return FeatureError{Kind::kInvalid, "no messages", 0};
+    const Settings s = settings();
+    // The new turn: the user's words, rendered through a library prompt when one was
+    // named, with the context gathered for it in front.
+    ChatMessage asked = shown.back();
+    shown.pop_back();
+    ChatMessage turn = asked;
+    auto selection = chat_selection(req);
+    if (!req.prompt.empty()) {
+        auto rendered = render_prompt(req, asked.content, selection);
+        if (!rendered) return FeatureError{Kind::kInvalid, rendered.error().message, 0};
+        turn.content = std::move(*rendered);
     }
-    return run_chat(std::move(messages), cancelled, on_text);
+    GatheredContext gathered = gather_context(req, asked.content, s);
+    // (A library prompt places the selection itself.)
+    if (selection && !selection->text.empty() && req.prompt.empty()) {
+        gathered.text = "The user is working on " + selection->path + ":\n```" +
+                        extension_language(selection->path) + "\n" + selection->text + "\n```\n" +
+                        gathered.text;
+        if (selection->source)
+            gathered.sources.insert(gathered.sources.begin(), *selection->source);
+    }
+    if (!gathered.text.empty()) turn.content = gathered.text + "\n" + turn.content;
+    if (!gathered.sources.empty() && streams.sources) streams.sources(gathered.sources);
+    // What was sent before in this conversation, else the client's history.
+    std::vector<ChatMessage> messages;
+    if (auto t = conversations_.transcript(req.conversation_id, shown)) {
+        messages = std::move(*t);
+    } else {
+        if (req.agent) {
+            std::vector<std::string> names;
+            for (const auto& f : workspaces_.folders()) names.push_back(f.substr(f.rfind('/') + 1));
+            messages.push_back({"system", agent_system_prompt(names)});
+        }
+        messages.insert(messages.end(), shown.begin(), shown.end());
+    }
+    messages.push_back(std::move(turn));
+
+    ChatResult result;
+    result.sources = std::move(gathered.sources);
+    std::vector<ChatMessage> transcript;
+    if (req.agent) {
+        const auto lease = generators_.current();
+        if (!lease.backend) {
+            const std::string e = generators_.error();
+            return FeatureError{Kind::kFailed, e.empty() ? "no backend is ready yet" : e, 0};
+        }
+        WorkspaceTools tools(workspaces_, docs_);
+        AgentLoopOptions lo;
+        lo.max_steps = s.agent_max_steps;
+        lo.max_tokens = s.chat_max_tokens;
+        lo.owner = "chat";
+        AgentLoop loop(*lease.backend, tools, lo);
+        auto stop = [&] {
+            return (cancelled && cancelled()) || generators_.stale(lease.generation);
+        };
+        auto r = loop.run(std::move(messages), stop, streams.step, streams.text);
+        if (cancelled && cancelled()) return FeatureError{Kind::kCancelled, "cancelled", 0};
+        if (!r) return FeatureError{Kind::kFailed, r.error().message, 0};
+        if (r->cancelled)
+            return FeatureError{Kind::kFailed, "the backend was replaced (settings changed)", 0};
+        result.text = std::move(r->text);
+        result.cached_tokens = r->cached_tokens;
+        result.computed_tokens = r->computed_tokens;
+        result.generated_tokens = r->generated_tokens;
+        result.prompt_tokens = r->last_prompt_tokens;
+        result.steps = std::move(r->steps);
+        result.stop_reason = std::move(r->stop_reason);
+        result.proposal = std::move(r->proposal);
+        for (const auto& step : result.steps)
+            for (const auto& src : step.sources)
+                if (result.sources.size() < 64 &&
+                    std::find(result.sources.begin(), result.sources.end(), src) ==
+                        result.sources.end())
+                    result.sources.push_back(src);
+        transcript = std::move(r->transcript);
+    } else {
+        auto r = run_chat(messages, cancelled, streams.text);
+        if (!r) return r;
+        result.text = std::move(r.value->text);
+        result.cached_tokens = r.value->cached_tokens;
+        result.computed_tokens = r.value->computed_tokens;
+        result.generated_tokens = r.value->generated_tokens;
+        result.prompt_tokens = r.value->prompt_tokens;
+        transcript = std::move(messages);
+        transcript.push_back({"assistant", result.text});
+    }
+    shown.push_back(std::move(asked));
+    shown.push_back({"assistant", result.text});
+    conversations_.store(req.conversation_id, std::move(shown), std::move(transcript));
+    return result;
+}
+
+std::optional<Agent::Selection> Agent::chat_selection(const ChatRequest& req) {
+    if (!req.uri) return std::nullopt;
+    Selection sel;
+    lsp::Range range;
+    const auto enc = docs_.encoding();
+    const bool open = docs_.read(*req.uri, [&](const Document& d) {
+        size_t a = 0, e = d.text.size();
+        if (req.range) {
+            a = to_offset(d.text, req.range->start, enc);
+            e = std::max(a, to_offset(d.text, req.range->end, enc));
+        }
+        const size_t n = std::min<size_t>(e - a, kMaxChatContextBytes);
+        sel.text = d.text.substr(a, n);
+        range = {to_position(d.text, a, enc), to_position(d.text, a + n, enc)};
+    });
+    if (!open) return std::nullopt;
+    const std::string real = workspaces_.resolve(*req.uri);
+    sel.path = real.empty() ? uri_to_path(*req.uri) : workspaces_.shown_path(real);
+    if (sel.path.empty()) sel.path = *req.uri;
+    sel.source = Source{*req.uri, sel.path, range, req.range ? "selection" : "current file"};
+    return sel;
+}
+
+GatheredContext Agent::gather_context(const ChatRequest& req, const std::string& question,
+                                      const Settings& s) {
+    if (req.mentions.empty() || s.chat_context_tokens <= 0) return {};
+    GatherOptions o;
+    o.token_budget = static_cast<size_t>(s.chat_context_tokens);
+    return agent::gather_context(question, req.mentions, workspaces_, docs_, o);
+}
+
+std::vector<MentionItem> Agent::mention_items(MentionKind kind, std::string_view query,
+                                              size_t limit) {
+    return complete_mentions(workspaces_, kind, query, limit);
+}
+
+std::vector<PromptInfo> Agent::prompts() {
+    prompt_library_.set_folders(workspaces_.folders());
+    return prompt_library_.list();
+}
+
+engine::Expected<std::string> Agent::render_prompt(const ChatRequest& req, const std::string& input,
+                                                   const std::optional<Selection>& selection) {
+    prompt_library_.set_folders(workspaces_.folders());
+    const auto info = prompt_library_.find(req.prompt);
+    if (!info) return engine::make_error("no prompt is named \"" + req.prompt.substr(0, 64) + "\"");
+    PromptInputs in;
+    in.input = input;
+    auto wants = [&](PromptContext c) {
+        return std::find(info->context.begin(), info->context.end(), c) != info->context.end();
+    };
+    if (selection) {
+        in.path = selection->path;
+        in.language = extension_language(selection->path);
+        if (req.range) in.selection = selection->text;
+    }
+    if (wants(PromptContext::kFile) && req.uri) {
+        docs_.read(*req.uri, [&](const Document& d) {
+            in.file = d.text.substr(0, kMaxExplainBytes * 2);
+            if (in.language.empty()) in.language = d.language_id;
+        });
+        // No selection: the file stands in for it.
+        if (in.selection.empty() && wants(PromptContext::kSelection)) in.selection = in.file;
+    } else if (wants(PromptContext::kSelection) && in.selection.empty() && selection) {
+        in.selection = selection->text;
+    }
+    if (wants(PromptContext::kCodebase)) {
+        Mention codebase;
+        codebase.kind = Mention::Kind::kCodebase;
+        GatherOptions o;
+        o.token_budget = static_cast<size_t>(std::max(settings().chat_context_tokens, 256));
+        in.codebase = agent::gather_context(input, {codebase}, workspaces_, docs_, o).text;
+    }
+    if (req.prompt == "review" || info->workspace) {
+        // The working tree against HEAD, of the folder holding the current file (else the
+        // first), capped: git runs with run_git's safeguards (no hooks, no fsmonitor).
+        std::string folder;
+        const std::string real = req.uri ? workspaces_.resolve(*req.uri) : "";
+        for (const auto& f : workspaces_.folders())
+            if (folder.empty() || (!real.empty() && path_within(f, real))) folder = f;
+        if (!folder.empty())
+            if (auto d =
+                    index::run_git({"-C", folder, "diff", "HEAD", "--no-color", "--no-ext-diff"}))
+                in.diff = d->substr(0, kMaxEditBytes);
+    }
+    return prompt_library_.render(req.prompt, in);
 }
 
 Outcome<ChatResult> Agent::explain(const std::string& uri, lsp::Range range,

@@ -19,10 +19,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent_loop.h"
 #include "agent/completion.h"
+#include "agent/conversations.h"
 #include "agent/documents.h"
 #include "agent/generator.h"
 #include "agent/generator_host.h"
+#include "agent/mentions.h"
+#include "agent/prompt_library.h"
 #include "agent/settings.h"
 #include "agent/workspaces.h"
 #include "lsp/protocol.h"
@@ -79,15 +83,38 @@ struct ChatRequest {
     // The document and selection the user is looking at (optional).
     std::optional<std::string> uri;
     std::optional<lsp::Range> range;
+    // Agent mode: the model may call the workspace tools (agent_loop.h) and propose
+    // edits; else a plain answer.
+    bool agent = false;
+    // What the user @-mentioned in the last message (mentions.h).
+    std::vector<Mention> mentions;
+    // A prompt-library prompt to render around the last message (prompt_library.h).
+    std::string prompt;
+    // The client's name for the conversation: the server keeps what it sent the model
+    // for it, and the next turn extends that (conversations.h). Empty: not kept.
+    std::string conversation_id;
 };
 struct ChatResult {
     std::string text;
     int32_t cached_tokens = 0, computed_tokens = 0, generated_tokens = 0;
+    // Prompt tokens of the last model turn (cached + computed of that turn).
+    int32_t prompt_tokens = 0;
     std::optional<lsp::WorkspaceEdit> edit;  // edit(): the proposed change
+    std::vector<Source> sources;             // context the answer was given
+    std::vector<AgentStep> steps;            // agent mode: the tool calls
+    std::string stop_reason;                 // agent mode: AgentLoopResult::stop_reason
+    std::vector<ProposedFile> proposal;      // agent mode: edits for the user's review
 };
 // Streamed text of a chat as it is generated (may be null).
 using OnText = std::function<void(std::string_view)>;
 using Cancelled = std::function<bool()>;
+// What a chat streams besides its text (each may be null): the sources once, before the
+// answer; each agent step when it starts and when it ends.
+struct ChatStreams {
+    OnText text;
+    std::function<void(const std::vector<Source>&)> sources;
+    std::function<void(const AgentStep&)> step;
+};
 
 struct AgentOptions {
     Settings settings;  // before the client's (command-line flags)
@@ -145,6 +172,13 @@ public:
                                        const Cancelled& cancelled);
     Outcome<ChatResult> chat(const ChatRequest& request, const Cancelled& cancelled,
                              const OnText& on_text);
+    Outcome<ChatResult> chat(const ChatRequest& request, const Cancelled& cancelled,
+                             const ChatStreams& streams);
+    // latent/mentions: completion of an @file or @symbol mention.
+    std::vector<MentionItem> mention_items(MentionKind kind, std::string_view query, size_t limit);
+    // latent/prompts: the prompt library (built-ins and the workspace folders' prompts).
+    std::vector<PromptInfo> prompts();
+
     Outcome<ChatResult> explain(const std::string& uri, lsp::Range range,
                                 const Cancelled& cancelled, const OnText& on_text);
     Outcome<ChatResult> edit(const std::string& uri, lsp::Range range,
@@ -154,6 +188,17 @@ public:
     nlohmann::json status() const;
 
 private:
+    // The document and selection a chat names (ChatRequest::uri, range), read from the
+    // open document, capped.
+    struct Selection {
+        std::string path, text;
+        std::optional<Source> source;
+    };
+    std::optional<Selection> chat_selection(const ChatRequest& req);
+    engine::Expected<std::string> render_prompt(const ChatRequest& req, const std::string& input,
+                                                const std::optional<Selection>& selection);
+    GatheredContext gather_context(const ChatRequest& req, const std::string& question,
+                                   const Settings& s);
     Outcome<ChatResult> run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
                                  const OnText& on_text);
     void warm(const std::string& uri, std::optional<lsp::Position> position);
@@ -171,6 +216,8 @@ private:
     DocumentStore docs_;
     SuggestionCache suggestions_;
     Workspaces workspaces_;
+    Conversations conversations_;
+    PromptLibrary prompt_library_;
 
     mutable std::mutex mu_;  // everything below
     Settings settings_;

@@ -127,6 +127,9 @@ public:
         (void)stable;
     }
     virtual void release(const std::string& owner) { (void)owner; }
+    // Whether chat() honours GenerateOptions.tools (agent mode needs it; without, agent
+    // mode answers as repository-aware chat). Default: no.
+    virtual bool supports_tools() const { return false; }
     // Figures for latent/status (cache bytes, sessions, ...).
     virtual nlohmann::json stats() const { return nlohmann::json::object(); }
 };

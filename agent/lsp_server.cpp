@@ -45,12 +45,82 @@ ResponseError to_response_error(const FeatureError& e) {
     return {ec::kRequestFailed, e.message, {}};
 }
 
-json chat_json(const ChatResult& r) {
+json source_json(const Source& s) {
+    return {{"uri", s.uri}, {"path", s.path}, {"range", s.range}, {"why", s.why}};
+}
+
+json sources_json(const std::vector<Source>& sources) {
+    json a = json::array();
+    for (const auto& s : sources) a.push_back(source_json(s));
+    return a;
+}
+
+json step_json(const AgentStep& s) {
+    json j = {{"id", s.id},       {"tool", s.tool},     {"arguments", s.arguments},
+              {"title", s.title}, {"status", s.status}, {"sources", sources_json(s.sources)}};
+    if (!s.detail.empty()) j["detail"] = s.detail;
+    return j;
+}
+
+// A Mention of latent/chat (see the extension's protocol.ts).
+Mention parse_mention(const json& m) {
+    Mention out;
+    const std::string kind = m.at("kind").get<std::string>();
+    if (kind == "file") {
+        out.kind = Mention::Kind::kFile;
+        out.uri = m.at("uri").get<std::string>();
+        if (m.contains("range")) out.range = m["range"].get<lsp::Range>();
+    } else if (kind == "symbol") {
+        out.kind = Mention::Kind::kSymbol;
+        out.name = m.at("name").get<std::string>();
+        if (out.name.size() > 256)
+            throw lsp::ProtocolError("a symbol name is longer than 256 bytes");
+    } else if (kind == "codebase") {
+        out.kind = Mention::Kind::kCodebase;
+    } else if (kind == "openEditors") {
+        out.kind = Mention::Kind::kOpenEditors;
+    } else {
+        throw lsp::ProtocolError("unknown mention kind: " + kind.substr(0, 32));
+    }
+    return out;
+}
+
+// The proposal as the extension reviews it: each file's text before and after, and the
+// same as one WorkspaceEdit (CreateFile first for new files, then whole-file
+// replacements) in the client's position encoding.
+json proposal_json(const std::vector<ProposedFile>& files, PositionEncoding enc) {
+    json changes = json::array(), list = json::array();
+    for (const auto& f : files)
+        if (f.created)
+            changes.push_back({{"kind", "create"},
+                               {"uri", f.uri},
+                               {"options", {{"overwrite", false}, {"ignoreIfExists", false}}}});
+    for (const auto& f : files) {
+        const lsp::Range all{{0, 0}, to_position(f.old_text, f.old_text.size(), enc)};
+        changes.push_back({{"textDocument", {{"uri", f.uri}, {"version", nullptr}}},
+                           {"edits", json::array({{{"range", all}, {"newText", f.new_text}}})}});
+        list.push_back({{"uri", f.uri},
+                        {"path", f.path},
+                        {"created", f.created},
+                        {"oldText", f.old_text},
+                        {"newText", f.new_text}});
+    }
+    return {{"edit", {{"documentChanges", changes}}}, {"files", list}};
+}
+
+json chat_json(const ChatResult& r, PositionEncoding enc = PositionEncoding::kUtf16) {
     json j = {{"text", r.text},
               {"cachedTokens", r.cached_tokens},
               {"computedTokens", r.computed_tokens},
               {"generatedTokens", r.generated_tokens}};
     if (r.edit) j["edit"] = *r.edit;
+    if (!r.sources.empty()) j["sources"] = sources_json(r.sources);
+    if (!r.steps.empty()) {
+        j["steps"] = json::array();
+        for (const auto& s : r.steps) j["steps"].push_back(step_json(s));
+    }
+    if (!r.stop_reason.empty()) j["stopReason"] = r.stop_reason;
+    if (!r.proposal.empty()) j["proposal"] = proposal_json(r.proposal, enc);
     return j;
 }
 
@@ -62,6 +132,11 @@ public:
     void operator()(std::string_view piece) {
         pending_ += piece;
         if (Clock::now() - last_ > std::chrono::milliseconds(30) || pending_.size() > 256) flush();
+    }
+    // Another kind of partial result ({sources}, {step}), after the text so far.
+    void send(json partial) {
+        flush();
+        ctx_.send_partial_result(std::move(partial));
     }
     void flush() {
         if (pending_.empty()) return;
@@ -190,6 +265,10 @@ void LspServer::register_handlers() {
                    [this](const json& p, lsp::RequestContext& ctx) { return explain(p, ctx); });
     ep_.on_request("latent/edit",
                    [this](const json& p, lsp::RequestContext& ctx) { return edit(p, ctx); });
+    ep_.on_request("latent/mentions",
+                   [this](const json& p, lsp::RequestContext&) { return mentions(p); });
+    ep_.on_request("latent/prompts",
+                   [this](const json&, lsp::RequestContext&) { return prompts(); });
     ep_.on_request("latent/status", [this](const json&, lsp::RequestContext&) -> lsp::Result<json> {
         return agent_->status();
     });
@@ -353,17 +432,83 @@ lsp::Result<json> LspServer::chat(const json& params, lsp::RequestContext& ctx) 
                 req.uri = c["textDocument"].at("uri").get<std::string>();
             if (c.contains("range")) req.range = c["range"].get<lsp::Range>();
         }
+        if (params.contains("mode")) {
+            const std::string mode = params["mode"].get<std::string>();
+            if (mode != "chat" && mode != "agent")
+                throw lsp::ProtocolError("mode must be \"chat\" or \"agent\"");
+            req.agent = mode == "agent";
+        }
+        if (params.contains("mentions")) {
+            const json& ms2 = params["mentions"];
+            if (!ms2.is_array() || ms2.size() > 64)
+                throw lsp::ProtocolError("mentions must be an array of at most 64");
+            for (const auto& m : ms2) req.mentions.push_back(parse_mention(m));
+        }
+        if (params.contains("prompt")) req.prompt = params["prompt"].get<std::string>();
+        if (params.contains("conversationId")) {
+            req.conversation_id = params["conversationId"].get<std::string>();
+            if (req.conversation_id.size() > 128)
+                throw lsp::ProtocolError("conversationId is longer than 128 bytes");
+        }
     } catch (const std::exception& e) {
         return ResponseError{ec::kInvalidParams, e.what(), {}};
     }
     return with_backend(ctx, [this, req](lsp::RequestContext& c) -> lsp::Result<json> {
         PartialText partial(c);
+        ChatStreams streams;
+        streams.text = [&partial](std::string_view t) { partial(t); };
+        streams.sources = [&partial](const std::vector<Source>& s) {
+            partial.send({{"sources", sources_json(s)}});
+        };
+        streams.step = [&partial](const AgentStep& s) { partial.send({{"step", step_json(s)}}); };
         auto r = agent_->chat(
-            req, [&c] { return c.cancelled(); }, [&partial](std::string_view t) { partial(t); });
+            req, [&c] { return c.cancelled(); }, streams);
         if (!r) return to_response_error(r.error);
         partial.flush();
-        return chat_json(*r.value);
+        return chat_json(*r.value, agent_->documents().encoding());
     });
+}
+
+lsp::Result<json> LspServer::mentions(const json& params) {
+    MentionKind kind;
+    std::string query;
+    size_t limit = kDefaultMentionLimit;
+    try {
+        const std::string k = params.at("kind").get<std::string>();
+        if (k == "file")
+            kind = MentionKind::kFile;
+        else if (k == "symbol")
+            kind = MentionKind::kSymbol;
+        else
+            throw lsp::ProtocolError("kind must be \"file\" or \"symbol\"");
+        query = params.value("query", std::string());
+        if (query.size() > 256) throw lsp::ProtocolError("query is longer than 256 bytes");
+        if (params.contains("limit")) limit = params["limit"].get<size_t>();
+    } catch (const std::exception& e) {
+        return ResponseError{ec::kInvalidParams, e.what(), {}};
+    }
+    json items = json::array();
+    for (const auto& it : agent_->mention_items(kind, query, limit)) {
+        json j = {{"label", it.label}, {"detail", it.detail}, {"uri", it.uri}};
+        if (it.range) j["range"] = *it.range;
+        items.push_back(std::move(j));
+    }
+    return json{{"items", items}};
+}
+
+lsp::Result<json> LspServer::prompts() {
+    json list = json::array();
+    for (const auto& p : agent_->prompts()) {
+        json context = json::array();
+        for (auto c : p.context) context.push_back(prompt_context_name(c));
+        json j = {{"name", p.name},
+                  {"description", p.description},
+                  {"context", context},
+                  {"source", p.workspace ? "workspace" : "builtin"}};
+        if (!p.path.empty()) j["uri"] = path_to_uri(p.path);
+        list.push_back(std::move(j));
+    }
+    return json{{"prompts", list}};
 }
 
 lsp::Result<json> LspServer::explain(const json& params, lsp::RequestContext& ctx) {

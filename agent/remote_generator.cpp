@@ -489,7 +489,21 @@ Expected<GenerateResult> RemoteGenerator::fim(const FimPrompt& prompt,
 Expected<GenerateResult> RemoteGenerator::chat(const std::vector<ChatMessage>& messages,
                                                const GenerateOptions& options) {
     json ms = json::array();
-    for (const auto& m : messages) ms.push_back({{"role", m.role}, {"content", m.content}});
+    for (const auto& m : messages) {
+        json j = {{"role", m.role}, {"content", m.content}};
+        // OpenAI's shape for a turn that called tools and for a tool's result.
+        if (!m.tool_calls.empty()) {
+            j["tool_calls"] = json::array();
+            for (const auto& c : m.tool_calls)
+                j["tool_calls"].push_back(
+                    {{"id", c.id},
+                     {"type", "function"},
+                     {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+            if (m.content.empty()) j["content"] = nullptr;
+        }
+        if (!m.tool_call_id.empty()) j["tool_call_id"] = m.tool_call_id;
+        ms.push_back(std::move(j));
+    }
     json body = {{"messages", ms}};
     // Passed through as given (GenerateOptions); null means absent.
     if (!options.tools.is_null()) body["tools"] = options.tools;

@@ -52,6 +52,9 @@ public:
                                          const GenerateOptions& options) override;
     engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
                                           const GenerateOptions& options) override;
+    // The server is asked with tools; one that refuses them fails the call (agent mode
+    // then asks it without).
+    bool supports_tools() const override { return true; }
     nlohmann::json stats() const override;
 
     struct Url {

@@ -89,8 +89,12 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
         num(c, "suffixTokens", s.suffix_tokens, 0, 32768);
         num(c, "maxTimeMs", s.max_time_ms, 0, 600000);
     }
-    if (j.contains("chat") && j["chat"].is_object())
+    if (j.contains("chat") && j["chat"].is_object()) {
         num(j["chat"], "maxTokens", s.chat_max_tokens, 1, 8192);
+        num(j["chat"], "contextTokens", s.chat_context_tokens, 0, 65536);
+    }
+    if (j.contains("agent") && j["agent"].is_object())
+        num(j["agent"], "maxSteps", s.agent_max_steps, 1, 64);
     if (j.contains("index") && j["index"].is_object()) {
         const json& x = j["index"];
         s.index = get_or<bool>(x, "enabled", s.index);
@@ -134,6 +138,8 @@ json redacted(const Settings& s) {
               {"prefixTokens", s.prefix_tokens},
               {"suffixTokens", s.suffix_tokens},
               {"maxTimeMs", s.max_time_ms}}},
+            {"chat", {{"maxTokens", s.chat_max_tokens}, {"contextTokens", s.chat_context_tokens}}},
+            {"agent", {{"maxSteps", s.agent_max_steps}}},
             {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
             {"cacheMb", s.cache_mb},
             {"prefixCache", s.prefix_cache},

@@ -49,6 +49,10 @@ struct Settings {
     std::vector<std::string> script;  // "script": replies of the scripted backend (tests)
     int script_delay_ms = 0;          // "scriptDelayMs"
     int chat_max_tokens = 512;        // "chat.maxTokens"
+    // "chat.contextTokens": the budget of the context @-mentions gather (@file, @symbol,
+    // @codebase, open editors)
+    int chat_context_tokens = 4096;
+    int agent_max_steps = 16;  // "agent.maxSteps": tool calls in one agent-mode answer
 };
 // Reads the fields present in `j` over `base`; wrong types are ignored (logged by caller
 // through `problems`), sizes clamped to sane ranges.

@@ -184,6 +184,11 @@ std::shared_ptr<WorkspaceIndex> Workspaces::index_for(const std::string& real) c
     return best;
 }
 
+std::vector<std::shared_ptr<WorkspaceIndex>> Workspaces::indexes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return indexes_;
+}
+
 std::string Workspaces::shown_path(const std::string& real) const {
     std::lock_guard<std::mutex> lock(mu_);
     std::string best;

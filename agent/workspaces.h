@@ -73,6 +73,8 @@ public:
     std::string resolve(std::string_view uri) const;
     // The index of the innermost folder holding `real` (a path from resolve()), or null.
     std::shared_ptr<WorkspaceIndex> index_for(const std::string& real) const;
+    // Every folder's index (folders not yet indexed have none), in folder order.
+    std::vector<std::shared_ptr<WorkspaceIndex>> indexes() const;
     // The path as the prompt shows it: folder-relative inside a folder, else as given.
     std::string shown_path(const std::string& real) const;
     nlohmann::json stats() const;
