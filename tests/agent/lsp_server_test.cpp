@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "tests/support/lsp_client.h"
+#include "tests/support/scripted_openai_server.h"
 // The agent tests link latent_agent only; the tiny-model maker is compiled in here.
 #include "tests/support/test_models.cpp"
 
@@ -367,6 +368,8 @@ TEST(LspServerTest, GarbageParamsNeverCrashTheServer) {
                                               "latent/explain",
                                               "latent/edit",
                                               "latent/status",
+                                              "latent/mentions",
+                                              "latent/prompts",
                                               "initialize"};
     const std::vector<json> values = {
         nullptr,
@@ -393,6 +396,11 @@ TEST(LspServerTest, GarbageParamsNeverCrashTheServer) {
         {{"changes", {{{"uri", "file:///nope"}, {"type", 9}}}}},
         {{"event", {{"added", 3}}}},
         {{"messages", {{{"role", 1}}}}},
+        {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+         {"mode", "agent"},
+         {"mentions", {{{"kind", "file"}, {"uri", "file:///etc/passwd"}}, {{"kind", 7}}}}},
+        {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"prompt", "nope"}},
+        {{"kind", "file"}, {"query", std::string(300, 'q')}, {"limit", -1}},
         {{"command", "latent.edit"}, {"arguments", {"file:///g.cpp", {{"start", 1}}}}}};
     uint32_t x = 12345;
     auto rnd = [&x] { return (x = x * 1664525u + 1013904223u) >> 8; };
@@ -477,6 +485,100 @@ TEST(LspServerTest, ExplainEditAndCodeActions) {
         c->request("latent/explain", {{"textDocument", {{"uri", uri}}}, {"range", range}}));
     ASSERT_TRUE(x);
     EXPECT_TRUE((*x)["result"]["text"].is_string());
+    shutdown_and_exit(*c);
+}
+
+// Agent mode over the protocol: steps and sources stream as partial results, the answer
+// carries the proposal (a WorkspaceEdit and each file's text), nothing is written; the
+// mention completion and the prompt library answer from the indexed folder.
+TEST(LspServerTest, AgentModeMentionsAndPromptsOverTheProtocol) {
+    const std::string root = tmp() + "/agent-ws";
+    std::filesystem::create_directories(root + "/.latent/prompts");
+    std::ofstream(root + "/util.py") << "def helper(x):\n    return x * 2\n";
+    std::ofstream(root + "/main.py") << "from util import helper\n\nprint(helper(3))\n";
+    std::ofstream(root + "/.latent/prompts/shout.md")
+        << "---\nname: shout\ndescription: Say it loudly\ncontext: [selection]\n---\n"
+           "SHOUT {{selection}} {{input}}\n";
+    using Server = latent::testing::ScriptedOpenAiServer;
+    Server server([](const json& body, size_t n) -> Server::Answer {
+        if (!body.contains("tools")) return {200, "", "plain", {}};
+        if (n == 0) return {200, "", "", {{"find_definition", {{"name", "helper"}}}}};
+        if (n == 1)
+            return {200,
+                    "",
+                    "",
+                    {{"edit_file",
+                      {{"path", "util.py"}, {"old_text", "x * 2"}, {"new_text", "x * 3"}}}}};
+        return {200, "", "Tripled it.", {}};
+    });
+    auto c = start();
+    json options = {{"backend", "remote"},
+                    {"remote", {{"url", server.url()}, {"model", "m"}}},
+                    {"index", {{"enabled", true}, {"db", tmp() + "/agent-ws-index.sqlite"}}}};
+    c->initialize(options, "file://" + root, {{"window", {{"workDoneProgress", true}}}});
+    ASSERT_TRUE(c->wait_for([](const json& m) {
+        return m.value("method", "") == "$/progress" && m["params"]["value"]["kind"] == "end";
+    }));
+    const int id = c->request("latent/chat", {{"messages", {{{"role", "user"}, {"content", "x3"}}}},
+                                              {"mode", "agent"},
+                                              {"conversationId", "c-1"},
+                                              {"partialResultToken", "agent-1"}});
+    auto r = c->wait_response(id, std::chrono::seconds(30));
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(r->contains("result")) << r->dump();
+    const json& res = (*r)["result"];
+    EXPECT_EQ(res["text"], "Tripled it.");
+    EXPECT_EQ(res["stopReason"], "answer");
+    ASSERT_EQ(res["steps"].size(), 2u);
+    EXPECT_EQ(res["steps"][1]["tool"], "edit_file");
+    EXPECT_EQ(res["steps"][1]["status"], "done");
+    ASSERT_EQ(res["proposal"]["files"].size(), 1u);
+    const json& file = res["proposal"]["files"][0];
+    EXPECT_EQ(file["path"], "util.py");
+    EXPECT_EQ(file["newText"], "def helper(x):\n    return x * 3\n");
+    EXPECT_EQ(file["oldText"], "def helper(x):\n    return x * 2\n");
+    const json& change = res["proposal"]["edit"]["documentChanges"][0];
+    EXPECT_EQ(change["edits"][0]["range"]["end"], json({{"line", 2}, {"character", 0}}));
+    EXPECT_FALSE(res["sources"].empty());
+    int steps = 0;
+    for (const auto& m : c->seen)
+        if (m.value("method", "") == "$/progress" && m["params"]["token"] == "agent-1" &&
+            m["params"]["value"].contains("step"))
+            ++steps;
+    EXPECT_EQ(steps, 4);  // each step running, then done
+    std::ifstream util(root + "/util.py");
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(util), {}),
+              "def helper(x):\n    return x * 2\n");
+
+    auto files =
+        c->wait_response(c->request("latent/mentions", {{"kind", "file"}, {"query", "utl"}}));
+    ASSERT_TRUE(files);
+    ASSERT_FALSE((*files)["result"]["items"].empty()) << files->dump();
+    EXPECT_EQ((*files)["result"]["items"][0]["label"], "util.py");
+    auto syms =
+        c->wait_response(c->request("latent/mentions", {{"kind", "symbol"}, {"query", "hel"}}));
+    ASSERT_TRUE(syms);
+    EXPECT_EQ((*syms)["result"]["items"][0]["label"], "helper") << syms->dump();
+    auto prompts = c->wait_response(c->request("latent/prompts", json::object()));
+    ASSERT_TRUE(prompts);
+    std::vector<std::string> names;
+    for (const auto& p : (*prompts)["result"]["prompts"]) names.push_back(p["name"]);
+    for (const char* n : {"explain", "refactor", "tests", "docs", "fix", "review", "shout"})
+        EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+
+    // A library prompt in chat mode renders around the selection.
+    const std::string uri = "file://" + root + "/main.py";
+    c->notify("textDocument/didOpen", open_params(uri, "print(helper(3))\n"));
+    json range = {{"start", {{"line", 0}, {"character", 0}}},
+                  {"end", {{"line", 0}, {"character", 5}}}};
+    json params = {{"messages", {{{"role", "user"}, {"content", "please"}}}}, {"prompt", "shout"}};
+    params["context"] = {{"textDocument", {{"uri", uri}}}, {"range", range}};
+    const int pid = c->request("latent/chat", params);
+    auto pr = c->wait_response(pid, std::chrono::seconds(30));
+    ASSERT_TRUE(pr);
+    EXPECT_EQ((*pr)["result"]["text"], "plain") << pr->dump();
+    const auto sent = server.requests().back()["messages"].back()["content"].get<std::string>();
+    EXPECT_NE(sent.find("SHOUT print please"), std::string::npos) << sent;
     shutdown_and_exit(*c);
 }
 
