@@ -245,7 +245,10 @@ export function makeHost(bundle: string): Host {
     },
     applyEdit: (e: base.WorkspaceEdit) => (h.applied.push(e), Promise.resolve(true)),
     getWorkspaceFolder: () => undefined,
-    fs: { createDirectory: (u: base.Uri) => (fs.mkdirSync(u.fsPath, { recursive: true }), Promise.resolve()) },
+    fs: {
+      createDirectory: (u: base.Uri) => (fs.mkdirSync(u.fsPath, { recursive: true }), Promise.resolve()),
+      readFile: (u: base.Uri) => fs.promises.readFile(u.fsPath).then((b) => new Uint8Array(b)),
+    },
   };
   const commands = {
     registerCommand: (id: string, f: Handler) => {
