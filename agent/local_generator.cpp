@@ -1,4 +1,4 @@
-// LocalGenerator (see local_backend.h).
+// LocalGenerator (see local_generator.h).
 #include "agent/local_generator.h"
 
 #include <algorithm>
@@ -7,8 +7,11 @@
 #include <condition_variable>
 
 #include "engine/backends.h"
+#include "engine/cpu/backend.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
+#include "engine/serve/api_request.h"
+#include "engine/serve/tool_calls.h"
 #include "engine/tokenizer.h"
 #include "engine/vocab.h"
 
@@ -30,10 +33,20 @@ Expected<std::unique_ptr<LocalGenerator>> LocalGenerator::create(
     if (!b->tokenizer_->fim())
         return make_error(options.model_path +
                           ": the vocabulary has no FIM tokens (inline completion needs them)");
+    for (int32_t id = 0; id < b->tokenizer_->n_vocab(); ++id)
+        if (b->tokenizer_->is_eog(id)) b->end_tokens_.push_back(id);
+    for (const char* s : {engine::kToolCallsBegin, engine::kToolCallsEnd, engine::kToolCallBegin,
+                          engine::kToolCallEnd, engine::kToolSep})
+        if (auto id = b->tokenizer_->find_token(s)) b->tool_call_tokens_.push_back(*id);
+    b->constraints_ = std::make_unique<serve::OutputConstraints>(*b->tokenizer_, b->end_tokens_);
     auto e = engine::make_backend({options.engine, options.threads});
     if (!e) return e.error();
     b->engine_ = std::move(e->backend);
     b->engine_name_ = b->engine_->name();
+    if (const auto* cpu = dynamic_cast<const engine::CpuBackend*>(b->engine_.get())) {
+        b->kernels_ = cpu->kernels().name;
+        b->threads_ = cpu->threads();
+    }
     engine::Scheduler::Options so;
     so.cache_bytes = std::max<uint64_t>(options.cache_bytes, 16u << 20);
     // Cached prefixes may use three quarters; the rest stays for running requests (which
@@ -91,7 +104,8 @@ struct Call {
     // Scheduler thread until done, then the caller's.
     engine::StopMatcher matcher;
     int32_t generated = 0;
-    bool stopped = false;  // a stop string matched
+    std::vector<int32_t> ids;  // the tokens of the text, in order
+    bool stopped = false;      // a stop string matched
     // The scheduler thread's own, with options.enough only: all the text emitted, and
     // whether enough ended it.
     std::string so_far;
@@ -103,7 +117,9 @@ struct Call {
 
 Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
                                                   engine::Priority priority,
-                                                  const GenerateOptions& options) {
+                                                  const GenerateOptions& options,
+                                                  const ChatSetup* chat,
+                                                  std::vector<int32_t>* answer_ids) {
     GenerateResult out;
     out.prompt_tokens = static_cast<int32_t>(prompt.size());
     if (options.cancelled && options.cancelled()) {
@@ -114,18 +130,25 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
     if (!matcher) return matcher.error();
     auto call = std::make_shared<Call>();
     call->matcher = std::move(*matcher);
+    const bool tools = chat && chat->tools;
 
     engine::Request r;
     r.prompt = std::move(prompt);
     r.priority = priority;
     r.max_tokens = std::max(1, options.max_tokens);
     r.sampling.temperature = options.temperature;
-    r.on_token = [this, call, enough = options.enough](int32_t id) {
+    r.end_tokens = end_tokens_;
+    if (chat) r.constraint = chat->constraint;
+    r.on_token = [this, call, tools, enough = options.enough](int32_t id) {
         if (call->stop.load(std::memory_order_relaxed) || tokenizer_->is_eog(id)) return false;
         // A control token (FIM or chat markers) is never text for the user: it ends the
-        // answer as EOS would.
+        // answer as EOS would. With tools, the tool-call markers are the calls' text
+        // (ToolCallStream reads them; the constraint keeps them well-formed).
         const auto& types = model_->vocab().types;
-        if (id >= 0 && static_cast<size_t>(id) < types.size() &&
+        const bool tool_marker =
+            tools && std::find(tool_call_tokens_.begin(), tool_call_tokens_.end(), id) !=
+                         tool_call_tokens_.end();
+        if (!tool_marker && id >= 0 && static_cast<size_t>(id) < types.size() &&
             types[static_cast<size_t>(id)] == engine::TokenType::kControl)
             return false;
         const auto step = call->matcher.push(tokenizer_->token_to_piece(id));
@@ -133,6 +156,7 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
             std::lock_guard lock(call->mu);
             if (call->generated == 0) call->first_token = std::chrono::steady_clock::now();
             ++call->generated;
+            call->ids.push_back(id);
             call->text += step.emit;
             call->stopped = step.stopped;
         }
@@ -151,6 +175,22 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
         }
         call->cv.notify_all();
     };
+    // With tools the text streams through a ToolCallStream: content to the caller, calls
+    // to the result.
+    serve::ToolCallStream split;
+    auto take = [&](const std::string& piece) {
+        std::string content = piece;
+        if (tools) {
+            auto u = split.push(piece);
+            content = std::move(u.content);
+            for (auto& c : u.calls)
+                out.tool_calls.push_back(
+                    {std::move(c.id), std::move(c.name), std::move(c.arguments)});
+        }
+        if (content.empty()) return;
+        out.text += content;
+        if (options.on_text) options.on_text(content);
+    };
     const auto t0 = std::chrono::steady_clock::now();
     auto handle = scheduler_->submit(std::move(r));
     if (!handle) return handle.error();
@@ -167,10 +207,7 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
             piece.swap(call->text);
             done = call->done;
         }
-        if (!piece.empty()) {
-            out.text += piece;
-            if (options.on_text) options.on_text(piece);
-        }
+        if (!piece.empty()) take(piece);
         if (done) break;
         if (!cancel_sent && options.cancelled && options.cancelled()) {
             call->stop = true;
@@ -184,10 +221,22 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
     out.ended_early = !out.cancelled && call->ended_early;
     if (!out.cancelled && !call->stopped && !out.ended_early) {
         const std::string rest = call->matcher.flush();
-        out.text += rest;
-        if (options.on_text && !rest.empty()) options.on_text(rest);
+        if (!rest.empty()) take(rest);
+    }
+    if (tools) {
+        auto u = split.finish();
+        if (!u.content.empty()) {
+            out.text += u.content;
+            if (options.on_text) options.on_text(u.content);
+        }
+        for (auto& c : u.calls)
+            out.tool_calls.push_back({std::move(c.id), std::move(c.name), std::move(c.arguments)});
+        for (auto& c : out.tool_calls)
+            if (c.id.empty()) c.id = serve::new_call_id();
     }
     out.finish_reason = out.cancelled ? "cancelled" : res.finish_reason;
+    if (!out.cancelled && !out.tool_calls.empty()) out.finish_reason = "tool_calls";
+    if (answer_ids) *answer_ids = std::move(call->ids);
     out.cached_tokens = res.cached_tokens;
     out.computed_tokens = res.computed_tokens;
     out.generated_tokens = call->generated;
@@ -202,29 +251,110 @@ Expected<GenerateResult> LocalGenerator::fim(const FimPrompt& prompt,
     return generate(fim_tokens(prompt), engine::Priority::kInline, options);
 }
 
-namespace {
-
-// What chat cannot honour yet (see local_generator.h): an error saying so, or nothing.
-engine::Status check_chat_options(const GenerateOptions& o) {
-    const nlohmann::json& tc = o.tool_choice;
-    if (!o.tools.is_null() && (tc.is_object() || (tc.is_string() && tc == "required")))
-        return make_error(
-            "the local backend cannot call tools yet: tool_choice " +
-            (tc.is_object() ? std::string("naming a function") : std::string("\"required\"")) +
-            " needs the engine's function calling (use the remote backend)");
-    const nlohmann::json& rf = o.response_format;
-    if (!rf.is_null() && !(rf.is_object() && rf.value("type", std::string()) == "text"))
-        return make_error("the local backend cannot constrain answers to a response_format yet (" +
-                          rf.dump() + "); use the remote backend");
-    return engine::Status();
+std::vector<LocalGenerator::Segment> LocalGenerator::chat_segments(
+    const std::vector<ChatMessage>& messages, const engine::ChatOptions& chat_options,
+    const std::string& owner) const {
+    const auto pieces =
+        engine::chat_pieces(engine::chat_family(*tokenizer_), messages, chat_options);
+    std::vector<Segment> out;
+    out.reserve(pieces.size());
+    size_t i = 0;
+    {
+        std::lock_guard lock(mu_);
+        if (auto it = memories_.find(owner); it != memories_.end()) {
+            const auto& said = it->second.segments;
+            while (i < pieces.size() && i < said.size() &&
+                   pieces[i].special == said[i].piece.special &&
+                   pieces[i].text == said[i].piece.text) {
+                out.push_back(said[i]);
+                ++i;
+            }
+        }
+    }
+    for (; i < pieces.size(); ++i)
+        out.push_back({pieces[i], engine::piece_tokens(*tokenizer_, pieces[i])});
+    return out;
 }
 
-}  // namespace
+std::vector<int32_t> LocalGenerator::chat_prompt_tokens(const std::vector<ChatMessage>& messages,
+                                                        const engine::ChatOptions& chat_options,
+                                                        const std::string& owner) const {
+    std::vector<int32_t> ids;
+    for (const auto& s : chat_segments(messages, chat_options, owner))
+        ids.insert(ids.end(), s.ids.begin(), s.ids.end());
+    return ids;
+}
+
+void LocalGenerator::remember(const std::string& owner, std::vector<Segment> prompt,
+                              const std::vector<int32_t>& answer_ids) {
+    const auto& types = model_->vocab().types;
+    bool in_text = false;  // the last segment is a run of this answer's ordinary tokens
+    for (int32_t id : answer_ids) {
+        // Text: ordinary tokens, and those with no text at all (unused padding ids a
+        // random-weight model may write), which mark nothing either.
+        const auto type = id >= 0 && static_cast<size_t>(id) < types.size()
+                              ? types[static_cast<size_t>(id)]
+                              : engine::TokenType::kControl;
+        const bool ordinary =
+            type == engine::TokenType::kNormal ||
+            (type != engine::TokenType::kControl && type != engine::TokenType::kUserDefined &&
+             tokenizer_->token_to_piece(id).empty());
+        if (!ordinary) {
+            // Its spelling as a special piece: it matches a prompt's marker of that
+            // spelling, never text.
+            Segment marker;
+            marker.piece.special = true;
+            marker.piece.text = tokenizer_->token_to_piece(id);
+            marker.ids.push_back(id);
+            prompt.push_back(std::move(marker));
+            in_text = false;
+            continue;
+        }
+        if (!in_text) prompt.emplace_back();
+        prompt.back().piece.text += tokenizer_->token_to_piece(id);
+        prompt.back().ids.push_back(id);
+        in_text = true;
+    }
+    std::lock_guard lock(mu_);
+    if (memories_.size() >= kMaxChatMemories && !memories_.contains(owner)) {
+        auto oldest = std::min_element(memories_.begin(), memories_.end(), [](auto& x, auto& y) {
+            return x.second.used < y.second.used;
+        });
+        memories_.erase(oldest);
+    }
+    memories_[owner] = {std::move(prompt), ++memory_clock_};
+}
 
 Expected<GenerateResult> LocalGenerator::chat(const std::vector<ChatMessage>& messages,
                                               const GenerateOptions& options) {
-    if (engine::Status st = check_chat_options(options); !st) return st.error();
-    return generate(engine::chat_tokens(*tokenizer_, messages), engine::Priority::kChat, options);
+    // The output options checked and typed as serve checks a request body's.
+    serve::ApiRequest req;
+    req.chat = true;
+    req.messages = messages;
+    req.max_tokens = std::max(1, options.max_tokens);
+    nlohmann::ordered_json body = nlohmann::ordered_json::object();
+    for (const auto& [key, value] :
+         {std::pair<const char*, const nlohmann::json*>{"tools", &options.tools},
+          {"tool_choice", &options.tool_choice},
+          {"response_format", &options.response_format}})
+        if (!value->is_null()) body[key] = nlohmann::ordered_json::parse(value->dump());
+    if (engine::Status st = serve::parse_chat_output_options(body, req); !st) return st.error();
+    engine::ChatOptions co;
+    if (req.tool_choice != serve::ToolChoice::kNone || !req.tools.empty())
+        co.tool_prompt = serve::tool_prompt(req.tools);
+    auto constraint = constraints_->for_request(req);
+    if (!constraint) return constraint.error();
+    ChatSetup setup;
+    setup.constraint = *constraint;
+    setup.tools = !req.tools.empty();
+
+    std::vector<Segment> segments = chat_segments(messages, co, options.owner);
+    std::vector<int32_t> prompt;
+    for (const auto& s : segments) prompt.insert(prompt.end(), s.ids.begin(), s.ids.end());
+    std::vector<int32_t> answer;
+    auto out = generate(std::move(prompt), engine::Priority::kChat, options, &setup, &answer);
+    if (out) remember(options.owner, std::move(segments), answer);
+    return out;
 }
 
 void LocalGenerator::warm(const std::string& owner, const FimPrompt& stable) {
@@ -250,11 +380,15 @@ void LocalGenerator::release(const std::string& owner) {
         }
     }
     scheduler_->release(owner);
+    std::lock_guard lock(mu_);
+    memories_.erase(owner);
 }
 
 nlohmann::json LocalGenerator::stats() const {
     const auto s = scheduler_->stats();
     return {{"engine", engine_name_},
+            {"kernels", kernels_},
+            {"threads", threads_},
             {"model", options_.model_path},
             {"cache_ram_bytes", s.prefix.bytes},
             {"cache_disk_bytes", s.disk.bytes},

@@ -15,7 +15,9 @@
 #include <string>
 
 #include "agent/generator.h"
+#include "engine/prompt_format.h"
 #include "engine/scheduler.h"
+#include "engine/serve/output_constraint.h"
 
 namespace latent::engine {
 class Model;
@@ -60,11 +62,22 @@ public:
     std::string describe() const override;
     engine::Expected<GenerateResult> fim(const FimPrompt& prompt,
                                          const GenerateOptions& options) override;
-    // Tools and response formats are not in the engine yet: `tools` with tool_choice
-    // absent, "auto" or "none" are ignored (the model answers in text, as a model that
-    // chose no tool would); tool_choice "required" or a named function, and a
-    // response_format other than {type: "text"}, are errors, since the answer could not
-    // honour them.
+    // Tools and response formats as `latent serve`'s /v1/chat/completions honours them,
+    // with its pieces (engine/serve): options.tools, tool_choice and response_format are
+    // checked as a request body's are (an error names the field); the tools are described
+    // in the system text (serve::tool_prompt); the output is held by
+    // serve::OutputConstraints — tool_choice auto: text or calls in DeepSeek-V3's tool
+    // tokens, each call well-formed; "required" or a named function: calls only; "none":
+    // no call; response_format json_object / json_schema: JSON (to the schema). The answer
+    // is split by serve::ToolCallStream: result.text (and on_text) get the content only,
+    // result.tool_calls the calls (id from serve::new_call_id(), name, arguments as JSON
+    // text) and finish_reason is "tool_calls" when there are any. A vocabulary without
+    // tool tokens (Coder-V2) gets the tools in text and can be asked for none by force.
+    //
+    // The prompt is chat_tokens' (engine/prompt_format.h), except where this owner's
+    // previous chat is its start (see ChatMemory below): a conversation whose turns each
+    // extend the last one is computed once, however the model's tokens of its answers
+    // would re-tokenize.
     engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
                                           const GenerateOptions& options) override;
     void warm(const std::string& owner, const FimPrompt& stable) override;
@@ -73,16 +86,52 @@ public:
     // Why the disk tier asked for could not be used (empty when it is in use or not asked).
     const std::string& disk_error() const { return disk_error_; }
 
+    // The token ids of a chat prompt as chat() lays it out for `owner` (engine::chat_tokens
+    // when the owner has no earlier chat to start from).
+    std::vector<int32_t> chat_prompt_tokens(const std::vector<ChatMessage>& messages,
+                                            const engine::ChatOptions& chat_options,
+                                            const std::string& owner) const;
     // The token ids of a FIM prompt (see FimPrompt: the middle's tokens come last).
     std::vector<int32_t> fim_tokens(const FimPrompt& p) const;
     // Blocks until the scheduler has nothing queued or running (tests).
     void wait_idle();
 
 private:
+    // A prompt piece (engine::chat_pieces) or a run of answer tokens, with the ids it had.
+    struct Segment {
+        engine::PromptPiece piece;
+        std::vector<int32_t> ids;
+    };
+    // ChatMemory: per owner, the last chat's prompt and answer as segments — the prompt's
+    // pieces with their ids, then the answer's tokens: each run of ordinary tokens one
+    // text segment (their decoded text), each other token (a tool-call marker) one special
+    // segment. A later prompt whose pieces start with the same segments (text equal byte
+    // for byte, specials equal) takes those ids instead of tokenizing again, so the
+    // answer's own tokens, which the model generated and the cache holds, are what the
+    // next turn sees; the rest is tokenized as chat_tokens does. Ordinary text never gets
+    // a special id this way (a text segment holds ordinary tokens only).
+    struct ChatMemory {
+        std::vector<Segment> segments;
+        uint64_t used = 0;  // for dropping the least recently used owner
+    };
+    static constexpr size_t kMaxChatMemories = 16;
+    // What generate() does for a chat beyond a plain completion.
+    struct ChatSetup {
+        std::shared_ptr<engine::TokenConstraint> constraint;  // null: free text
+        bool tools = false;  // split the answer into content and tool calls
+    };
+
     LocalGenerator() = default;
     engine::Expected<GenerateResult> generate(std::vector<int32_t> prompt,
                                               engine::Priority priority,
-                                              const GenerateOptions& options);
+                                              const GenerateOptions& options,
+                                              const ChatSetup* chat = nullptr,
+                                              std::vector<int32_t>* answer_ids = nullptr);
+    std::vector<Segment> chat_segments(const std::vector<ChatMessage>& messages,
+                                       const engine::ChatOptions& chat_options,
+                                       const std::string& owner) const;
+    void remember(const std::string& owner, std::vector<Segment> prompt,
+                  const std::vector<int32_t>& answer_ids);
 
     LocalGeneratorOptions options_;
     std::unique_ptr<engine::Model> model_;
@@ -90,10 +139,20 @@ private:
     std::unique_ptr<engine::Backend> engine_;
     std::unique_ptr<engine::Scheduler> scheduler_;
     std::string engine_name_;
-    std::string disk_error_;  // why the disk tier is off, when it was asked for
+    std::string kernels_ = "-";  // the CPU engine's kernel table (AVX-512 VNNI, AVX2, ...)
+    int threads_ = 0;            // the CPU engine's threads
+    std::string disk_error_;     // why the disk tier is off, when it was asked for
 
     mutable std::mutex mu_;
     std::map<std::string, engine::Scheduler::Handle> warming_;  // owner -> latest warm-up
+    std::map<std::string, ChatMemory> memories_;                // owner -> last chat
+    uint64_t memory_clock_ = 0;
+    // Set once in create(): the end-of-generation ids, the tool-call markers an answer with
+    // tools may hold, and the output constraints of chat requests (their tables are built
+    // on first use).
+    std::vector<int32_t> end_tokens_;
+    std::vector<int32_t> tool_call_tokens_;
+    std::unique_ptr<serve::OutputConstraints> constraints_;
 };
 
 }  // namespace latent::agent

@@ -107,27 +107,23 @@ std::string render(const std::vector<PromptPiece>& pieces) {
     return s;
 }
 
+std::vector<int32_t> piece_tokens(const Tokenizer& tokenizer, const PromptPiece& piece) {
+    if (piece.special) {
+        // BOS and EOS by the vocabulary's ids (their spellings differ between families).
+        if (piece.text == kBos) return {tokenizer.bos()};
+        if (piece.text == kEos) return {tokenizer.eos()};
+        if (auto id = tokenizer.find_token(piece.text)) return {*id};
+    }
+    return tokenizer.encode(piece.text, false, false);
+}
+
 std::vector<int32_t> chat_tokens(const Tokenizer& tokenizer,
                                  const std::vector<ChatMessage>& messages,
                                  const ChatOptions& options) {
     std::vector<int32_t> ids;
     for (const auto& piece : chat_pieces(chat_family(tokenizer), messages, options)) {
-        if (piece.special) {
-            // BOS and EOS by the vocabulary's ids (their spellings differ between families).
-            if (piece.text == kBos) {
-                ids.push_back(tokenizer.bos());
-                continue;
-            }
-            if (piece.text == kEos) {
-                ids.push_back(tokenizer.eos());
-                continue;
-            }
-            if (auto id = tokenizer.find_token(piece.text)) {
-                ids.push_back(*id);
-                continue;
-            }
-        }
-        for (int32_t id : tokenizer.encode(piece.text, false, false)) ids.push_back(id);
+        const auto p = piece_tokens(tokenizer, piece);
+        ids.insert(ids.end(), p.begin(), p.end());
     }
     return ids;
 }

@@ -75,8 +75,11 @@ std::vector<PromptPiece> chat_pieces(ChatFamily family, const std::vector<ChatMe
                                      const ChatOptions& options = {});
 // The pieces as one string (specials spelled out): for logs and tests.
 std::string render(const std::vector<PromptPiece>& pieces);
-// chat_pieces as ids: text tokenized without special tokens (so a user's text cannot
-// smuggle one in), each special piece as its one id.
+// One piece's ids: a special piece as its one id (BOS and EOS by the vocabulary's own),
+// text (or a special the vocabulary lacks) tokenized without special tokens.
+std::vector<int32_t> piece_tokens(const Tokenizer& tokenizer, const PromptPiece& piece);
+// chat_pieces as ids, piece_tokens of each in order: text tokenized without special
+// tokens (so a user's text cannot smuggle one in), each special piece as its one id.
 std::vector<int32_t> chat_tokens(const Tokenizer& tokenizer,
                                  const std::vector<ChatMessage>& messages,
                                  const ChatOptions& options = {});

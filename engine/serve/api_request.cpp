@@ -205,71 +205,9 @@ ToolFunction tool_of(const json& t) {
     return fn;
 }
 
-}  // namespace
-
-Expected<ApiRequest> parse_completion_request(const json& body) try {
-    ApiRequest r;
-    r.chat = false;
-    const json* p = field(body, "prompt");
-    if (!p) throw Invalid{"'prompt' is required"};
-    if (p->is_string()) {
-        r.prompt = p->get<std::string>();
-    } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
-        r.prompt = (*p)[0].get<std::string>();
-    } else if (p->is_array() && !p->empty() && (*p)[0].is_number_integer()) {
-        for (const auto& v : *p) {
-            if (!v.is_number_integer()) throw Invalid{"'prompt' token ids must be integers"};
-            const int64_t id = v.get<int64_t>();
-            if (id < 0 || id > INT32_MAX) throw Invalid{"'prompt' token id out of range"};
-            r.prompt_ids.push_back(static_cast<int32_t>(id));
-        }
-    } else {
-        throw Invalid{"'prompt' must be a string, one string in an array, or token ids"};
-    }
-    if (field(body, "suffix")) r.suffix = str(body, "suffix");
-    r.echo = boolean(body, "echo", false);
-    if (field(body, "logprobs"))
-        r.logprobs = static_cast<int32_t>(integer(body, "logprobs", 0, 0, kMaxLogprobs));
-    common(body, r, false);
-    if (r.echo && r.suffix) throw Invalid{"'echo' cannot be combined with 'suffix'"};
-    return r;
-} catch (const Invalid& e) {
-    return make_error(e.message);
-}
-
-Expected<ApiRequest> parse_chat_request(const json& body) try {
-    ApiRequest r;
-    r.chat = true;
-    const json* ms = field(body, "messages");
-    if (!ms || !ms->is_array() || ms->empty())
-        throw Invalid{"'messages' must be a non-empty array"};
-    if (ms->size() > kMaxMessages)
-        throw Invalid{"at most " + std::to_string(kMaxMessages) + " messages"};
-    for (size_t i = 0; i < ms->size(); ++i) {
-        const json& m = (*ms)[i];
-        if (!m.is_object()) throw Invalid{"each message must be an object"};
-        engine::ChatMessage out;
-        out.role = str(m, "role");
-        if (out.role == "developer") out.role = "system";  // OpenAI's newer name
-        if (out.role != "system" && out.role != "user" && out.role != "assistant" &&
-            out.role != "tool")
-            throw Invalid{"unknown role '" + out.role.substr(0, 40) + "'"};
-        out.content = content_text(field(m, "content"));
-        if (out.role == "assistant") {
-            if (const json* calls = field(m, "tool_calls")) out.tool_calls = tool_calls_of(*calls);
-            if (boolean(m, "prefix", false)) {
-                if (i + 1 != ms->size())
-                    throw Invalid{"only the last message may be an assistant prefix"};
-                if (!out.tool_calls.empty())
-                    throw Invalid{"an assistant prefix cannot hold tool calls"};
-                r.prefix = true;
-            }
-        } else if (field(m, "prefix") && boolean(m, "prefix", false)) {
-            throw Invalid{"'prefix' is for the last assistant message only"};
-        }
-        if (out.role == "tool") out.tool_call_id = str(m, "tool_call_id");
-        r.messages.push_back(std::move(out));
-    }
+// tools, tool_choice, parallel_tool_calls and response_format of a chat body, into r
+// (whose messages and prefix are set already).
+void output_options(const json& body, ApiRequest& r) {
     if (const json* ts = field(body, "tools")) {
         if (!ts->is_array()) throw Invalid{"'tools' must be an array"};
         if (ts->size() > kMaxTools)
@@ -336,12 +274,87 @@ Expected<ApiRequest> parse_chat_request(const json& body) try {
     if (r.response_format.kind != ResponseFormat::Kind::kText &&
         (r.tool_choice == ToolChoice::kRequired || r.tool_choice == ToolChoice::kFunction))
         throw Invalid{"'response_format' cannot be combined with a required tool call"};
+}
+
+}  // namespace
+
+Expected<ApiRequest> parse_completion_request(const json& body) try {
+    ApiRequest r;
+    r.chat = false;
+    const json* p = field(body, "prompt");
+    if (!p) throw Invalid{"'prompt' is required"};
+    if (p->is_string()) {
+        r.prompt = p->get<std::string>();
+    } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
+        r.prompt = (*p)[0].get<std::string>();
+    } else if (p->is_array() && !p->empty() && (*p)[0].is_number_integer()) {
+        for (const auto& v : *p) {
+            if (!v.is_number_integer()) throw Invalid{"'prompt' token ids must be integers"};
+            const int64_t id = v.get<int64_t>();
+            if (id < 0 || id > INT32_MAX) throw Invalid{"'prompt' token id out of range"};
+            r.prompt_ids.push_back(static_cast<int32_t>(id));
+        }
+    } else {
+        throw Invalid{"'prompt' must be a string, one string in an array, or token ids"};
+    }
+    if (field(body, "suffix")) r.suffix = str(body, "suffix");
+    r.echo = boolean(body, "echo", false);
+    if (field(body, "logprobs"))
+        r.logprobs = static_cast<int32_t>(integer(body, "logprobs", 0, 0, kMaxLogprobs));
+    common(body, r, false);
+    if (r.echo && r.suffix) throw Invalid{"'echo' cannot be combined with 'suffix'"};
+    return r;
+} catch (const Invalid& e) {
+    return make_error(e.message);
+}
+
+Expected<ApiRequest> parse_chat_request(const json& body) try {
+    ApiRequest r;
+    r.chat = true;
+    const json* ms = field(body, "messages");
+    if (!ms || !ms->is_array() || ms->empty())
+        throw Invalid{"'messages' must be a non-empty array"};
+    if (ms->size() > kMaxMessages)
+        throw Invalid{"at most " + std::to_string(kMaxMessages) + " messages"};
+    for (size_t i = 0; i < ms->size(); ++i) {
+        const json& m = (*ms)[i];
+        if (!m.is_object()) throw Invalid{"each message must be an object"};
+        engine::ChatMessage out;
+        out.role = str(m, "role");
+        if (out.role == "developer") out.role = "system";  // OpenAI's newer name
+        if (out.role != "system" && out.role != "user" && out.role != "assistant" &&
+            out.role != "tool")
+            throw Invalid{"unknown role '" + out.role.substr(0, 40) + "'"};
+        out.content = content_text(field(m, "content"));
+        if (out.role == "assistant") {
+            if (const json* calls = field(m, "tool_calls")) out.tool_calls = tool_calls_of(*calls);
+            if (boolean(m, "prefix", false)) {
+                if (i + 1 != ms->size())
+                    throw Invalid{"only the last message may be an assistant prefix"};
+                if (!out.tool_calls.empty())
+                    throw Invalid{"an assistant prefix cannot hold tool calls"};
+                r.prefix = true;
+            }
+        } else if (field(m, "prefix") && boolean(m, "prefix", false)) {
+            throw Invalid{"'prefix' is for the last assistant message only"};
+        }
+        if (out.role == "tool") out.tool_call_id = str(m, "tool_call_id");
+        r.messages.push_back(std::move(out));
+    }
+    output_options(body, r);
     r.chat_logprobs = boolean(body, "logprobs", false);
     r.top_logprobs = static_cast<int32_t>(integer(body, "top_logprobs", 0, 0, kMaxLogprobs));
     if (r.top_logprobs > 0 && !r.chat_logprobs)
         throw Invalid{"'top_logprobs' needs 'logprobs': true"};
     common(body, r, true);
     return r;
+} catch (const Invalid& e) {
+    return make_error(e.message);
+}
+
+engine::Status parse_chat_output_options(const json& body, ApiRequest& r) try {
+    output_options(body, r);
+    return engine::Status();
 } catch (const Invalid& e) {
     return make_error(e.message);
 }

@@ -91,5 +91,10 @@ struct ApiRequest {
 engine::Expected<ApiRequest> parse_completion_request(const nlohmann::ordered_json& body);
 // The body of POST /v1/chat/completions.
 engine::Expected<ApiRequest> parse_chat_request(const nlohmann::ordered_json& body);
+// Only the fields that shape a chat's output — tools, tool_choice, parallel_tool_calls,
+// response_format — checked as parse_chat_request checks them, into `r` (whose messages
+// and prefix are the caller's): for callers that hold the messages typed already (the
+// agent's local backend).
+engine::Status parse_chat_output_options(const nlohmann::ordered_json& body, ApiRequest& r);
 
 }  // namespace latent::serve

@@ -13,7 +13,10 @@
 
 #include "engine/backends.h"
 #include "engine/model.h"
+#include "engine/prompt_format.h"
 #include "engine/sampler.h"
+#include "engine/serve/api_request.h"
+#include "engine/serve/tool_calls.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
 #include "engine/vocab.h"
@@ -303,38 +306,248 @@ TEST(LocalGeneratorTest, StopStringsEndTheAnswerAndAreNotReturned) {
     EXPECT_EQ(cut->text, expect);
 }
 
-// The engine cannot call tools or constrain an answer yet: what it would have to ignore
-// is an error; tools it may leave unused (tool_choice auto or none) are not.
-TEST(LocalGeneratorTest, ToolsItCannotHonourAreErrorsAndTheRestIsIgnored) {
-    auto b = make(options());
+// Function calling and JSON output on the tiny model with DeepSeek-V3's real vocabulary
+// (its tool tokens): the output constraints of `latent serve` hold a random-weight model,
+// which would write garbage unmasked, to well-formed calls and JSON.
+std::unique_ptr<LocalGenerator> make_v3() {
+    engine::MakeModelOptions mo;
+    mo.preset = "tiny";
+    mo.quant = engine::GgmlType::kQ8_0;
+    LocalGeneratorOptions o = options();
+    o.model_path = test::make_test_model(mo, /*real_tokenizer=*/true);
+    return make(o);
+}
+
+const nlohmann::json kWeatherTool = nlohmann::json::parse(R"({
+  "type": "function",
+  "function": {"name": "get_weather", "description": "Weather of a city", "strict": true,
+    "parameters": {"type": "object",
+      "properties": {"city": {"type": "string"}, "days": {"type": "integer"},
+                     "unit": {"type": "string", "enum": ["c", "f"]}},
+      "required": ["city", "days", "unit"], "additionalProperties": false}}})");
+const nlohmann::json kSearchTool = nlohmann::json::parse(R"({
+  "type": "function",
+  "function": {"name": "search", "description": "Search the code", "strict": true,
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"}},
+      "required": ["q"], "additionalProperties": false}}})");
+
+// The strict weather arguments, checked by hand (not by the decoder's code).
+void expect_weather_args(const std::string& text) {
+    const auto a = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_TRUE(a.is_object()) << text;
+    EXPECT_EQ(a.size(), 3u) << text;
+    EXPECT_TRUE(a["city"].is_string()) << text;
+    EXPECT_TRUE(a["days"].is_number_integer()) << text;
+    EXPECT_TRUE(a["unit"] == "c" || a["unit"] == "f") << text;
+}
+
+bool has_tool_marker(const std::string& text) { return text.find("<｜tool") != std::string::npos; }
+
+TEST(LocalGeneratorToolsTest, ARequiredCallIsMadeWithArgumentsThatMatchTheSchema) {
+    auto b = make_v3();
     ASSERT_TRUE(b);
-    const nlohmann::json tools = nlohmann::json::parse(
-        R"([{"type": "function", "function": {"name": "read_file", "parameters": {}}}])");
     GenerateOptions g;
-    g.max_tokens = 2;
-    g.tools = tools;
-    for (const nlohmann::json& choice :
-         {nlohmann::json("required"),
-          nlohmann::json::parse(R"({"type": "function", "function": {"name": "read_file"}})")}) {
-        g.tool_choice = choice;
-        auto r = b->chat({{"user", "hi"}}, g);
-        ASSERT_FALSE(r.ok()) << choice.dump();
-        EXPECT_NE(r.error().message.find("cannot call tools"), std::string::npos)
-            << r.error().message;
+    g.max_tokens = 80;
+    g.tools = nlohmann::json::array({kWeatherTool});
+    g.tool_choice = "required";
+    std::string streamed;
+    g.on_text = [&](std::string_view piece) { streamed += piece; };
+    auto r = b->chat({{"user", "weather in Paris?"}}, g);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->finish_reason, "tool_calls");
+    ASSERT_GE(r->tool_calls.size(), 1u) << r->text;
+    for (const auto& c : r->tool_calls) {
+        EXPECT_TRUE(c.id.starts_with("call_")) << c.id;
+        EXPECT_EQ(c.name, "get_weather");
+        expect_weather_args(c.arguments);
     }
-    g.tool_choice = nullptr;
+    // The calls are not text: neither the answer nor what streamed holds their markers.
+    EXPECT_FALSE(has_tool_marker(r->text)) << r->text;
+    EXPECT_EQ(streamed, r->text);
+}
+
+TEST(LocalGeneratorToolsTest, ANamedFunctionIsTheOneCalled) {
+    auto b = make_v3();
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 80;
+    g.tools = nlohmann::json::array({kWeatherTool, kSearchTool});
+    g.tool_choice = {{"type", "function"}, {"function", {{"name", "search"}}}};
+    auto r = b->chat({{"user", "where is clamp defined?"}}, g);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->finish_reason, "tool_calls");
+    ASSERT_GE(r->tool_calls.size(), 1u);
+    for (const auto& c : r->tool_calls) {
+        EXPECT_EQ(c.name, "search");
+        const auto a = nlohmann::json::parse(c.arguments, nullptr, false);
+        ASSERT_TRUE(a.is_object()) << c.arguments;
+        EXPECT_TRUE(a["q"].is_string()) << c.arguments;
+    }
+}
+
+TEST(LocalGeneratorToolsTest, ToolChoiceNoneMakesNoCallAndAutoSplitsTextFromCalls) {
+    auto b = make_v3();
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 40;
+    g.tools = nlohmann::json::array({kWeatherTool, kSearchTool});
+    g.tool_choice = "none";
+    auto none = b->chat({{"user", "weather in Paris?"}}, g);
+    ASSERT_TRUE(none.ok()) << none.error().message;
+    EXPECT_TRUE(none->tool_calls.empty());
+    EXPECT_NE(none->finish_reason, "tool_calls");
+    EXPECT_FALSE(has_tool_marker(none->text)) << none->text;
+    EXPECT_GT(none->generated_tokens, 0);
+    g.tool_choice = "auto";
+    auto any = b->chat({{"user", "weather in Paris?"}}, g);
+    ASSERT_TRUE(any.ok()) << any.error().message;
+    EXPECT_FALSE(has_tool_marker(any->text)) << any->text;
+    EXPECT_EQ(any->finish_reason == "tool_calls", !any->tool_calls.empty());
+}
+
+TEST(LocalGeneratorToolsTest, AResponseFormatHoldsTheAnswerToJson) {
+    auto b = make_v3();
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 48;
     g.response_format = {{"type", "json_object"}};
-    auto f = b->chat({{"user", "hi"}}, g);
-    ASSERT_FALSE(f.ok());
-    EXPECT_NE(f.error().message.find("response_format"), std::string::npos) << f.error().message;
-    for (const nlohmann::json& choice : {nlohmann::json(), nlohmann::json("auto")}) {
-        g.tool_choice = choice;
-        g.response_format = {{"type", "text"}};
-        auto r = b->chat({{"user", "hi"}}, g);
+    auto obj = b->chat({{"user", "as JSON"}}, g);
+    ASSERT_TRUE(obj.ok()) << obj.error().message;
+    EXPECT_TRUE(nlohmann::json::parse(obj->text, nullptr, false).is_object()) << obj->text;
+    g.response_format = {
+        {"type", "json_schema"},
+        {"json_schema", {{"name", "weather"}, {"schema", kWeatherTool["function"]["parameters"]}}}};
+    auto schema = b->chat({{"user", "as JSON"}}, g);
+    ASSERT_TRUE(schema.ok()) << schema.error().message;
+    expect_weather_args(schema->text);
+}
+
+TEST(LocalGeneratorToolsTest, OptionsItCannotHonourAreErrorsNamingTheField) {
+    auto b = make_v3();
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 8;
+    g.tools = nlohmann::json::array({kWeatherTool});
+    g.tool_choice = {{"type", "function"}, {"function", {{"name", "no_such_tool"}}}};
+    auto r = b->chat({{"user", "hi"}}, g);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("tool_choice"), std::string::npos) << r.error().message;
+    g.tool_choice = nullptr;
+    g.response_format = {{"type", "xml"}};
+    r = b->chat({{"user", "hi"}}, g);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("response_format"), std::string::npos) << r.error().message;
+    // A vocabulary without tool tokens (the small test one) cannot be made to call.
+    auto plain = make(options());
+    ASSERT_TRUE(plain);
+    g.response_format = nullptr;
+    g.tool_choice = "required";
+    r = plain->chat({{"user", "hi"}}, g);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("tool-call tokens"), std::string::npos) << r.error().message;
+}
+
+std::unique_ptr<engine::Tokenizer> v3_tokenizer() {
+    engine::MakeModelOptions mo;
+    mo.preset = "tiny";
+    mo.quant = engine::GgmlType::kQ8_0;
+    auto m = engine::Model::load(test::make_test_model(mo, true));
+    EXPECT_TRUE(m.ok());
+    auto t = engine::Tokenizer::create((*m)->vocab());
+    EXPECT_TRUE(t.ok());
+    return std::make_unique<engine::Tokenizer>(std::move(*t));
+}
+
+// The system text's tool descriptions as chat() writes them for these tools.
+engine::ChatOptions with_tools(const nlohmann::json& tools) {
+    serve::ApiRequest req;
+    nlohmann::ordered_json body = {{"tools", nlohmann::ordered_json::parse(tools.dump())}};
+    EXPECT_TRUE(serve::parse_chat_output_options(body, req).ok());
+    engine::ChatOptions co;
+    co.tool_prompt = serve::tool_prompt(req.tools);
+    return co;
+}
+
+TEST(LocalGeneratorToolsTest, ACallAndItsResultGoBackIntoThePromptAndTheChatGoesOn) {
+    auto b = make_v3();
+    ASSERT_TRUE(b);
+    ChatMessage call{"assistant", ""};
+    call.tool_calls = {{"call_1", "get_weather", R"({"city":"Oslo","days":1,"unit":"c"})"}};
+    ChatMessage result{"tool", "12 C, rain"};
+    result.tool_call_id = "call_1";
+    const std::vector<ChatMessage> messages = {
+        {"system", "You are terse."}, {"user", "weather in Oslo?"}, call, result};
+    const nlohmann::json tools = nlohmann::json::array({kWeatherTool});
+    const auto ids = b->chat_prompt_tokens(messages, with_tools(tools), "nobody");
+    const std::string text = v3_tokenizer()->decode(ids);
+    EXPECT_NE(text.find("<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function"
+                        "<｜tool▁sep｜>get_weather\n```json\n"
+                        R"({"city":"Oslo","days":1,"unit":"c"})"
+                        "\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>"
+                        "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>12 C, "
+                        "rain<｜tool▁output▁end｜><｜tool▁outputs▁end｜>"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("get_weather"), text.rfind("get_weather")) << "described and called";
+    EXPECT_TRUE(text.ends_with("<｜tool▁outputs▁end｜>")) << text;  // the answer follows
+    GenerateOptions g;
+    g.max_tokens = 24;
+    g.tools = tools;
+    auto r = b->chat(messages, g);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->prompt_tokens, static_cast<int32_t>(ids.size()));
+    EXPECT_GT(r->generated_tokens, 0);
+}
+
+// Without an earlier chat of its owner, a prompt is chat_tokens' exactly; with one, each
+// turn that extends the last starts with the last prompt and the answer's own tokens, so
+// the prefix cache serves all of them, whatever they would re-tokenize to.
+TEST(LocalGeneratorToolsTest, ATurnThatExtendsTheLastReusesItsTokensFromTheCache) {
+    auto b = make_v3();
+    ASSERT_TRUE(b);
+    auto tok = v3_tokenizer();
+    const nlohmann::json tools = nlohmann::json::array({kWeatherTool, kSearchTool});
+    std::vector<ChatMessage> messages = {{"system", "You are a coding assistant."},
+                                         {"user", "Explain clamp(v, lo, hi) in one line."}};
+    for (const auto& co : {engine::ChatOptions{}, with_tools(tools)})
+        EXPECT_EQ(b->chat_prompt_tokens(messages, co, "conversation"),
+                  engine::chat_tokens(*tok, messages, co));
+    GenerateOptions g;
+    g.owner = "conversation";
+    g.max_tokens = 64;
+    g.tools = tools;
+    int32_t expect_cached = 0;
+    bool retokenized_differently = false;
+    for (int turn = 0; turn < 4; ++turn) {
+        // Turns 0 and 2 must call a tool (its result goes back), 1 and 3 may answer.
+        g.tool_choice = turn % 2 == 0 ? nlohmann::json("required") : nlohmann::json("auto");
+        const auto planned = b->chat_prompt_tokens(messages, with_tools(tools), g.owner);
+        const auto plain = engine::chat_tokens(*tok, messages, with_tools(tools));
+        EXPECT_EQ(tok->decode(planned), tok->decode(plain)) << "turn " << turn;
+        retokenized_differently = retokenized_differently || planned != plain;
+        auto r = b->chat(messages, g);
         ASSERT_TRUE(r.ok()) << r.error().message;
-        EXPECT_TRUE(r->tool_calls.empty());
-        EXPECT_FALSE(r->finish_reason.empty());
+        EXPECT_EQ(r->prompt_tokens, static_cast<int32_t>(planned.size()));
+        EXPECT_GE(r->cached_tokens, expect_cached) << "turn " << turn;
+        ChatMessage answer{"assistant", r->text};
+        for (const auto& c : r->tool_calls)
+            answer.tool_calls.push_back({c.id, c.name, c.arguments});
+        messages.push_back(answer);
+        // Every row but the last token's was computed (that one was sampled, not fed).
+        expect_cached = r->prompt_tokens + r->generated_tokens - 1;
+        if (!r->tool_calls.empty()) {
+            for (const auto& c : r->tool_calls) {
+                ChatMessage result{"tool", "no results for " + c.arguments};
+                result.tool_call_id = c.id;
+                messages.push_back(result);
+            }
+        } else {
+            messages.push_back({"user", "And lerp? Turn " + std::to_string(turn) + "."});
+        }
     }
+    // The model's own tokens are not what its text tokenizes to (random weights; the
+    // constrained calls): without the reuse this conversation would miss the cache.
+    EXPECT_TRUE(retokenized_differently);
 }
 
 }  // namespace
