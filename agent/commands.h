@@ -33,6 +33,9 @@ void register_bench_json_mask_command(CLI::App& app, int& exit_code);
 // (cli_bench_json_decode.cpp).
 void register_bench_soak_command(CLI::App& app, int& exit_code);
 void register_bench_json_decode_command(CLI::App& app, int& exit_code);
+// `latent bench chat-cache`: the prefix cache's share of each chat turn's prompt
+// (cli_bench_chat_cache.cpp).
+void register_bench_chat_cache_command(CLI::App& app, int& exit_code);
 // `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 
