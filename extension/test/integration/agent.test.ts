@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { applyTextEdits } from '../../src/api';
 import type { HostMessage, ReviewView, ViewStep } from '../../src/shared/messages';
-import { Uri, WorkspaceEdit } from '../vscode-mock';
+import { Selection, TextDocument, Uri, WorkspaceEdit } from '../vscode-mock';
 import { Host, makeHost } from './fake-host';
 
 const ext = path.resolve(__dirname, '../../..');
@@ -185,10 +185,13 @@ describe('agent mode in the fake VS Code host against `latent lsp` (scripted Ope
     m._load = function (request: string, ...rest: unknown[]) {
       return request === 'vscode' ? host.vscode : original.call(this, request, ...rest);
     };
+    // A fresh copy of the bundle, bound to this host (Node caches modules by path).
+    delete require.cache[require.resolve(bundle)];
     try {
       extension = m._load(bundle, module, false) as typeof extension;
     } finally {
       m._load = original;
+      delete require.cache[require.resolve(bundle)];
     }
     await extension!.activate(host.context(ext, path.join(tmp, 'storage')));
     // The server must speak agent mode (latent/prompts is part of it).
@@ -319,5 +322,59 @@ describe('agent mode in the fake VS Code host against `latent lsp` (scripted Ope
     applyToDisk(e);
     assert.equal(fs.readFileSync(path.join(ws, 'src', 'config.ts'), 'utf8'), kConfig.replace(kConfigOld, kConfigNew));
     assert.equal(fs.readFileSync(path.join(ws, 'src', 'util.ts'), 'utf8'), kUtil.replace(kUtilOld, kUtilNew));
+  });
+
+  it('@file: and @symbol: complete from the server, / lists its prompts, and both reach the model', async () => {
+    posted.length = 0;
+    // One query at a time: a newer one cancels the one before (as typing does).
+    fire({ type: 'mentionQuery', kind: 'file', query: 'conf', seq: 41 });
+    const files = await until('file items', () => posted.find((x) => x.type === 'mentionItems' && x.seq === 41));
+    fire({ type: 'mentionQuery', kind: 'symbol', query: 'parse_con', seq: 42 });
+    const symbols = await until('symbol items', () => posted.find((x) => x.type === 'mentionItems' && x.seq === 42));
+    fire({ type: 'prompts' });
+    assert.ok(files.type === 'mentionItems' && files.items.some((i) => i.label === 'src/config.ts'), JSON.stringify(files));
+    assert.ok(symbols.type === 'mentionItems' && symbols.items.some((i) => i.label === 'parse_config'), JSON.stringify(symbols));
+    const prompts = await until('the prompts', () => posted.find((x) => x.type === 'prompts'));
+    const names = prompts.type === 'prompts' ? prompts.prompts.map((p) => p.name) : [];
+    for (const n of ['explain', 'refactor', 'tests', 'docs', 'fix', 'review']) assert.ok(names.includes(n), names.join());
+    // A chat-mode question with a prompt and an @file mention: the model sees the file.
+    fire({ type: 'mode', mode: 'chat' });
+    const before = seen.length;
+    fire({
+      type: 'send',
+      text: 'the parser',
+      includeSelection: false,
+      includeFile: false,
+      prompt: 'explain',
+      mentions: [{ kind: 'file', uri: fileUri('src/util.ts') }],
+    });
+    await until('the answer', () => posted.find((x) => x.type === 'end'), 30000);
+    const body = seen[seen.length - 1]!;
+    assert.ok(seen.length > before);
+    assert.ok(!body.tools?.length, 'chat mode offers no tools');
+    const all = body.messages.map((m) => m.content ?? '').join('\n');
+    assert.match(all, /export function trimmed/, 'the mentioned file is in the prompt');
+    assert.match(all, /the parser/, 'the words after /explain are in the prompt');
+    const sources = posted.find((x) => x.type === 'sources');
+    assert.ok(sources && sources.type === 'sources' && sources.sources.some((s) => s.uri === fileUri('src/util.ts')), JSON.stringify(sources));
+  });
+
+  it('Latent: Run Prompt… runs the picked prompt on the selection, in the chat', async () => {
+    posted.length = 0;
+    const text = fs.readFileSync(path.join(ws, 'src', 'config.ts'), 'utf8');
+    const doc = new TextDocument(Uri.file(path.join(ws, 'src', 'config.ts')), text, 'typescript');
+    host.openDocument(doc);
+    host.activeTextEditor = { document: doc, selection: new Selection(4, 0, 7, 0), selections: [new Selection(4, 0, 7, 0)] };
+    host.answers.push('tests');
+    const before = seen.length;
+    await (host.vscode.commands as { executeCommand: (c: string) => Promise<unknown> }).executeCommand('latent.runPrompt');
+    await until('the answer', () => posted.find((x) => x.type === 'end'), 30000);
+    const pick = host.messages.find((m) => m.level === 'pick');
+    assert.ok(pick, 'a quick pick of the prompts');
+    assert.ok(posted.some((x) => x.type === 'turn' && x.turn.content === '/tests'));
+    assert.ok(host.executed.some((e) => e.command === 'latent.chat.focus'));
+    assert.ok(seen.length > before);
+    const all = seen[seen.length - 1]!.messages.map((m) => m.content ?? '').join('\n');
+    assert.match(all, /export function parse_config/, 'the selection is in the prompt');
   });
 });

@@ -163,7 +163,9 @@ export function makeHost(bundle: string): Host {
     showWarningMessage: say('warning'),
     showErrorMessage: say('error'),
     showInputBox: (o: unknown) => say('input')(JSON.stringify(o)),
-    showQuickPick: say('pick'),
+    // Answers with the item whose label is the next answer, as VS Code returns the item.
+    showQuickPick: (items: { label: string }[], o: unknown) =>
+      say('pick')(JSON.stringify(o)).then((a) => items.find((i) => i.label === a)),
     showOpenDialog: () => Promise.resolve(undefined),
     setStatusBarMessage: (t: string) => (h.messages.push({ level: 'status', text: t }), new Disposable()),
     withProgress: (_o: unknown, task: Handler) =>
