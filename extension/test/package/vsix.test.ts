@@ -64,6 +64,7 @@ describe('the .vsix package', function () {
       'extension/media/chat.css',
       'extension/media/latent.svg',
       'extension/media/chat.png',
+      'extension/media/chat-agent.png',
     ])
       assert.ok(names.includes(f), `${f} missing from ${names.join(', ')}`);
   });
