@@ -411,6 +411,14 @@ window.addEventListener('message', (e: MessageEvent) => {
 
 let mentions: Mention[] = [];
 let prompts: PromptItem[] | undefined;
+let promptsAsked = 0; // when the list was last asked for (ms)
+
+// Asks for the prompt list, at most every 2 s (the server may start after the page).
+function askPrompts(): void {
+  if (Date.now() - promptsAsked < 2000) return;
+  promptsAsked = Date.now();
+  vscode.postMessage({ type: 'prompts' });
+}
 
 function mentionLabel(m: Mention): string {
   switch (m.kind) {
@@ -541,11 +549,8 @@ function refreshPopup(): void {
   const t = tokenAtCaret();
   if (!t) return closePopup();
   if (t.kind === 'slash') {
-    if (!prompts) {
-      vscode.postMessage({ type: 'prompts' });
-      prompts = [];
-    }
-    const list = prompts.filter((p) => p.name.startsWith(t.prefix));
+    if (!prompts?.length) askPrompts();
+    const list = (prompts ?? []).filter((p) => p.name.startsWith(t.prefix));
     return showChoices(
       list.map((p) => ({
         label: `/${p.name}`,
@@ -674,4 +679,4 @@ includeFile.checked = state.includeFile;
 input.value = state.draft;
 showMode('chat');
 vscode.postMessage({ type: 'ready' });
-vscode.postMessage({ type: 'prompts' });
+askPrompts();

@@ -258,6 +258,7 @@ describe('chat webview in Chromium', function () {
     await page.click('details.step[data-id="1"] .source-list button.source');
     // An update keeps it open; a second click closes it.
     await host(page, { type: 'step', step: { ...kSteps[0], title: 'Searched “parse_config” (2 hits)' } });
+    await page.waitForFunction(() => /2 hits/.test(document.querySelector('details.step[data-id="1"] .title')?.textContent ?? ''));
     assert.equal(await page.isVisible('details.step[data-id="1"] .detail'), true);
     await page.click('details.step[data-id="1"] summary');
     assert.equal(await page.isVisible('details.step[data-id="1"] .detail'), false);
@@ -424,10 +425,12 @@ describe('chat webview in Chromium', function () {
       { type: 'mode', mode: 'agent' },
       { type: 'mode', mode: 'chat' },
     ]);
+    // Messages from the host arrive as events: wait for each to show.
     await host(page, { type: 'history', turns: [], busy: false, mode: 'agent' });
-    assert.equal(await page.getAttribute('#mode-agent', 'aria-checked'), 'true');
+    await page.waitForSelector('#mode-agent[aria-checked="true"]');
+    assert.equal(await page.getAttribute('#mode-chat', 'aria-checked'), 'false');
     await host(page, { type: 'mode', mode: 'chat' });
-    assert.equal(await page.getAttribute('#mode-chat', 'aria-checked'), 'true');
+    await page.waitForSelector('#mode-chat[aria-checked="true"]');
   });
 
   it('restores an agent turn from history: steps, sources, review state', async () => {
@@ -447,6 +450,7 @@ describe('chat webview in Chromium', function () {
         },
       ],
     });
+    await page.waitForSelector('.review .file.accepted');
     assert.equal(await page.locator('.message.assistant details.step').count(), 5);
     assert.equal(await page.locator('.message.assistant > .sources button.source').count(), 1);
     assert.equal(await page.textContent('.review .file.accepted .state'), 'Accepted');

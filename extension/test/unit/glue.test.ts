@@ -153,6 +153,47 @@ describe('vscode glue', () => {
     assert.equal(called, 1);
   });
 
+  it('Run Prompt… picks a prompt and runs it in the chat on the selection, else the file', async () => {
+    const doc = openDoc('a\nb\nc\n');
+    editor(doc, new Selection(1, 0, 2, 0));
+    const sent: unknown[][] = [];
+    const ctx = {
+      state: 'running',
+      api: {
+        prompts: () =>
+          Promise.resolve({
+            kind: 'ok',
+            value: {
+              prompts: [
+                { name: 'explain', description: 'Explain the code', context: ['selection'], source: 'builtin' },
+                { name: 'team-review', description: 'Our checklist', context: ['file'], source: 'workspace', uri: 'file:///w/.latent/prompts/r.md' },
+              ],
+            },
+          }),
+      } as unknown as LatentApi,
+      addMiddleware: () => undefined,
+    } as unknown as Ctx;
+    const chat = { send: (...a: unknown[]) => (sent.push(a), Promise.resolve()) };
+    new Commands(ctx, chat as never, {} as never).register();
+    mock.answers.push('team-review');
+    await mock.commands.get('latent.runPrompt')!();
+    const pick = mock.messages.find((m) => m.level === 'pick')!;
+    assert.deepEqual(pick.items, ['explain', 'team-review']);
+    assert.deepEqual(sent[0], [
+      '',
+      { textDocument: { uri: doc.uri.toString() }, range: { start: { line: 1, character: 0 }, end: { line: 2, character: 0 } } },
+      { prompt: 'team-review' },
+    ]);
+    assert.ok(mock.executed.some((e) => e.command === 'latent.chat.focus'));
+    editor(doc, new Selection(0, 0, 0, 0));
+    mock.answers.push('explain');
+    await mock.commands.get('latent.runPrompt')!();
+    assert.deepEqual(sent[1]![1], { textDocument: { uri: doc.uri.toString() } }, 'no selection: the file');
+    mock.answers.push(undefined);
+    await mock.commands.get('latent.runPrompt')!();
+    assert.equal(sent.length, 2, 'dismissed: nothing runs');
+  });
+
   it('routes the server code actions to the extension\'s own UI', async () => {
     let middleware: any;
     const ctx = { addMiddleware: (m: unknown) => (middleware = m) } as unknown as Ctx;
