@@ -202,10 +202,22 @@ bool is_latent_index(const std::string& path) {
     sqlite3* raw = nullptr;
     bool ours = false;
     if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        // Waits out a writer that is creating the schema right now.
+        sqlite3_busy_timeout(raw, 5000);
         sqlite3_stmt* st2 = nullptr;
         if (sqlite3_prepare_v2(raw, "SELECT value FROM meta WHERE key='schema_version'", -1, &st2,
                                nullptr) == SQLITE_OK &&
             sqlite3_step(st2) == SQLITE_ROW)
+            ours = true;
+        sqlite3_finalize(st2);
+        // A database with no table at all holds nothing to lose: one that another
+        // connection of ours has just created (its first pragma writes the header, the
+        // schema comes next), as when a folder is removed and added again at once.
+        st2 = nullptr;
+        if (!ours &&
+            sqlite3_prepare_v2(raw, "SELECT count(*) FROM sqlite_master", -1, &st2, nullptr) ==
+                SQLITE_OK &&
+            sqlite3_step(st2) == SQLITE_ROW && sqlite3_column_int64(st2, 0) == 0)
             ours = true;
         sqlite3_finalize(st2);
     }

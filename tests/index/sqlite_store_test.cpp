@@ -166,6 +166,17 @@ TEST(Store, AFileThatIsNotALatentIndexIsNeverOverwritten) {
     EXPECT_TRUE(is_latent_index(dir / "missing.sqlite"));
     dir.write("empty.sqlite", "");
     EXPECT_TRUE(Store::open(dir / "empty.sqlite", &err)) << err;
+    // A database another connection of ours has just created: its header written by the
+    // first pragma, no table yet (a folder removed and added again at once raced on this).
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open((dir / "fresh.sqlite").c_str(), &raw), SQLITE_OK);
+        sqlite3_exec(raw, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        sqlite3_close(raw);
+    }
+    ASSERT_GE(std::filesystem::file_size(dir / "fresh.sqlite"), 100u);
+    EXPECT_TRUE(is_latent_index(dir / "fresh.sqlite"));
+    EXPECT_TRUE(Store::open(dir / "fresh.sqlite", &err)) << err;
 }
 
 // The first schema (version 1), as it was released.
