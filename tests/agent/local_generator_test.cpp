@@ -2,7 +2,10 @@
 // what plain greedy decoding of the same FIM prompt gives (with and without speculative
 // drafts); consecutive prompts reuse their common prefix; a warmed document's prefix is
 // pinned and survives a restart through the disk tier; cancellation ends a request and
-// the backend stays usable; chat streams exactly the text it returns.
+// the backend stays usable; chat streams exactly the text it returns. With DeepSeek-V3's
+// vocabulary: tool calls as `latent serve` makes them (required, named, none, auto),
+// JSON answers, tool results in the prompt, and a conversation whose turns reuse the
+// earlier turns' own tokens from the cache.
 #include "agent/local_generator.h"
 
 #include <gtest/gtest.h>
