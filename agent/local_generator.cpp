@@ -342,11 +342,15 @@ Expected<GenerateResult> LocalGenerator::chat(const std::vector<ChatMessage>& me
     engine::ChatOptions co;
     if (req.tool_choice != serve::ToolChoice::kNone || !req.tools.empty())
         co.tool_prompt = serve::tool_prompt(req.tools);
-    auto constraint = constraints_->for_request(req);
-    if (!constraint) return constraint.error();
     ChatSetup setup;
-    setup.constraint = *constraint;
     setup.tools = !req.tools.empty();
+    // A plain chat goes free, as before: a control token (a tool marker too) ends it, and
+    // prompt-lookup drafts (which a constraint turns off) still speed it up.
+    if (setup.tools || req.response_format.kind != serve::ResponseFormat::Kind::kText) {
+        auto constraint = constraints_->for_request(req);
+        if (!constraint) return constraint.error();
+        setup.constraint = *constraint;
+    }
 
     std::vector<Segment> segments = chat_segments(messages, co, options.owner);
     std::vector<int32_t> prompt;

@@ -73,6 +73,8 @@ public:
     // result.tool_calls the calls (id from serve::new_call_id(), name, arguments as JSON
     // text) and finish_reason is "tool_calls" when there are any. A vocabulary without
     // tool tokens (Coder-V2) gets the tools in text and can be asked for none by force.
+    // A chat with neither tools nor a JSON format runs unconstrained (any control token
+    // ends it), so prompt-lookup drafts, which a constraint turns off, still apply.
     //
     // The prompt is chat_tokens' (engine/prompt_format.h), except where this owner's
     // previous chat is its start (see ChatMemory below): a conversation whose turns each
