@@ -1,11 +1,12 @@
 // `latent bench chat-cache`: how much of each chat turn's prompt the local engine serves
 // from its prefix cache, through LocalGenerator::chat as the chat view and agent mode drive
 // it: a system prompt, user turns, each answer appended verbatim before the next turn; with
-// --tools the agent's tool list, forced calls and their results as turns. The same
-// conversation runs twice (each with its own system text, so they share no cache): once as
-// the agent sends it (one owner: each turn extends the last and reuses its tokens), once
-// with every turn a new owner (each prompt tokenized afresh), to show what the reuse is
-// for. Progress on stderr, one JSON line on stdout (shared/BENCHMARKS.md).
+// --tools agent mode's tool list (WorkspaceTools::definitions), forced calls and their
+// results as turns. The same conversation runs twice (each with its own system text, so
+// they share no cache): once as the agent sends it (one owner: each turn extends the last
+// and reuses its tokens), once with every turn a new owner (each prompt tokenized afresh),
+// to show what the reuse is for. Progress on stderr, one JSON line on stdout
+// (shared/BENCHMARKS.md).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,39 +18,13 @@
 
 #include "agent/commands.h"
 #include "agent/local_generator.h"
+#include "agent/workspace_tools.h"
 #include "engine/backends.h"
 
 namespace latent::agent {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The agent mode's tools (issue 23) in OpenAI's shape, as the model sees them described in
-// its system text. Their exact wording is the agent's business; what matters here is that
-// the list is as long as the real one and the same every turn.
-const char* kTools = R"([
- {"type": "function", "function": {"name": "search_code",
-  "description": "Search the workspace's code (full-text over definitions and chunks); returns the best matches with their paths and lines.",
-  "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "words or identifiers to look for"}}, "required": ["query"]}}},
- {"type": "function", "function": {"name": "find_definition",
-  "description": "Where a function, type or variable is defined: path, line and signature.",
-  "parameters": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}},
- {"type": "function", "function": {"name": "find_references",
-  "description": "Where a name is used in the workspace.",
-  "parameters": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}},
- {"type": "function", "function": {"name": "read_file",
-  "description": "Lines of a workspace file (at most 200 per call).",
-  "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, "required": ["path"]}}},
- {"type": "function", "function": {"name": "list_files",
-  "description": "Workspace files matching a glob such as src/**/*.ts.",
-  "parameters": {"type": "object", "properties": {"glob": {"type": "string"}}, "required": ["glob"]}}},
- {"type": "function", "function": {"name": "edit_file",
-  "description": "Propose replacing old_text (which must occur exactly once) with new_text in a file; the user reviews every proposed edit.",
-  "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "old_text": {"type": "string"}, "new_text": {"type": "string"}}, "required": ["path", "old_text", "new_text"]}}},
- {"type": "function", "function": {"name": "create_file",
-  "description": "Propose a new file with this text; the user reviews it.",
-  "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "text": {"type": "string"}}, "required": ["path", "text"]}}}
-])";
 
 const char* kSystem =
     "You are Latent, a coding assistant inside the user's editor. Answer briefly and "
@@ -99,7 +74,7 @@ struct Args {
 engine::Expected<std::vector<Turn>> converse(LocalGenerator& g, const Args& a,
                                              const std::string& tag, bool one_owner) {
     std::vector<ChatMessage> messages = {{"system", tag + kSystem}, {"user", kQuestions[0]}};
-    const nlohmann::json tools = nlohmann::json::parse(kTools);
+    const nlohmann::json& tools = WorkspaceTools::definitions();
     std::vector<Turn> out;
     size_t next_question = 1;
     for (int turn = 1; turn <= a.turns; ++turn) {

@@ -82,6 +82,10 @@ public:
     // would re-tokenize.
     engine::Expected<GenerateResult> chat(const std::vector<ChatMessage>& messages,
                                           const GenerateOptions& options) override;
+    // True with DeepSeek-V3's tool-call tokens in the vocabulary (calls are then always
+    // well-formed); a vocabulary without them (Coder-V2) was never taught a call format,
+    // so agent mode asks it plainly.
+    bool supports_tools() const override { return tool_call_tokens_.size() == 5; }
     void warm(const std::string& owner, const FimPrompt& stable) override;
     void release(const std::string& owner) override;
     nlohmann::json stats() const override;

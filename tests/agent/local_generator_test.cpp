@@ -440,9 +440,12 @@ TEST(LocalGeneratorToolsTest, OptionsItCannotHonourAreErrorsNamingTheField) {
     r = b->chat({{"user", "hi"}}, g);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("response_format"), std::string::npos) << r.error().message;
-    // A vocabulary without tool tokens (the small test one) cannot be made to call.
+    // A vocabulary without tool tokens (the small test one) cannot be made to call, and
+    // agent mode is told so.
+    EXPECT_TRUE(b->supports_tools());
     auto plain = make(options());
     ASSERT_TRUE(plain);
+    EXPECT_FALSE(plain->supports_tools());
     g.response_format = nullptr;
     g.tool_choice = "required";
     r = plain->chat({{"user", "hi"}}, g);
