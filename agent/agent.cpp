@@ -432,7 +432,7 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
 // ---- chat, explain, edit ----
 
 Outcome<ChatResult> Agent::run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
-                                    const OnText& on_text) {
+                                    const OnText& on_text, const std::string& owner) {
     const auto lease = generators_.current();
     if (!lease.backend) {
         const std::string e = generators_.error();
@@ -441,7 +441,7 @@ Outcome<ChatResult> Agent::run_chat(std::vector<ChatMessage> messages, const Can
     GenerateOptions go;
     go.max_tokens = settings().chat_max_tokens;
     go.temperature = 0.0f;
-    go.owner = "chat";
+    go.owner = owner;
     go.cancelled = [&] {
         return (cancelled && cancelled()) || generators_.stale(lease.generation);
     };
@@ -517,6 +517,9 @@ Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancell
     }
     messages.push_back(std::move(turn));
 
+    // Each conversation its own owner: the local backend remembers the token ids of an
+    // owner's last prompt and answer, so alternating conversations keep their reuse.
+    const std::string owner = req.conversation_id.empty() ? "chat" : "chat:" + req.conversation_id;
     ChatResult result;
     result.sources = std::move(gathered.sources);
     std::vector<ChatMessage> transcript;
@@ -530,7 +533,7 @@ Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancell
         AgentLoopOptions lo;
         lo.max_steps = s.agent_max_steps;
         lo.max_tokens = s.chat_max_tokens;
-        lo.owner = "chat";
+        lo.owner = owner;
         AgentLoop loop(*lease.backend, tools, lo);
         auto stop = [&] {
             return (cancelled && cancelled()) || generators_.stale(lease.generation);
@@ -556,7 +559,7 @@ Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancell
                     result.sources.push_back(src);
         transcript = std::move(r->transcript);
     } else {
-        auto r = run_chat(messages, cancelled, streams.text);
+        auto r = run_chat(messages, cancelled, streams.text, owner);
         if (!r) return r;
         result.text = std::move(r.value->text);
         result.cached_tokens = r.value->cached_tokens;

@@ -199,8 +199,9 @@ private:
                                                 const std::optional<Selection>& selection);
     GatheredContext gather_context(const ChatRequest& req, const std::string& question,
                                    const Settings& s);
+    // `owner`: the backend's cache owner ("chat", or "chat:<conversation id>").
     Outcome<ChatResult> run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
-                                 const OnText& on_text);
+                                 const OnText& on_text, const std::string& owner = "chat");
     void warm(const std::string& uri, std::optional<lsp::Position> position);
     // The FIM layout at byte `cursor` of `text` (document `uri`), retrieved context
     // included; `shown` (optional) gets the name the prompt gives the document.

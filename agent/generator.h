@@ -74,8 +74,8 @@ struct GenerateOptions {
     // shape: `tools` (an array of {type: "function", function: {name, description,
     // parameters}}), `tool_choice` ("none" | "auto" | "required" | {type: "function",
     // function: {name}}), `response_format` ({type: "text" | "json_object" |
-    // "json_schema", ...}). The remote backend passes them through; the local one cannot
-    // honour them yet (local_generator.h says what it does).
+    // "json_schema", ...}). The remote backend passes them through; the local one
+    // constrains its output as `latent serve` does (local_generator.h).
     nlohmann::json tools;
     nlohmann::json tool_choice;
     nlohmann::json response_format;
