@@ -569,6 +569,10 @@ Outcome<ChatResult> Agent::chat(const ChatRequest& req, const Cancelled& cancell
         transcript = std::move(messages);
         transcript.push_back({"assistant", result.text});
     }
+    // A library prompt's turn is shown in the client's history as "/name words" (as the
+    // user typed it): the next turn's history is matched in that form.
+    if (!req.prompt.empty())
+        asked.content = "/" + req.prompt + (asked.content.empty() ? "" : " " + asked.content);
     shown.push_back(std::move(asked));
     shown.push_back({"assistant", result.text});
     conversations_.store(req.conversation_id, std::move(shown), std::move(transcript));

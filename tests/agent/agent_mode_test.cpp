@@ -251,6 +251,7 @@ TEST_F(AgentModeFixture, ABackendWithoutToolsGetsAPlainQuestion) {
 
 TEST_F(AgentModeFixture, TheNextTurnExtendsWhatWasSent) {
     Server server([](const json& body, size_t) -> Server::Answer {
+        if (!body.contains("tools")) return {200, "", "Explained.", {}};
         if (last(body)["role"] == "user")
             return {200, "", "", {{"find_definition", {{"name", "parse_config"}}}}};
         return {200, "", "It reads key=value lines.", {}};
@@ -275,11 +276,30 @@ TEST_F(AgentModeFixture, TheNextTurnExtendsWhatWasSent) {
     for (size_t k = 0; k < before.size(); ++k) EXPECT_EQ(now[k], before[k]) << k;
     EXPECT_EQ(now[before.size()]["content"], "It reads key=value lines.");
     EXPECT_EQ(now[before.size() + 1]["content"], "And main?");
+    // A library prompt's turn is matched as the client shows it, "/name words".
+    ChatRequest prompted;
+    prompted.messages = {{"user", "main.py"}};
+    prompted.prompt = "explain";
+    prompted.conversation_id = "c2";
+    auto p1 = agent->chat(prompted, nullptr, ChatStreams{});
+    ASSERT_TRUE(p1) << p1.error.message;
+    ChatRequest next;
+    next.conversation_id = "c2";
+    next.messages = {{"user", "/explain main.py"}, {"assistant", p1.value->text}, {"user", "more"}};
+    const size_t sent = server.requests().size();
+    ASSERT_TRUE(agent->chat(next, nullptr, ChatStreams{}));
+    const auto after = server.requests();
+    const json& p1_sent = after[sent - 1]["messages"];
+    const json& p2_sent = after[sent]["messages"];
+    ASSERT_EQ(p2_sent.size(), p1_sent.size() + 2);
+    EXPECT_EQ(p2_sent[0], p1_sent[0]);  // the rendered prompt, not the words typed
     // A client history that does not match (edited) starts afresh.
     ChatRequest edited = second;
     edited.messages[0].content = "Something else?";
+    const size_t before_edit = server.requests().size();
     ASSERT_TRUE(agent->chat(edited, nullptr, ChatStreams{}));
-    EXPECT_EQ(server.requests()[4]["messages"].size(), 4u);  // system, user, assistant, user
+    // system, user, assistant, user
+    EXPECT_EQ(server.requests()[before_edit]["messages"].size(), 4u);
 }
 
 }  // namespace
