@@ -364,10 +364,11 @@ ToolOutcome WorkspaceTools::find_definition(const json& args) {
                 if (a < e) body = text.substr(a, e - a);
             }
             out.result += workspaces_.shown_path(real) + " lines " +
-                          std::to_string(d.range.start.line + 1) + "-" + std::to_string(d.range.end.line + 1) +
-                          " (" + d.kind + " " + d.name + "):\n" +
-                          capped(body, limits_.result_bytes / 2) + "\n\n";
-            out.sources.push_back(source(real, d.range.start.line, d.range.end.line, "definition of " + *name));
+                          std::to_string(d.range.start.line + 1) + "-" +
+                          std::to_string(d.range.end.line + 1) + " (" + d.kind + " " + d.name +
+                          "):\n" + capped(body, limits_.result_bytes / 2) + "\n\n";
+            out.sources.push_back(
+                source(real, d.range.start.line, d.range.end.line, "definition of " + *name));
         }
     }
     if (n == 0) out.result = "No definition of \"" + *name + "\" is in the index.";

@@ -105,9 +105,9 @@ TEST_F(ToolsFixture, ReadFileNumbersLinesAndCapsThem) {
 TEST_F(ToolsFixture, PathsOutsideTheFoldersAreRefusedAsAnswers) {
     WorkspaceTools t(*workspaces, docs);
     const std::string name = fs::path(outside.path()).filename().string();
-    const std::vector<std::string> hostile = {"../../etc/passwd", "/etc/passwd", "link/secret.txt",
-                                              "../" + name + "/secret.txt", outside / "secret.txt",
-                                              "src/../../x"};
+    const std::vector<std::string> hostile = {"../../etc/passwd",     "/etc/passwd",
+                                              "link/secret.txt",      "../" + name + "/secret.txt",
+                                              outside / "secret.txt", "src/../../x"};
     for (const std::string& p : hostile) {
         auto r = call(t, "read_file", {{"path", p}});
         EXPECT_EQ(r.status, Status::kRefused) << p;
