@@ -1,0 +1,138 @@
+// EditHistory (see edit_history.h).
+#include "agent/edit_history.h"
+
+#include <algorithm>
+
+namespace latent::agent {
+
+namespace {
+
+// Byte offset where line `line` starts (text.size() past the end).
+size_t line_start(std::string_view text, uint32_t line) {
+    size_t at = 0;
+    for (uint32_t i = 0; i < line; ++i) {
+        const size_t nl = text.find('\n', at);
+        if (nl == std::string_view::npos) return text.size();
+        at = nl + 1;
+    }
+    return at;
+}
+
+uint32_t line_of(std::string_view text, size_t offset) {
+    offset = std::min(offset, text.size());
+    return static_cast<uint32_t>(std::count(text.begin(), text.begin() + offset, '\n'));
+}
+
+// Lines [first, first + count) of `text`, each with its '\n'.
+std::string lines(std::string_view text, uint32_t first, uint32_t count) {
+    const size_t a = line_start(text, first);
+    const size_t e = line_start(text, first + count);
+    return std::string(text.substr(a, e - a));
+}
+
+bool at_line_start(std::string_view text, size_t offset) {
+    return offset == 0 || (offset <= text.size() && text[offset - 1] == '\n');
+}
+
+}  // namespace
+
+EditHistory::EditHistory(EditHistoryOptions options) : options_(options) {}
+
+void EditHistory::record(const std::string& uri, std::string_view before, std::string_view after,
+                         size_t start, size_t old_end, size_t new_end, int64_t now_ms) {
+    start = std::min(start, before.size());
+    old_end = std::clamp(old_end, start, before.size());
+    new_end = std::clamp(new_end, start, after.size());
+    if (before.substr(start, old_end - start) == after.substr(start, new_end - start)) return;
+    // The change's whole lines: [first, b_end) of `before` became [first, a_end) of
+    // `after`. They end with the line holding the rest of the text after the change, which
+    // is the same in both — unless the change ends at a line start in both, when that
+    // line is not touched at all (a line inserted or deleted whole).
+    const uint32_t first = line_of(before, start);
+    uint32_t b_end = line_of(before, old_end) + 1, a_end = line_of(after, new_end) + 1;
+    if (at_line_start(before, old_end) && at_line_start(after, new_end)) {
+        --b_end;
+        --a_end;
+    }
+    uint32_t cur_first = first, cur_count = b_end - first;  // in `before`
+    uint32_t new_count = a_end - first;                     // in `after`
+    EditHunk h;
+    h.uri = uri;
+    h.first_ms = now_ms;
+    const int32_t delta = static_cast<int32_t>(new_count) - static_cast<int32_t>(cur_count);
+    EditHunk* last = hunks_.empty() ? nullptr : &hunks_.back();
+    const bool joins = last && last->uri == uri && now_ms - last->last_ms <= options_.join_ms &&
+                       first <= last->new_first + last->new_count + options_.join_lines &&
+                       b_end + options_.join_lines >= last->new_first;
+    if (joins) {
+        // The union of the hunk's lines (as they are in `before`) and the change's, and the
+        // same lines in the document the hunk started from: lines outside the hunk are as
+        // they were there, shifted by what the hunk added.
+        const uint32_t u_first = std::min(first, last->new_first);
+        const uint32_t u_end = std::max(b_end, last->new_first + last->new_count);
+        const uint32_t above = last->new_first - u_first;
+        const uint32_t below = u_end - (last->new_first + last->new_count);
+        h.old_first = last->old_first - above;
+        h.old_count = above + last->old_count + below;
+        h.before = lines(before, u_first, above) + last->before +
+                   lines(before, last->new_first + last->new_count, below);
+        h.first_ms = last->first_ms;
+        cur_first = u_first;
+        cur_count = u_end - u_first;
+        new_count = static_cast<uint32_t>(static_cast<int32_t>(cur_count) + delta);
+        hunks_.pop_back();
+    } else {
+        h.old_first = cur_first;
+        h.old_count = cur_count;
+        h.before = lines(before, cur_first, cur_count);
+    }
+    h.new_first = cur_first;
+    h.new_count = new_count;
+    h.after = lines(after, cur_first, new_count);
+    h.last_ms = now_ms;
+    if (h.before == h.after) return;  // back to what it was: no edit
+    if (h.before.size() + h.after.size() > options_.max_hunk_bytes) return;
+    hunks_.push_back(std::move(h));
+    while (hunks_.size() > options_.max_hunks) hunks_.pop_front();
+}
+
+void EditHistory::forget(const std::string& uri) {
+    hunks_.erase(std::remove_if(hunks_.begin(), hunks_.end(),
+                                [&](const EditHunk& h) { return h.uri == uri; }),
+                 hunks_.end());
+}
+
+std::vector<EditHunk> EditHistory::hunks(std::optional<std::string_view> uri) const {
+    std::vector<EditHunk> out;
+    for (const auto& h : hunks_)
+        if (!uri || h.uri == *uri) out.push_back(h);
+    return out;
+}
+
+std::string unified_diff(const EditHunk& h, std::string_view path) {
+    // Unified diffs count from 1; an empty side names the line before it.
+    auto range = [](uint32_t first, uint32_t count) {
+        return std::to_string(count == 0 ? first : first + 1) + "," + std::to_string(count);
+    };
+    std::string out = "--- a/" + std::string(path) + "\n+++ b/" + std::string(path) + "\n@@ -" +
+                      range(h.old_first, h.old_count) + " +" + range(h.new_first, h.new_count) +
+                      " @@\n";
+    auto emit = [&out](std::string_view text, char mark) {
+        size_t at = 0;
+        while (at < text.size()) {
+            size_t nl = text.find('\n', at);
+            const bool last = nl == std::string_view::npos;
+            if (last) nl = text.size();
+            out += mark;
+            out.append(text.substr(at, nl - at));
+            out += '\n';
+            if (last) out += "\\ No newline at end of file\n";
+            at = nl + 1;
+        }
+    };
+    emit(h.before, '-');
+    emit(h.after, '+');
+    return out;
+}
+
+}  // namespace latent::agent
