@@ -38,23 +38,48 @@ bool at_line_start(std::string_view text, size_t offset) {
 
 EditHistory::EditHistory(EditHistoryOptions options) : options_(options) {}
 
-void EditHistory::record(const std::string& uri, std::string_view before, std::string_view after,
-                         size_t start, size_t old_end, size_t new_end, int64_t now_ms) {
-    start = std::min(start, before.size());
-    old_end = std::clamp(old_end, start, before.size());
+void EditHistory::record(const std::string& uri, std::string_view after, size_t start,
+                         std::string_view removed, size_t new_end, int64_t now_ms) {
+    start = std::min(start, after.size());
     new_end = std::clamp(new_end, start, after.size());
-    if (before.substr(start, old_end - start) == after.substr(start, new_end - start)) return;
-    // The change's whole lines: [first, b_end) of `before` became [first, a_end) of
-    // `after`. They end with the line holding the rest of the text after the change, which
-    // is the same in both — unless the change ends at a line start in both, when that
-    // line is not touched at all (a line inserted or deleted whole).
-    const uint32_t first = line_of(before, start);
-    uint32_t b_end = line_of(before, old_end) + 1, a_end = line_of(after, new_end) + 1;
-    if (at_line_start(before, old_end) && at_line_start(after, new_end)) {
+    if (removed == after.substr(start, new_end - start)) return;
+    // The change's whole lines: [first, b_end) of the document before it became
+    // [first, a_end) of `after`. They end with the line holding the rest of the text after
+    // the change, which is the same in both — unless the change ends at a line start in
+    // both, when that line is not touched at all (a line inserted or deleted whole).
+    const uint32_t first = line_of(after, start);
+    const size_t first_at = line_start(after, first);
+    // Where the change ends in the document before: at a line start when what precedes it
+    // there (the removed text, else the line's text before `start`) ends with '\n'.
+    const bool b_ends_line = removed.empty() ? at_line_start(after, start) : removed.back() == '\n';
+    const uint32_t removed_lines =
+        static_cast<uint32_t>(std::count(removed.begin(), removed.end(), '\n'));
+    uint32_t b_end = first + removed_lines + 1, a_end = line_of(after, new_end) + 1;
+    if (b_ends_line && at_line_start(after, new_end)) {
         --b_end;
         --a_end;
     }
-    uint32_t cur_first = first, cur_count = b_end - first;  // in `before`
+    // The changed lines as they were: the line's start, the removed text, the rest of the
+    // last line (when it is part of them).
+    std::string region(after.substr(first_at, start - first_at));
+    region += removed;
+    const size_t rest_end = line_start(after, a_end);
+    if (new_end < rest_end) region += after.substr(new_end, rest_end - new_end);
+    // Lines [a, a + n) of the document before the change.
+    auto before_lines = [&](uint32_t a, uint32_t n) {
+        std::string out;
+        for (uint32_t k = a; k < a + n; ++k) {
+            if (k < first) {
+                out += lines(after, k, 1);
+            } else if (k < b_end) {
+                out += lines(region, k - first, 1);
+            } else {
+                out += lines(after, k - b_end + a_end, 1);
+            }
+        }
+        return out;
+    };
+    uint32_t cur_first = first, cur_count = b_end - first;  // in the document before
     uint32_t new_count = a_end - first;                     // in `after`
     EditHunk h;
     h.uri = uri;
@@ -74,8 +99,8 @@ void EditHistory::record(const std::string& uri, std::string_view before, std::s
         const uint32_t below = u_end - (last->new_first + last->new_count);
         h.old_first = last->old_first - above;
         h.old_count = above + last->old_count + below;
-        h.before = lines(before, u_first, above) + last->before +
-                   lines(before, last->new_first + last->new_count, below);
+        h.before = before_lines(u_first, above) + last->before +
+                   before_lines(last->new_first + last->new_count, below);
         h.first_ms = last->first_ms;
         cur_first = u_first;
         cur_count = u_end - u_first;
@@ -84,7 +109,7 @@ void EditHistory::record(const std::string& uri, std::string_view before, std::s
     } else {
         h.old_first = cur_first;
         h.old_count = cur_count;
-        h.before = lines(before, cur_first, cur_count);
+        h.before = before_lines(cur_first, cur_count);
     }
     h.new_first = cur_first;
     h.new_count = new_count;

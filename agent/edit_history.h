@@ -3,8 +3,10 @@
 // lines before and after, oldest first, capped in count and size. What next-edit
 // suggestions read: the prompt shows them as unified diffs, and a hunk that renames an
 // identifier says what to rename elsewhere. Plain data and arithmetic on texts: the
-// caller (the language server's document sync) gives each applied change with the text
-// before and after it, and the time (an injected clock, in milliseconds).
+// caller (the language server's document sync) gives each applied change — the document
+// after it, where it was, the text it removed — and the time (an injected clock, in
+// milliseconds). The document before the change is never needed whole: its lines are
+// those of the document after, with the removed text in place of the inserted.
 //
 // Coalescing: a change joins the newest hunk when it is in the same document, touches
 // or comes within `join_lines` lines of that hunk's lines, and follows it within
@@ -46,10 +48,10 @@ class EditHistory {
 public:
     explicit EditHistory(EditHistoryOptions options = {});
 
-    // One applied change: `before` and `after` are the whole document; bytes
-    // [start, old_end) of `before` became [start, new_end) of `after`.
-    void record(const std::string& uri, std::string_view before, std::string_view after,
-                size_t start, size_t old_end, size_t new_end, int64_t now_ms);
+    // One applied change: `after` is the whole document after it, in which bytes
+    // [start, new_end) replaced `removed`.
+    void record(const std::string& uri, std::string_view after, size_t start,
+                std::string_view removed, size_t new_end, int64_t now_ms);
     // The document was closed, or replaced whole by something else: its hunks go.
     void forget(const std::string& uri);
 

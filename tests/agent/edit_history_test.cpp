@@ -21,9 +21,9 @@ struct Doc {
     // Replaces bytes [a, b) by `s`, `ms` after the previous change.
     void replace(size_t a, size_t b, const std::string& s, int64_t ms = 100) {
         now += ms;
-        const std::string before = text;
+        const std::string removed = text.substr(a, b - a);
         text.replace(a, b - a, s);
-        history.record(uri, before, text, a, b, a + s.size(), now);
+        history.record(uri, text, a, removed, a + s.size(), now);
     }
     void type(size_t at, const std::string& s) {
         for (size_t i = 0; i < s.size(); ++i) replace(at + i, at + i, s.substr(i, 1));
