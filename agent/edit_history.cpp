@@ -3,20 +3,11 @@
 
 #include <algorithm>
 
+#include "agent/text_lines.h"
+
 namespace latent::agent {
 
 namespace {
-
-// Byte offset where line `line` starts (text.size() past the end).
-size_t line_start(std::string_view text, uint32_t line) {
-    size_t at = 0;
-    for (uint32_t i = 0; i < line; ++i) {
-        const size_t nl = text.find('\n', at);
-        if (nl == std::string_view::npos) return text.size();
-        at = nl + 1;
-    }
-    return at;
-}
 
 uint32_t line_of(std::string_view text, size_t offset) {
     offset = std::min(offset, text.size());

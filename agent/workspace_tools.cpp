@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "agent/glob.h"
+#include "agent/text_lines.h"
 
 namespace latent::agent {
 
@@ -92,17 +93,6 @@ size_t count_lines(std::string_view text) {
     if (text.empty()) return 0;
     return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) +
            (text.back() == '\n' ? 0 : 1);
-}
-
-// Byte offset where line `line` (0-based) starts; text.size() past the end.
-size_t line_start(std::string_view text, size_t line) {
-    size_t at = 0;
-    for (size_t i = 0; i < line; ++i) {
-        const size_t nl = text.find('\n', at);
-        if (nl == std::string_view::npos) return text.size();
-        at = nl + 1;
-    }
-    return at;
 }
 
 std::string_view line_of(std::string_view text, size_t line) {
