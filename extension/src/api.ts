@@ -19,6 +19,9 @@ import {
   MentionsParams,
   MentionsResult,
   Methods,
+  NextEditFeedbackParams,
+  NextEditParams,
+  NextEditResult,
   PromptsResult,
   Range,
   Source,
@@ -159,6 +162,22 @@ export class LatentApi {
     } catch (e) {
       return outcomeOf<StatusResult>(e);
     }
+  }
+
+  // latent/nextEdit: the next edits for the cursor; cancelled when the user types on.
+  async nextEdit(params: NextEditParams, token?: CancellationToken): Promise<Outcome<NextEditResult>> {
+    try {
+      const value = await this.request<NextEditResult>(Methods.nextEdit, params, token);
+      if (token?.isCancellationRequested) return { kind: 'cancelled' };
+      return { kind: 'ok', value };
+    } catch (e) {
+      if (token?.isCancellationRequested) return { kind: 'cancelled' };
+      return outcomeOf<NextEditResult>(e);
+    }
+  }
+
+  async nextEditFeedback(params: NextEditFeedbackParams): Promise<void> {
+    await this.conn.sendNotification(Methods.nextEditFeedback, params);
   }
 
   async didFocus(params: DidFocusParams): Promise<void> {

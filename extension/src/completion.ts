@@ -67,7 +67,7 @@ export class CompletionGate {
   }
 }
 
-function countItems(r: unknown): number {
+export function countItems(r: unknown): number {
   if (Array.isArray(r)) return r.length;
   const items = (r as { items?: unknown } | null | undefined)?.items;
   return Array.isArray(items) ? items.length : 0;

@@ -24,6 +24,10 @@ export interface UserSettings {
   cacheMb: number;
   diskCacheMb: number;
   path: string;
+  nextEditEnabled: boolean;
+  nextEditModel: boolean; // model-driven suggestions (the index's stay)
+  nextEditRegionLines: number; // lines of the region the model rewrites
+  nextEditDebounceMs: number; // pause after an edit before asking (extension only)
 }
 
 export const kDefaults: UserSettings = {
@@ -46,10 +50,19 @@ export const kDefaults: UserSettings = {
   cacheMb: 1024,
   diskCacheMb: 4096,
   path: '',
+  nextEditEnabled: true,
+  nextEditModel: true,
+  nextEditRegionLines: 16,
+  nextEditDebounceMs: 300,
 };
 
 // Settings whose change needs nothing from the server (the shim alone uses them).
-const kClientOnly = ['latent.completion.enabled', 'latent.completion.debounceMs', 'latent.trace.server'];
+const kClientOnly = [
+  'latent.completion.enabled',
+  'latent.completion.debounceMs',
+  'latent.nextEdit.debounceMs',
+  'latent.trace.server',
+];
 // Settings whose change needs a new server process.
 const kRestart = ['latent.path'];
 
@@ -73,6 +86,9 @@ export function classifyChange(affects: (section: string) => boolean): ConfigCha
     'latent.index',
     'latent.cacheMb',
     'latent.diskCacheMb',
+    'latent.nextEdit.enabled',
+    'latent.nextEdit.model',
+    'latent.nextEdit.regionLines',
   ];
   if (keys.some(affects)) return 'server';
   return kClientOnly.some(affects) ? 'client' : 'server';
@@ -118,6 +134,10 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     cacheMb: clampInt(get('cacheMb'), 16, 1 << 20, d.cacheMb),
     diskCacheMb: clampInt(get('diskCacheMb'), 0, 1 << 24, d.diskCacheMb),
     path: str(get('path'), d.path).trim(),
+    nextEditEnabled: bool(get('nextEdit.enabled'), d.nextEditEnabled),
+    nextEditModel: bool(get('nextEdit.model'), d.nextEditModel),
+    nextEditRegionLines: clampInt(get('nextEdit.regionLines'), 4, 64, d.nextEditRegionLines),
+    nextEditDebounceMs: clampInt(get('nextEdit.debounceMs'), 0, 5000, d.nextEditDebounceMs),
   };
 }
 
@@ -153,6 +173,7 @@ export function serverSettings(s: UserSettings, extras: ServerSettingsExtras = {
     index,
     cacheMb: s.cacheMb,
     diskCache: { mb: s.diskCacheMb },
+    nextEdit: { enabled: s.nextEditEnabled, model: s.nextEditModel, regionLines: s.nextEditRegionLines },
   };
 }
 

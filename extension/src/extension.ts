@@ -9,6 +9,7 @@ import { classifyChange, currentSettings, firstRunProblem } from './config';
 import { Ctx, kSecretApiKey } from './ctx';
 import * as focus from './focus';
 import * as inline from './inline';
+import { NextEditController } from './next_edit';
 import { EditReview } from './review';
 import { StatusBar } from './status_bar';
 import type { ChatMode } from './protocol';
@@ -36,6 +37,15 @@ export async function activate(extension: vscode.ExtensionContext): Promise<void
     proposals,
   );
   const commands = new Commands(c, chat, review);
+  const nextEdit = new NextEditController({
+    api,
+    settings: () => ({
+      enabled: c.settings.nextEditEnabled,
+      debounceMs: c.settings.nextEditDebounceMs,
+      model: c.settings.nextEditModel,
+    }),
+    log: (line) => c.output.debug(line),
+  });
   extension.subscriptions.push(
     c,
     status,
@@ -47,13 +57,19 @@ export async function activate(extension: vscode.ExtensionContext): Promise<void
     ),
     vscode.commands.registerCommand('latent.newChat', () => chat.clear()),
     ...commands.register(),
-    ...inline.activate(c, (ms) => status.completionLatency(ms)),
+    ...inline.activate(
+      c,
+      (ms) => status.completionLatency(ms),
+      (doc, pos) => nextEdit.ghostShown(doc, pos),
+    ),
+    ...nextEdit.activate(),
     ...focus.activate(c),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       const change = classifyChange((s) => e.affectsConfiguration(s));
       if (change === 'none') return;
       c.settings = currentSettings();
       status.settingsChanged();
+      nextEdit.settingsChanged();
       if (change === 'restart') await c.restart();
       else if (change === 'server') await c.sendSettings();
     }),

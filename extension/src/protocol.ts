@@ -191,6 +191,46 @@ export interface DidFocusParams {
   position?: Position;
 }
 
+// latent/nextEdit: the edits the user will likely make next, from the cursor and the
+// recent edits (the index's references for renames and signature changes, else the model).
+export interface NextEditParams {
+  textDocument: { uri: string; version: number };
+  position: Position; // the cursor
+  model?: boolean; // default true: may ask the model when the index has none
+}
+
+export interface NextEditItem {
+  id: string; // stable for this suggestion ("rename:foo:bar:3" ...)
+  uri: string; // where (may be another file than the request's)
+  range: Range; // of that file's current text
+  newText: string;
+  reason: 'index' | 'model';
+  kind: 'rename' | 'signature' | 'rewrite';
+  label: string; // "Rename foo → bar", "Add argument to f(…)", "Suggested edit"
+}
+
+// version: the document version the edits were computed on; when it is not the version
+// asked for, edits is [] (stale: the client typed since).
+export interface NextEditResult {
+  version: number;
+  edits: NextEditItem[];
+}
+
+// latent/nextEditFeedback (notification): counted by the server, kept locally; "dismissed"
+// also stops that suggestion group from being offered again.
+export interface NextEditFeedbackParams {
+  id: string;
+  action: 'shown' | 'accepted' | 'dismissed';
+}
+
+export interface NextEditCounters {
+  shown: number;
+  accepted: number;
+  dismissed: number;
+  index: number;
+  model: number;
+}
+
 export interface IndexStatus {
   root: string;
   state: string;
@@ -212,6 +252,7 @@ export interface StatusResult {
   cache: Record<string, unknown>;
   documents: number;
   index: IndexStatus[];
+  nextEdit?: NextEditCounters; // servers before next edits lack it
 }
 
 export const Methods = {
@@ -222,6 +263,8 @@ export const Methods = {
   didFocus: 'latent/didFocus',
   mentions: 'latent/mentions',
   prompts: 'latent/prompts',
+  nextEdit: 'latent/nextEdit',
+  nextEditFeedback: 'latent/nextEditFeedback',
 } as const;
 
 // JSON-RPC error codes the shim treats specially.

@@ -129,6 +129,13 @@ export enum TextEditorSelectionChangeKind {
   Command = 3,
 }
 
+export enum TextEditorRevealType {
+  Default = 0,
+  InCenter = 1,
+  InCenterIfOutsideViewport = 2,
+  AtTop = 3,
+}
+
 export enum StatusBarAlignment {
   Left = 1,
   Right = 2,
@@ -164,6 +171,9 @@ export const mock = {
   // Fire these to play the editor's events to the features that listen.
   activeEditorChanged: new EventEmitter<unknown>(),
   selectionChanged: new EventEmitter<unknown>(),
+  documentChanged: new EventEmitter<unknown>(), // workspace.onDidChangeTextDocument
+  decorationTypes: [] as { key: number; options: unknown; disposed: boolean }[],
+  onApply: undefined as ((e: WorkspaceEdit) => void) | undefined, // runs inside applyEdit (the change events fire there)
   closedTabs: [] as unknown[],
   tabs: [] as { input: unknown }[],
   files: new Map<string, string>(), // workspace.fs.readFile's disk, by uri string
@@ -186,6 +196,9 @@ export const mock = {
     this.clipboard = '';
     this.activeEditorChanged.dispose();
     this.selectionChanged.dispose();
+    this.documentChanged.dispose();
+    this.decorationTypes = [];
+    this.onApply = undefined;
     this.closedTabs = [];
     this.tabs = [];
   },
@@ -241,6 +254,11 @@ export const window = {
     f({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => new Disposable() }),
   onDidChangeActiveTextEditor: (l: Listener<unknown>) => mock.activeEditorChanged.event(l),
   onDidChangeTextEditorSelection: (l: Listener<unknown>) => mock.selectionChanged.event(l),
+  createTextEditorDecorationType: (options: unknown) => {
+    const t = { key: mock.decorationTypes.length, options, disposed: false, dispose: () => void (t.disposed = true) };
+    mock.decorationTypes.push(t);
+    return t;
+  },
   registerWebviewViewProvider: () => new Disposable(),
   showQuickPick: (items: { label: string }[], o: unknown) => {
     mock.messages.push({ level: 'pick', text: JSON.stringify(o), items: items.map((i) => i.label) });
@@ -290,6 +308,7 @@ export const workspace = {
   workspaceFolders: undefined as { uri: Uri; name: string }[] | undefined,
   applyEdit: (e: WorkspaceEdit) => {
     mock.applied.push(e);
+    if (mock.applyResult) mock.onApply?.(e);
     return Promise.resolve(mock.applyResult);
   },
   registerTextDocumentContentProvider: (scheme: string, p: { provideTextDocumentContent(u: Uri): string }) => {
@@ -299,6 +318,7 @@ export const workspace = {
   openTextDocument: (o: { content: string; language: string }) =>
     Promise.resolve(new TextDocument(Uri.from({ scheme: 'untitled', path: 'Untitled-1' }), o.content, o.language)),
   onDidChangeConfiguration: () => new Disposable(),
+  onDidChangeTextDocument: (l: Listener<unknown>) => mock.documentChanged.event(l),
   fs: {
     createDirectory: () => Promise.resolve(),
     readFile: (u: Uri) => {

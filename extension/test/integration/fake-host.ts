@@ -200,6 +200,7 @@ export function makeHost(bundle: string): Host {
       return new Disposable();
     },
     showTextDocument: () => Promise.resolve(undefined),
+    createTextEditorDecorationType: () => ({ key: 'decoration', dispose: () => undefined }),
     tabGroups: { all: [], onDidChangeTabs: ev().event, onDidChangeTabGroups: ev().event, close: () => Promise.resolve(true) },
   };
   const workspace = {

@@ -66,9 +66,28 @@ describe('settings', () => {
       index: { enabled: false, exclude: ['third_party/**'], db: '/storage/index.sqlite' },
       cacheMb: 2048,
       diskCache: { mb: 0 },
+      nextEdit: { enabled: true, model: true, regionLines: 16 },
     });
     assert.ok(!JSON.stringify(serverSettings(s)).includes('sk-secret'));
     assert.equal(readSettings(from({ 'remote.fimApi': 'raw' })).remoteFimApi, 'raw');
+  });
+
+  it('reads the next edit settings: clamped, and all but the pause sent to the server', () => {
+    const s = readSettings(
+      from({ 'nextEdit.enabled': false, 'nextEdit.model': 'yes', 'nextEdit.regionLines': 1000, 'nextEdit.debounceMs': -3 }),
+    );
+    assert.equal(s.nextEditEnabled, false);
+    assert.equal(s.nextEditModel, true);
+    assert.equal(s.nextEditRegionLines, 64);
+    assert.equal(s.nextEditDebounceMs, 0);
+    assert.equal(readSettings(from({ 'nextEdit.regionLines': 2 })).nextEditRegionLines, 4);
+    assert.equal(readSettings(from({})).nextEditDebounceMs, 300);
+    assert.deepEqual(serverSettings(s).nextEdit, { enabled: false, model: true, regionLines: 64 });
+    const only = (k: string) => (x: string) => k === x || k.startsWith(x + '.');
+    assert.equal(classifyChange(only('latent.nextEdit.debounceMs')), 'client');
+    assert.equal(classifyChange(only('latent.nextEdit.enabled')), 'server');
+    assert.equal(classifyChange(only('latent.nextEdit.model')), 'server');
+    assert.equal(classifyChange(only('latent.nextEdit.regionLines')), 'server');
   });
 
   it('expands ~ only at the start', () => {
