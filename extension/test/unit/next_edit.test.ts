@@ -314,6 +314,21 @@ describe('next edit suggestions', () => {
     assert.deepEqual(decorations(), []);
     timers.advance(300);
     assert.equal(api.asked.length, n + 1);
+    // One in another file goes too when the user types here, or when that file changes.
+    api.asked[n]!.answer({ version: doc.version, edits: [item({ uri: 'file:///w/b.ts' })] });
+    await flush();
+    assert.equal(currentId(), 'rename:sum:total:1');
+    type();
+    assert.equal(currentId(), undefined);
+    const b = new TextDocument(Uri.parse('file:///w/b.ts'), 'x\n');
+    await offer(item({ uri: 'file:///w/b.ts' }));
+    assert.equal(context(), true);
+    const asked = api.asked.length;
+    type(b); // not the active editor's document: nothing asked, the suggestion's range is gone
+    assert.equal(currentId(), undefined);
+    assert.equal(context(), false);
+    timers.advance(1000);
+    assert.equal(api.asked.length, asked);
   });
 
   it('asks nothing when the setting is off, and turning it off takes a suggestion away', async () => {
@@ -326,7 +341,8 @@ describe('next edit suggestions', () => {
     const n = api.asked.length;
     type();
     timers.advance(10000);
-    await ctl.ask();
+    void ctl.ask();
+    await flush();
     assert.equal(api.asked.length, n);
   });
 
