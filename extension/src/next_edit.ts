@@ -64,8 +64,10 @@ function toRange(r: NextEditItem['range']): vscode.Range {
 
 function validItem(x: unknown): x is NextEditItem {
   const i = x as Partial<NextEditItem> | null;
-  const pos = (p: unknown) =>
-    typeof p === 'object' && p !== null && Number.isInteger((p as { line?: unknown }).line) && Number.isInteger((p as { character?: unknown }).character);
+  const pos = (p: unknown) => {
+    const q = p as { line?: unknown; character?: unknown } | null;
+    return typeof q === 'object' && q !== null && Number.isInteger(q.line) && Number.isInteger(q.character);
+  };
   return (
     typeof i === 'object' &&
     i !== null &&
@@ -101,7 +103,7 @@ export class NextEditController implements vscode.Disposable {
   private contextValue = false;
   private hint: vscode.Disposable | undefined;
   private decorated: vscode.TextEditor[] = [];
-  private types: { removed: vscode.TextEditorDecorationType; added: vscode.TextEditorDecorationType; far: vscode.TextEditorDecorationType } | undefined;
+  private types: Record<'removed' | 'added' | 'far', vscode.TextEditorDecorationType> | undefined;
   private readonly timers: Timers;
   // How many latent/nextEdit requests went out (tests, status).
   asked = 0;
@@ -161,13 +163,15 @@ export class NextEditController implements vscode.Disposable {
   private onSelectionChanged(e: vscode.TextEditorSelectionChangeEvent): void {
     if (e.textEditor !== vscode.window.activeTextEditor) return;
     const p = e.selections[0]?.active;
-    if (this.ghost && (!p || p.line !== this.ghost.line || p.character !== this.ghost.character)) this.ghost = undefined;
+    const g = this.ghost;
+    if (g && (!p || p.line !== g.line || p.character !== g.character)) this.ghost = undefined;
     if (this.shown) this.render(); // inline or far depends on the cursor
   }
 
   // The inline completion middleware showed ghost text at `position`: it owns Tab there.
   ghostShown(document: vscode.TextDocument, position: vscode.Position): void {
-    this.ghost = { uri: document.uri.toString(), version: document.version, line: position.line, character: position.character };
+    const uri = document.uri.toString();
+    this.ghost = { uri, version: document.version, line: position.line, character: position.character };
     if (this.shown) this.render();
   }
 
@@ -297,7 +301,8 @@ export class NextEditController implements vscode.Disposable {
     const g = this.ghost;
     if (!g || !editor) return false;
     const p = editor.selection.active;
-    return editor.document.uri.toString() === g.uri && editor.document.version === g.version && p.line === g.line && p.character === g.character;
+    const d = editor.document;
+    return d.uri.toString() === g.uri && d.version === g.version && p.line === g.line && p.character === g.character;
   }
 
   // Where the suggestion is against the active editor's cursor.
@@ -323,14 +328,17 @@ export class NextEditController implements vscode.Disposable {
     if (where === 'inline' && editor) {
       editor.setDecorations(t.removed, range.isEmpty ? [] : [{ range }]);
       const text = it.newText === '' ? '' : flatten(it.newText);
-      editor.setDecorations(t.added, text ? [{ range: new vscode.Range(range.end, range.end), renderOptions: { after: { contentText: text } } }] : []);
+      const at = new vscode.Range(range.end, range.end);
+      editor.setDecorations(t.added, text ? [{ range: at, renderOptions: { after: { contentText: text } } }] : []);
       this.decorated.push(editor);
     } else {
-      const line = new vscode.Range(it.range.start.line, 0, it.range.start.line, 0);
-      const mark = { range: line, renderOptions: { after: { contentText: `⇥ Tab: ${it.label}` } } };
+      const n = it.range.start.line;
+      const after = { contentText: `⇥ Tab: ${it.label}` };
       for (const ed of vscode.window.visibleTextEditors) {
         if (ed.document.uri.toString() !== it.uri) continue;
-        ed.setDecorations(t.far, [mark]);
+        // The hint goes after the line's text: the range ends at the line's end.
+        const end = n < ed.document.lineCount ? ed.document.lineAt(n).text.length : 0;
+        ed.setDecorations(t.far, [{ range: new vscode.Range(n, 0, n, end), renderOptions: { after } }]);
         this.decorated.push(ed);
       }
       const other = where === 'otherFile' ? ` in ${baseName(it.uri)}` : '';
@@ -372,7 +380,10 @@ export class NextEditController implements vscode.Disposable {
       editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
       this.render();
     } else {
-      await vscode.window.showTextDocument(vscode.Uri.parse(s.item.uri), { selection: new vscode.Range(start, start), preview: false });
+      await vscode.window.showTextDocument(vscode.Uri.parse(s.item.uri), {
+        selection: new vscode.Range(start, start),
+        preview: false,
+      });
       if (this.shown === s) this.render();
     }
     return true;

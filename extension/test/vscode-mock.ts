@@ -97,6 +97,13 @@ export class TextDocument {
     this.text = t;
     this.version++;
   }
+  get lineCount(): number {
+    return this.text.split('\n').length;
+  }
+  lineAt(line: number): { text: string; range: Range } {
+    const text = this.text.split('\n')[line] ?? '';
+    return { text, range: new Range(line, 0, line, text.length) };
+  }
   offsetAt(p: Position): number {
     const lines = this.text.split('\n');
     let o = 0;

@@ -81,9 +81,15 @@ function makeEditor(doc: TextDocument, line: number, character = 0): FakeEditor 
   return ed;
 }
 
-const text = ['function total(items) {', '  let sum = 0;', '  for (const x of items) sum += x;', '  return sum;', '}', ''].concat(
-  Array.from({ length: 40 }, (_, i) => `// line ${i + 6}`),
-);
+const text = [
+  'function total(items) {',
+  '  let sum = 0;',
+  '  for (const x of items) sum += x;',
+  '  return sum;',
+  '}',
+  '',
+  ...Array.from({ length: 40 }, (_, i) => `// line ${i + 6}`),
+];
 
 describe('next edit suggestions', () => {
   let timers: FakeTimers;
@@ -102,13 +108,19 @@ describe('next edit suggestions', () => {
   };
   // Every decoration now on the editor, by the option that tells them apart.
   const decorations = () => {
-    const out: { kind: string; line: number; text?: string }[] = [];
+    const out: { kind: string; line: number; end?: number; text?: string }[] = [];
     for (const t of mock.decorationTypes) {
       const o = t.options as { textDecoration?: string; isWholeLine?: boolean };
       const kind = o.textDecoration ? 'removed' : o.isWholeLine ? 'far' : 'added';
-      for (const d of (editor.decorations.get(t) ?? []) as { range: { start: { line: number } }; renderOptions?: { after?: { contentText?: string } } }[]) {
+      type Shown = {
+        range: { start: { line: number }; end: { character: number } };
+        renderOptions?: { after?: { contentText?: string } };
+      };
+      for (const d of (editor.decorations.get(t) ?? []) as Shown[]) {
         const after = d.renderOptions?.after?.contentText;
-        out.push({ kind, line: d.range.start.line, ...(after !== undefined ? { text: after } : {}) });
+        // A far mark spans its line, so its hint shows after the line's text.
+        const span = kind === 'far' ? { end: d.range.end.character } : {};
+        out.push({ kind, line: d.range.start.line, ...span, ...(after !== undefined ? { text: after } : {}) });
       }
     }
     return out;
@@ -233,7 +245,7 @@ describe('next edit suggestions', () => {
     moveTo(30);
     await offer(item({ range: { start: { line: 3, character: 9 }, end: { line: 3, character: 12 } } }));
     assert.equal(ctl.placement(), 'far');
-    assert.deepEqual(decorations(), [{ kind: 'far', line: 3, text: '⇥ Tab: Rename sum → acc' }]);
+    assert.deepEqual(decorations(), [{ kind: 'far', line: 3, end: 13, text: '⇥ Tab: Rename sum → acc' }]);
     assert.deepEqual(hints(), ['Tab: go to next edit (Rename sum → acc)']);
     assert.equal(context(), true);
 
@@ -254,7 +266,13 @@ describe('next edit suggestions', () => {
     await flush();
     assert.equal(mock.applied.length, 1);
     assert.deepEqual(
-      mock.applied[0]!.edits.map((e) => ({ uri: e.uri.toString(), line: e.range.start.line, from: e.range.start.character, to: e.range.end.character, newText: e.newText })),
+      mock.applied[0]!.edits.map((e) => ({
+        uri: e.uri.toString(),
+        line: e.range.start.line,
+        from: e.range.start.character,
+        to: e.range.end.character,
+        newText: e.newText,
+      })),
       [{ uri: 'file:///w/a.ts', line: 3, from: 9, to: 12, newText: 'acc' }],
     );
     assert.equal(doc.getText().split('\n')[3], '  return acc;');
@@ -268,13 +286,15 @@ describe('next edit suggestions', () => {
 
   it('Tab on an edit in another file opens it there', async () => {
     const other = 'file:///w/b.ts';
-    await offer(item({ id: 'b', uri: other, range: { start: { line: 7, character: 2 }, end: { line: 7, character: 5 } } }));
+    const range = { start: { line: 7, character: 2 }, end: { line: 7, character: 5 } };
+    await offer(item({ id: 'b', uri: other, range }));
     assert.equal(ctl.placement(), 'otherFile');
     assert.deepEqual(hints(), ['Tab: go to next edit (Rename sum → acc) in b.ts']);
     assert.equal(await mock.commands.get('latent.nextEdit.jumpOrAccept')!(), true);
     assert.equal(mock.shown.length, 1);
     assert.equal(mock.shown[0]!.uri.toString(), other);
-    assert.deepEqual({ ...(mock.shown[0]!.options as { selection: { start: object } }).selection.start }, { line: 7, character: 2 });
+    const { selection } = mock.shown[0]!.options as { selection: { start: object } };
+    assert.deepEqual({ ...selection.start }, { line: 7, character: 2 });
     assert.equal(mock.applied.length, 0);
     // The editor changes to that file: the suggestion stays, now in place.
     const b = new TextDocument(Uri.parse(other), 'x\n'.repeat(20));
