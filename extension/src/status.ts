@@ -71,6 +71,13 @@ export function statusView(m: StatusModel): StatusView {
       );
     }
   }
+  const ne = m.server === 'running' ? m.status?.nextEdit : undefined;
+  if (ne && ne.shown > 0) {
+    tips.push(
+      `Next edits: ${ne.shown} shown, ${ne.accepted} accepted, ${ne.dismissed} dismissed ` +
+        `(${ne.index} from the index, ${ne.model} from the model)`,
+    );
+  }
   if (m.lastLatencyMs !== undefined && m.server === 'running') parts.push(`${Math.round(m.lastLatencyMs)} ms`);
   if (m.problem) {
     warning = true;

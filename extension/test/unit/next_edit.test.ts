@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import type { CancellationToken } from 'vscode-jsonrpc';
 import { applyTextEdits, type Outcome } from '../../src/api';
 import { kContextKey, NextEditController, type NextEditSettings, type Timers } from '../../src/next_edit';
-import type { NextEditFeedbackParams, NextEditItem, NextEditParams, NextEditResult } from '../../src/protocol';
+import type { NextEditFeedbackParams, NextEditItem, NextEditParams, NextEditResult, StatusResult } from '../../src/protocol';
+import { statusView } from '../../src/status';
 import { mock, Selection, TextDocument, Uri, WorkspaceEdit } from '../vscode-mock';
 
 class FakeTimers implements Timers {
@@ -401,5 +402,25 @@ describe('next edit suggestions', () => {
       ],
     );
     assert.equal(kContextKey, 'latent.nextEditVisible');
+  });
+
+  it("the status bar's tooltip has the server's next edit counters", () => {
+    const status: StatusResult = {
+      backend: 'remote',
+      settings: {},
+      completions: 0,
+      suggestionCacheHits: 0,
+      lastCompletionMs: 0,
+      lastCachedTokens: 0,
+      lastComputedTokens: 0,
+      cache: {},
+      documents: 1,
+      index: [],
+      nextEdit: { shown: 7, accepted: 5, dismissed: 1, index: 6, model: 1 },
+    };
+    const v = statusView({ server: 'running', completionEnabled: true, status });
+    assert.match(v.tooltip, /Next edits: 7 shown, 5 accepted, 1 dismissed \(6 from the index, 1 from the model\)/);
+    const none = statusView({ server: 'running', completionEnabled: true, status: { ...status, nextEdit: undefined } });
+    assert.doesNotMatch(none.tooltip, /Next edits/);
   });
 });
