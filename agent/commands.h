@@ -36,6 +36,9 @@ void register_bench_json_decode_command(CLI::App& app, int& exit_code);
 // `latent bench chat-cache`: the prefix cache's share of each chat turn's prompt
 // (cli_bench_chat_cache.cpp).
 void register_bench_chat_cache_command(CLI::App& app, int& exit_code);
+// `latent bench next-edit`: recall, precision and latency of the index-driven next edits
+// on real code (cli_bench_next_edit.cpp).
+void register_bench_next_edit_command(CLI::App& app, int& exit_code);
 // `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 

@@ -1,0 +1,842 @@
+// `latent bench next-edit --dir D`: recall, precision and latency of the index-driven next
+// edits (next_edit_index.h) on real code. Renames (and, with --signatures, parameter
+// removals) are played at definitions that ctags finds — independently of the index —
+// and the suggestions index_next_edits makes through a WorkspaceIndex of D are compared
+// with the true places, found by a token search of the files of the same language
+// family. Not a test of the editor or the server: the history, the cursor and the
+// sources are built here as the server would build them. Progress on stderr, one JSON
+// line on stdout (shared/BENCHMARKS.md).
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/commands.h"
+#include "agent/edit_history.h"
+#include "agent/next_edit_index.h"
+#include "agent/workspace_index.h"
+#include "index/indexer.h"
+#include "index/languages.h"
+
+namespace latent::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+    std::string dir, lang;
+    size_t renames = 100, signatures = 0;
+    uint64_t seed = 1;
+    unsigned threads = 0;
+    size_t examples = 5;
+};
+
+// Language families: a name used in a C header and a C++ source is one name; Python,
+// TS/JS, Go, Rust and Java each stand alone.
+std::string family_of(const std::string& path) {
+    const index::Language* l = index::language_for_path(path);
+    if (!l) return "";
+    const std::string_view n = l->name;
+    if (n == "c" || n == "cpp") return "c/c++";
+    if (n == "javascript" || n == "typescript" || n == "tsx") return "ts/js";
+    return std::string(n);
+}
+
+bool ident_char(unsigned char c) { return std::isalnum(c) || c == '_' || c == '$' || c >= 0x80; }
+
+std::optional<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Bytes of `text` inside comments or string literals (1) or code (0), by a simple lexer:
+// line and block comments, quoted strings with escapes (ending at an unescaped newline
+// unless the language has multi-line strings), Python's triple quotes, Go's and JS's
+// backquoted strings (a template's ${…} counts as string), Rust's lifetimes ('a) left as
+// code. Regex literals and raw strings with delimiters are not recognised.
+std::vector<uint8_t> non_code_mask(const std::string& text, const std::string& family) {
+    std::vector<uint8_t> mask(text.size(), 0);
+    const bool python = family == "python";
+    const size_t n = text.size();
+    auto mark = [&](size_t a, size_t b) {
+        for (size_t k = a; k < b && k < n; ++k) mask[k] = 1;
+    };
+    size_t i = 0;
+    while (i < n) {
+        const char c = text[i];
+        if (python && c == '#') {
+            size_t e = text.find('\n', i);
+            if (e == std::string::npos) e = n;
+            mark(i, e);
+            i = e;
+        } else if (!python && c == '/' && i + 1 < n && text[i + 1] == '/') {
+            size_t e = text.find('\n', i);
+            if (e == std::string::npos) e = n;
+            mark(i, e);
+            i = e;
+        } else if (!python && c == '/' && i + 1 < n && text[i + 1] == '*') {
+            size_t e = text.find("*/", i + 2);
+            e = e == std::string::npos ? n : e + 2;
+            mark(i, e);
+            i = e;
+        } else if (python && (c == '"' || c == '\'') && i + 2 < n && text[i + 1] == c &&
+                   text[i + 2] == c) {
+            const std::string close(3, c);
+            size_t k = i + 3;
+            while (k < n && text.compare(k, 3, close) != 0) k += text[k] == '\\' ? 2 : 1;
+            const size_t e = std::min(n, k + 3);
+            mark(i, e);
+            i = e;
+        } else if (c == '`' && (family == "go" || family == "ts/js")) {
+            size_t k = i + 1;
+            while (k < n && text[k] != '`') k += (family == "ts/js" && text[k] == '\\') ? 2 : 1;
+            const size_t e = std::min(n, k + 1);
+            mark(i, e);
+            i = e;
+        } else if (c == '"' || c == '\'') {
+            if (c == '\'' && family == "rust" && i + 2 < n && ident_char(text[i + 1]) &&
+                text[i + 2] != '\'') {
+                ++i;  // a lifetime, not a char literal
+                continue;
+            }
+            if (c == '\'' && family == "c/c++" && i > 0 &&
+                std::isxdigit((unsigned char)text[i - 1])) {
+                ++i;  // a digit separator (1'000)
+                continue;
+            }
+            size_t k = i + 1;
+            while (k < n && text[k] != c && text[k] != '\n') k += text[k] == '\\' ? 2 : 1;
+            const size_t e = std::min(n, k + 1);
+            mark(i, e);
+            i = e;
+        } else if (ident_char(static_cast<unsigned char>(c))) {
+            while (i < n && ident_char(static_cast<unsigned char>(text[i]))) ++i;  // a word
+        } else {
+            ++i;
+        }
+    }
+    return mask;
+}
+
+// Calls f(offset, word) for every identifier-like word of `text` (numbers skipped).
+template <class F>
+void for_each_word(const std::string& text, F&& f) {
+    const size_t n = text.size();
+    size_t i = 0;
+    while (i < n) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (!ident_char(c)) {
+            ++i;
+            continue;
+        }
+        const size_t s = i;
+        while (i < n && ident_char(static_cast<unsigned char>(text[i]))) ++i;
+        if (!std::isdigit(c)) f(s, std::string_view(text).substr(s, i - s));
+    }
+}
+
+// The first whole-word occurrence of `name` in [from, to) of `text`.
+std::optional<size_t> find_word(const std::string& text, std::string_view name, size_t from,
+                                size_t to) {
+    size_t p = from;
+    while ((p = text.find(name, p)) != std::string::npos && p + name.size() <= to) {
+        const bool left = p == 0 || !ident_char(static_cast<unsigned char>(text[p - 1]));
+        const bool right = p + name.size() >= text.size() ||
+                           !ident_char(static_cast<unsigned char>(text[p + name.size()]));
+        if (left && right) return p;
+        ++p;
+    }
+    return std::nullopt;
+}
+
+size_t line_offset(const std::string& text, uint32_t line0) {
+    size_t p = 0;
+    for (uint32_t l = 0; l < line0 && p < text.size(); ++l) {
+        const size_t nl = text.find('\n', p);
+        if (nl == std::string::npos) return text.size();
+        p = nl + 1;
+    }
+    return p;
+}
+
+uint32_t line_of(const std::string& text, size_t offset) {
+    return static_cast<uint32_t>(
+        std::count(text.begin(), text.begin() + std::min(offset, text.size()), '\n'));
+}
+
+// A bracketed list: text[open] is '(' and text[close] its ')'; parts are the bytes
+// between top-level commas ([begin, end), whitespace included).
+struct List {
+    size_t open = 0, close = 0;
+    std::vector<std::pair<size_t, size_t>> parts;
+};
+
+// The list opening at text[open] ('('), with (), [] and {} nested and quoted strings
+// skipped; nullopt when it does not close within 64 KiB. Angle brackets are not
+// brackets here: `f(std::map<int, int>())` counts two arguments (a known inaccuracy).
+std::optional<List> parse_list(const std::string& text, size_t open) {
+    if (open >= text.size() || text[open] != '(') return std::nullopt;
+    List l;
+    l.open = open;
+    int depth = 0;
+    size_t part = open + 1;
+    const size_t limit = std::min(text.size(), open + 65536);
+    for (size_t i = open; i < limit; ++i) {
+        const char c = text[i];
+        if (c == '"' || c == '\'') {
+            size_t k = i + 1;
+            while (k < limit && text[k] != c && text[k] != '\n') k += text[k] == '\\' ? 2 : 1;
+            i = k;
+        } else if (c == '(' || c == '[' || c == '{') {
+            ++depth;
+        } else if (c == ')' || c == ']' || c == '}') {
+            if (--depth == 0) {
+                l.close = i;
+                l.parts.push_back({part, i});
+                return l;
+            }
+        } else if (c == ',' && depth == 1) {
+            l.parts.push_back({part, i});
+            part = i + 1;
+        }
+    }
+    return std::nullopt;
+}
+
+bool blank(const std::string& text, std::pair<size_t, size_t> r) {
+    for (size_t i = r.first; i < r.second; ++i)
+        if (!std::isspace(static_cast<unsigned char>(text[i]))) return false;
+    return true;
+}
+
+// The parts that hold something (a trailing comma's empty part and "()"'s one left out).
+std::vector<std::pair<size_t, size_t>> items(const std::string& text, const List& l) {
+    std::vector<std::pair<size_t, size_t>> out;
+    for (const auto& p : l.parts)
+        if (!blank(text, p)) out.push_back(p);
+    return out;
+}
+
+size_t trimmed_end(const std::string& text, std::pair<size_t, size_t> r) {
+    size_t e = r.second;
+    while (e > r.first && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
+    return e;
+}
+
+// The bytes to remove for dropping the last of `its`: from the end of the one before to
+// the end of the last, so "(a, b)" becomes "(a)" and "(a,\n b,\n)" "(a,\n)"; a lone item
+// goes whole ("(a)" becomes "()").
+std::pair<size_t, size_t> drop_last(const std::string& text,
+                                    const std::vector<std::pair<size_t, size_t>>& its) {
+    if (its.size() == 1) return {its[0].first, trimmed_end(text, its[0])};
+    return {trimmed_end(text, its[its.size() - 2]), trimmed_end(text, its.back())};
+}
+
+std::string squeeze(std::string_view s) {
+    std::string out;
+    for (char c : s)
+        if (!std::isspace(static_cast<unsigned char>(c))) out += c;
+    return out;
+}
+
+// ctags kinds that define a name (over C/C++, Python, JS/TS, Go, Rust, Java). Macros and
+// external declarations count for "defined once" but are not renamed.
+const std::set<std::string> kDefinitionKinds = {
+    "function",   "prototype", "method", "class",    "struct",   "union",         "enum",
+    "enumerator", "member",    "field",  "variable", "typedef",  "interface",     "type",
+    "constant",   "func",      "const",  "var",      "property", "alias",         "talias",
+    "methodSpec", "generator", "getter", "setter",   "trait",    "implementation"};
+const std::set<std::string> kAlsoCounted = {"macro", "externvar", "namespace", "module", "package"};
+const std::set<std::string> kFileScopeOnly = {"variable", "var", "constant", "const"};
+const std::set<std::string> kCallable = {"function", "prototype", "method", "func", "member"};
+
+struct Occurrence {
+    std::string file;  // relative
+    size_t offset = 0;
+    bool code = true;  // outside comments and strings
+};
+
+struct Candidate {
+    std::string name, kind, file, family, signature, scope_kind;
+    uint32_t line = 0;  // 0-based
+};
+
+using Place = std::pair<std::string, size_t>;  // absolute path, byte
+
+double pct(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+}
+
+// What the benchmark knows of the folder, found without the index.
+struct Corpus {
+    std::string root;
+    std::map<std::string, std::string> texts;           // relative path -> text
+    std::map<std::string, std::string> family_of_file;  // relative path -> family
+    std::map<std::string, size_t> family_files;
+    std::vector<Candidate> tagged;                                    // ctags definitions
+    std::map<std::pair<std::string, std::string>, size_t> def_count;  // (family, name)
+    std::map<std::pair<std::string, std::string>, std::vector<Occurrence>> occ;
+    size_t ctags_defs = 0;
+
+    std::string abs(const std::string& rel) const { return root + "/" + rel; }
+    std::string rel(const std::string& abs_path) const { return abs_path.substr(root.size() + 1); }
+    std::string where(const Place& p, const std::string& edited_rel,
+                      const std::string& edited) const {
+        const std::string r = rel(p.first);
+        const std::string& t = r == edited_rel ? edited : texts.at(r);
+        return r + ":" + std::to_string(line_of(t, p.second) + 1);
+    }
+};
+
+// The sources as the language server gives them: the index's references and
+// definitions, the edited document's text, the others' from disk.
+NextEditSources make_sources(WorkspaceIndex& wi, const std::string& root, const std::string& abs,
+                             const std::string& edited) {
+    NextEditSources src;
+    src.files_using = [&wi, root, abs](std::string_view name, size_t limit) {
+        std::vector<std::string> out;
+        std::set<std::string> seen;
+        for (const auto& r : wi.references(name, 20'000)) {
+            std::string p = root + "/" + r.path;
+            if (p == abs || !seen.insert(p).second) continue;
+            out.push_back(std::move(p));
+            if (out.size() >= limit) break;
+        }
+        return out;
+    };
+    src.read = [root, abs, &edited](const std::string& p) -> std::optional<std::string> {
+        if (p == abs) return edited;
+        if (p.rfind(root + "/", 0) != 0) return std::nullopt;
+        return read_file(p);
+    };
+    src.defined_in = [&wi, root](std::string_view name) {
+        std::vector<std::string> out;
+        for (const auto& d : wi.definitions(std::string(name), 1000)) {
+            std::string p = root + "/" + d.path;
+            if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
+        }
+        return out;
+    };
+    src.resolve = [root](const std::string& u) -> std::string {
+        if (u.rfind("file://", 0) != 0) return "";
+        std::string p = u.substr(7);
+        return p.rfind(root + "/", 0) == 0 ? p : "";
+    };
+    return src;
+}
+
+struct Figures {
+    size_t played = 0, none = 0, truth = 0, truth_all = 0, found = 0, hits = 0, hits_all = 0,
+           wrong_text = 0, wrong_kind = 0, complete = 0;
+    std::vector<double> ms;
+    std::map<std::string, std::array<size_t, 3>> by_kind;  // kind -> played, truth, hits
+    nlohmann::json misses = nlohmann::json::array(), false_hits = nlohmann::json::array();
+
+    nlohmann::json json(const char* what) const {
+        nlohmann::json kinds = nlohmann::json::object();
+        for (const auto& [kind, v] : by_kind)
+            kinds[kind] = {
+                {what, v[0]}, {"truth", v[1]}, {"recall", v[1] ? double(v[2]) / v[1] : 1.0}};
+        return {{what, played},
+                {"no_suggestion", none},
+                {"complete", complete},
+                {"truth", truth},
+                {"found", found},
+                {"recall", truth ? double(hits) / truth : 1.0},
+                {"precision", found ? double(hits_all) / found : 1.0},
+                {"wrong_text", wrong_text},
+                {"wrong_kind", wrong_kind},
+                {"p50_ms", pct(ms, 0.5)},
+                {"p99_ms", pct(ms, 0.99)},
+                {"max_ms", pct(ms, 1.0)},
+                {"by_kind", kinds},
+                {"misses", misses},
+                {"false_hits", false_hits}};
+    }
+};
+
+// One rename at the definition `c`: its name's bytes on its line become name + "X2".
+bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t examples,
+                 Figures& F) {
+    const std::string& text = k.texts.at(c.file);
+    const size_t ls = line_offset(text, c.line);
+    size_t le = text.find('\n', ls);
+    if (le == std::string::npos) le = text.size();
+    const auto def = find_word(text, c.name, ls, le);
+    if (!def) return false;  // the name is not on its line (a definition made by a macro)
+    const std::string new_name = c.name + "X2";
+    const size_t delta = new_name.size() - c.name.size();
+    std::string edited = text;
+    edited.replace(*def, c.name.size(), new_name);
+    const std::string abs = k.abs(c.file);
+    EditHistory history;
+    const int64_t t_edit = 10'000;
+    history.record("file://" + abs, edited, *def, c.name, *def + new_name.size(), t_edit);
+
+    // The truth: every occurrence left, in the edited text's bytes; those in code, and
+    // all (comments and strings too: an edit there is not counted wrong).
+    std::set<Place> truth, truth_all;
+    for (const Occurrence& o : k.occ.at({c.family, c.name})) {
+        if (o.file == c.file && o.offset == *def) continue;
+        const size_t off = o.file == c.file && o.offset > *def ? o.offset + delta : o.offset;
+        truth_all.insert({k.abs(o.file), off});
+        if (o.code) truth.insert({k.abs(o.file), off});
+    }
+
+    const NextEditSources src = make_sources(wi, k.root, abs, edited);
+    const auto t0 = Clock::now();
+    const auto r =
+        index_next_edits(history.hunks(), {abs, *def + new_name.size()}, t_edit + 300, src);
+    F.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    ++F.played;
+    F.truth += truth.size();
+    F.truth_all += truth_all.size();
+    auto& by = F.by_kind[c.kind];
+    ++by[0];
+    by[1] += truth.size();
+    std::set<Place> found;
+    if (!r) {
+        ++F.none;
+    } else {
+        if (r->kind != "rename") ++F.wrong_kind;
+        for (const SuggestedEdit& e : r->edits) {
+            found.insert({e.path, e.start});
+            if (e.new_text != new_name || e.old_text != c.name || e.end - e.start != c.name.size())
+                ++F.wrong_text;
+        }
+    }
+    F.found += found.size();
+    size_t hits = 0;
+    for (const Place& f : found) {
+        if (truth.count(f)) ++hits;
+        if (truth_all.count(f)) {
+            ++F.hits_all;
+        } else if (F.false_hits.size() < examples) {
+            F.false_hits.push_back({{"name", c.name},
+                                    {"kind", c.kind},
+                                    {"defined", c.file + ":" + std::to_string(c.line + 1)},
+                                    {"at", k.where(f, c.file, edited)}});
+        }
+    }
+    F.hits += hits;
+    by[2] += hits;
+    if (hits == truth.size()) ++F.complete;
+    size_t missed = 0;
+    std::string first_miss;
+    for (const Place& t : truth)
+        if (!found.count(t) && missed++ == 0) first_miss = k.where(t, c.file, edited);
+    if (missed && F.misses.size() < examples)
+        F.misses.push_back({{"name", c.name},
+                            {"kind", c.kind},
+                            {"defined", c.file + ":" + std::to_string(c.line + 1)},
+                            {"missed", missed},
+                            {"of", truth.size()},
+                            {"first", first_miss},
+                            {"suggested", r ? r->edits.size() : 0}});
+    return true;
+}
+
+// Whether a call's receiver is passed as the first parameter (Python's self, Rust's
+// &self): a call `x.f(...)` then has one argument fewer than the parameters.
+bool takes_self(const std::string& text, std::pair<size_t, size_t> first_param) {
+    const std::string p = squeeze(
+        std::string_view(text).substr(first_param.first, first_param.second - first_param.first));
+    return p == "self" || p == "cls" || p == "&self" || p == "&mutself" || p == "mutself";
+}
+
+// One parameter removal at the definition `c`: its last parameter (and the comma before)
+// goes. Truth: the calls `name(` with as many arguments as it had parameters, each of
+// which should lose its last argument.
+bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t examples,
+                    Figures& F) {
+    const std::string& text = k.texts.at(c.file);
+    const size_t ls = line_offset(text, c.line);
+    size_t le = text.find('\n', ls);
+    if (le == std::string::npos) le = text.size();
+    const auto def = find_word(text, c.name, ls, le);
+    if (!def) return false;
+    size_t open = *def + c.name.size();
+    while (open < text.size() && (text[open] == ' ' || text[open] == '\t')) ++open;
+    const auto params = parse_list(text, open);
+    if (!params) return false;
+    const auto ps = items(text, *params);
+    if (ps.size() < 2) return false;
+    // Calls are matched by their count of arguments: a variadic, optional or defaulted
+    // parameter anywhere (or Python's bare * and /) makes that count ambiguous.
+    for (const auto& p : ps) {
+        const std::string q = squeeze(std::string_view(text).substr(p.first, p.second - p.first));
+        if (q.empty() || q.find("...") != std::string::npos || q[0] == '*' || q[0] == '/' ||
+            q.find('=') != std::string::npos || q.find('?') != std::string::npos)
+            return false;
+    }
+    const bool self = takes_self(text, ps.front());
+    const auto [cut_b, cut_e] = drop_last(text, ps);
+    const std::string removed = text.substr(cut_b, cut_e - cut_b);
+    std::string edited = text;
+    edited.erase(cut_b, cut_e - cut_b);
+    const std::string abs = k.abs(c.file);
+    EditHistory history;
+    const int64_t t_edit = 10'000;
+    history.record("file://" + abs, edited, cut_b, removed, cut_b, t_edit);
+
+    // The calls, in the texts after the edit: each with the text its argument list should
+    // become (whitespace squeezed out).
+    struct Call {
+        List args;
+        std::string want;
+        bool code = true;  // outside comments and strings (a doctest, an example in a
+                           // comment: an edit there is right when it is the wanted one,
+                           // but its absence is no miss)
+    };
+    std::map<Place, Call> truth;
+    std::set<std::string> files;
+    for (const Occurrence& o : k.occ.at({c.family, c.name})) files.insert(o.file);
+    for (const std::string& f : files) {
+        const std::string& t = f == c.file ? edited : k.texts.at(f);
+        const std::vector<uint8_t> mask = non_code_mask(t, c.family);
+        size_t p = 0;
+        while (auto at = find_word(t, c.name, p, t.size())) {
+            p = *at + c.name.size();
+            if (f == c.file && *at == *def) continue;
+            size_t q = p;
+            while (q < t.size() && std::isspace(static_cast<unsigned char>(t[q]))) ++q;
+            const auto l = parse_list(t, q);
+            if (!l) continue;
+            const auto args = items(t, *l);
+            const bool method_call = *at > 0 && t[*at - 1] == '.';
+            const size_t want = self && method_call ? ps.size() - 1 : ps.size();
+            if (args.size() != want || want == 0) continue;
+            const auto [b, e] = drop_last(t, args);
+            std::string after = t.substr(l->open, l->close + 1 - l->open);
+            after.erase(b - l->open, e - b);
+            truth[{k.abs(f), *at}] = {*l, squeeze(after), mask[*at] == 0};
+        }
+    }
+
+    const NextEditSources src = make_sources(wi, k.root, abs, edited);
+    const auto t0 = Clock::now();
+    const auto r = index_next_edits(history.hunks(), {abs, cut_b}, t_edit + 300, src);
+    F.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    ++F.played;
+    size_t in_code = 0;
+    for (const auto& [place, call] : truth) in_code += call.code;
+    F.truth += in_code;
+    F.truth_all += truth.size();
+    auto& by = F.by_kind[c.kind];
+    ++by[0];
+    by[1] += in_code;
+    if (!r) {
+        ++F.none;
+    } else if (r->kind != "signature") {
+        ++F.wrong_kind;
+    }
+    // Each suggestion goes to the call whose parentheses hold it; a call is right when
+    // its suggestions together turn its arguments into the wanted ones.
+    std::map<Place, std::vector<const SuggestedEdit*>> per_call;
+    std::vector<const SuggestedEdit*> stray;
+    if (r) {
+        for (const SuggestedEdit& e : r->edits) {
+            const Place* at = nullptr;
+            for (const auto& [place, call] : truth)
+                if (place.first == e.path && e.start > call.args.open && e.end <= call.args.close)
+                    at = &place;
+            if (at)
+                per_call[*at].push_back(&e);
+            else
+                stray.push_back(&e);
+        }
+        F.found += r->edits.size();
+    }
+    size_t hits = 0;
+    for (const auto& [place, es] : per_call) {
+        const Call& call = truth.at(place);
+        const std::string rel = k.rel(place.first);
+        const std::string& t = rel == c.file ? edited : k.texts.at(rel);
+        std::string s = t.substr(call.args.open, call.args.close + 1 - call.args.open);
+        std::vector<const SuggestedEdit*> sorted = es;
+        std::sort(sorted.begin(), sorted.end(),
+                  [](auto* x, auto* y) { return x->start > y->start; });
+        bool ok = true;
+        for (const SuggestedEdit* e : sorted) {
+            if (t.compare(e->start, e->end - e->start, e->old_text) != 0) ok = false;
+            s.replace(e->start - call.args.open, e->end - e->start, e->new_text);
+        }
+        if (ok && squeeze(s) == call.want) {
+            hits += call.code;
+            F.hits_all += es.size();
+        } else if (F.false_hits.size() < examples) {
+            F.false_hits.push_back({{"name", c.name},
+                                    {"at", k.where(place, c.file, edited)},
+                                    {"became", s},
+                                    {"wanted", call.want}});
+        }
+    }
+    for (const SuggestedEdit* e : stray)
+        if (F.false_hits.size() < examples)
+            F.false_hits.push_back({{"name", c.name},
+                                    {"at", k.where({e->path, e->start}, c.file, edited)},
+                                    {"old", e->old_text},
+                                    {"new", e->new_text},
+                                    {"why", "not in a call with the matching argument count"}});
+    F.hits += hits;
+    by[2] += hits;
+    if (hits == in_code) ++F.complete;
+    if (hits < in_code && F.misses.size() < examples) {
+        std::string first;
+        for (const auto& [place, call] : truth)
+            if (call.code && !per_call.count(place)) {
+                first = k.where(place, c.file, edited);
+                break;
+            }
+        F.misses.push_back({{"name", c.name},
+                            {"defined", c.file + ":" + std::to_string(c.line + 1)},
+                            {"removed", removed},
+                            {"missed", in_code - hits},
+                            {"of", in_code},
+                            {"first", first},
+                            {"suggested", r ? r->edits.size() : 0}});
+    }
+    return true;
+}
+
+// Reads the folder the way the index lists it, runs ctags over those files and the
+// token search for every name ctags defines once.
+std::optional<std::string> load_corpus(Corpus& k, const std::string& only, const std::string& tmp) {
+    for (const std::string& rel : index::list_workspace_files(k.root, true)) {
+        const std::string fam = family_of(rel);
+        if (fam.empty() || (!only.empty() && fam != only)) continue;
+        auto t = read_file(k.abs(rel));
+        // The indexer's own skips: too large, minified, binary.
+        if (!t || t->size() > (1u << 20) || index::looks_minified(*t) ||
+            t->find('\0') != std::string::npos)
+            continue;
+        k.texts[rel] = std::move(*t);
+        k.family_of_file[rel] = fam;
+        ++k.family_files[fam];
+    }
+    if (k.texts.empty()) return k.root + ": no source files of a known language";
+
+    const std::string list = tmp + "/files";
+    {
+        std::ofstream out(list);
+        for (const auto& [rel, t] : k.texts) out << k.abs(rel) << "\n";
+    }
+    const auto tags =
+        index::run_program({"ctags", "-L", list, "--output-format=json", "--fields=+nKSZ",
+                            "--fields=+{scopeKind}", "--kinds-C=+p", "--kinds-C++=+p", "-f", "-"});
+    if (!tags) return "ctags (universal-ctags) is needed and failed";
+    std::istringstream in(*tags);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || j.value("_type", "") != "tag") continue;
+        const std::string kind = j.value("kind", ""), name = j.value("name", "");
+        std::string path = j.value("path", "");
+        if (path.rfind(k.root + "/", 0) != 0) continue;
+        path = k.rel(path);
+        const auto f = k.family_of_file.find(path);
+        if (f == k.family_of_file.end()) continue;
+        const bool def = kDefinitionKinds.count(kind) > 0;
+        if (!def && !kAlsoCounted.count(kind)) continue;
+        ++k.ctags_defs;
+        ++k.def_count[{f->second, name}];
+        if (!def || name.size() < 4) continue;
+        if (kFileScopeOnly.count(kind) && j.contains("scope")) continue;
+        const int ln = j.value("line", 0);
+        if (ln <= 0) continue;
+        k.tagged.push_back({name, kind, path, f->second, j.value("signature", ""),
+                            j.value("scopeKind", ""), static_cast<uint32_t>(ln - 1)});
+    }
+    std::map<std::string, std::unordered_set<std::string>> once;  // family -> names
+    for (const Candidate& c : k.tagged)
+        if (k.def_count[{c.family, c.name}] == 1) once[c.family].insert(c.name);
+    for (const auto& [rel, text] : k.texts) {
+        const std::string& fam = k.family_of_file[rel];
+        const auto& names = once[fam];
+        if (names.empty()) continue;
+        const std::vector<uint8_t> mask = non_code_mask(text, fam);
+        for_each_word(text, [&](size_t off, std::string_view w) {
+            if (w.size() < 4) return;
+            const std::string s(w);
+            if (names.count(s)) k.occ[{fam, s}].push_back({rel, off, mask[off] == 0});
+        });
+    }
+    return std::nullopt;
+}
+
+void register_bench_next_edit(CLI::App& app, int& exit_code) {
+    CLI::App* bench = bench_command(app);
+    auto* cmd = bench->add_subcommand(
+        "next-edit",
+        "Recall, precision and latency of the index-driven next edits: renames and "
+        "parameter removals played at definitions ctags finds, checked against a token "
+        "search of the files of the same language.");
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--dir", a->dir, "Folder of real code")->required();
+    cmd->add_option("--renames", a->renames, "Renames per language family")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100000));
+    cmd->add_option("--signatures", a->signatures,
+                    "Removals of a function's last parameter per language family")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100000));
+    cmd->add_option("--seed", a->seed, "Which definitions are picked")->capture_default_str();
+    cmd->add_option("--lang", a->lang,
+                    "Only this family: c/c++ (or c, cpp), python, ts/js (or ts, js), go, rust, "
+                    "java");
+    cmd->add_option("--threads", a->threads, "Parser threads (0: the indexer's default)");
+    cmd->add_option("--examples", a->examples, "Misses and false hits listed per family")
+        ->capture_default_str();
+    cmd->callback([&exit_code, a] {
+        if (!fs::is_directory(a->dir)) {
+            exit_code = fail(a->dir + ": not a directory");
+            return;
+        }
+        std::string only = a->lang;
+        if (only == "c" || only == "cpp" || only == "c++") only = "c/c++";
+        if (only == "ts" || only == "js" || only == "typescript" || only == "javascript")
+            only = "ts/js";
+        std::error_code ec;
+        Corpus k;
+        k.root = fs::canonical(a->dir, ec).string();
+        char tmpl[] = "/tmp/latent-bench-next-edit-XXXXXX";
+        const char* tmp = mkdtemp(tmpl);
+        if (!tmp) {
+            exit_code = fail("cannot create a temporary folder");
+            return;
+        }
+        struct Cleanup {
+            std::string dir;
+            ~Cleanup() {
+                std::error_code e;
+                fs::remove_all(dir, e);
+            }
+        } cleanup{tmp};
+
+        // 1. The index, in its own database, as the language server runs it.
+        WorkspaceIndexOptions wo;
+        wo.root = k.root;
+        wo.db = std::string(tmp) + "/index.sqlite";
+        wo.threads = a->threads;
+        std::mutex mu;
+        std::condition_variable cv;
+        bool indexed = false;
+        std::string summary;
+        auto last = Clock::now();
+        wo.progress = [&last](size_t done, size_t total) {
+            if (done != total && Clock::now() - last < std::chrono::milliseconds(250)) return;
+            last = Clock::now();
+            std::fprintf(stderr, "\rbench next-edit: indexing %zu/%zu files", done, total);
+            if (done == total) std::fprintf(stderr, "\n");
+        };
+        wo.done = [&](const std::string& s) {
+            std::lock_guard<std::mutex> lock(mu);
+            indexed = true;
+            summary = s;
+            cv.notify_all();
+        };
+        wo.log = [](const std::string&) {};
+        const auto t_index = Clock::now();
+        WorkspaceIndex wi(wo);
+        wi.start();
+        {
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return indexed; });
+        }
+        const double index_s = std::chrono::duration<double>(Clock::now() - t_index).count();
+        std::fprintf(stderr, "bench next-edit: index: %s (%.1f s)\n", summary.c_str(), index_s);
+
+        // 2. The files, ctags' definitions and the token search: the truth.
+        if (auto err = load_corpus(k, only, tmp)) {
+            exit_code = fail(*err);
+            return;
+        }
+        std::fprintf(stderr, "bench next-edit: %zu files, ctags: %zu definitions\n", k.texts.size(),
+                     k.ctags_defs);
+
+        // 3. Names ctags defines once and the token search finds used elsewhere, seeded.
+        std::map<std::string, std::vector<const Candidate*>> pool;  // family -> candidates
+        for (const Candidate& c : k.tagged) {
+            if (k.def_count[{c.family, c.name}] != 1) continue;
+            const auto o = k.occ.find({c.family, c.name});
+            if (o == k.occ.end() || o->second.size() < 2) continue;
+            pool[c.family].push_back(&c);
+        }
+        nlohmann::json rows = nlohmann::json::array();
+        for (auto& [fam, cands] : pool) {
+            std::mt19937_64 rng(a->seed);
+            std::shuffle(cands.begin(), cands.end(), rng);
+            Figures R, S;
+            for (const Candidate* c : cands) {
+                if (R.played >= a->renames) break;
+                if (play_rename(k, wi, *c, a->examples, R) && R.played % 25 == 0)
+                    std::fprintf(stderr, "bench next-edit: %s: %zu renames, recall %.3f\n",
+                                 fam.c_str(), R.played, R.truth ? double(R.hits) / R.truth : 1.0);
+            }
+            for (const Candidate* c : cands) {
+                if (S.played >= a->signatures) break;
+                if (!kCallable.count(c->kind) || c->signature.empty()) continue;
+                play_signature(k, wi, *c, a->examples, S);
+            }
+            nlohmann::json row = {{"lang", fam}, {"files", k.family_files[fam]}};
+            nlohmann::json rj = R.json("renames");
+            rj["truth_with_comments"] = R.truth_all;
+            rj["recall_with_comments"] = R.truth_all ? double(R.hits_all) / R.truth_all : 1.0;
+            for (auto& [key, v] : rj.items()) row[key] = v;
+            if (a->signatures) row["signatures"] = S.json("changes");
+            rows.push_back(row);
+            std::fprintf(stderr,
+                         "bench next-edit: %s: %zu renames over %zu files: recall %.3f, "
+                         "precision %.3f (%zu of %zu places; %zu suggested), none for %zu, "
+                         "p50 %.2f ms, p99 %.2f ms\n",
+                         fam.c_str(), R.played, k.family_files[fam], rj["recall"].get<double>(),
+                         rj["precision"].get<double>(), R.hits, R.truth, R.found, R.none,
+                         pct(R.ms, 0.5), pct(R.ms, 0.99));
+            if (a->signatures)
+                std::fprintf(stderr,
+                             "bench next-edit: %s: %zu parameter removals: recall %.3f, "
+                             "precision %.3f (%zu of %zu calls; %zu edits), none for %zu, "
+                             "p50 %.2f ms, p99 %.2f ms\n",
+                             fam.c_str(), S.played, S.truth ? double(S.hits) / S.truth : 1.0,
+                             S.found ? double(S.hits_all) / S.found : 1.0, S.hits, S.truth, S.found,
+                             S.none, pct(S.ms, 0.5), pct(S.ms, 0.99));
+        }
+        const nlohmann::json out = {{"bench", "next-edit"}, {"dir", k.root},
+                                    {"seed", a->seed},      {"files", k.texts.size()},
+                                    {"index_s", index_s},   {"ctags_definitions", k.ctags_defs},
+                                    {"rows", rows}};
+        std::printf("%s\n",
+                    out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    });
+}
+
+}  // namespace
+
+void register_bench_next_edit_command(CLI::App& app, int& exit_code) {
+    register_bench_next_edit(app, exit_code);
+}
+
+}  // namespace latent::agent
