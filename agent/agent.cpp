@@ -53,6 +53,13 @@ Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
       workspaces_(WorkspacesOptions{options_.index_report, options_.log}),
       prompt_library_(PromptLibraryOptions{options_.log}),
+      next_edits_(options_.now_ms ? options_.now_ms
+                                  : [] {
+                                        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   std::chrono::steady_clock::now()
+                                                       .time_since_epoch())
+                                            .count();
+                                    }),
       settings_(options_.settings),
       generators_(GeneratorHostOptions{
           [fixed = options_.backend, factory = options_.factory,
@@ -143,7 +150,10 @@ void Agent::open_document(Document doc) {
 bool Agent::change_document(const std::string& uri, int32_t version,
                             const std::vector<lsp::TextDocumentContentChangeEvent>& changes) {
     std::vector<AppliedChange> applied;
-    if (!docs_.change(uri, version, changes, &applied)) {
+    const auto each = [this, &uri](std::string_view after, const AppliedChange& c) {
+        next_edits_.record(uri, after, c);
+    };
+    if (!docs_.change(uri, version, changes, &applied, each)) {
         log("didChange for a document that is not open (or too large): " + uri);
         return false;
     }
@@ -172,6 +182,7 @@ bool Agent::change_document(const std::string& uri, int32_t version,
 void Agent::close_document(const std::string& uri) {
     docs_.close(uri);
     suggestions_.forget(uri);
+    next_edits_.forget(uri);
 }
 
 void Agent::document_opened(const std::string& uri) {
@@ -766,6 +777,7 @@ nlohmann::json Agent::status() const {
     j["cache"] = lease.backend ? lease.backend->stats() : nlohmann::json::object();
     j["documents"] = docs_.size();
     j["index"] = workspaces_.stats();
+    j["nextEdit"] = next_edits_.counters();
     return j;
 }
 

@@ -26,6 +26,7 @@
 #include "agent/generator.h"
 #include "agent/generator_host.h"
 #include "agent/mentions.h"
+#include "agent/next_edit_state.h"
 #include "agent/prompt_library.h"
 #include "agent/settings.h"
 #include "agent/workspaces.h"
@@ -116,6 +117,27 @@ struct ChatStreams {
     std::function<void(const AgentStep&)> step;
 };
 
+// latent/nextEdit: the edits the user will likely make next, after their recent edits.
+struct NextEditRequest {
+    std::string uri;
+    int32_t version = 0;  // the client's version of the document
+    lsp::Position position;
+    bool model = true;  // may ask the model when the index has nothing
+};
+struct NextEditItem {
+    std::string id;  // "<group>#<n>" (NextEditState::group_of)
+    std::string uri;
+    lsp::Range range;  // of that file's current text, in the client's encoding
+    std::string new_text;
+    std::string reason;  // "index" | "model"
+    std::string kind;    // "rename" | "signature" | "rewrite"
+    std::string label;
+};
+struct NextEditResult {
+    int32_t version = 0;              // the server's version of the document asked about
+    std::vector<NextEditItem> items;  // in the order to offer them
+};
+
 struct AgentOptions {
     Settings settings;  // before the client's (command-line flags)
     // A backend to use whatever the settings say (tests, benchmarks).
@@ -129,6 +151,9 @@ struct AgentOptions {
     std::function<void(const std::string&)> show_error;
     // Index pass reports (see WorkspacesOptions::report).
     std::function<IndexReport(const std::string& root)> index_report;
+    // Milliseconds on a steady clock, for the edit history (tests inject one). Null: the
+    // steady clock.
+    std::function<int64_t()> now_ms;
 };
 
 // Thread safety: every method may be called from any thread. change_document() and the
@@ -184,6 +209,13 @@ public:
     Outcome<ChatResult> edit(const std::string& uri, lsp::Range range,
                              const std::string& instruction, const Cancelled& cancelled,
                              const OnText& on_text);
+    // latent/nextEdit: index-driven suggestions (a rename or a parameter list followed to
+    // the uses: next_edit_index.h), else — when allowed — the model's rewrite of the region
+    // around the cursor (next_edit_model.h). A stale version answers nothing.
+    Outcome<NextEditResult> next_edit(const NextEditRequest& request, const Cancelled& cancelled);
+    // latent/nextEditFeedback. False for an unknown action.
+    bool next_edit_feedback(const std::string& id, const std::string& action);
+
     // Generator, settings (redacted), completion figures, cache and index figures.
     nlohmann::json status() const;
 
@@ -210,6 +242,10 @@ private:
     std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
                                              uint32_t line);
     void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);
+    // The model's next edit for the region around `cursor` (agent_next_edit.cpp).
+    Outcome<std::vector<NextEditItem>> model_next_edit(const Document& doc, size_t cursor,
+                                                       const std::string& path, const Settings& s,
+                                                       const Cancelled& cancelled);
     void on_backend_loaded(const std::shared_ptr<Generator>& b, const std::string& error);
     void log(const std::string& line) const;
 
@@ -219,6 +255,7 @@ private:
     Workspaces workspaces_;
     Conversations conversations_;
     PromptLibrary prompt_library_;
+    NextEditState next_edits_;
 
     mutable std::mutex mu_;  // everything below
     Settings settings_;

@@ -135,6 +135,7 @@ AppliedChange apply_change(std::string& text, const lsp::TextDocumentContentChan
     AppliedChange a;
     if (!change.range) {
         a.old_end = text.size();
+        a.whole = true;
         text = change.text;
         a.new_end = text.size();
         return a;
@@ -142,6 +143,7 @@ AppliedChange apply_change(std::string& text, const lsp::TextDocumentContentChan
     const size_t s = to_offset(text, change.range->start, enc);
     size_t e = to_offset(text, change.range->end, enc);
     if (e < s) e = s;
+    a.removed = text.substr(s, e - s);
     text.replace(s, e - s, change.text);
     a.start = s;
     a.old_end = e;
@@ -167,7 +169,7 @@ void DocumentStore::open(Document doc) {
 
 bool DocumentStore::change(const std::string& uri, int32_t version,
                            const std::vector<lsp::TextDocumentContentChangeEvent>& changes,
-                           std::vector<AppliedChange>* applied) {
+                           std::vector<AppliedChange>* applied, const EachChange& each) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = docs_.find(uri);
     if (it == docs_.end()) return false;
@@ -178,6 +180,7 @@ bool DocumentStore::change(const std::string& uri, int32_t version,
         if (c.text.size() > kMaxDocumentBytes) return false;
         done.push_back(apply_change(text, c, enc_));
         if (text.size() > kMaxDocumentBytes) return false;
+        if (each) each(text, done.back());
     }
     it->second.text = std::move(text);
     it->second.version = version;

@@ -51,6 +51,8 @@ struct Document {
 // the start. Returns the byte range [start, end) that was replaced (for edit tracking).
 struct AppliedChange {
     size_t start = 0, old_end = 0, new_end = 0;
+    std::string removed;  // the text [start, old_end) held before
+    bool whole = false;   // a full replacement (no range)
 };
 AppliedChange apply_change(std::string& text, const lsp::TextDocumentContentChangeEvent& change,
                            PositionEncoding enc);
@@ -72,9 +74,14 @@ public:
     void open(Document doc);
     // Applies the changes in order. False (and the document unchanged) when the URI is not
     // open or the result would exceed kMaxDocumentBytes. `applied` gets each change's range.
+    // `each` (may be null) is called under the store's lock after each change with the
+    // document as that change left it (the edit history records them one by one: a
+    // multi-cursor edit arrives as one batch); it must be short and must not call back
+    // into the store. A batch refused part-way has already reported its first changes.
+    using EachChange = std::function<void(std::string_view after, const AppliedChange&)>;
     bool change(const std::string& uri, int32_t version,
                 const std::vector<lsp::TextDocumentContentChangeEvent>& changes,
-                std::vector<AppliedChange>* applied = nullptr);
+                std::vector<AppliedChange>* applied = nullptr, const EachChange& each = nullptr);
     void close(const std::string& uri);
     std::optional<Document> get(const std::string& uri) const;
     // Calls `fn` with the document under the store's lock (no copy); false when not open.

@@ -269,6 +269,14 @@ void LspServer::register_handlers() {
                    [this](const json& p, lsp::RequestContext&) { return mentions(p); });
     ep_.on_request("latent/prompts",
                    [this](const json&, lsp::RequestContext&) { return prompts(); });
+    ep_.on_request("latent/nextEdit",
+                   [this](const json& p, lsp::RequestContext& ctx) { return next_edit(p, ctx); });
+    ep_.on_notification("latent/nextEditFeedback", [this](const json& p) {
+        const std::string id = p.at("id").get<std::string>();
+        const std::string action = p.at("action").get<std::string>();
+        if (id.size() > 1024 || !agent_->next_edit_feedback(id, action))
+            log("latent/nextEditFeedback: ignored (action must be shown, accepted or dismissed)");
+    });
     ep_.on_request("latent/status", [this](const json&, lsp::RequestContext&) -> lsp::Result<json> {
         return agent_->status();
     });
@@ -509,6 +517,36 @@ lsp::Result<json> LspServer::prompts() {
         list.push_back(std::move(j));
     }
     return json{{"prompts", list}};
+}
+
+lsp::Result<json> LspServer::next_edit(const json& params, lsp::RequestContext& ctx) {
+    NextEditRequest req;
+    try {
+        req.uri = params.at("textDocument").at("uri").get<std::string>();
+        req.version = params.at("textDocument").at("version").get<int32_t>();
+        req.position = params.at("position").get<lsp::Position>();
+        req.model = params.value("model", true);
+    } catch (const std::exception& e) {
+        return ResponseError{ec::kInvalidParams, e.what(), {}};
+    }
+    // The client asks again after each pause in typing: an older question is pointless.
+    const uint64_t order = ctx.arrival();
+    auto cancelled = [this, order, &ctx] {
+        return ctx.cancelled() || order < ep_.newest_arrival("latent/nextEdit");
+    };
+    auto r = agent_->next_edit(req, cancelled);
+    if (!r) return to_response_error(r.error);
+    json edits = json::array();
+    for (const auto& it : r.value->items) {
+        edits.push_back({{"id", it.id},
+                         {"uri", it.uri},
+                         {"range", it.range},
+                         {"newText", it.new_text},
+                         {"reason", it.reason},
+                         {"kind", it.kind},
+                         {"label", it.label}});
+    }
+    return json{{"version", r.value->version}, {"edits", edits}};
 }
 
 lsp::Result<json> LspServer::explain(const json& params, lsp::RequestContext& ctx) {

@@ -8,7 +8,7 @@
 // didClose, didSave, inlineCompletion, codeAction; workspace/didChangeConfiguration,
 // didChangeWatchedFiles, didChangeWorkspaceFolders, executeCommand; and Latent's own
 // latent/didFocus, latent/chat (chat and agent mode), latent/explain, latent/edit,
-// latent/mentions, latent/prompts, latent/status.
+// latent/mentions, latent/prompts, latent/nextEdit, latent/nextEditFeedback, latent/status.
 //
 // Threading: document sync (didOpen/didChange/didClose) is applied on the reading thread
 // (Endpoint kReader), parsed once, so every request read after an edit sees it; its slower
@@ -74,6 +74,7 @@ private:
     lsp::Result<nlohmann::json> edit(const nlohmann::json& params, lsp::RequestContext& ctx);
     lsp::Result<nlohmann::json> mentions(const nlohmann::json& params);
     lsp::Result<nlohmann::json> prompts();
+    lsp::Result<nlohmann::json> next_edit(const nlohmann::json& params, lsp::RequestContext& ctx);
     lsp::Result<nlohmann::json> code_action(const nlohmann::json& params);
     lsp::Result<nlohmann::json> execute_command(const nlohmann::json& params,
                                                 lsp::RequestContext& ctx);

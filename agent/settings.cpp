@@ -95,6 +95,12 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
     }
     if (j.contains("agent") && j["agent"].is_object())
         num(j["agent"], "maxSteps", s.agent_max_steps, 1, 64);
+    if (j.contains("nextEdit") && j["nextEdit"].is_object()) {
+        const json& n = j["nextEdit"];
+        s.next_edit = get_or<bool>(n, "enabled", s.next_edit);
+        s.next_edit_model = get_or<bool>(n, "model", s.next_edit_model);
+        num(n, "regionLines", s.next_edit_region_lines, 4, 64);
+    }
     if (j.contains("index") && j["index"].is_object()) {
         const json& x = j["index"];
         s.index = get_or<bool>(x, "enabled", s.index);
@@ -140,6 +146,10 @@ json redacted(const Settings& s) {
               {"maxTimeMs", s.max_time_ms}}},
             {"chat", {{"maxTokens", s.chat_max_tokens}, {"contextTokens", s.chat_context_tokens}}},
             {"agent", {{"maxSteps", s.agent_max_steps}}},
+            {"nextEdit",
+             {{"enabled", s.next_edit},
+              {"model", s.next_edit_model},
+              {"regionLines", s.next_edit_region_lines}}},
             {"index", {{"enabled", s.index}, {"exclude", s.exclude}}},
             {"cacheMb", s.cache_mb},
             {"prefixCache", s.prefix_cache},

@@ -52,7 +52,10 @@ struct Settings {
     // "chat.contextTokens": the budget of the context @-mentions gather (@file, @symbol,
     // @codebase, open editors)
     int chat_context_tokens = 4096;
-    int agent_max_steps = 16;  // "agent.maxSteps": tool calls in one agent-mode answer
+    int agent_max_steps = 16;         // "agent.maxSteps": tool calls in one agent-mode answer
+    bool next_edit = true;            // "nextEdit.enabled": latent/nextEdit answers at all
+    bool next_edit_model = true;      // "nextEdit.model": ask the model when the index has none
+    int next_edit_region_lines = 16;  // "nextEdit.regionLines": the region the model rewrites
 };
 // Reads the fields present in `j` over `base`; wrong types are ignored (logged by caller
 // through `problems`), sizes clamped to sane ranges.

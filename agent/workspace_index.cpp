@@ -298,6 +298,11 @@ std::vector<index::ReferenceHit> WorkspaceIndex::references(std::string_view nam
         "references", [&](index::Retrieval& r) { return r.references(name, limit); });
 }
 
+std::vector<std::string> WorkspaceIndex::files_mentioning(std::string_view name, size_t limit) {
+    return read<std::vector<std::string>>(
+        "files_mentioning", [&](index::Retrieval& r) { return r.files_mentioning(name, limit); });
+}
+
 std::vector<std::string> WorkspaceIndex::files(std::string_view query, size_t limit) {
     return read<std::vector<std::string>>(
         "files", [&](index::Retrieval& r) { return r.files(query, limit); });

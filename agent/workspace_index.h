@@ -82,6 +82,7 @@ public:
     // finished, or on an error (logged).
     std::vector<index::ChunkHit> search(std::string_view query, size_t k);
     std::vector<index::ReferenceHit> references(std::string_view name, size_t limit);
+    std::vector<std::string> files_mentioning(std::string_view name, size_t limit);
     std::vector<std::string> files(std::string_view query, size_t limit);
     std::vector<index::SymbolHit> symbols(std::string_view query, size_t limit);
     // Bumped whenever the index changes: after each pass and for every file updated or

@@ -198,6 +198,21 @@ std::vector<ReferenceHit> Retrieval::references(std::string_view name, size_t li
     return out;
 }
 
+std::vector<std::string> Retrieval::files_mentioning(std::string_view name, size_t limit) {
+    std::vector<std::string> out;
+    const std::string phrase = fts_phrase(name);
+    if (phrase.empty() || limit == 0) return out;
+    Statement q = store_.prepare(
+        "SELECT DISTINCT f.path FROM "
+        "(SELECT rowid AS id FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?) m "
+        "JOIN chunks c ON c.id = m.id JOIN files f ON f.id = c.file_id ORDER BY f.path LIMIT ?");
+    q.bind(1, phrase)
+        .bind(2, static_cast<int64_t>(kMaxReferenceChunks))
+        .bind(3, static_cast<int64_t>(limit));
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+}
+
 std::vector<std::string> Retrieval::files(std::string_view query, size_t limit) {
     std::vector<std::string> out;
     if (limit == 0) return out;

@@ -83,6 +83,10 @@ public:
     // words), then those chunks' refs rows; at most kMaxReferenceChunks chunks are read.
     std::vector<ReferenceHit> references(std::string_view name, size_t limit);
     static constexpr size_t kMaxReferenceChunks = 20'000;
+    // Paths of the files whose chunks hold the words of the identifier `name` (chunks_fts:
+    // every mention, uses the refs rows miss included — a field after "->", a comment),
+    // sorted, at most `limit`. A superset: the caller checks the text for the name itself.
+    std::vector<std::string> files_mentioning(std::string_view name, size_t limit);
     // Workspace-relative paths of indexed files. Empty `query`: all, sorted, the first
     // `limit`. Else a fuzzy match (every query character in order, case-insensitive),
     // ranked: query a substring of the basename, then of the path, then a subsequence;
