@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <climits>
 #include <optional>
+#include <set>
 #include <tuple>
 
 namespace latent::agent {
@@ -87,6 +88,7 @@ std::pair<std::vector<ContextBlock>, std::vector<ContextBlock>> choose_context(
                std::tie(b.path, b.start_line, b.end_line, b.text);
     };
     std::vector<ContextBlock> chosen_defs, chosen_recent;
+    std::set<std::pair<std::string, uint32_t>> seen;
     size_t left = in.context_bytes;
     auto choose = [&](std::vector<ContextBlock> blocks, std::vector<ContextBlock>& out) {
         std::sort(blocks.begin(), blocks.end(), by_place);
@@ -95,17 +97,10 @@ std::pair<std::vector<ContextBlock>, std::vector<ContextBlock>> choose_context(
             // The excerpt already shows this file's lines around the region.
             if (b.path == in.path && b.start_line < excerpt_last && b.end_line >= excerpt_first)
                 continue;
-            const bool seen =
-                std::any_of(out.begin(), out.end(),
-                            [&](const ContextBlock& o) {
-                                return o.path == b.path && o.start_line == b.start_line;
-                            }) ||
-                std::any_of(chosen_defs.begin(), chosen_defs.end(), [&](const ContextBlock& o) {
-                    return o.path == b.path && o.start_line == b.start_line;
-                });
-            if (seen) continue;
             const size_t size = b.path.size() + b.text.size() + 24;  // with the fence lines
             if (size > left) continue;
+            // The same place once (a definition the user also looked at: as a definition).
+            if (!seen.insert({b.path, b.start_line}).second) continue;
             left -= size;
             out.push_back(std::move(b));
         }
@@ -416,6 +411,16 @@ std::vector<RegionEdit> parse_next_edit_answer(const NextEditPrompt& prompt, std
 
     std::optional<std::string> rewrite = extract_rewrite(answer, why);
     if (!rewrite) return {};
+    // A CRLF file answered with bare newlines (models mostly write '\n'): its line ends back,
+    // or every line would look changed.
+    if (region.find("\r\n") != std::string_view::npos && rewrite->find('\r') == std::string::npos) {
+        std::string crlf;
+        for (const char ch : *rewrite) {
+            if (ch == '\n') crlf += '\r';
+            crlf += ch;
+        }
+        *rewrite = std::move(crlf);
+    }
     // The region's last line keeps (or lacks) its newline whatever the answer did with it.
     const bool region_nl = !region.empty() && region.back() == '\n';
     if (region_nl && !rewrite->empty() && rewrite->back() != '\n') *rewrite += '\n';

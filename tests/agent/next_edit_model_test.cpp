@@ -200,7 +200,9 @@ TEST(NextEditPrompt, ContextCappedDefinitionsFirstExcerptNotRepeated) {
     EXPECT_NE(u.find(std::string(60, 'd')), std::string::npos);
     EXPECT_EQ(u.find(std::string(60, 'r')), std::string::npos);
     in.context_bytes = 8192;
+    in.recent.push_back({"d.h", 0, 0, std::string(60, 'd') + "\n"});  // also a definition
     u = user_of(build_next_edit_prompt(in));
+    EXPECT_EQ(u.find(std::string(60, 'd')), u.rfind(std::string(60, 'd')));
     EXPECT_NE(u.find(std::string(60, 'r')), std::string::npos);
     EXPECT_NE(u.find("```a.txt:3\nthis file, far above\n```\n"), std::string::npos) << u;
     EXPECT_EQ(u.find("this file, in the excerpt"), std::string::npos);
@@ -279,6 +281,14 @@ TEST(NextEditAnswer, RegionInTheMiddleGivesBytesOfTheWholeText) {
     const Parsed r = c.parse(marked(rewrite));
     ASSERT_EQ(r.edits.size(), 1u) << r.why;
     EXPECT_EQ(r.edits[0], (RegionEdit{51 * 5, 51 * 5 + 1, "L"}));
+}
+
+TEST(NextEditAnswer, CrlfFileAnsweredWithBareNewlines) {
+    const std::string text = "int a;\r\nint b;\r\n";
+    const Case c(text, 0);
+    const Parsed r = c.parse(marked("int a;\nlong b;\n"));
+    ASSERT_EQ(r.edits.size(), 1u) << r.why;
+    EXPECT_EQ(r.edits[0], (RegionEdit{8, 11, "long"}));
 }
 
 TEST(NextEditAnswer, FencedUnmarkedAndStrayCursorAccepted) {
