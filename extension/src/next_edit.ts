@@ -199,8 +199,12 @@ export class NextEditController implements vscode.Disposable {
     if (!this.deps.settings().enabled) return;
     this.timer = this.timers.set(() => {
       this.timer = undefined;
-      void this.ask();
+      this.askLogged();
     }, delayMs);
+  }
+
+  private askLogged(): void {
+    this.ask().catch((e: unknown) => this.deps.log?.(`nextEdit: ${String(e)}`));
   }
 
   // Asks for the active editor's cursor now; resolves when the answer is handled.
@@ -406,7 +410,7 @@ export class NextEditController implements vscode.Disposable {
     if (!ok) return false;
     this.feedback(item.id, 'accepted');
     this.retried = false;
-    void this.ask(); // the next place of the same rename, or whatever comes next
+    this.askLogged(); // the next place of the same rename, or whatever comes next
     return true;
   }
 
