@@ -582,6 +582,98 @@ TEST(LspServerTest, AgentModeMentionsAndPromptsOverTheProtocol) {
     shutdown_and_exit(*c);
 }
 
+TEST(LspServerTest, NextEditsFromTheIndexThenTheModelOverTheProtocol) {
+    const std::string root = tmp() + "/next-edit-ws";
+    std::filesystem::create_directories(root);
+    const std::string util = "def helper(x):\n    return x * 2\n";
+    std::ofstream(root + "/util.py") << util;
+    std::ofstream(root + "/main.py") << "from util import helper\n\nprint(helper(3))\n";
+    using Server = latent::testing::ScriptedOpenAiServer;
+    Server server([](const json&, size_t) -> Server::Answer {
+        return {200, "", "```\ndef assist(x):\n    return x * 3\n```", {}};
+    });
+    auto c = start();
+    json options = {{"backend", "remote"},
+                    {"remote", {{"url", server.url()}, {"model", "m"}}},
+                    {"index", {{"enabled", true}, {"db", tmp() + "/next-edit-index.sqlite"}}}};
+    c->initialize(options, "file://" + root, {{"window", {{"workDoneProgress", true}}}});
+    ASSERT_TRUE(c->wait_for([](const json& m) {
+        return m.value("method", "") == "$/progress" && m["params"]["value"]["kind"] == "end";
+    }));
+    const std::string uri = "file://" + root + "/util.py";
+    c->notify("textDocument/didOpen",
+              {{"textDocument",
+                {{"uri", uri}, {"languageId", "python"}, {"version", 1}, {"text", util}}}});
+    // The user renames the function where it is defined.
+    c->notify("textDocument/didChange", {{"textDocument", {{"uri", uri}, {"version", 2}}},
+                                         {"contentChanges",
+                                          {{{"range",
+                                             {{"start", {{"line", 0}, {"character", 4}}},
+                                              {"end", {{"line", 0}, {"character", 10}}}}},
+                                            {"text", "assist"}}}}});
+    auto ask = [&](int version) {
+        auto r = c->wait_response(
+            c->request("latent/nextEdit", {{"textDocument", {{"uri", uri}, {"version", version}}},
+                                           {"position", {{"line", 0}, {"character", 10}}}}),
+            std::chrono::seconds(30));
+        EXPECT_TRUE(r && r->contains("result")) << (r ? r->dump() : "no answer");
+        return r ? (*r)["result"] : json();
+    };
+    json res = ask(2);
+    EXPECT_EQ(res["version"], 2);
+    ASSERT_EQ(res["edits"].size(), 2u) << res.dump();
+    for (const auto& e : res["edits"]) {
+        EXPECT_EQ(e["uri"], "file://" + root + "/main.py");
+        EXPECT_EQ(e["newText"], "assist");
+        EXPECT_EQ(e["reason"], "index");
+        EXPECT_EQ(e["kind"], "rename");
+        EXPECT_EQ(e["label"], "Rename helper → assist");
+    }
+    EXPECT_EQ(res["edits"][0]["range"], json({{"start", {{"line", 0}, {"character", 17}}},
+                                              {"end", {{"line", 0}, {"character", 23}}}}));
+    EXPECT_EQ(res["edits"][1]["range"], json({{"start", {{"line", 2}, {"character", 6}}},
+                                              {"end", {{"line", 2}, {"character", 12}}}}));
+    EXPECT_TRUE(server.requests().empty());  // the index's answer needs no model
+    // A question about an older version of the document answers nothing.
+    res = ask(1);
+    EXPECT_EQ(res["version"], 2);
+    EXPECT_TRUE(res["edits"].empty());
+
+    // Dismissed: the rename is not offered again, and the model is asked instead.
+    const json first = ask(2);
+    ASSERT_FALSE(first["edits"].empty());
+    c->notify("latent/nextEditFeedback",
+              {{"id", first["edits"][0]["id"]}, {"action", "dismissed"}});
+    res = ask(2);
+    ASSERT_EQ(res["edits"].size(), 1u) << res.dump();
+    EXPECT_EQ(res["edits"][0]["reason"], "model");
+    EXPECT_EQ(res["edits"][0]["kind"], "rewrite");
+    EXPECT_EQ(res["edits"][0]["uri"], uri);
+    EXPECT_EQ(res["edits"][0]["newText"], "3");
+    EXPECT_EQ(res["edits"][0]["range"], json({{"start", {{"line", 1}, {"character", 15}}},
+                                              {"end", {{"line", 1}, {"character", 16}}}}));
+    ASSERT_EQ(server.requests().size(), 1u);
+    std::string prompt;
+    const json body = server.requests()[0];
+    for (const auto& m : body["messages"]) prompt += m["content"].get<std::string>();
+    EXPECT_NE(prompt.find("<|user_cursor|>"), std::string::npos) << prompt;
+    EXPECT_NE(prompt.find("-def helper(x):"), std::string::npos) << prompt;
+    EXPECT_NE(prompt.find("+def assist(x):"), std::string::npos) << prompt;
+
+    // The model off: nothing once the index has nothing.
+    c->notify("latent/nextEditFeedback", {{"id", res["edits"][0]["id"]}, {"action", "shown"}});
+    c->notify("workspace/didChangeConfiguration",
+              {{"settings", {{"latent", {{"nextEdit", {{"model", false}}}}}}}});
+    res = ask(2);
+    EXPECT_TRUE(res["edits"].empty()) << res.dump();
+    EXPECT_EQ(server.requests().size(), 1u);
+    auto st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    EXPECT_EQ((*st)["result"]["nextEdit"],
+              json({{"shown", 1}, {"accepted", 0}, {"dismissed", 1}, {"index", 2}, {"model", 1}}));
+    shutdown_and_exit(*c);
+}
+
 TEST(LspServerTest, IndexesTheWorkspaceWithProgressAndRegistersTheWatcher) {
     const std::string root = tmp() + "/ws";
     std::filesystem::create_directories(root);
