@@ -105,8 +105,6 @@ export class NextEditController implements vscode.Disposable {
   private decorated: vscode.TextEditor[] = [];
   private types: Record<'removed' | 'added' | 'far', vscode.TextEditorDecorationType> | undefined;
   private readonly timers: Timers;
-  // How many latent/nextEdit requests went out (tests, status).
-  asked = 0;
 
   constructor(private readonly deps: NextEditDeps) {
     this.timers = deps.timers ?? realTimers;
@@ -126,10 +124,6 @@ export class NextEditController implements vscode.Disposable {
   // The suggestion on offer, if any (tests).
   get current(): NextEditItem | undefined {
     return this.shown?.item;
-  }
-
-  get visible(): boolean {
-    return this.contextValue;
   }
 
   // -- events ---------------------------------------------------------------------------
@@ -225,7 +219,6 @@ export class NextEditController implements vscode.Disposable {
       position: { line: pos.line, character: pos.character },
       model: s.model,
     };
-    this.asked++;
     let out: Outcome<NextEditResult>;
     try {
       out = await api.nextEdit(params, src.token);
