@@ -47,6 +47,7 @@ struct Args {
     uint64_t seed = 1;
     unsigned threads = 0;
     size_t examples = 5;
+    std::string name;  // only definitions of this name, each place printed
 };
 
 // Language families: a name used in a C header and a C++ source is one name; Python,
@@ -192,10 +193,34 @@ struct List {
     std::vector<std::pair<size_t, size_t>> parts;
 };
 
+// The '>' closing a template or generic argument list opening at text[lt] ('<' right
+// after a name: `map<int, int>`, `f<T, U>(x)`), or npos when it does not look like one
+// (a comparison: no '>' before a ';', a brace, an unmatched ')', "&&" or "||").
+size_t closing_angle(const std::string& text, size_t lt) {
+    if (lt == 0 || !ident_char(static_cast<unsigned char>(text[lt - 1]))) return std::string::npos;
+    int depth = 0, parens = 0;
+    for (size_t i = lt; i < text.size() && i < lt + 256; ++i) {
+        const char c = text[i];
+        if (c == '<') {
+            ++depth;
+        } else if (c == '>' && text[i - 1] != '-') {
+            if (--depth == 0) return i;
+        } else if (c == '(') {
+            ++parens;
+        } else if (c == ')') {
+            if (--parens < 0) return std::string::npos;
+        } else if (c == ';' || c == '{' || c == '}' ||
+                   ((c == '&' || c == '|') && i + 1 < text.size() && text[i + 1] == c)) {
+            return std::string::npos;
+        }
+    }
+    return std::string::npos;
+}
+
 // The list opening at text[open] ('('), with (), [] and {} nested and quoted strings
-// skipped; nullopt when it does not close within 64 KiB. Angle brackets are not
-// brackets here: `f(std::map<int, int>())` counts two arguments (a known inaccuracy).
-std::optional<List> parse_list(const std::string& text, size_t open) {
+// skipped, and with `angles` template or generic arguments too (closing_angle); nullopt
+// when it does not close within 64 KiB.
+std::optional<List> parse_list(const std::string& text, size_t open, bool angles) {
     if (open >= text.size() || text[open] != '(') return std::nullopt;
     List l;
     l.open = open;
@@ -208,6 +233,9 @@ std::optional<List> parse_list(const std::string& text, size_t open) {
             size_t k = i + 1;
             while (k < limit && text[k] != c && text[k] != '\n') k += text[k] == '\\' ? 2 : 1;
             i = k;
+        } else if (c == '<' && angles) {
+            const size_t gt = closing_angle(text, i);
+            if (gt != std::string::npos) i = gt;
         } else if (c == '(' || c == '[' || c == '{') {
             ++depth;
         } else if (c == ')' || c == ']' || c == '}') {
@@ -258,6 +286,11 @@ std::string squeeze(std::string_view s) {
     for (char c : s)
         if (!std::isspace(static_cast<unsigned char>(c))) out += c;
     return out;
+}
+
+bool starts_unindented(const std::string& text, uint32_t line0) {
+    const size_t p = line_offset(text, line0);
+    return p < text.size() && !std::isspace(static_cast<unsigned char>(text[p]));
 }
 
 // ctags kinds that define a name (over C/C++, Python, JS/TS, Go, Rust, Java). Macros and
@@ -380,7 +413,7 @@ struct Figures {
 
 // One rename at the definition `c`: its name's bytes on its line become name + "X2".
 bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t examples,
-                 Figures& F) {
+                 bool trace, Figures& F) {
     const std::string& text = k.texts.at(c.file);
     const size_t ls = line_offset(text, c.line);
     size_t le = text.find('\n', ls);
@@ -429,6 +462,17 @@ bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t
         }
     }
     F.found += found.size();
+    if (trace) {
+        std::fprintf(stderr, "rename %s (%s) at %s:%u: %s\n", c.name.c_str(), c.kind.c_str(),
+                     c.file.c_str(), c.line + 1, r ? r->label.c_str() : "no suggestion");
+        for (const Place& p : truth_all)
+            std::fprintf(stderr, "  %s %s %s\n", found.count(p) ? "found " : "MISSED",
+                         truth.count(p) ? "code   " : "comment",
+                         k.where(p, c.file, edited).c_str());
+        for (const Place& p : found)
+            if (!truth_all.count(p))
+                std::fprintf(stderr, "  WRONG          %s\n", k.where(p, c.file, edited).c_str());
+    }
     size_t hits = 0;
     for (const Place& f : found) {
         if (truth.count(f)) ++hits;
@@ -471,7 +515,7 @@ bool takes_self(const std::string& text, std::pair<size_t, size_t> first_param) 
 // goes. Truth: the calls `name(` with as many arguments as it had parameters, each of
 // which should lose its last argument.
 bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t examples,
-                    Figures& F) {
+                    bool trace, Figures& F) {
     const std::string& text = k.texts.at(c.file);
     const size_t ls = line_offset(text, c.line);
     size_t le = text.find('\n', ls);
@@ -480,7 +524,8 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, siz
     if (!def) return false;
     size_t open = *def + c.name.size();
     while (open < text.size() && (text[open] == ' ' || text[open] == '\t')) ++open;
-    const auto params = parse_list(text, open);
+    const bool angles = c.family != "python" && c.family != "go";
+    const auto params = parse_list(text, open, angles);
     if (!params) return false;
     const auto ps = items(text, *params);
     if (ps.size() < 2) return false;
@@ -493,6 +538,15 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, siz
             return false;
     }
     const bool self = takes_self(text, ps.front());
+    // The removed parameter's name (Python's keyword arguments name it): its first word.
+    std::string param_name;
+    for (size_t i = ps.back().first; i < ps.back().second; ++i) {
+        const auto ch = static_cast<unsigned char>(text[i]);
+        if (ident_char(ch))
+            param_name += text[i];
+        else if (!param_name.empty())
+            break;
+    }
     const auto [cut_b, cut_e] = drop_last(text, ps);
     const std::string removed = text.substr(cut_b, cut_e - cut_b);
     std::string edited = text;
@@ -523,12 +577,23 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, siz
             if (f == c.file && *at == *def) continue;
             size_t q = p;
             while (q < t.size() && std::isspace(static_cast<unsigned char>(t[q]))) ++q;
-            const auto l = parse_list(t, q);
+            const auto l = parse_list(t, q, angles);
             if (!l) continue;
             const auto args = items(t, *l);
-            const bool method_call = *at > 0 && t[*at - 1] == '.';
-            const size_t want = self && method_call ? ps.size() - 1 : ps.size();
+            // A method taking self is called with one argument fewer, through an object
+            // or as a bound method kept in a variable.
+            const size_t want = self ? ps.size() - 1 : ps.size();
             if (args.size() != want || want == 0) continue;
+            // A keyword argument of another name is not the one removed (Python, by
+            // name): the call is not one to change.
+            if (c.family == "python") {
+                const std::string last_arg = squeeze(std::string_view(t).substr(
+                    args.back().first, args.back().second - args.back().first));
+                const size_t eq = last_arg.find('=');
+                if (eq != std::string::npos && eq > 0 && last_arg[eq + 1] != '=' &&
+                    last_arg.substr(0, eq) != param_name)
+                    continue;
+            }
             const auto [b, e] = drop_last(t, args);
             std::string after = t.substr(l->open, l->close + 1 - l->open);
             after.erase(b - l->open, e - b);
@@ -569,6 +634,20 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, siz
                 stray.push_back(&e);
         }
         F.found += r->edits.size();
+    }
+    if (trace) {
+        std::fprintf(stderr, "signature %s at %s:%u, removed \"%s\": %s\n", c.name.c_str(),
+                     c.file.c_str(), c.line + 1, removed.c_str(),
+                     r ? r->label.c_str() : "no suggestion");
+        for (const auto& [place, call] : truth)
+            std::fprintf(stderr, "  %s %s %s wants %s\n",
+                         per_call.count(place) ? "edited" : "MISSED",
+                         call.code ? "code   " : "comment", k.where(place, c.file, edited).c_str(),
+                         call.want.c_str());
+        for (const SuggestedEdit* e : stray)
+            std::fprintf(stderr, "  STRAY %s: \"%s\" -> \"%s\"\n",
+                         k.where({e->path, e->start}, c.file, edited).c_str(), e->old_text.c_str(),
+                         e->new_text.c_str());
     }
     size_t hits = 0;
     for (const auto& [place, es] : per_call) {
@@ -664,9 +743,14 @@ std::optional<std::string> load_corpus(Corpus& k, const std::string& only, const
         ++k.ctags_defs;
         ++k.def_count[{f->second, name}];
         if (!def || name.size() < 4) continue;
-        if (kFileScopeOnly.count(kind) && j.contains("scope")) continue;
         const int ln = j.value("line", 0);
         if (ln <= 0) continue;
+        // Variables and constants at file scope only: ctags reports some locals (a
+        // TypeScript const in a method) without a scope, so the line must start with
+        // the declaration too. A local's name is often another local's elsewhere.
+        if (kFileScopeOnly.count(kind) &&
+            (j.contains("scope") || !starts_unindented(k.texts.at(path), ln - 1)))
+            continue;
         k.tagged.push_back({name, kind, path, f->second, j.value("signature", ""),
                             j.value("scopeKind", ""), static_cast<uint32_t>(ln - 1)});
     }
@@ -708,6 +792,9 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
                     "Only this family: c/c++ (or c, cpp), python, ts/js (or ts, js), go, rust, "
                     "java");
     cmd->add_option("--threads", a->threads, "Parser threads (0: the indexer's default)");
+    cmd->add_option("--name", a->name,
+                    "Only definitions of this name, every suggestion and true place printed "
+                    "(to look into a miss)");
     cmd->add_option("--examples", a->examples, "Misses and false hits listed per family")
         ->capture_default_str();
     cmd->callback([&exit_code, a] {
@@ -781,6 +868,7 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
         std::map<std::string, std::vector<const Candidate*>> pool;  // family -> candidates
         for (const Candidate& c : k.tagged) {
             if (k.def_count[{c.family, c.name}] != 1) continue;
+            if (!a->name.empty() && c.name != a->name) continue;
             const auto o = k.occ.find({c.family, c.name});
             if (o == k.occ.end() || o->second.size() < 2) continue;
             pool[c.family].push_back(&c);
@@ -792,14 +880,14 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
             Figures R, S;
             for (const Candidate* c : cands) {
                 if (R.played >= a->renames) break;
-                if (play_rename(k, wi, *c, a->examples, R) && R.played % 25 == 0)
+                if (play_rename(k, wi, *c, a->examples, !a->name.empty(), R) && R.played % 25 == 0)
                     std::fprintf(stderr, "bench next-edit: %s: %zu renames, recall %.3f\n",
                                  fam.c_str(), R.played, R.truth ? double(R.hits) / R.truth : 1.0);
             }
             for (const Candidate* c : cands) {
                 if (S.played >= a->signatures) break;
-                if (!kCallable.count(c->kind) || c->signature.empty()) continue;
-                play_signature(k, wi, *c, a->examples, S);
+                if (!kCallable.count(c->kind)) continue;
+                play_signature(k, wi, *c, a->examples, !a->name.empty(), S);
             }
             nlohmann::json row = {{"lang", fam}, {"files", k.family_files[fam]}};
             nlohmann::json rj = R.json("renames");
