@@ -753,6 +753,24 @@ TEST(LspServerTest, TinyModelCompletesWithPrefixReuse) {
     auto st = c->wait_response(c->request("latent/status", json::object()));
     ASSERT_TRUE(st);
     EXPECT_NE((*st)["result"]["backend"].get<std::string>().find("local"), std::string::npos);
+    // A next edit from the local engine's chat: whatever the random weights write, the
+    // answer is parsed and filtered into edits of this document (or none), never an error.
+    auto ne = c->wait_response(
+        c->request("latent/nextEdit", {{"textDocument", {{"uri", uri}, {"version", 2}}},
+                                       {"position", {{"line", 4}, {"character", 5}}}}),
+        std::chrono::seconds(120));
+    ASSERT_TRUE(ne);
+    ASSERT_TRUE(ne->contains("result")) << ne->dump();
+    EXPECT_EQ((*ne)["result"]["version"], 2);
+    for (const auto& e : (*ne)["result"]["edits"]) {
+        EXPECT_EQ(e["uri"], uri);
+        EXPECT_EQ(e["reason"], "model");
+        EXPECT_LE(e["range"]["end"]["line"].get<int>(), 5);
+    }
+    st = c->wait_response(c->request("latent/status", json::object()));
+    ASSERT_TRUE(st);
+    EXPECT_EQ((*st)["result"]["nextEdit"]["model"].get<int>(),
+              (*ne)["result"]["edits"].empty() ? 0 : 1);
     shutdown_and_exit(*c);
 }
 
