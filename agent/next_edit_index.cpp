@@ -582,6 +582,8 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
                                                const NextEditLimits& limits) {
     if (!sources.resolve || !sources.read) return std::nullopt;
     index::Extractor extractor;
+    std::map<std::string, std::pair<std::string, index::Extraction>>
+        parsed;  // path -> (text, parse)
     std::optional<Detected> found;
     std::optional<std::string> found_text;
     // Newest first. A rename found at a use (the user renaming by hand, or accepting a
@@ -600,7 +602,14 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
         if (!text) continue;
         const size_t region = locate(h, *text);
         if (region == std::string_view::npos) continue;
-        const auto ex = extractor.extract(*lang, *text);
+        // One parse per document: several hunks are often in the same one.
+        auto ex_it = parsed.find(path);
+        if (ex_it == parsed.end() || ex_it->second.first != *text)
+            ex_it =
+                parsed
+                    .insert_or_assign(path, std::make_pair(*text, extractor.extract(*lang, *text)))
+                    .first;
+        const index::Extraction& ex = ex_it->second.second;
         std::optional<Detected> d = detect_rename(h, path, *text, region, ex.definitions);
         if (!d) d = detect_signature(h, path, *text, region, ex.definitions, lang->name);
         if (!d) continue;
