@@ -47,7 +47,8 @@ struct Args {
     uint64_t seed = 1;
     unsigned threads = 0;
     size_t examples = 5;
-    std::string name;  // only definitions of this name, each place printed
+    std::string name;                // only definitions of this name, each place printed
+    std::string files = "mentions";  // files_using: "mentions" (the server's) or "references"
 };
 
 // Language families: a name used in a C header and a C++ source is one name; Python,
@@ -229,9 +230,10 @@ std::optional<List> parse_list(const std::string& text, size_t open, bool angles
     const size_t limit = std::min(text.size(), open + 65536);
     for (size_t i = open; i < limit; ++i) {
         const char c = text[i];
-        if (c == '"' || c == '\'') {
-            size_t k = i + 1;
-            while (k < limit && text[k] != c && text[k] != '\n') k += text[k] == '\\' ? 2 : 1;
+        if (c == '"' || c == '\'' || c == '`') {
+            size_t k = i + 1;  // a backquoted string (JS, Go) may span lines
+            while (k < limit && text[k] != c && (c == '`' || text[k] != '\n'))
+                k += text[k] == '\\' ? 2 : 1;
             i = k;
         } else if (c == '<' && angles) {
             const size_t gt = closing_angle(text, i);
@@ -347,19 +349,28 @@ struct Corpus {
 // The sources as the language server gives them: the index's references and
 // definitions, the edited document's text, the others' from disk.
 NextEditSources make_sources(WorkspaceIndex& wi, const std::string& root, const std::string& abs,
-                             const std::string& edited) {
+                             const std::string& edited, bool from_references) {
     NextEditSources src;
-    src.files_using = [&wi, root, abs](std::string_view name, size_t limit) {
-        std::vector<std::string> out;
-        std::set<std::string> seen;
-        for (const auto& r : wi.references(name, 20'000)) {
-            std::string p = root + "/" + r.path;
-            if (p == abs || !seen.insert(p).second) continue;
-            out.push_back(std::move(p));
-            if (out.size() >= limit) break;
-        }
-        return out;
-    };
+    if (!from_references) {
+        // As the server asks (agent_next_edit.cpp): every file whose chunks mention it.
+        src.files_using = [&wi, root](std::string_view name, size_t limit) {
+            std::vector<std::string> out;
+            for (const auto& rel : wi.files_mentioning(name, limit))
+                out.push_back(root + "/" + rel);
+            return out;
+        };
+    } else
+        src.files_using = [&wi, root, abs](std::string_view name, size_t limit) {
+            std::vector<std::string> out;
+            std::set<std::string> seen;
+            for (const auto& r : wi.references(name, 20'000)) {
+                std::string p = root + "/" + r.path;
+                if (p == abs || !seen.insert(p).second) continue;
+                out.push_back(std::move(p));
+                if (out.size() >= limit) break;
+            }
+            return out;
+        };
     src.read = [root, abs, &edited](const std::string& p) -> std::optional<std::string> {
         if (p == abs) return edited;
         if (p.rfind(root + "/", 0) != 0) return std::nullopt;
@@ -400,6 +411,8 @@ struct Figures {
                 {"found", found},
                 {"recall", truth ? double(hits) / truth : 1.0},
                 {"precision", found ? double(hits_all) / found : 1.0},
+                // Right places in comments or strings (a docstring's mention, a doctest).
+                {"right_outside_code", hits_all >= hits ? hits_all - hits : 0},
                 {"wrong_text", wrong_text},
                 {"wrong_kind", wrong_kind},
                 {"p50_ms", pct(ms, 0.5)},
@@ -412,8 +425,10 @@ struct Figures {
 };
 
 // One rename at the definition `c`: its name's bytes on its line become name + "X2".
-bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t examples,
-                 bool trace, Figures& F) {
+bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, const Args& a,
+                 Figures& F) {
+    const size_t examples = a.examples;
+    const bool trace = !a.name.empty();
     const std::string& text = k.texts.at(c.file);
     const size_t ls = line_offset(text, c.line);
     size_t le = text.find('\n', ls);
@@ -439,7 +454,7 @@ bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t
         if (o.code) truth.insert({k.abs(o.file), off});
     }
 
-    const NextEditSources src = make_sources(wi, k.root, abs, edited);
+    const NextEditSources src = make_sources(wi, k.root, abs, edited, a.files == "references");
     const auto t0 = Clock::now();
     const auto r =
         index_next_edits(history.hunks(), {abs, *def + new_name.size()}, t_edit + 300, src);
@@ -514,8 +529,10 @@ bool takes_self(const std::string& text, std::pair<size_t, size_t> first_param) 
 // One parameter removal at the definition `c`: its last parameter (and the comma before)
 // goes. Truth: the calls `name(` with as many arguments as it had parameters, each of
 // which should lose its last argument.
-bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, size_t examples,
-                    bool trace, Figures& F) {
+bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, const Args& a,
+                    Figures& F) {
+    const size_t examples = a.examples;
+    const bool trace = !a.name.empty();
     const std::string& text = k.texts.at(c.file);
     const size_t ls = line_offset(text, c.line);
     size_t le = text.find('\n', ls);
@@ -601,7 +618,7 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, siz
         }
     }
 
-    const NextEditSources src = make_sources(wi, k.root, abs, edited);
+    const NextEditSources src = make_sources(wi, k.root, abs, edited, a.files == "references");
     const auto t0 = Clock::now();
     const auto r = index_next_edits(history.hunks(), {abs, cut_b}, t_edit + 300, src);
     F.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -795,6 +812,11 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
     cmd->add_option("--name", a->name,
                     "Only definitions of this name, every suggestion and true place printed "
                     "(to look into a miss)");
+    cmd->add_option("--files", a->files,
+                    "Where other files' uses are looked for: mentions (every file whose chunks "
+                    "hold the name, as the server asks) or references (the index's uses only)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"mentions", "references"}));
     cmd->add_option("--examples", a->examples, "Misses and false hits listed per family")
         ->capture_default_str();
     cmd->callback([&exit_code, a] {
@@ -880,14 +902,14 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
             Figures R, S;
             for (const Candidate* c : cands) {
                 if (R.played >= a->renames) break;
-                if (play_rename(k, wi, *c, a->examples, !a->name.empty(), R) && R.played % 25 == 0)
+                if (play_rename(k, wi, *c, *a, R) && R.played % 25 == 0)
                     std::fprintf(stderr, "bench next-edit: %s: %zu renames, recall %.3f\n",
                                  fam.c_str(), R.played, R.truth ? double(R.hits) / R.truth : 1.0);
             }
             for (const Candidate* c : cands) {
                 if (S.played >= a->signatures) break;
                 if (!kCallable.count(c->kind)) continue;
-                play_signature(k, wi, *c, a->examples, !a->name.empty(), S);
+                play_signature(k, wi, *c, *a, S);
             }
             nlohmann::json row = {{"lang", fam}, {"files", k.family_files[fam]}};
             nlohmann::json rj = R.json("renames");
@@ -912,9 +934,13 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
                              S.found ? double(S.hits_all) / S.found : 1.0, S.hits, S.truth, S.found,
                              S.none, pct(S.ms, 0.5), pct(S.ms, 0.99));
         }
-        const nlohmann::json out = {{"bench", "next-edit"}, {"dir", k.root},
-                                    {"seed", a->seed},      {"files", k.texts.size()},
-                                    {"index_s", index_s},   {"ctags_definitions", k.ctags_defs},
+        const nlohmann::json out = {{"bench", "next-edit"},
+                                    {"dir", k.root},
+                                    {"seed", a->seed},
+                                    {"files_from", a->files},
+                                    {"files", k.texts.size()},
+                                    {"index_s", index_s},
+                                    {"ctags_definitions", k.ctags_defs},
                                     {"rows", rows}};
         std::printf("%s\n",
                     out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
