@@ -392,9 +392,23 @@ NextEditSources make_sources(WorkspaceIndex& wi, const std::string& root, const 
     return src;
 }
 
+// The `n` misses with the most places missed.
+nlohmann::json worst(nlohmann::json misses, size_t n) {
+    std::stable_sort(misses.begin(), misses.end(), [](const auto& x, const auto& y) {
+        return x["missed"].template get<size_t>() > y["missed"].template get<size_t>();
+    });
+    if (misses.size() > n) misses.erase(misses.begin() + static_cast<ptrdiff_t>(n), misses.end());
+    return misses;
+}
+
 struct Figures {
     size_t played = 0, none = 0, truth = 0, truth_all = 0, found = 0, hits = 0, hits_all = 0,
            wrong_text = 0, wrong_kind = 0, complete = 0;
+    // The mean of each play's own recall (plays with places to change): a name with
+    // hundreds of uses weighs as much as one with two.
+    double recall_sum = 0;
+    size_t with_truth = 0;
+    size_t keep = 5;  // misses listed, those with the most places missed first
     std::vector<double> ms;
     std::map<std::string, std::array<size_t, 3>> by_kind;  // kind -> played, truth, hits
     nlohmann::json misses = nlohmann::json::array(), false_hits = nlohmann::json::array();
@@ -410,6 +424,7 @@ struct Figures {
                 {"truth", truth},
                 {"found", found},
                 {"recall", truth ? double(hits) / truth : 1.0},
+                {"recall_mean", with_truth ? recall_sum / with_truth : 1.0},
                 {"precision", found ? double(hits_all) / found : 1.0},
                 // Right places in comments or strings (a docstring's mention, a doctest).
                 {"right_outside_code", hits_all >= hits ? hits_all - hits : 0},
@@ -419,7 +434,7 @@ struct Figures {
                 {"p99_ms", pct(ms, 0.99)},
                 {"max_ms", pct(ms, 1.0)},
                 {"by_kind", kinds},
-                {"misses", misses},
+                {"misses", worst(misses, keep)},
                 {"false_hits", false_hits}};
     }
 };
@@ -507,7 +522,11 @@ bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, const 
     std::string first_miss;
     for (const Place& t : truth)
         if (!found.count(t) && missed++ == 0) first_miss = k.where(t, c.file, edited);
-    if (missed && F.misses.size() < examples)
+    if (!truth.empty()) {
+        F.recall_sum += double(hits) / truth.size();
+        ++F.with_truth;
+    }
+    if (missed)
         F.misses.push_back({{"name", c.name},
                             {"kind", c.kind},
                             {"defined", c.file + ":" + std::to_string(c.line + 1)},
@@ -700,7 +719,11 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, con
     F.hits += hits;
     by[2] += hits;
     if (hits == in_code) ++F.complete;
-    if (hits < in_code && F.misses.size() < examples) {
+    if (in_code) {
+        F.recall_sum += double(hits) / in_code;
+        ++F.with_truth;
+    }
+    if (hits < in_code) {
         std::string first;
         for (const auto& [place, call] : truth)
             if (call.code && !per_call.count(place)) {
@@ -900,6 +923,7 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
             std::mt19937_64 rng(a->seed);
             std::shuffle(cands.begin(), cands.end(), rng);
             Figures R, S;
+            R.keep = S.keep = a->examples;
             for (const Candidate* c : cands) {
                 if (R.played >= a->renames) break;
                 if (play_rename(k, wi, *c, *a, R) && R.played % 25 == 0)
@@ -919,12 +943,12 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
             if (a->signatures) row["signatures"] = S.json("changes");
             rows.push_back(row);
             std::fprintf(stderr,
-                         "bench next-edit: %s: %zu renames over %zu files: recall %.3f, "
-                         "precision %.3f (%zu of %zu places; %zu suggested), none for %zu, "
-                         "p50 %.2f ms, p99 %.2f ms\n",
+                         "bench next-edit: %s: %zu renames over %zu files: recall %.3f (mean per "
+                         "rename %.3f), precision %.3f (%zu of %zu places; %zu suggested), none "
+                         "for %zu, p50 %.2f ms, p99 %.2f ms\n",
                          fam.c_str(), R.played, k.family_files[fam], rj["recall"].get<double>(),
-                         rj["precision"].get<double>(), R.hits, R.truth, R.found, R.none,
-                         pct(R.ms, 0.5), pct(R.ms, 0.99));
+                         rj["recall_mean"].get<double>(), rj["precision"].get<double>(), R.hits,
+                         R.truth, R.found, R.none, pct(R.ms, 0.5), pct(R.ms, 0.99));
             if (a->signatures)
                 std::fprintf(stderr,
                              "bench next-edit: %s: %zu parameter removals: recall %.3f, "
