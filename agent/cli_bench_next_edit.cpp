@@ -348,8 +348,11 @@ struct Corpus {
 
 // The sources as the language server gives them: the index's references and
 // definitions, the edited document's text, the others' from disk.
+// `spent` gathers the milliseconds spent in them (the index's queries and the reads), so
+// the latency splits into the workspace's part and the detector's own.
 NextEditSources make_sources(WorkspaceIndex& wi, const std::string& root, const std::string& abs,
-                             const std::string& edited, bool from_references) {
+                             const std::string& edited, bool from_references,
+                             std::shared_ptr<double> spent) {
     NextEditSources src;
     if (!from_references) {
         // As the server asks (agent_next_edit.cpp): every file whose chunks mention it.
@@ -389,6 +392,18 @@ NextEditSources make_sources(WorkspaceIndex& wi, const std::string& root, const 
         std::string p = u.substr(7);
         return p.rfind(root + "/", 0) == 0 ? p : "";
     };
+    // Each source timed: the detector's own time is the call's less these.
+    auto timed = [spent](auto f) {
+        return [spent, f](auto&&... args) {
+            const auto t0 = Clock::now();
+            auto r = f(std::forward<decltype(args)>(args)...);
+            *spent += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            return r;
+        };
+    };
+    src.files_using = timed(src.files_using);
+    src.read = timed(src.read);
+    src.defined_in = timed(src.defined_in);
     return src;
 }
 
@@ -408,8 +423,8 @@ struct Figures {
     // hundreds of uses weighs as much as one with two.
     double recall_sum = 0;
     size_t with_truth = 0;
-    size_t keep = 5;  // misses listed, those with the most places missed first
-    std::vector<double> ms;
+    size_t keep = 5;                     // misses listed, those with the most places missed first
+    std::vector<double> ms, sources_ms;  // per call: all of it, in the sources
     std::map<std::string, std::array<size_t, 3>> by_kind;  // kind -> played, truth, hits
     nlohmann::json misses = nlohmann::json::array(), false_hits = nlohmann::json::array();
 
@@ -433,6 +448,9 @@ struct Figures {
                 {"p50_ms", pct(ms, 0.5)},
                 {"p99_ms", pct(ms, 0.99)},
                 {"max_ms", pct(ms, 1.0)},
+                // Of which in the sources (index queries, file reads).
+                {"sources_p50_ms", pct(sources_ms, 0.5)},
+                {"sources_p99_ms", pct(sources_ms, 0.99)},
                 {"by_kind", kinds},
                 {"misses", worst(misses, keep)},
                 {"false_hits", false_hits}};
@@ -469,11 +487,14 @@ bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, const 
         if (o.code) truth.insert({k.abs(o.file), off});
     }
 
-    const NextEditSources src = make_sources(wi, k.root, abs, edited, a.files == "references");
+    auto spent = std::make_shared<double>(0);
+    const NextEditSources src =
+        make_sources(wi, k.root, abs, edited, a.files == "references", spent);
     const auto t0 = Clock::now();
     const auto r =
         index_next_edits(history.hunks(), {abs, *def + new_name.size()}, t_edit + 300, src);
     F.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    F.sources_ms.push_back(*spent);
     ++F.played;
     F.truth += truth.size();
     F.truth_all += truth_all.size();
@@ -493,8 +514,9 @@ bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, const 
     }
     F.found += found.size();
     if (trace) {
-        std::fprintf(stderr, "rename %s (%s) at %s:%u: %s\n", c.name.c_str(), c.kind.c_str(),
-                     c.file.c_str(), c.line + 1, r ? r->label.c_str() : "no suggestion");
+        std::fprintf(stderr, "rename %s (%s) at %s:%u (%zu bytes): %s, %.2f ms (sources %.2f)\n",
+                     c.name.c_str(), c.kind.c_str(), c.file.c_str(), c.line + 1, text.size(),
+                     r ? r->label.c_str() : "no suggestion", F.ms.back(), F.sources_ms.back());
         for (const Place& p : truth_all)
             std::fprintf(stderr, "  %s %s %s\n", found.count(p) ? "found " : "MISSED",
                          truth.count(p) ? "code   " : "comment",
@@ -637,10 +659,13 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, con
         }
     }
 
-    const NextEditSources src = make_sources(wi, k.root, abs, edited, a.files == "references");
+    auto spent = std::make_shared<double>(0);
+    const NextEditSources src =
+        make_sources(wi, k.root, abs, edited, a.files == "references", spent);
     const auto t0 = Clock::now();
     const auto r = index_next_edits(history.hunks(), {abs, cut_b}, t_edit + 300, src);
     F.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    F.sources_ms.push_back(*spent);
     ++F.played;
     size_t in_code = 0;
     for (const auto& [place, call] : truth) in_code += call.code;
