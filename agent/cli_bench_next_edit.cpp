@@ -1,11 +1,15 @@
 // `latent bench next-edit --dir D`: recall, precision and latency of the index-driven next
-// edits (next_edit_index.h) on real code. Renames (and, with --signatures, parameter
-// removals) are played at definitions that ctags finds — independently of the index —
-// and the suggestions index_next_edits makes through a WorkspaceIndex of D are compared
-// with the true places, found by a token search of the files of the same language
-// family. Not a test of the editor or the server: the history, the cursor and the
-// sources are built here as the server would build them. Progress on stderr, one JSON
-// line on stdout (shared/BENCHMARKS.md).
+// edits (next_edit_index.h) on real code. Renames (and, with --signatures, removals of a
+// function's last parameter) are played at definitions that ctags finds — independently
+// of the index — for names ctags defines once in their language family and uses
+// elsewhere; the suggestions index_next_edits makes through a WorkspaceIndex of D (its
+// own database) are compared with the true places: for a rename every whole-word token
+// of the old name left in the family's files (those in comments and strings, told apart
+// by a simple lexer, are not counted missed but not wrong either); for a parameter
+// removal every call `name(` with as many arguments as there were parameters, right when
+// the suggestions there remove its last argument. Not a test of the editor or the
+// server: the history, the cursor and the sources are built here as the server builds
+// them. Progress on stderr, one JSON line on stdout (shared/BENCHMARKS.md).
 #include <unistd.h>
 
 #include <algorithm>
