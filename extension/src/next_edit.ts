@@ -99,6 +99,10 @@ export class NextEditController implements vscode.Disposable {
   private readonly sentShown = new Set<string>();
   private ghost: { uri: string; version: number; line: number; character: number } | undefined;
   private applying: string | undefined; // the uri our own accepted edit is changing
+  // An accept in progress: Tab stays ours (swallowed) until the edit is applied and the
+  // next suggestion is asked, so a quick second Tab never types into the code.
+  private accepting = false;
+  private jumping = false; // showTextDocument in progress: editor changes are the jump's
   private retried = false; // one more ask after a stale answer with no typing since
   private contextValue = false;
   private hint: vscode.Disposable | undefined;
@@ -145,6 +149,9 @@ export class NextEditController implements vscode.Disposable {
   }
 
   private onEditorChanged(editor: vscode.TextEditor | undefined): void {
+    // VS Code reports no active editor for a moment while it switches (a jump to another
+    // file included): that is not the user leaving.
+    if (!editor || this.jumping) return;
     this.cancel();
     this.ghost = undefined;
     if (!this.shown) return;
@@ -365,6 +372,7 @@ export class NextEditController implements vscode.Disposable {
   // Tab: at the suggestion, accept it; elsewhere, go to it. False when there is nothing
   // to take (hidden behind ghost text, or none).
   async jumpOrAccept(): Promise<boolean> {
+    if (this.accepting) return true; // the last Tab's edit is still going in
     const s = this.shown;
     const editor = vscode.window.activeTextEditor;
     if (!s || s.hidden || this.ghostVisible(editor)) return false;
@@ -377,10 +385,18 @@ export class NextEditController implements vscode.Disposable {
       editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
       this.render();
     } else {
-      await vscode.window.showTextDocument(vscode.Uri.parse(s.item.uri), {
-        selection: new vscode.Range(start, start),
-        preview: false,
-      });
+      // Where the file is already shown, there; else in the active group.
+      const visible = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === s.item.uri);
+      this.jumping = true;
+      try {
+        await vscode.window.showTextDocument(vscode.Uri.parse(s.item.uri), {
+          selection: new vscode.Range(start, start),
+          preview: false,
+          viewColumn: visible?.viewColumn,
+        });
+      } finally {
+        this.jumping = false;
+      }
       if (this.shown === s) this.render();
     }
     return true;
@@ -390,7 +406,10 @@ export class NextEditController implements vscode.Disposable {
     this.cancel();
     const edit = new vscode.WorkspaceEdit();
     edit.replace(vscode.Uri.parse(item.uri), toRange(item.range), item.newText);
-    this.clear();
+    // The decorations go; Tab stays bound (accepting) until the next ask is answered.
+    this.shown = undefined;
+    this.undecorate();
+    this.accepting = true;
     this.applying = item.uri;
     let ok = false;
     try {
@@ -400,10 +419,31 @@ export class NextEditController implements vscode.Disposable {
     } finally {
       this.applying = undefined;
     }
-    if (!ok) return false;
+    if (!ok) {
+      this.accepting = false;
+      this.setContext(false);
+      return false;
+    }
+    // The cursor after the accepted text (VS Code may leave it inside a replacement).
+    const editor = vscode.window.activeTextEditor;
+    if (editor && editor.document.uri.toString() === item.uri) {
+      const lines = item.newText.split('\n');
+      const last = lines[lines.length - 1]!;
+      const end =
+        lines.length === 1
+          ? new vscode.Position(item.range.start.line, item.range.start.character + last.length)
+          : new vscode.Position(item.range.start.line + lines.length - 1, last.length);
+      editor.selection = new vscode.Selection(end, end);
+    }
     this.feedback(item.id, 'accepted');
     this.retried = false;
-    this.askLogged(); // the next place of the same rename, or whatever comes next
+    // The next place of the same rename, or whatever comes next; Tab is ours until then.
+    void this.ask()
+      .catch((e: unknown) => this.deps.log?.(`nextEdit: ${String(e)}`))
+      .finally(() => {
+        this.accepting = false;
+        if (!this.shown) this.setContext(false);
+      });
     return true;
   }
 

@@ -281,8 +281,16 @@ describe('next edit suggestions', () => {
     assert.equal(api.asked.length, before + 1, 'asks for the next one without waiting for a pause');
     assert.equal(api.asked[before]!.params.textDocument.version, doc.version);
     assert.equal(currentId(), undefined);
-    assert.equal(context(), false);
     assert.deepEqual(decorations(), []);
+    // The cursor is after the accepted text, and until the next answer Tab stays ours: a
+    // quick second Tab is swallowed, never typed into the code.
+    assert.deepEqual({ ...editor.selection.active }, { line: 3, character: 12 });
+    assert.equal(context(), true);
+    assert.equal(await mock.commands.get('latent.nextEdit.jumpOrAccept')!(), true);
+    assert.equal(mock.applied.length, 1);
+    api.asked[before]!.answer({ version: doc.version, edits: [] });
+    await flush();
+    assert.equal(context(), false);
   });
 
   it('Tab on an edit in another file opens it there', async () => {
@@ -297,6 +305,12 @@ describe('next edit suggestions', () => {
     const { selection } = mock.shown[0]!.options as { selection: { start: object } };
     assert.deepEqual({ ...selection.start }, { line: 7, character: 2 });
     assert.equal(mock.applied.length, 0);
+    // VS Code reports no active editor for a moment while it switches (seen in the real
+    // editor): the suggestion must survive that.
+    mock.activeTextEditor = undefined;
+    mock.activeEditorChanged.fire(undefined);
+    assert.equal(currentId(), 'b');
+    assert.equal(context(), true);
     // The editor changes to that file: the suggestion stays, now in place.
     const b = new TextDocument(Uri.parse(other), 'x\n'.repeat(20));
     editor = makeEditor(b, 7, 2);
