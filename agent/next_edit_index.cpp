@@ -120,7 +120,85 @@ bool declaration_like(std::string_view text, size_t at, size_t len) {
     while (q < text.size() && (text[q] == ' ' || text[q] == '\t')) ++q;
     if (q >= text.size()) return false;
     if (text[q] == '=') return q + 1 >= text.size() || text[q + 1] != '=';
+    if (text[q] == '?' && q + 1 < text.size() && text[q + 1] == ':') return true;  // TS x?: T
     return text[q] == ':' || text[q] == ';';
+}
+
+// The identifier before `at` (after spaces), or "".
+std::string_view prev_word(std::string_view text, size_t at) {
+    while (at > 0 && (text[at - 1] == ' ' || text[at - 1] == '\t')) --at;
+    size_t b = at;
+    while (b > 0 && ident_char(static_cast<unsigned char>(text[b - 1]))) --b;
+    return text.substr(b, at - b);
+}
+
+// Declared beyond doubt: after a keyword that introduces a new name (a type alias, an
+// interface, an enum, a typedef...): no use of the old name before it can make it a use.
+bool declared_by_keyword(std::string_view text, size_t at) {
+    const std::string_view w = prev_word(text, at);
+    return w == "type" || w == "using" || w == "interface" || w == "enum" || w == "class" ||
+           w == "struct" || w == "union" || w == "typedef" || w == "namespace" || w == "trait";
+}
+
+// Languages whose members are only reached through an object (no implicit this).
+bool qualified_members(std::string_view language) {
+    return language == "python" || language == "c";
+}
+
+// An enumerator: in an enum's braces, after '{' or ','.
+bool enumerator(std::string_view text, size_t at, size_t scope_begin) {
+    const char p = prev_nonspace(text, at);
+    if (p != '{' && p != ',') return false;
+    const size_t brace = text.rfind('{', at);
+    if (brace == std::string_view::npos || brace < scope_begin) return false;
+    const std::string_view head = text.substr(scope_begin, brace - scope_begin);
+    return head.find("enum") != std::string_view::npos;
+}
+
+// For each of `positions` (sorted, in [from, ...)), whether it is in code rather than in
+// a comment or a string, by a small lexer from `from` (assumed to be in code): // and
+// /* */ comments (# in Python), '...', "..." and `...` strings, Python's triple quotes.
+std::vector<bool> in_code(std::string_view text, size_t from, const std::vector<size_t>& positions,
+                          std::string_view language) {
+    std::vector<bool> out(positions.size(), true);
+    const bool python = language == "python";
+    size_t k = 0, i = from;
+    auto mark_until = [&](size_t end) {  // positions in [i, end) are not code
+        while (k < positions.size() && positions[k] < end) out[k++] = false;
+    };
+    while (i < text.size() && k < positions.size()) {
+        while (k < positions.size() && positions[k] < i) ++k;  // in code
+        if (k >= positions.size()) break;
+        const char c = text[i];
+        size_t end = std::string_view::npos;
+        if (!python && c == '/' && i + 1 < text.size() && text[i + 1] == '/') {
+            end = text.find('\n', i);
+        } else if (python && c == '#') {
+            end = text.find('\n', i);
+        } else if (!python && c == '/' && i + 1 < text.size() && text[i + 1] == '*') {
+            end = text.find("*/", i + 2);
+            if (end != std::string_view::npos) end += 2;
+        } else if (python && (text.substr(i, 3) == "\"\"\"" || text.substr(i, 3) == "'''")) {
+            end = text.find(text.substr(i, 3), i + 3);
+            if (end != std::string_view::npos) end += 3;
+        } else if (c == '"' || c == '\'' || (c == '`' && !python)) {
+            size_t j = i + 1;
+            for (; j < text.size() && text[j] != c; ++j) {
+                if (text[j] == '\\')
+                    ++j;
+                else if (text[j] == '\n' && c != '`')
+                    break;  // unterminated: ends at the line
+            }
+            end = std::min(j + 1, text.size());
+        } else {
+            ++i;
+            continue;
+        }
+        if (end == std::string_view::npos) end = text.size();
+        mark_until(end);
+        i = end;
+    }
+    return out;
 }
 
 // ---- argument and parameter lists ----
@@ -170,7 +248,8 @@ std::vector<std::pair<size_t, size_t>> split_items(std::string_view s, size_t op
         }
     }
     push(item, close);
-    if (out.size() == 1 && out[0].first == out[0].second) out.clear();  // "()"
+    // "()" has no items; "(a, b,)" has two (a trailing comma).
+    if (!out.empty() && out.back().first == out.back().second) out.pop_back();
     return out;
 }
 
@@ -268,10 +347,15 @@ struct Detected {
     // searches other files.
     size_t scope_begin = 0, scope_end = 0;
     bool global = false;
+    // rename of a member (a method, a field) in a language where members are always
+    // reached through an object (Python's self.x, C's p->x): only such uses are renamed,
+    // not a parameter or local that happens to share the name.
+    bool member = false;
     // signature: how arguments map, the new parameters' names, the definition's name
     // offset (not a call), the language.
     std::vector<int> argmap;
-    size_t old_count = 0;  // parameters (and so arguments) before the change
+    size_t old_count = 0;                 // parameters (and so arguments) before the change
+    std::vector<std::string> old_params;  // their names
     std::vector<std::string> new_params;
     std::vector<std::string> new_param_texts;  // as written in the definition
     size_t def_name_at = std::string_view::npos;
@@ -315,7 +399,8 @@ std::optional<std::pair<std::pair<std::string, std::string>, std::vector<size_t>
 
 std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path,
                                       std::string_view text, size_t region,
-                                      const std::vector<index::Definition>& defs) {
+                                      const std::vector<index::Definition>& defs,
+                                      std::string_view language) {
     auto r = renamed_token(h);
     if (!r) return std::nullopt;
     const auto& [names, offsets] = *r;
@@ -331,6 +416,7 @@ std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path
         if (def.name_range.start_byte == p && def.name == b) {
             d.global = true;
             d.scope_end = text.size();
+            d.member = def.kind == "method" && qualified_members(language);
             return d;
         }
     }
@@ -361,10 +447,20 @@ std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path
     } else if (member_access(text, p)) {
         return std::nullopt;
     }
-    if (!occurrences(text, a, sb, p).empty()) return std::nullopt;  // not its first mention
-    // ... and where it looks declared: a parameter (in its function's parameter list) or
-    // a declaration.
-    bool declared = declaration_like(text, p, b.size());
+    // ... and where it looks declared: a parameter (in its function's parameter list), a
+    // declaration, an enumerator.
+    const bool in_function = scope && function_like(scope->kind);
+    const bool strong =
+        declared_by_keyword(text, p) || (scope && enumerator(text, p, sb)) ||
+        (scope && !in_function && !self_access(text, p) && declaration_like(text, p, b.size()));
+    if (!strong) {
+        // Mentions in comments and strings do not count; a member or a type declared after
+        // its uses (strong) may come after them.
+        const auto before = occurrences(text, a, sb, p);
+        const auto code = in_code(text, sb, before, language);
+        if (std::find(code.begin(), code.end(), true) != code.end()) return std::nullopt;
+    }
+    bool declared = strong || declaration_like(text, p, b.size());
     if (!declared && scope && function_like(scope->kind)) {
         size_t open = scope->name_range.end_byte;
         while (open < text.size() && space(text[open])) ++open;
@@ -382,6 +478,8 @@ std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path
     d.global = global;
     d.scope_begin = global ? 0 : sb;
     d.scope_end = global ? text.size() : se;
+    d.member = qualified_members(language) && scope && global && !declared_by_keyword(text, p) &&
+               !enumerator(text, p, scope->range.start_byte);
     return d;
 }
 
@@ -432,6 +530,7 @@ std::optional<Detected> detect_signature(const EditHunk& h, const std::string& p
         d.scope_end = text.size();
         d.argmap = std::move(*map);
         d.old_count = old_params.size();
+        for (const auto& p : old_params) d.old_params.push_back(p.name);
         for (const auto& p : new_params) d.new_params.push_back(p.name);
         for (auto [a, e] : split_items(text, open, close))
             d.new_param_texts.push_back(std::string(text.substr(a, e - a)));
@@ -466,11 +565,41 @@ std::optional<SuggestedEdit> call_edit(const Detected& d, const std::string& pat
     {
         size_t q = close + 1;
         while (q < text.size() && space(text[q])) ++q;
-        // "f(...) {" defines it (C, C++, Java, JS, Go, Rust); "f(...):" is Python's.
-        if (q < text.size() && (text[q] == '{' || (text[q] == ':' && d.language == "python")))
-            return std::nullopt;
+        // "f(...) {" defines it (C, C++, Java, JS, Go, Rust); Python's "def" was seen above.
+        if (q < text.size() && text[q] == '{' && d.language != "python") return std::nullopt;
     }
     const auto items = split_items(text, open, close);
+    // Removing item `g` of the call: it and one comma.
+    auto remove_item = [&](size_t g) {
+        SuggestedEdit r;
+        r.path = path;
+        if (items.size() == 1) {
+            r.start = items[0].first;
+            r.end = items[0].second;
+        } else if (g + 1 < items.size()) {
+            r.start = items[g].first;
+            r.end = items[g + 1].first;
+        } else {
+            r.start = items[g - 1].second;
+            r.end = items[g].second;
+        }
+        r.old_text = std::string(text.substr(r.start, r.end - r.start));
+        r.line = line_of(text, r.start);
+        return r;
+    };
+    // Python: a removed parameter passed by keyword (name=value) goes wherever it is.
+    if (d.language == "python" && d.argmap.size() + 1 == d.old_count &&
+        std::find(d.argmap.begin(), d.argmap.end(), -1) == d.argmap.end()) {
+        std::set<int> kept(d.argmap.begin(), d.argmap.end());
+        size_t gone = 0;
+        while (kept.count(static_cast<int>(gone))) ++gone;
+        for (size_t g = 0; g < items.size(); ++g) {
+            const auto t = tokenize(text.substr(items[g].first, items[g].second - items[g].first));
+            if (t.size() >= 2 && t[0].text == d.old_params[gone] && t[1].text == "=" &&
+                (t.size() < 3 || t[2].text != "="))
+                return remove_item(g);
+        }
+    }
     if (items.size() != d.old_count) return std::nullopt;  // already changed, or defaults
     std::vector<std::string_view> args;
     // A C or C++ declaration (a prototype in a header) lists parameters, not arguments:
@@ -559,6 +688,7 @@ void edits_in(const Detected& d, const std::string& path, std::string_view text,
     for (size_t at : occurrences(text, d.old_name, from, to)) {
         if (out.size() >= cap) return;
         if (d.kind == "rename") {
+            if (d.member && !member_access(text, at)) continue;
             SuggestedEdit e;
             e.path = path;
             e.start = at;
@@ -610,7 +740,8 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
                     .insert_or_assign(path, std::make_pair(*text, extractor.extract(*lang, *text)))
                     .first;
         const index::Extraction& ex = ex_it->second.second;
-        std::optional<Detected> d = detect_rename(h, path, *text, region, ex.definitions);
+        std::optional<Detected> d =
+            detect_rename(h, path, *text, region, ex.definitions, lang->name);
         if (!d) d = detect_signature(h, path, *text, region, ex.definitions, lang->name);
         if (!d) continue;
         if (found && (found->old_name != d->old_name || found->new_name != d->new_name)) break;

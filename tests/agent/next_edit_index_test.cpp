@@ -282,10 +282,11 @@ TEST(NextEditIndex, ARemovedParameterRemovesTheArgumentAtEachCall) {
     EXPECT_EQ(s->kind, "signature");
     EXPECT_EQ(s->label, "Update calls to scale(…): remove an argument");
     w.apply(*s);
-    // Calls with two arguments already, or keyword arguments, are not touched.
+    // Calls with two arguments already are not touched; the removed parameter passed by
+    // keyword goes wherever it is.
     EXPECT_EQ(w.files["/w/b.py"],
               "from a import scale\ny = scale(1, 2)\nz = scale(g(1, 2), 3)\n"
-              "w = scale(1, 2)\nv = scale(1, factor=2, clamp=3)\n");
+              "w = scale(1, 2)\nv = scale(1, factor=2)\n");
     EXPECT_FALSE(w.suggest("/w/a.py"));
 }
 
@@ -327,6 +328,91 @@ TEST(NextEditIndex, ATypeChangeOrAParameterRenameAsksNothingOfCallers) {
     v.files["/w/a.py"] = "def f(a, b=1):\n    return a\n\nf(1, 2)\n";
     v.replace("/w/a.py", "b=1", "b=1, c=2");  // a defaulted parameter added
     EXPECT_FALSE(v.suggest("/w/a.py"));
+}
+
+TEST(NextEditIndex, CallsInConditionsAndListsWithATrailingCommaAreFollowed) {
+    Workspace w;
+    w.files["/w/a.py"] = "def check(a, b):\n    return a\n\nif check(1, 2):\n    pass\n";
+    w.replace("/w/a.py", ", b", "");
+    auto s = w.suggest("/w/a.py");
+    ASSERT_TRUE(s);
+    w.apply(*s);
+    EXPECT_EQ(w.files["/w/a.py"], "def check(a):\n    return a\n\nif check(1):\n    pass\n");
+    Workspace v;
+    v.files["/w/a.ts"] =
+        "export function put(key: string, value: number,) {}\nput('a', 1,);\nput('b', 2);\n";
+    v.replace("/w/a.ts", ", value: number", "");
+    s = v.suggest("/w/a.ts");
+    ASSERT_TRUE(s);
+    ASSERT_EQ(s->edits.size(), 2u);
+    v.apply(*s);
+    EXPECT_EQ(v.files["/w/a.ts"], "export function put(key: string,) {}\nput('a',);\nput('b');\n");
+}
+
+TEST(NextEditIndex, DeclarationsAfterTheirUsesOrBehindACommentAreRenames) {
+    {  // a C++ member declared at the bottom of its class
+        Workspace w;
+        w.files["/w/c.hpp"] =
+            "class color {\n public:\n  color() : is_rgb(true) {}\n  bool rgb() const { return "
+            "is_rgb; }\n private:\n  bool is_rgb;\n};\n";
+        w.replace("/w/c.hpp", "is_rgb;\n}", "rgb_;\n}");
+        auto s = w.suggest("/w/c.hpp");
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->edits.size(), 2u);
+    }
+    {  // a TypeScript type alias used above it, an optional property
+        Workspace w;
+        w.files["/w/t.ts"] =
+            "export function f(v: Ref): Ref { return v; }\nexport type Ref = string;\n"
+            "interface Opts {\n  clientId?: string;\n}\nfunction g(o: Opts) { return o.clientId; "
+            "}\n";
+        w.replace("/w/t.ts", "type Ref", "type Reference");
+        auto s = w.suggest("/w/t.ts");
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->edits.size(), 2u);
+        Workspace v;
+        v.files = w.files;
+        v.replace("/w/t.ts", "clientId?", "id?");
+        s = v.suggest("/w/t.ts");
+        ASSERT_TRUE(s);
+        ASSERT_EQ(s->edits.size(), 1u);
+        EXPECT_EQ(s->edits[0].line, 5u);
+    }
+    {  // a C static named in a comment before it; an enumerator; a using alias
+        Workspace w;
+        w.files["/w/q.c"] =
+            "/* NONE marks an empty slot */\nstatic const int NONE = 0;\nint f(void) { return "
+            "NONE; }\n"
+            "enum kind { KIND_A, KIND_B };\nint g(void) { return KIND_B; }\n";
+        w.replace("/w/q.c", "NONE =", "EMPTY =");
+        auto s = w.suggest("/w/q.c");
+        ASSERT_TRUE(s);
+        ASSERT_EQ(s->edits.size(), 2u);  // the comment's too
+        Workspace v;
+        v.files = w.files;
+        v.replace("/w/q.c", "KIND_B }", "KIND_C }");
+        s = v.suggest("/w/q.c");
+        ASSERT_TRUE(s);
+        ASSERT_EQ(s->edits.size(), 1u);
+        Workspace u;
+        u.files["/w/u.hpp"] = "using memory_buffer = int;\nmemory_buffer b;\n";
+        u.replace("/w/u.hpp", "memory_buffer =", "membuf =");
+        s = u.suggest("/w/u.hpp");
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->edits.size(), 1u);
+    }
+}
+
+TEST(NextEditIndex, APythonFieldRenameLeavesAParameterOfTheSameNameAlone) {
+    Workspace w;
+    w.files["/w/cart.py"] =
+        "class Line:\n    quantity: int\n\n    def total(self):\n        return self.quantity\n\n"
+        "def add(sku, quantity):\n    return Line(sku, quantity)\n";
+    w.replace("/w/cart.py", "quantity: int", "count: int");
+    auto s = w.suggest("/w/cart.py");
+    ASSERT_TRUE(s);
+    ASSERT_EQ(s->edits.size(), 1u);
+    EXPECT_EQ(s->edits[0].line, 4u);
 }
 
 }  // namespace
