@@ -16,9 +16,14 @@ export class Disposable {
 
 export class EventEmitter<T> {
   private listeners: Listener<T>[] = [];
-  event = (l: Listener<T>): Disposable => {
-    this.listeners.push(l);
-    return new Disposable(() => (this.listeners = this.listeners.filter((x) => x !== l)));
+  // As VS Code's: the listener is called on `thisArgs` (the language client passes its
+  // features' methods so), and the disposable goes into `disposables` too.
+  event = (l: Listener<T>, thisArgs?: unknown, disposables?: Disposable[]): Disposable => {
+    const f: Listener<T> = thisArgs === undefined ? l : (e) => l.call(thisArgs, e);
+    this.listeners.push(f);
+    const d = new Disposable(() => (this.listeners = this.listeners.filter((x) => x !== f)));
+    disposables?.push(d);
+    return d;
   };
   fire(e: T): void {
     for (const l of [...this.listeners]) l(e);

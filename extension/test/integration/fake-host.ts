@@ -5,8 +5,38 @@
 import * as fs from 'node:fs';
 import * as base from '../vscode-mock';
 
-const { Disposable, EventEmitter, Position, Range, Uri } = base;
+const { Disposable, EventEmitter, Position, Range, Selection, Uri } = base;
 type Handler = (...a: any[]) => any;
+
+// A text editor showing a document: its selection (setting it fires the selection event,
+// as VS Code's does), the decorations set on it by type, the ranges revealed.
+export class FakeEditor {
+  readonly decorations = new Map<unknown, { range: base.Range; renderOptions?: unknown }[]>();
+  readonly revealed: base.Range[] = [];
+  constructor(
+    readonly document: base.TextDocument,
+    private sel: base.Selection,
+    private readonly selected: (e: unknown) => void,
+  ) {}
+  get selection(): base.Selection {
+    return this.sel;
+  }
+  set selection(s: base.Selection) {
+    this.sel = s;
+    this.selected({ textEditor: this, selections: [s], kind: 3 });
+  }
+  get selections(): base.Selection[] {
+    return [this.sel];
+  }
+  setDecorations(type: unknown, ranges: ({ range: base.Range; renderOptions?: unknown } | base.Range)[]): void {
+    this.decorations.set(type, ranges.map((r) => (r instanceof Range ? { range: r } : r)));
+  }
+  revealRange(r: base.Range): void {
+    this.revealed.push(r);
+  }
+}
+
+const languageIds: Record<string, string> = { py: 'python', ts: 'typescript', js: 'javascript', cpp: 'cpp', h: 'cpp' };
 
 export class InlineCompletionItem {
   constructor(
@@ -55,7 +85,13 @@ export interface Host {
   applied: base.WorkspaceEdit[];
   documents: base.TextDocument[];
   openDocument(d: base.TextDocument): void;
+  // The user types: `text` replaces `range` of an open document (didChange follows).
+  editDocument(d: base.TextDocument, range: base.Range, text: string): void;
+  // The user brings an editor for `d` to the front with the cursor at `selection`.
+  showEditor(d: base.TextDocument, selection: base.Selection): FakeEditor;
+  decorationTypes: { key: string; options: unknown }[];
   activeTextEditor: unknown;
+  logLevel: number; // the output channels' (1: Trace, where the client writes its trace)
   log: string[];
   context(extensionPath: string, storage: string): Record<string, unknown>;
 }
@@ -73,6 +109,29 @@ export function makeHost(bundle: string): Host {
     editor: ev(),
     visible: ev(),
     secrets: ev(),
+    selection: ev(),
+  };
+  // Edits to an open document, as VS Code makes them: the text, the version, then one
+  // change event with the changes last first (each range in the text before all of them).
+  const change = (d: base.TextDocument, edits: { range: base.Range; newText: string }[]) => {
+    const sorted = [...edits].sort((a, b) => d.offsetAt(b.range.start) - d.offsetAt(a.range.start));
+    const contentChanges = sorted.map((x) => {
+      const rangeOffset = d.offsetAt(x.range.start);
+      return { range: x.range, rangeOffset, rangeLength: d.offsetAt(x.range.end) - rangeOffset, text: x.newText };
+    });
+    let text = d.getText();
+    for (const c of contentChanges) text = text.slice(0, c.rangeOffset) + c.text + text.slice(c.rangeOffset + c.rangeLength);
+    d.setText(text);
+    events.change.fire({ document: d, contentChanges, reason: undefined });
+  };
+  // The open document of a uri, else the file read from disk and opened (didOpen follows).
+  const documentOf = (u: base.Uri) => {
+    const open = h.documents.find((d) => d.uri.toString() === u.toString());
+    if (open) return open;
+    const ext = u.fsPath.slice(u.fsPath.lastIndexOf('.') + 1);
+    const d = new base.TextDocument(u, fs.readFileSync(u.fsPath, 'utf8'), languageIds[ext] ?? 'plaintext');
+    h.openDocument(d);
+    return d;
   };
   const h: Host = {
     vscode: {},
@@ -90,9 +149,21 @@ export function makeHost(bundle: string): Host {
     documents: [],
     activeTextEditor: undefined,
     log: [],
+    logLevel: 3,
+    decorationTypes: [],
     openDocument(d) {
       h.documents.push(d);
       events.open.fire(d);
+    },
+    editDocument(d, range, text) {
+      change(d, [{ range, newText: text }]);
+    },
+    showEditor(d, selection) {
+      const e = new FakeEditor(d, selection, (x) => events.selection.fire(x));
+      h.activeTextEditor = e;
+      events.editor.fire(e);
+      events.visible.fire([e]);
+      return e;
     },
     context(extensionPath, storage) {
       const memento = () => {
@@ -157,7 +228,7 @@ export function makeHost(bundle: string): Host {
     },
     onDidChangeActiveTextEditor: events.editor.event,
     onDidChangeVisibleTextEditors: events.visible.event,
-    onDidChangeTextEditorSelection: ev().event,
+    onDidChangeTextEditorSelection: events.selection.event,
     onDidChangeWindowState: ev().event,
     showInformationMessage: say('info'),
     showWarningMessage: say('warning'),
@@ -174,7 +245,7 @@ export function makeHost(bundle: string): Host {
       const line = (l: string) => (s: string) => void h.log.push(`[${name}] ${l}: ${s}`);
       return {
         name,
-        logLevel: 3,
+        logLevel: h.logLevel,
         onDidChangeLogLevel: ev().event,
         trace: line('trace'),
         debug: line('debug'),
@@ -199,8 +270,18 @@ export function makeHost(bundle: string): Host {
       h.webviewProviders.set(id, p);
       return new Disposable();
     },
-    showTextDocument: () => Promise.resolve(undefined),
-    createTextEditorDecorationType: () => ({ key: 'decoration', dispose: () => undefined }),
+    // A uri opens (from disk unless open) in an editor brought to the front with the
+    // selection asked for; a document object (the status JSON) is not shown.
+    showTextDocument: (x: unknown, o?: { selection?: base.Range }) => {
+      if (!(x instanceof Uri)) return Promise.resolve(undefined);
+      const at = o?.selection ?? new Range(0, 0, 0, 0);
+      return Promise.resolve(h.showEditor(documentOf(x), new Selection(at.start, at.end)));
+    },
+    createTextEditorDecorationType: (options: unknown) => {
+      const t = { key: `decoration-${h.decorationTypes.length}`, options, dispose: () => undefined };
+      h.decorationTypes.push(t);
+      return t;
+    },
     tabGroups: { all: [], onDidChangeTabs: ev().event, onDidChangeTabGroups: ev().event, close: () => Promise.resolve(true) },
   };
   const workspace = {
@@ -246,7 +327,16 @@ export function makeHost(bundle: string): Host {
       h.opened.push(o);
       return Promise.resolve(new base.TextDocument(Uri.from({ scheme: 'untitled', path: 'status.json' }), o.content, o.language));
     },
-    applyEdit: (e: base.WorkspaceEdit) => (h.applied.push(e), Promise.resolve(true)),
+    // Recorded; the edits to open documents are made to them (files not open are left
+    // to the test, which writes them to disk if it wants to).
+    applyEdit: (e: base.WorkspaceEdit) => {
+      h.applied.push(e);
+      for (const d of h.documents) {
+        const mine = e.edits.filter((x) => x.uri.toString() === d.uri.toString());
+        if (mine.length) change(d, mine);
+      }
+      return Promise.resolve(true);
+    },
     getWorkspaceFolder: () => undefined,
     fs: {
       createDirectory: (u: base.Uri) => (fs.mkdirSync(u.fsPath, { recursive: true }), Promise.resolve()),
