@@ -110,12 +110,18 @@ Outcome<NextEditResult> Agent::next_edit(const NextEditRequest& req, const Cance
             else
                 group += ":" + hex(fnv(found->label));
             if (!next_edits_.dismissed(group)) {
-                size_t n = 0;
                 for (const auto& e : found->edits) {
                     auto t = src.read(e.path);
                     if (!t) continue;
                     NextEditItem item;
-                    item.id = group + "#" + std::to_string(n++);
+                    // Named by its place (file, line, column), not its rank in this
+                    // answer: accepting one leaves the others' ids as they were, so the
+                    // client counts each suggestion shown once.
+                    const size_t nl =
+                        e.start == 0 ? std::string::npos : t->rfind('\n', e.start - 1);
+                    const size_t col = nl == std::string::npos ? e.start : e.start - nl - 1;
+                    item.id = group + "#" + hex(fnv(e.path)).substr(0, 8) + ":" +
+                              std::to_string(e.line) + ":" + std::to_string(col);
                     auto u = open_uri.find(e.path);
                     item.uri = u != open_uri.end() ? u->second : path_to_uri(e.path);
                     item.range = {to_position(*t, e.start, enc), to_position(*t, e.end, enc)};

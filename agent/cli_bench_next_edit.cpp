@@ -42,6 +42,22 @@
 namespace latent::agent {
 namespace {
 
+// A keyword of one of the languages measured: ctags reports some as names (a TypeScript
+// property called "return", "delete"), and a token search for them finds every keyword.
+bool keyword(std::string_view w) {
+    static const std::unordered_set<std::string_view> k = {
+        "return",    "delete",   "default", "function",   "class",     "const",   "while",
+        "break",     "continue", "switch",  "throw",      "catch",     "finally", "import",
+        "export",    "extends",  "typeof",  "instanceof", "void",      "yield",   "await",
+        "async",     "static",   "struct",  "union",      "enum",      "typedef", "sizeof",
+        "goto",      "else",     "case",    "this",       "super",     "true",    "false",
+        "null",      "None",     "True",    "False",      "self",      "lambda",  "global",
+        "from",      "with",     "pass",    "raise",      "elif",      "assert",  "nonlocal",
+        "interface", "type",     "public",  "private",    "protected", "package", "implements",
+        "undefined", "then",     "next",    "get",        "set"};
+    return k.count(w) > 0;
+}
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -811,7 +827,7 @@ std::optional<std::string> load_corpus(Corpus& k, const std::string& only, const
         if (!def && !kAlsoCounted.count(kind)) continue;
         ++k.ctags_defs;
         ++k.def_count[{f->second, name}];
-        if (!def || name.size() < 4) continue;
+        if (!def || name.size() < 4 || keyword(name)) continue;
         const int ln = j.value("line", 0);
         if (ln <= 0) continue;
         // Variables and constants at file scope only: ctags reports some locals (a

@@ -145,14 +145,27 @@ bool qualified_members(std::string_view language) {
     return language == "python" || language == "c";
 }
 
-// An enumerator: in an enum's braces, after '{' or ','.
-bool enumerator(std::string_view text, size_t at, size_t scope_begin) {
+// An enumerator: after '{' or ',' directly inside the braces of an enum ("enum x {",
+// "enum class x : int {", "typedef enum {").
+bool enumerator(std::string_view text, size_t at) {
     const char p = prev_nonspace(text, at);
     if (p != '{' && p != ',') return false;
-    const size_t brace = text.rfind('{', at);
-    if (brace == std::string_view::npos || brace < scope_begin) return false;
-    const std::string_view head = text.substr(scope_begin, brace - scope_begin);
-    return head.find("enum") != std::string_view::npos;
+    // The brace that opens the list `at` is in (nested braces and parentheses skipped).
+    int depth = 0;
+    size_t i = at, budget = 1 << 16;
+    while (i > 0 && budget-- > 0) {
+        const char c = text[--i];
+        if (c == '}' || c == ')') ++depth;
+        if (c == '(' && depth-- == 0) return false;
+        if (c == '{' && depth-- == 0) break;
+    }
+    if (i == 0 && text[0] != '{') return false;
+    size_t h = i;
+    while (h > 0 && text[h - 1] != ';' && text[h - 1] != '}' && text[h - 1] != '{' && i - h < 512)
+        --h;
+    for (const Token& t : tokenize(text.substr(h, i - h)))
+        if (t.ident && t.text == "enum") return true;
+    return false;
 }
 
 // For each of `positions` (sorted, in [from, ...)), whether it is in code rather than in
@@ -451,7 +464,7 @@ std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path
     // declaration, an enumerator.
     const bool in_function = scope && function_like(scope->kind);
     const bool strong =
-        declared_by_keyword(text, p) || (scope && enumerator(text, p, sb)) ||
+        declared_by_keyword(text, p) || enumerator(text, p) ||
         (scope && !in_function && !self_access(text, p) && declaration_like(text, p, b.size()));
     if (!strong) {
         // Mentions in comments and strings do not count; a member or a type declared after
@@ -479,7 +492,7 @@ std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path
     d.scope_begin = global ? 0 : sb;
     d.scope_end = global ? text.size() : se;
     d.member = qualified_members(language) && scope && global && !declared_by_keyword(text, p) &&
-               !enumerator(text, p, scope->range.start_byte);
+               !enumerator(text, p);
     return d;
 }
 
