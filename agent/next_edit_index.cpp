@@ -148,7 +148,9 @@ bool qualified_members(std::string_view language) {
 // An enumerator: after '{' or ',' directly inside the braces of an enum ("enum x {",
 // "enum class x : int {", "typedef enum {").
 bool enumerator(std::string_view text, size_t at) {
-    const char p = prev_nonspace(text, at);
+    size_t b = at;
+    while (b > 0 && space(text[b - 1])) --b;
+    const char p = b > 0 ? text[b - 1] : '\0';
     if (p != '{' && p != ',') return false;
     // The brace that opens the list `at` is in (nested braces and parentheses skipped).
     int depth = 0;

@@ -383,14 +383,14 @@ TEST(NextEditIndex, DeclarationsAfterTheirUsesOrBehindACommentAreRenames) {
         w.files["/w/q.c"] =
             "/* NONE marks an empty slot */\nstatic const int NONE = 0;\nint f(void) { return "
             "NONE; }\n"
-            "enum kind { KIND_A, KIND_B };\nint g(void) { return KIND_B; }\n";
+            "enum kind {\n  KIND_A,\n  KIND_B\n};\nint g(void) { return KIND_B; }\n";
         w.replace("/w/q.c", "NONE =", "EMPTY =");
         auto s = w.suggest("/w/q.c");
         ASSERT_TRUE(s);
         ASSERT_EQ(s->edits.size(), 2u);  // the comment's too
         Workspace v;
         v.files = w.files;
-        v.replace("/w/q.c", "KIND_B }", "KIND_C }");
+        v.replace("/w/q.c", "KIND_B\n}", "KIND_C\n}");
         s = v.suggest("/w/q.c");
         ASSERT_TRUE(s);
         ASSERT_EQ(s->edits.size(), 1u);
