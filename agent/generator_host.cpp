@@ -37,7 +37,8 @@ engine::Expected<std::shared_ptr<Generator>> make_generator(
         if (s.backend == "local") {
             if (s.model.empty())
                 return engine::make_error(
-                    "no model: set latent.model to a GGUF file (or use a remote backend)");
+                    "no model: set latent.modelPath (the \"model\" setting of latent lsp) to a "
+                    "GGUF file, or use a remote backend");
             LocalGeneratorOptions lo;
             lo.model_path = s.model;
             lo.engine = s.engine;
