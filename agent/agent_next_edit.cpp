@@ -111,8 +111,10 @@ Outcome<NextEditResult> Agent::next_edit(const NextEditRequest& req, const Cance
                 group += ":" + hex(fnv(found->label));
             if (!next_edits_.dismissed(group)) {
                 for (const auto& e : found->edits) {
-                    auto t = src.read(e.path);
-                    if (!t) continue;
+                    // The text the edit was found in (read once above; not copied again).
+                    const auto it = texts.find(e.path);
+                    if (it == texts.end() || !it->second) continue;
+                    const std::string* t = &*it->second;
                     NextEditItem item;
                     // Named by its place (file, line, column), not its rank in this
                     // answer: accepting one leaves the others' ids as they were, so the
