@@ -366,6 +366,9 @@ struct Detected {
     // reached through an object (Python's self.x, C's p->x): only such uses are renamed,
     // not a parameter or local that happens to share the name.
     bool member = false;
+    // rename of a Python parameter: calls of its function (`func`) that pass it by
+    // keyword (func(old=...)) are renamed too, wherever they are.
+    std::string keyword_of;
     // signature: how arguments map, the new parameters' names, the definition's name
     // offset (not a call), the language.
     std::vector<int> argmap;
@@ -475,16 +478,17 @@ std::optional<Detected> detect_rename(const EditHunk& h, const std::string& path
         const auto code = in_code(text, sb, before, language);
         if (std::find(code.begin(), code.end(), true) != code.end()) return std::nullopt;
     }
-    bool declared = strong || declaration_like(text, p, b.size());
-    if (!declared && scope && function_like(scope->kind)) {
+    bool in_params = false;
+    if (scope && function_like(scope->kind)) {
         size_t open = scope->name_range.end_byte;
         while (open < text.size() && space(text[open])) ++open;
         if (open < text.size() && text[open] == '(') {
             const size_t close = matching_paren(text, open);
-            declared = close != std::string_view::npos && open < p && p < close;
+            in_params = close != std::string_view::npos && open < p && p < close;
         }
     }
-    if (!declared) return std::nullopt;
+    if (!strong && !in_params && !declaration_like(text, p, b.size())) return std::nullopt;
+    if (in_params && language == "python" && !self_access(text, p)) d.keyword_of = scope->name;
     // B is new there: only the renamed tokens hold it before the edit.
     for (size_t at : occurrences(text, b, sb, se)) {
         if (std::find(offsets.begin(), offsets.end(), at - region) == offsets.end())
@@ -719,6 +723,34 @@ void edits_in(const Detected& d, const std::string& path, std::string_view text,
     }
 }
 
+// A renamed Python parameter passed by keyword: in each call of its function,
+// func(..., old=value) becomes func(..., new=value).
+void keyword_edits(const Detected& d, const std::string& path, std::string_view text,
+                   std::vector<SuggestedEdit>& out, size_t cap) {
+    for (size_t at : occurrences(text, d.keyword_of)) {
+        if (out.size() >= cap) return;
+        size_t open = at + d.keyword_of.size();
+        while (open < text.size() && (text[open] == ' ' || text[open] == '\t')) ++open;
+        if (open >= text.size() || text[open] != '(' || prev_word(text, at) == "def") continue;
+        const size_t close = matching_paren(text, open);
+        if (close == std::string_view::npos) continue;
+        for (auto [a, e] : split_items(text, open, close)) {
+            const auto t = tokenize(text.substr(a, e - a));
+            if (t.size() >= 2 && t[0].text == d.old_name && t[1].text == "=" &&
+                (t.size() < 3 || t[2].text != "=")) {
+                SuggestedEdit s;
+                s.path = path;
+                s.start = a + t[0].offset;
+                s.end = s.start + d.old_name.size();
+                s.old_text = d.old_name;
+                s.new_text = d.new_name;
+                s.line = line_of(text, s.start);
+                out.push_back(std::move(s));
+            }
+        }
+    }
+}
+
 }  // namespace
 
 std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& history,
@@ -786,6 +818,20 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
     // The edited file (the cursor's document first when it is that one).
     std::vector<SuggestedEdit> edits;
     edits_in(d, d.path, *found_text, d.scope_begin, d.scope_end, edits, limits.max_edits);
+    if (!d.keyword_of.empty()) {
+        std::vector<std::string> files{d.path};
+        if (sources.files_using) {
+            auto more = sources.files_using(d.keyword_of, limits.max_files);
+            files.insert(files.end(), more.begin(), more.end());
+        }
+        std::sort(files.begin(), files.end());
+        files.erase(std::unique(files.begin(), files.end()), files.end());
+        for (const auto& f : files) {
+            auto t = f == d.path ? found_text : sources.read(f);
+            if (!t || index::language_for_path(f) != index::language_for_path(d.path)) continue;
+            keyword_edits(d, f, *t, edits, limits.max_edits);
+        }
+    }
     if (d.global) {
         std::vector<std::string> files;
         if (sources.files_using) files = sources.files_using(d.old_name, limits.max_files);
@@ -814,6 +860,12 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
             };
             return key(x) < key(y);
         });
+    // One edit per place (a recursive call's keyword is also in the function's scope).
+    edits.erase(std::unique(edits.begin(), edits.end(),
+                            [](const SuggestedEdit& x, const SuggestedEdit& y) {
+                                return x.path == y.path && x.start == y.start;
+                            }),
+                edits.end());
     out.edits = std::move(edits);
     return out;
 }

@@ -175,6 +175,19 @@ TEST(NextEditIndex, AParameterRenamedAtItsDeclarationStaysInItsFunction) {
     EXPECT_EQ(places(*s), want);
 }
 
+TEST(NextEditIndex, APythonParameterRenamedIsRenamedWhereCallsPassItByKeyword) {
+    Workspace w;
+    w.files["/w/a.py"] =
+        "def f(count, step=1):\n    return count * step\n\nf(count=2)\ng(count=3)\n";
+    w.files["/w/b.py"] = "from a import f\nf(1, step=2)\nf(step=2, count=4)\n";
+    w.replace("/w/a.py", "count", "n");
+    auto s = w.suggest("/w/a.py");
+    ASSERT_TRUE(s);
+    w.apply(*s);
+    EXPECT_EQ(w.files["/w/a.py"], "def f(n, step=1):\n    return n * step\n\nf(n=2)\ng(count=3)\n");
+    EXPECT_EQ(w.files["/w/b.py"], "from a import f\nf(1, step=2)\nf(step=2, n=4)\n");
+}
+
 TEST(NextEditIndex, AUseChangedToAnotherNameIsNotARename) {
     Workspace w;
     w.files["/w/a.c"] = "int f(int a, int b) {\n  int x = a;\n  return x + a;\n}\n";
