@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "agent/text_lines.h"
@@ -758,9 +759,12 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
                                                const NextEditSources& sources,
                                                const NextEditLimits& limits) {
     if (!sources.resolve || !sources.read) return std::nullopt;
-    index::Extractor extractor;
-    std::map<std::string, std::pair<std::string, index::Extraction>>
-        parsed;  // path -> (text, parse)
+    // The last few documents' parses, per thread, keyed by their whole text (so never
+    // stale): asking again after a suggestion was accepted in another file reuses the
+    // parse of the document the rename began in.
+    thread_local std::map<std::string, std::pair<std::string, index::Extraction>> parsed;
+    thread_local std::unique_ptr<index::Extractor> extractor;
+    constexpr size_t kKeptParses = 4;
     std::optional<Detected> found;
     std::optional<std::string> found_text;
     // Newest first. A rename found at a use (the user renaming by hand, or accepting a
@@ -781,11 +785,14 @@ std::optional<IndexNextEdits> index_next_edits(const std::vector<EditHunk>& hist
         if (region == std::string_view::npos) continue;
         // One parse per document: several hunks are often in the same one.
         auto ex_it = parsed.find(path);
-        if (ex_it == parsed.end() || ex_it->second.first != *text)
+        if (ex_it == parsed.end() || ex_it->second.first != *text) {
+            if (!extractor) extractor = std::make_unique<index::Extractor>();
+            if (ex_it == parsed.end() && parsed.size() >= kKeptParses) parsed.erase(parsed.begin());
             ex_it =
                 parsed
-                    .insert_or_assign(path, std::make_pair(*text, extractor.extract(*lang, *text)))
+                    .insert_or_assign(path, std::make_pair(*text, extractor->extract(*lang, *text)))
                     .first;
+        }
         const index::Extraction& ex = ex_it->second.second;
         std::optional<Detected> d =
             detect_rename(h, path, *text, region, ex.definitions, lang->name);
