@@ -2,46 +2,18 @@
 // index-driven suggestions (next_edit_index.h) over the workspace's files and the open
 // documents, and the model's rewrite of the region around the cursor (next_edit_model.h)
 // when the index has nothing.
-#include <sys/stat.h>
-
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "agent/agent.h"
 #include "agent/next_edit_index.h"
 #include "agent/next_edit_model.h"
+#include "agent/text_files.h"
 
 namespace latent::agent {
 
 namespace {
 
 constexpr size_t kMaxReadBytes = 4u << 20;  // files larger than this are not searched
-
-// A workspace file's text from disk: regular, at most 4 MiB, not binary.
-std::optional<std::string> read_text_file(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-        static_cast<size_t>(st.st_size) > kMaxReadBytes)
-        return std::nullopt;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
-    if (text.size() > kMaxReadBytes || text.substr(0, 8192).find('\0') != std::string::npos)
-        return std::nullopt;
-    return text;
-}
-
-// FNV-1a, for ids that name a model suggestion by its content.
-uint64_t fnv(std::string_view s, uint64_t h = 1469598103934665603ull) {
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 std::string hex(uint64_t v) {
     static const char* digits = "0123456789abcdef";
@@ -82,7 +54,7 @@ Outcome<NextEditResult> Agent::next_edit(const NextEditRequest& req, const Cance
         if (auto u = open_uri.find(p); u != open_uri.end()) {
             if (auto d = docs_.get(u->second)) t = std::move(d->text);
         } else if (workspaces_.index_for(p)) {  // inside a folder
-            t = read_text_file(p);
+            t = read_text_file(p, kMaxReadBytes);
         }
         return texts.emplace(p, std::move(t)).first->second;
     };
@@ -108,7 +80,7 @@ Outcome<NextEditResult> Agent::next_edit(const NextEditRequest& req, const Cance
             if (found->kind == "rename")
                 group += ":" + found->new_name;
             else
-                group += ":" + hex(fnv(found->label));
+                group += ":" + hex(text_hash(found->label));
             if (!next_edits_.dismissed(group)) {
                 for (const auto& e : found->edits) {
                     // The text the edit was found in (read once above; not copied again).
@@ -122,7 +94,7 @@ Outcome<NextEditResult> Agent::next_edit(const NextEditRequest& req, const Cance
                     const size_t nl =
                         e.start == 0 ? std::string::npos : t->rfind('\n', e.start - 1);
                     const size_t col = nl == std::string::npos ? e.start : e.start - nl - 1;
-                    item.id = group + "#" + hex(fnv(e.path)).substr(0, 8) + ":" +
+                    item.id = group + "#" + hex(text_hash(e.path)).substr(0, 8) + ":" +
                               std::to_string(e.line) + ":" + std::to_string(col);
                     auto u = open_uri.find(e.path);
                     item.uri = u != open_uri.end() ? u->second : path_to_uri(e.path);
@@ -209,9 +181,10 @@ Outcome<std::vector<NextEditItem>> Agent::model_next_edit(const Document& doc, s
         log("nextEdit: the model's answer was dropped: " + why);
         return out;
     }
-    uint64_t h = fnv(doc.uri);
-    for (const auto& e : edits) h = fnv(std::to_string(e.start) + ":" + e.new_text, h);
-    const std::string group = "model:" + hex(h);
+    // Named by its content: the same rewrite offered again is the same group.
+    std::string content = doc.uri;
+    for (const auto& e : edits) content += "\n" + std::to_string(e.start) + ":" + e.new_text;
+    const std::string group = "model:" + hex(text_hash(content));
     if (next_edits_.dismissed(group)) return out;
     const PositionEncoding enc = docs_.encoding();
     size_t n = 0;

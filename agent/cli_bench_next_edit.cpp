@@ -35,6 +35,7 @@
 #include "agent/commands.h"
 #include "agent/edit_history.h"
 #include "agent/next_edit_index.h"
+#include "agent/text_lines.h"
 #include "agent/workspace_index.h"
 #include "index/indexer.h"
 #include "index/languages.h"
@@ -192,21 +193,6 @@ std::optional<size_t> find_word(const std::string& text, std::string_view name, 
     return std::nullopt;
 }
 
-size_t line_offset(const std::string& text, uint32_t line0) {
-    size_t p = 0;
-    for (uint32_t l = 0; l < line0 && p < text.size(); ++l) {
-        const size_t nl = text.find('\n', p);
-        if (nl == std::string::npos) return text.size();
-        p = nl + 1;
-    }
-    return p;
-}
-
-uint32_t line_of(const std::string& text, size_t offset) {
-    return static_cast<uint32_t>(
-        std::count(text.begin(), text.begin() + std::min(offset, text.size()), '\n'));
-}
-
 // A bracketed list: text[open] is '(' and text[close] its ')'; parts are the bytes
 // between top-level commas ([begin, end), whitespace included).
 struct List {
@@ -311,7 +297,7 @@ std::string squeeze(std::string_view s) {
 }
 
 bool starts_unindented(const std::string& text, uint32_t line0) {
-    const size_t p = line_offset(text, line0);
+    const size_t p = line_start(text, line0);
     return p < text.size() && !std::isspace(static_cast<unsigned char>(text[p]));
 }
 
@@ -477,16 +463,22 @@ struct Figures {
     }
 };
 
+// Where the definition `c` names itself on its line; none when the name is not there (a
+// definition made by a macro).
+std::optional<size_t> name_on_line(const std::string& text, const Candidate& c) {
+    const size_t ls = line_start(text, c.line);
+    size_t le = text.find('\n', ls);
+    if (le == std::string::npos) le = text.size();
+    return find_word(text, c.name, ls, le);
+}
+
 // One rename at the definition `c`: its name's bytes on its line become name + "X2".
 bool play_rename(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, const Args& a,
                  Figures& F) {
     const size_t examples = a.examples;
     const bool trace = !a.name.empty();
     const std::string& text = k.texts.at(c.file);
-    const size_t ls = line_offset(text, c.line);
-    size_t le = text.find('\n', ls);
-    if (le == std::string::npos) le = text.size();
-    const auto def = find_word(text, c.name, ls, le);
+    const auto def = name_on_line(text, c);
     if (!def) return false;  // the name is not on its line (a definition made by a macro)
     const std::string new_name = c.name + "X2";
     const size_t delta = new_name.size() - c.name.size();
@@ -595,10 +587,7 @@ bool play_signature(const Corpus& k, WorkspaceIndex& wi, const Candidate& c, con
     const size_t examples = a.examples;
     const bool trace = !a.name.empty();
     const std::string& text = k.texts.at(c.file);
-    const size_t ls = line_offset(text, c.line);
-    size_t le = text.find('\n', ls);
-    if (le == std::string::npos) le = text.size();
-    const auto def = find_word(text, c.name, ls, le);
+    const auto def = name_on_line(text, c);
     if (!def) return false;
     size_t open = *def + c.name.size();
     while (open < text.size() && (text[open] == ' ' || text[open] == '\t')) ++open;

@@ -9,11 +9,6 @@ namespace latent::agent {
 
 namespace {
 
-uint32_t line_of(std::string_view text, size_t offset) {
-    offset = std::min(offset, text.size());
-    return static_cast<uint32_t>(std::count(text.begin(), text.begin() + offset, '\n'));
-}
-
 // Lines [first, first + count) of `text`, each with its '\n'.
 std::string lines(std::string_view text, uint32_t first, uint32_t count) {
     const size_t a = line_start(text, first);

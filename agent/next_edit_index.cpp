@@ -64,11 +64,6 @@ std::vector<size_t> occurrences(std::string_view text, std::string_view name, si
     return out;
 }
 
-uint32_t line_of(std::string_view text, size_t offset) {
-    offset = std::min(offset, text.size());
-    return static_cast<uint32_t>(std::count(text.begin(), text.begin() + offset, '\n'));
-}
-
 // Where the hunk's `after` lines are in the current text: at their line when they are
 // still there, else the nearest place holding them; npos when gone.
 size_t locate(const EditHunk& h, std::string_view text) {

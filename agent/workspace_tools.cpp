@@ -4,11 +4,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "agent/glob.h"
+#include "agent/text_files.h"
 #include "agent/text_lines.h"
 
 namespace latent::agent {
@@ -95,7 +94,7 @@ size_t count_lines(std::string_view text) {
            (text.back() == '\n' ? 0 : 1);
 }
 
-std::string_view line_of(std::string_view text, size_t line) {
+std::string_view line_text(std::string_view text, size_t line) {
     const size_t a = line_start(text, line);
     if (a >= text.size()) return {};
     size_t e = text.find('\n', a);
@@ -121,10 +120,6 @@ std::string crlf(std::string_view text) {
         out += text[i];
     }
     return out;
-}
-
-bool is_binary(std::string_view text) {
-    return text.substr(0, 8192).find('\0') != std::string_view::npos;
 }
 
 }  // namespace
@@ -264,31 +259,9 @@ bool WorkspaceTools::current_text(const std::string& real, std::string* text,
         *text = std::move(doc->text);
         return true;
     }
-    struct stat st {};
-    if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        *why = "The file does not exist.";
-        return false;
-    }
-    if (static_cast<size_t>(st.st_size) > limits_.file_bytes) {
-        *why = "The file is larger than " + std::to_string(limits_.file_bytes >> 20) + " MiB.";
-        return false;
-    }
-    std::ifstream in(real, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (!in && !in.eof()) {
-        *why = "The file could not be read.";
-        return false;
-    }
-    *text = ss.str();
-    if (text->size() > limits_.file_bytes) {
-        *why = "The file is too large.";
-        return false;
-    }
-    if (is_binary(*text)) {
-        *why = "The file is binary.";
-        return false;
-    }
+    auto t = read_text_file(real, limits_.file_bytes, why);
+    if (!t) return false;
+    *text = std::move(*t);
     return true;
 }
 
@@ -383,7 +356,7 @@ ToolOutcome WorkspaceTools::find_references(const json& args) {
                 last_real = real;
             }
             out.result += workspaces_.shown_path(real) + ":" + std::to_string(r.line + 1) + ": " +
-                          (readable ? std::string(line_of(text, r.line).substr(0, 200)) : "") +
+                          (readable ? std::string(line_text(text, r.line).substr(0, 200)) : "") +
                           "\n";
             out.sources.push_back(source(real, r.line, r.line, "reference to " + *name));
         }
@@ -415,7 +388,8 @@ ToolOutcome WorkspaceTools::read_file(const json& args) {
     std::string body;
     size_t line = first;
     for (; line <= last && line <= total; ++line) {
-        std::string row = std::to_string(line) + ": " + std::string(line_of(text, line - 1)) + "\n";
+        std::string row =
+            std::to_string(line) + ": " + std::string(line_text(text, line - 1)) + "\n";
         if (body.size() + row.size() > limits_.read_bytes) break;
         body += row;
     }
