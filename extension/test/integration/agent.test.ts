@@ -9,7 +9,6 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import Module from 'node:module';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { applyTextEdits } from '../../src/api';
 import type { HostMessage, ReviewView, ViewStep } from '../../src/shared/messages';
 import { Selection, TextDocument, Uri, WorkspaceEdit } from '../vscode-mock';
-import { Host, makeHost } from './fake-host';
+import { Host, loadExtension, makeHost } from './fake-host';
 
 const ext = path.resolve(__dirname, '../../..');
 const binary = process.env.LATENT_BIN ?? path.join(ext, '..', 'build', 'latent');
@@ -180,20 +179,8 @@ describe('agent mode in the fake VS Code host against `latent lsp` (scripted Ope
       'latent.index.enabled': true,
     });
     (host.vscode.workspace as { workspaceFolders: unknown }).workspaceFolders = [{ uri: Uri.file(ws), name: 'ws', index: 0 }];
-    const m = Module as unknown as { _load: (r: string, ...a: unknown[]) => unknown };
-    const original = m._load;
-    m._load = function (request: string, ...rest: unknown[]) {
-      return request === 'vscode' ? host.vscode : original.call(this, request, ...rest);
-    };
-    // A fresh copy of the bundle, bound to this host (Node caches modules by path).
-    delete require.cache[require.resolve(bundle)];
-    try {
-      extension = m._load(bundle, module, false) as typeof extension;
-    } finally {
-      m._load = original;
-      delete require.cache[require.resolve(bundle)];
-    }
-    await extension!.activate(host.context(ext, path.join(tmp, 'storage')));
+    extension = loadExtension(host, bundle);
+    await extension.activate(host.context(ext, path.join(tmp, 'storage')));
     // The server must speak agent mode (latent/prompts is part of it).
     const exec = (c: string) => (host.vscode.commands as { executeCommand: (c: string) => Promise<unknown> }).executeCommand(c);
     const status = await until('the index', async () => {

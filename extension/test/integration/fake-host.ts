@@ -3,6 +3,7 @@
 // documents and register its providers, with everything the extension does recorded.
 // Built on test/vscode-mock.ts; any other class the bundle names is a plain stand-in.
 import * as fs from 'node:fs';
+import Module from 'node:module';
 import * as base from '../vscode-mock';
 
 const { Disposable, EventEmitter, Position, Range, Selection, Uri } = base;
@@ -391,4 +392,27 @@ export function makeHost(bundle: string): Host {
     version: '1.91.0',
   });
   return h;
+}
+
+// The extension as a test drives it.
+export interface LoadedExtension {
+  activate(c: unknown): Promise<void>;
+  deactivate(): Promise<void>;
+}
+
+// A fresh copy of the extension's bundle with `vscode` resolved to this host's (Node
+// caches modules by path: without the fresh copy a second host would get the first's).
+export function loadExtension(host: Host, bundle: string): LoadedExtension {
+  const m = Module as unknown as { _load: (r: string, ...a: unknown[]) => unknown };
+  const original = m._load;
+  m._load = function (request: string, ...rest: unknown[]) {
+    return request === 'vscode' ? host.vscode : original.call(this, request, ...rest);
+  };
+  delete require.cache[require.resolve(bundle)];
+  try {
+    return m._load(bundle, module, false) as LoadedExtension;
+  } finally {
+    m._load = original;
+    delete require.cache[require.resolve(bundle)];
+  }
 }

@@ -7,13 +7,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import Module from 'node:module';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancellationTokenSource } from 'vscode-jsonrpc';
 import { Position, Selection, TextDocument, Uri } from '../vscode-mock';
-import { Host, makeHost } from './fake-host';
+import { Host, loadExtension, makeHost } from './fake-host';
 
 const ext = path.resolve(__dirname, '../../..');
 const binary = process.env.LATENT_BIN ?? path.join(ext, '..', 'build', 'latent');
@@ -124,16 +123,7 @@ describe('the bundled extension in a fake VS Code host', function () {
       'latent.completion.debounceMs': 10,
     });
     host.secrets.set('latent.remote.apiKey', 'sk-e2e');
-    const m = Module as unknown as { _load: (r: string, ...a: unknown[]) => unknown };
-    const original = m._load;
-    m._load = function (request: string, ...rest: unknown[]) {
-      return request === 'vscode' ? host.vscode : original.call(this, request, ...rest);
-    };
-    try {
-      extension = m._load(bundle, module, false) as typeof extension;
-    } finally {
-      m._load = original;
-    }
+    extension = loadExtension(host, bundle);
     await extension.activate(host.context(ext, path.join(tmp, 'storage')));
     doc = new TextDocument(
       Uri.file(path.join(tmp, 'add.ts')),

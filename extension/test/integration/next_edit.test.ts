@@ -11,13 +11,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import Module from 'node:module';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NextEditResult, StatusResult } from '../../src/protocol';
 import { Range, Selection, Uri } from '../vscode-mock';
-import { FakeEditor, Host, makeHost } from './fake-host';
+import { FakeEditor, Host, loadExtension, makeHost } from './fake-host';
 
 const ext = path.resolve(__dirname, '../../..');
 const binary = process.env.LATENT_BIN ?? path.join(ext, '..', 'build', 'latent');
@@ -120,21 +119,9 @@ describe('next edit suggestions in the fake VS Code host against `latent lsp` (i
       'latent.trace.server': 'verbose',
     });
     (host.vscode.workspace as { workspaceFolders: unknown }).workspaceFolders = [{ uri: Uri.file(ws), name: 'ws', index: 0 }];
-    const m = Module as unknown as { _load: (r: string, ...a: unknown[]) => unknown };
-    const original = m._load;
-    m._load = function (request: string, ...rest: unknown[]) {
-      return request === 'vscode' ? host.vscode : original.call(this, request, ...rest);
-    };
-    // A fresh copy of the bundle, bound to this host (Node caches modules by path).
-    delete require.cache[require.resolve(bundle)];
-    try {
-      extension = m._load(bundle, module, false) as typeof extension;
-    } finally {
-      m._load = original;
-      delete require.cache[require.resolve(bundle)];
-    }
+    extension = loadExtension(host, bundle);
     context = host.context(ext, path.join(tmp, 'storage'));
-    await extension!.activate(context);
+    await extension.activate(context);
     await until('the index', async () => ((await status()).index?.[0]?.state === 'ready' ? true : undefined));
   });
 
