@@ -836,10 +836,11 @@ std::optional<std::string> load_corpus(Corpus& k, const std::string& only, const
         const auto& names = once[fam];
         if (names.empty()) continue;
         const std::vector<uint8_t> mask = non_code_mask(text, fam);
+        const std::string& file = rel;  // a structured binding: clang 14 cannot capture it
         for_each_word(text, [&](size_t off, std::string_view w) {
             if (w.size() < 4) return;
             const std::string s(w);
-            if (names.count(s)) k.occ[{fam, s}].push_back({rel, off, mask[off] == 0});
+            if (names.count(s)) k.occ[{fam, s}].push_back({file, off, mask[off] == 0});
         });
     }
     return std::nullopt;
