@@ -141,7 +141,7 @@ void Agent::on_backend_loaded(const std::shared_ptr<Generator>& b, const std::st
 
 void Agent::open_document(Document doc) {
     if (doc.text.size() > DocumentStore::kMaxDocumentBytes) {
-        log("didOpen: a document larger than 64 MiB is not kept: " + doc.uri);
+        log("warning: didOpen: a document larger than 64 MiB is not kept: " + doc.uri);
         return;
     }
     docs_.open(std::move(doc));
@@ -154,7 +154,7 @@ bool Agent::change_document(const std::string& uri, int32_t version,
         next_edits_.record(uri, after, c);
     };
     if (!docs_.change(uri, version, changes, &applied, each)) {
-        log("didChange for a document that is not open (or too large): " + uri);
+        log("warning: didChange for a document that is not open (or too large): " + uri);
         return false;
     }
     if (!applied.empty()) {
@@ -426,7 +426,7 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
         return FeatureError{Kind::kSuperseded, "superseded by a newer request",
                             g ? g->prompt_tokens : 0};
     if (!g) {
-        log("inlineCompletion: " + g.error().message);
+        log("error: inlineCompletion: " + g.error().message);
         return FeatureError{Kind::kFailed, g.error().message, 0};
     }
     // Cut by the time limit: the line it was in the middle of goes.

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "agent/commands.h"
 #include "agent/lsp_commands.h"
@@ -41,9 +42,18 @@ void Logger::operator()(const std::string& line) {
     gmtime_r(&t, &tm);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+    std::string_view text = line;
+    const char* level = "info";
+    for (const char* l : {"error", "warning"}) {
+        const std::string prefix = std::string(l) + ": ";
+        if (text.substr(0, prefix.size()) == prefix) {
+            level = l;
+            text.remove_prefix(prefix.size());
+        }
+    }
     // Cap a line: a log must not grow by a document's size because one was echoed.
-    std::fprintf(out, "[%s.%03d] %.*s\n", stamp, static_cast<int>(ms.count()),
-                 static_cast<int>(std::min<size_t>(line.size(), 2000)), line.c_str());
+    std::fprintf(out, "[%s.%03d] [%s] %.*s\n", stamp, static_cast<int>(ms.count()), level,
+                 static_cast<int>(std::min<size_t>(text.size(), 2000)), text.data());
     std::fflush(out);
 }
 

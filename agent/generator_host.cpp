@@ -51,7 +51,8 @@ engine::Expected<std::shared_ptr<Generator>> make_generator(
             const auto t0 = Clock::now();
             auto r = LocalGenerator::create(lo);
             if (!r) return r.error();
-            if (!(*r)->disk_error().empty()) say("backend: no disk cache: " + (*r)->disk_error());
+            if (!(*r)->disk_error().empty())
+                say("warning: backend: no disk cache: " + (*r)->disk_error());
             say("backend: loaded " + s.model + " in " +
                 std::to_string(std::chrono::duration<double>(Clock::now() - t0).count()) + " s");
             return std::shared_ptr<Generator>(std::move(*r));
@@ -230,7 +231,9 @@ void GeneratorHost::loop() {
             log("backend: a newer setting came while loading; this load is dropped");
             continue;
         }
-        if (!error.empty()) log("backend: " + error);
+        // Nothing chosen yet (the first run) is a warning; a load that failed is an error.
+        if (!error.empty())
+            log(std::string(backend_configured(s) ? "error" : "warning") + ": backend: " + error);
         if (b) log("backend: " + b->describe());
         if (options_.on_loaded) options_.on_loaded(b, error);
         const Lease lease{b, generation};

@@ -12,7 +12,11 @@
 
 namespace latent::agent {
 
-// Timestamped lines to a file (appended) or stderr. Thread-safe.
+// Timestamped lines to a file (appended) or stderr, each with its level:
+// "[12:00:01.234] [info] latent lsp 0.1.0 started". A line that starts "error: " or
+// "warning: " has that level (the prefix moves into the brackets), any other is info:
+// editors show stderr as errors unless told (the VS Code extension reads the level).
+// Thread-safe.
 class Logger {
 public:
     explicit Logger(const std::string& path);

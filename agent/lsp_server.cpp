@@ -162,6 +162,9 @@ LspServer::LspServer(lsp::Endpoint& endpoint, LspServerOptions options)
     ao.allow_test_backends = options_.allow_test_backends;
     ao.log = options_.log;
     ao.show_error = [this](const std::string& message) {
+        // Nothing chosen yet is not an error where the client guides the first run: its
+        // own prompt is the one message (an error toast would outlive the model's load).
+        if (client_guides_setup_ && !backend_configured(agent_->settings())) return;
         ep_.notify("window/showMessage", {{"type", 1}, {"message", message}});
     };
     ao.index_report = [this](const std::string& root) { return index_report(root); };
@@ -275,7 +278,8 @@ void LspServer::register_handlers() {
         const std::string id = p.at("id").get<std::string>();
         const std::string action = p.at("action").get<std::string>();
         if (id.size() > 1024 || !agent_->next_edit_feedback(id, action))
-            log("latent/nextEditFeedback: ignored (action must be shown, accepted or dismissed)");
+            log("warning: latent/nextEditFeedback: ignored (action must be shown, accepted or "
+                "dismissed)");
     });
     ep_.on_request("latent/status", [this](const json&, lsp::RequestContext&) -> lsp::Result<json> {
         return agent_->status();
@@ -297,9 +301,18 @@ lsp::Result<json> LspServer::initialize(const json& params) {
     }
     agent_->workspaces().set_folders(folders);
     const json caps = params.value("capabilities", json::object());
-    progress_ok_ = caps.value("/window/workDoneProgress"_json_pointer, false);
-    watch_dynamic_ =
-        caps.value("/workspace/didChangeWatchedFiles/dynamicRegistration"_json_pointer, false);
+    // A capability of another type than boolean, or a path through a non-object, is absent.
+    auto flag = [&caps](std::initializer_list<const char*> path) {
+        const json* v = &caps;
+        for (const char* key : path) {
+            if (!v->is_object() || !v->contains(key)) return false;
+            v = &(*v)[key];
+        }
+        return v->is_boolean() && v->get<bool>();
+    };
+    progress_ok_ = flag({"window", "workDoneProgress"});
+    watch_dynamic_ = flag({"workspace", "didChangeWatchedFiles", "dynamicRegistration"});
+    client_guides_setup_ = flag({"experimental", "latent", "setupGuide"});
     apply_settings(p->initializationOptions);
     ep_.open_gate();
 
@@ -330,7 +343,7 @@ lsp::Result<json> LspServer::initialize(const json& params) {
 void LspServer::apply_settings(const json& j) {
     std::vector<std::string> problems;
     const Settings s = parse_settings(j, agent_->settings(), &problems);
-    for (const auto& p : problems) log("settings: " + p);
+    for (const auto& p : problems) log("warning: settings: " + p);
     agent_->set_settings(s);
 }
 
@@ -344,7 +357,7 @@ void LspServer::initialized() {
             {"latent-watched-files", "workspace/didChangeWatchedFiles",
              json{{"watchers", json::array({json{{"globPattern", "**/*"}, {"kind", 7}}})}}});
         ep_.send_request("client/registerCapability", rp, [this](lsp::Result<json> r) {
-            if (!r) log("client/registerCapability: " + r.error().message);
+            if (!r) log("warning: client/registerCapability: " + r.error().message);
         });
     }
 }
@@ -645,7 +658,7 @@ lsp::Result<json> LspServer::execute_command(const json& params, lsp::RequestCon
             ap.label = "Latent: edit selection";
             ap.edit = *r.value->edit;
             ep_.send_request("workspace/applyEdit", ap, [this](lsp::Result<json> res) {
-                if (!res) log("workspace/applyEdit: " + res.error().message);
+                if (!res) log("error: workspace/applyEdit: " + res.error().message);
             });
             return chat_json(*r.value);
         });

@@ -87,6 +87,9 @@ private:
     std::atomic<bool> initialized_{false};
     std::atomic<bool> progress_ok_{false};  // the client takes window/workDoneProgress
     std::atomic<bool> watch_dynamic_{false};
+    // The client guides a user without a model or server itself
+    // (capabilities.experimental.latent.setupGuide): "no model" is not shown as an error.
+    std::atomic<bool> client_guides_setup_{false};
     std::atomic<uint64_t> progress_tokens_{0};
 };
 

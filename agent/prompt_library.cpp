@@ -253,7 +253,7 @@ void PromptLibrary::refresh(Folder& f) {
         }
         std::sort(names.begin(), names.end());
         if (names.size() > kMaxFiles) {
-            log("prompts: " + real_dir + " holds " + std::to_string(names.size()) +
+            log("warning: prompts: " + real_dir + " holds " + std::to_string(names.size()) +
                 " files; only the first " + std::to_string(kMaxFiles) + " are read");
             names.resize(kMaxFiles);
         }
@@ -266,7 +266,7 @@ void PromptLibrary::refresh(Folder& f) {
                                e2 ? 0 : size);
         }
     } else if (!real_dir.empty() && !path_within(f.root, real_dir)) {
-        log("prompts: " + dir.string() + " leads outside the folder; skipped");
+        log("warning: prompts: " + dir.string() + " leads outside the folder; skipped");
     }
     if (f.read && stamp == f.stamp) return;
     f.read = true;
@@ -277,14 +277,14 @@ void PromptLibrary::refresh(Folder& f) {
         const std::string file = (fs::path(real_dir) / n).string();
         const std::string real = real_path(file);
         if (real.empty() || !path_within(f.root, real)) {
-            log("prompts: " + file + " leads outside the folder; skipped");
+            log("warning: prompts: " + file + " leads outside the folder; skipped");
             continue;
         }
         std::error_code e;
         if (!fs::is_regular_file(real, e)) continue;
         const auto size = fs::file_size(real, e);
         if (e || size > kMaxFileBytes) {
-            log("prompts: " + file + " is over " + std::to_string(kMaxFileBytes) +
+            log("warning: prompts: " + file + " is over " + std::to_string(kMaxFileBytes) +
                 " bytes; skipped");
             continue;
         }
@@ -293,18 +293,18 @@ void PromptLibrary::refresh(Folder& f) {
         in.read(text.data(), static_cast<std::streamsize>(text.size()));
         text.resize(static_cast<size_t>(in.gcount()));
         if (text.size() > kMaxFileBytes) {  // grew since the stat
-            log("prompts: " + file + " is over " + std::to_string(kMaxFileBytes) +
+            log("warning: prompts: " + file + " is over " + std::to_string(kMaxFileBytes) +
                 " bytes; skipped");
             continue;
         }
         std::string body;
         auto info = parse_prompt_file(text, n.substr(0, n.size() - 3), &body);
         if (!info) {
-            log("prompts: " + file + ": " + info.error().message + "; skipped");
+            log("warning: prompts: " + file + ": " + info.error().message + "; skipped");
             continue;
         }
         if (!taken.insert(info->name).second) {
-            log("prompts: " + file + ": a prompt named \"" + info->name +
+            log("warning: prompts: " + file + ": a prompt named \"" + info->name +
                 "\" came earlier in this folder; skipped");
             continue;
         }

@@ -252,8 +252,8 @@ engine::Status RemoteGenerator::post(const std::string& path, const std::string&
         if (attempt > 0) {
             const int ms = options_.backoff_ms << (attempt - 1);
             if (options_.log)
-                options_.log("remote: " + last_error + "; retrying in " + std::to_string(ms) +
-                             " ms");
+                options_.log("warning: remote: " + last_error + "; retrying in " +
+                             std::to_string(ms) + " ms");
             const auto until = Clock::now() + std::chrono::milliseconds(ms);
             while (Clock::now() < until) {
                 if (options.cancelled && options.cancelled()) return engine::Status();

@@ -157,14 +157,27 @@ json redacted(const Settings& s) {
             {"diskCache", {{"dir", s.disk_cache_dir}, {"mb", s.disk_cache_mb}}}};
 }
 
+bool backend_configured(const Settings& s) {
+    if (s.backend == "local") return !s.model.empty();
+    if (s.backend == "remote") return !s.remote_url.empty();
+    return true;
+}
+
 bool backend_settings_differ(const Settings& a, const Settings& b) {
-    return a.backend != b.backend || a.engine != b.engine || a.model != b.model ||
-           a.remote_url != b.remote_url || a.remote_model != b.remote_model ||
-           a.remote_key != b.remote_key || a.remote_fim_api != b.remote_fim_api ||
-           a.remote_fim_template != b.remote_fim_template || a.script != b.script ||
-           a.script_delay_ms != b.script_delay_ms || a.cache_mb != b.cache_mb ||
-           a.threads != b.threads || a.prefix_cache != b.prefix_cache || a.mtp != b.mtp ||
-           a.disk_cache_dir != b.disk_cache_dir || a.disk_cache_mb != b.disk_cache_mb;
+    if (a.backend != b.backend) return true;
+    // Only what the chosen backend reads: an API key set while the model is local must not
+    // reload a model of gigabytes, nor a cache size change a remote connection.
+    if (a.backend == "local")
+        return a.engine != b.engine || a.model != b.model || a.threads != b.threads ||
+               a.cache_mb != b.cache_mb || a.prefix_cache != b.prefix_cache || a.mtp != b.mtp ||
+               a.disk_cache_dir != b.disk_cache_dir || a.disk_cache_mb != b.disk_cache_mb;
+    if (a.backend == "remote")
+        return a.remote_url != b.remote_url || a.remote_model != b.remote_model ||
+               a.remote_key != b.remote_key || a.remote_fim_api != b.remote_fim_api ||
+               a.remote_fim_template != b.remote_fim_template;
+    if (a.backend == "scripted")
+        return a.script != b.script || a.script_delay_ms != b.script_delay_ms;
+    return false;  // "none", or a name that fails to load either way
 }
 
 }  // namespace latent::agent

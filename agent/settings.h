@@ -63,6 +63,10 @@ Settings parse_settings(const nlohmann::json& j, Settings base, std::vector<std:
 // The settings as JSON for logs and latent/status: the API key shown as "***" when set.
 nlohmann::json redacted(const Settings& s);
 
+// False when the chosen backend lacks what it needs to start: local without a model file,
+// remote without a URL (the first run), as opposed to one that fails to load.
+bool backend_configured(const Settings& s);
+
 // True when going from `a` to `b` needs a new generation backend (a reload).
 bool backend_settings_differ(const Settings& a, const Settings& b);
 

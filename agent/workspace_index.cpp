@@ -180,7 +180,7 @@ void WorkspaceIndex::loop() {
             error_ = err;
         }
         idle_cv_.notify_all();
-        log("index " + options_.root + ": " + err);
+        log("error: index " + options_.root + ": " + err);
         if (options_.done) options_.done("failed: " + err);
         return;
     }
@@ -219,7 +219,7 @@ void WorkspaceIndex::loop() {
             for (const auto& p : removals) note_change(p);
             for (const auto& [path, p] : batch) note_change(path);
         } catch (const std::exception& e) {
-            log("index update: " + std::string(e.what()));
+            log("error: index update: " + std::string(e.what()));
         }
     }
 }

@@ -195,7 +195,7 @@ void Endpoint::post(Concurrency concurrency, std::function<void()> work) {
         try {
             work();
         } catch (const std::exception& e) {
-            log(std::string("lsp: posted work failed: ") + e.what());
+            log(std::string("error: lsp: posted work failed: ") + e.what());
         }
     };
     if (concurrency == Concurrency::kReader)
@@ -243,7 +243,7 @@ void Endpoint::send_error(const json& id, int code, const std::string& message) 
 }
 
 void Endpoint::report_framing_error(const std::string& error) {
-    log("lsp: framing error: " + error);
+    log("error: lsp: framing error: " + error);
 }
 
 void Endpoint::receive(std::string_view body) {
@@ -308,7 +308,7 @@ void Endpoint::receive(std::string_view body) {
                     send_error(id_json, error_code::kInvalidRequest,
                                "params must be an object or an array");
                 else
-                    log("lsp: dropped notification " + method + ": params not structured");
+                    log("warning: lsp: dropped notification " + method + ": params not structured");
                 return;
             }
             params = std::move(*p);  // a didOpen's params hold a whole document
@@ -325,7 +325,7 @@ void Endpoint::receive(std::string_view body) {
     }
     if (has_id && !id && (msg.contains("result") || msg.contains("error"))) {
         // A response with a null id: the client could not read one of our messages.
-        log("lsp: client reported an error without an id: " +
+        log("warning: lsp: client reported an error without an id: " +
             msg.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 512));
         return;
     }
@@ -406,12 +406,12 @@ void Endpoint::handle_notification(const std::string& method, json params) {
                 cancel_deferred(cancel.id, *state);
             }
         } catch (const std::exception& e) {
-            log(std::string("lsp: bad $/cancelRequest: ") + e.what());
+            log(std::string("warning: lsp: bad $/cancelRequest: ") + e.what());
         }
         return;
     }
     if (gated(method)) {
-        log("lsp: dropped notification " + method + " before initialize");
+        log("warning: lsp: dropped notification " + method + " before initialize");
         return;
     }
     auto handler_it = notification_handlers_.find(method);
@@ -425,7 +425,7 @@ void Endpoint::handle_notification(const std::string& method, json params) {
         try {
             (*handler)(params);
         } catch (const std::exception& e) {
-            log("lsp: notification " + method + " failed: " + e.what());
+            log("error: lsp: notification " + method + " failed: " + e.what());
         }
     };
     if (handler_it->second.second == Concurrency::kReader)
@@ -436,7 +436,7 @@ void Endpoint::handle_notification(const std::string& method, json params) {
 
 void Endpoint::handle_response(const IntOrString& id, const json& message) {
     if (!id.is_int()) {
-        log("lsp: response with an id we never sent: " + to_string(id));
+        log("warning: lsp: response with an id we never sent: " + to_string(id));
         return;
     }
     Outgoing out;
@@ -444,7 +444,8 @@ void Endpoint::handle_response(const IntOrString& id, const json& message) {
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = outgoing_.find(std::get<int64_t>(id.value));
         if (it == outgoing_.end()) {
-            log("lsp: response with an id we never sent (or that timed out): " + to_string(id));
+            log("warning: lsp: response with an id we never sent (or that timed out): " +
+                to_string(id));
             return;
         }
         out = std::move(it->second);

@@ -144,6 +144,47 @@ TEST(LspServerTest, LifecycleAndCapabilities) {
     shutdown_and_exit(*c, 0);
 }
 
+// The first run: with no model chosen, an editor without a guide of its own gets the error
+// as a message that names the setting; the VS Code extension declares
+// capabilities.experimental.latent.setupGuide and shows its own prompt, so the server only
+// logs it (an error toast outlived the model's load in the real editor). Every stderr line
+// carries its level (editors show stderr as errors unless told).
+TEST(LspServerTest, NoModelIsAMessageUnlessTheClientGuidesTheFirstRun) {
+    const json no_model = {{"backend", "local"}, {"model", ""}, {"index", {{"enabled", false}}}};
+    auto read = [](const std::string& path) {
+        std::ifstream in(path);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    {
+        auto c = start();
+        c->initialize(no_model);
+        auto shown = c->wait_for(
+            [](const json& m) { return m.value("method", "") == "window/showMessage"; });
+        ASSERT_TRUE(shown);
+        EXPECT_EQ((*shown)["params"]["type"], 1);
+        EXPECT_NE((*shown)["params"]["message"].get<std::string>().find("latent.modelPath"),
+                  std::string::npos);
+        shutdown_and_exit(*c);
+    }
+    const std::string log = tmp() + "/lsp-setup-guide-stderr.txt";
+    std::filesystem::remove(log);
+    LspClient c({LATENT_BINARY, "lsp"}, log, {"XDG_CACHE_HOME=" + tmp() + "/cache"});
+    ASSERT_TRUE(c.started());
+    c.initialize(no_model, "", {{"experimental", {{"latent", {{"setupGuide", true}}}}}});
+    // The load's log line (written just before the message would be sent), then a request.
+    for (int i = 0; i < 4000 && read(log).find("[warning] backend: no model") == std::string::npos;
+         ++i)
+        std::this_thread::sleep_for(milliseconds(5));  // a poll interval, not an order
+    const std::string text = read(log);
+    ASSERT_NE(text.find("[warning] backend: no model: set latent.modelPath"), std::string::npos)
+        << text;
+    ASSERT_TRUE(c.wait_response(c.request("latent/status", json::object())));
+    for (const json& m : c.seen) EXPECT_NE(m.value("method", ""), "window/showMessage") << m.dump();
+    EXPECT_NE(text.find("] [info] latent lsp "), std::string::npos) << text;
+    EXPECT_EQ(text.find("] [error]"), std::string::npos) << text;
+    shutdown_and_exit(c);
+}
+
 TEST(LspServerTest, NegotiatesUtf8AndExitWithoutShutdownIsOne) {
     auto c = start();
     const json r = c->initialize(scripted({}), "",
