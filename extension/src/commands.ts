@@ -8,6 +8,7 @@ import type { Ctx } from './ctx';
 import { kSecretApiKey } from './ctx';
 import type { Range } from './protocol';
 import type { EditReview } from './review';
+import { statusUri, StatusReport } from './status_report';
 
 export const kAddDocsInstruction =
   "Add documentation comments to this code in the language's usual style (docstrings, /** */, ///). " +
@@ -60,6 +61,8 @@ export function reindexParams(folders: { uri: string; name: string }[]) {
 }
 
 export class Commands {
+  private statusReport!: StatusReport;
+
   constructor(
     private readonly ctx: Ctx,
     private readonly chat: ChatSession,
@@ -77,7 +80,9 @@ export class Commands {
         return next(command, args);
       },
     });
+    this.statusReport = new StatusReport();
     return [
+      this.statusReport,
       c('latent.explainSelection', (...a) => this.explain(a)),
       c('latent.editSelection', (...a) => this.edit(a)),
       c('latent.addDocs', (...a) => this.edit(a, kAddDocsInstruction)),
@@ -188,6 +193,8 @@ export class Commands {
     void vscode.window.showInformationMessage(key.trim() ? 'Latent: API key saved.' : 'Latent: API key removed.');
   }
 
+  // The report opens as a read-only document (a dirty Untitled one asked to be saved
+  // when closed); running the command again refreshes it in place.
   async showStatus(): Promise<void> {
     const api = this.ctx.api;
     const info: Record<string, unknown> = { server: this.ctx.state };
@@ -196,7 +203,8 @@ export class Commands {
       if (r.kind === 'ok') Object.assign(info, r.value);
       else if (r.kind === 'error') info.error = r.message;
     }
-    const doc = await vscode.workspace.openTextDocument({ language: 'json', content: JSON.stringify(info, null, 2) });
+    this.statusReport.set(JSON.stringify(info, null, 2) + '\n');
+    const doc = await vscode.workspace.openTextDocument(statusUri());
     await vscode.window.showTextDocument(doc, { preview: true });
   }
 

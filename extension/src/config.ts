@@ -13,6 +13,7 @@ export interface UserSettings {
   remoteModel: string;
   remoteFimApi: 'completions' | 'raw' | 'infill' | 'chat';
   completionEnabled: boolean;
+  completionExclude: string[]; // globs of files where inline completion never runs
   debounceMs: number;
   completionMaxTokens: number;
   completionMaxTimeMs: number;
@@ -39,6 +40,16 @@ export const kDefaults: UserSettings = {
   remoteModel: '',
   remoteFimApi: 'completions',
   completionEnabled: true,
+  // VS Code's own settings, keybindings, tasks and snippets (package.json has the same list)
+  completionExclude: [
+    '**/.vscode/*.json',
+    '**/.vscode/*.code-snippets',
+    '**/User/settings.json',
+    '**/User/keybindings.json',
+    '**/User/tasks.json',
+    '**/User/profiles/*/*.json',
+    '**/User/snippets/*',
+  ],
   debounceMs: 120,
   completionMaxTokens: 64,
   completionMaxTimeMs: 1000,
@@ -59,6 +70,7 @@ export const kDefaults: UserSettings = {
 // Settings whose change needs nothing from the server (the shim alone uses them).
 const kClientOnly = [
   'latent.completion.enabled',
+  'latent.completion.exclude',
   'latent.completion.debounceMs',
   'latent.nextEdit.debounceMs',
   'latent.trace.server',
@@ -113,6 +125,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
   const d = kDefaults;
   const backend = get('backend');
   const exclude = get('index.exclude');
+  const completionExclude = get('completion.exclude');
   const fimApi = get('remote.fimApi');
   return {
     backend: backend === 'remote' ? 'remote' : 'local',
@@ -123,6 +136,9 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     remoteModel: str(get('remote.model'), d.remoteModel).trim(),
     remoteFimApi: fimApi === 'raw' || fimApi === 'infill' || fimApi === 'chat' ? fimApi : 'completions',
     completionEnabled: bool(get('completion.enabled'), d.completionEnabled),
+    completionExclude: Array.isArray(completionExclude)
+      ? completionExclude.filter((g): g is string => typeof g === 'string' && g.length > 0)
+      : d.completionExclude,
     debounceMs: clampInt(get('completion.debounceMs'), 0, 2000, d.debounceMs),
     completionMaxTokens: clampInt(get('completion.maxTokens'), 1, 1024, d.completionMaxTokens),
     completionMaxTimeMs: clampInt(get('completion.maxTimeMs'), 0, 600000, d.completionMaxTimeMs),

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
+  ClientCapabilities,
   CloseAction,
   ErrorAction,
   LanguageClient,
@@ -13,12 +14,14 @@ import {
   Middleware,
   ServerOptions,
   State,
+  StaticFeature,
   TransportKind,
 } from 'vscode-languageclient/node';
 import { LatentApi } from './api';
 import { Backoff } from './backoff';
 import { findBinary } from './binary';
 import { currentSettings, serverSettings, UserSettings } from './config';
+import { kServerStdio, TraceChannel } from './server_log';
 import type { ServerState } from './status';
 
 export const kSecretApiKey = 'latent.remote.apiKey';
@@ -29,6 +32,7 @@ export class Ctx implements vscode.Disposable {
   state: ServerState = 'stopped';
   settings: UserSettings = currentSettings();
   readonly output: vscode.LogOutputChannel;
+  readonly trace: TraceChannel; // the protocol trace (latent.trace.server), its own channel
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
   readonly onDidChangeState = this.stateEmitter.event;
   private readonly backoff = new Backoff();
@@ -39,6 +43,7 @@ export class Ctx implements vscode.Disposable {
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel('Latent', { log: true });
+    this.trace = new TraceChannel('Latent Trace');
   }
 
   // Hooks the features add before the client starts (inline completion, commands).
@@ -99,6 +104,8 @@ export class Ctx implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.output,
+      traceOutputChannel: this.trace,
+      stdioOptions: kServerStdio,
       initializationOptions: await this.serverSettings(),
       middleware: this.middleware,
       errorHandler: {
@@ -110,6 +117,7 @@ export class Ctx implements vscode.Disposable {
       },
     };
     const client = new LanguageClient('latent', 'Latent', serverOptions, clientOptions);
+    client.registerFeature(kSetupGuide);
     this.client = client;
     this.api = new LatentApi(client);
     try {
@@ -190,5 +198,19 @@ export class Ctx implements vscode.Disposable {
     void this.stop();
     this.stateEmitter.dispose();
     this.output.dispose();
+    this.trace.dispose();
   }
 }
+
+// capabilities.experimental.latent.setupGuide: the extension guides a user without a model
+// or server (first_run.ts), so the server does not also show "no model" as an error toast
+// (one that stayed in the notification center after the model loaded).
+const kSetupGuide: StaticFeature = {
+  fillClientCapabilities(capabilities: ClientCapabilities): void {
+    const experimental = (capabilities.experimental ??= {}) as Record<string, unknown>;
+    experimental.latent = { ...(experimental.latent as object | undefined), setupGuide: true };
+  },
+  getState: () => ({ kind: 'static' }),
+  initialize: () => undefined,
+  clear: () => undefined,
+};

@@ -3,6 +3,7 @@
 // was offered (next edit suggestions give way to it).
 import * as vscode from 'vscode';
 import { CompletionGate, countItems } from './completion';
+import { completionAllowedIn } from './completion_scope';
 import type { Ctx } from './ctx';
 
 export function activate(
@@ -16,6 +17,7 @@ export function activate(
   );
   ctx.addMiddleware({
     provideInlineCompletionItems: async (document, position, context, token, next) => {
+      if (!completionAllowedIn(document, ctx.settings.completionExclude)) return undefined;
       const r = await gate.provide(context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke, token, () =>
         next(document, position, context, token),
       );

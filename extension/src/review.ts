@@ -1,6 +1,7 @@
 // Reviewing a latent/edit answer: the proposal opens in a diff editor against the
 // document (right side served by a read-only content provider), with Accept / Reject in
-// the editor's title bar and in a notification. Accept applies the server's edit only if
+// the editor's title bar and in the status bar while it is pending (not a notification:
+// VS Code cannot take one back, so it outlived an Accept from the title bar). Accept applies the server's edit only if
 // the document has not changed since the request; anything else would misplace it.
 import * as vscode from 'vscode';
 import { applyTextEdits } from './api';
@@ -22,9 +23,21 @@ export class EditReview implements vscode.Disposable, vscode.TextDocumentContent
   private pending: Pending | undefined;
   private seq = 0;
   private readonly subs: vscode.Disposable[];
+  private readonly acceptItem: vscode.StatusBarItem;
+  private readonly rejectItem: vscode.StatusBarItem;
 
   constructor() {
+    this.acceptItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 1000);
+    this.acceptItem.name = 'Latent: Accept Edit';
+    this.acceptItem.text = '$(check) Accept Edit';
+    this.acceptItem.command = 'latent.acceptEdit';
+    this.rejectItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 999);
+    this.rejectItem.name = 'Latent: Reject Edit';
+    this.rejectItem.text = '$(close) Reject';
+    this.rejectItem.command = 'latent.rejectEdit';
     this.subs = [
+      this.acceptItem,
+      this.rejectItem,
       vscode.workspace.registerTextDocumentContentProvider(kProposalScheme, this),
       vscode.commands.registerCommand('latent.acceptEdit', () => this.accept()),
       vscode.commands.registerCommand('latent.rejectEdit', () => this.reject()),
@@ -60,13 +73,10 @@ export class EditReview implements vscode.Disposable, vscode.TextDocumentContent
     await vscode.commands.executeCommand('vscode.diff', document.uri, proposal, `${name} ↔ Latent's edit`, {
       preview: true,
     });
-    void vscode.window
-      .showInformationMessage(`Latent proposes an edit to ${name}.`, 'Accept', 'Reject')
-      .then((a) => {
-        if (this.pending?.proposal.toString() !== proposal.toString()) return;
-        if (a === 'Accept') void this.accept();
-        else if (a === 'Reject') void this.reject();
-      });
+    this.acceptItem.tooltip = `Apply Latent's edit to ${name}`;
+    this.rejectItem.tooltip = `Discard Latent's edit to ${name}`;
+    this.acceptItem.show();
+    this.rejectItem.show();
     return true;
   }
 
@@ -99,6 +109,8 @@ export class EditReview implements vscode.Disposable, vscode.TextDocumentContent
 
   private async finish(p: Pending): Promise<void> {
     this.pending = undefined;
+    this.acceptItem.hide();
+    this.rejectItem.hide();
     await vscode.commands.executeCommand('setContext', 'latent.reviewingEdit', false);
     // Close the diff tab of this proposal, wherever it is.
     for (const group of vscode.window.tabGroups.all) {

@@ -52,4 +52,9 @@ export class LanguageClient {
   onProgress() {
     return { dispose: () => undefined };
   }
+  readonly capabilities: Record<string, unknown> = {};
+  // Fills the client capabilities as the real client does at start.
+  registerFeature(f: { fillClientCapabilities(c: Record<string, unknown>): void }): void {
+    f.fillClientCapabilities(this.capabilities);
+  }
 }

@@ -162,6 +162,14 @@ export enum ProgressLocation {
   Window = 10,
   Notification = 15,
 }
+export enum LogLevel {
+  Off = 0,
+  Trace = 1,
+  Debug = 2,
+  Info = 3,
+  Warning = 4,
+  Error = 5,
+}
 export enum InlineCompletionTriggerKind {
   Invoke = 0,
   Automatic = 1,
@@ -191,7 +199,13 @@ export const mock = {
   files: new Map<string, string>(), // workspace.fs.readFile's disk, by uri string
   shown: [] as { uri: Uri; options: unknown }[], // showTextDocument's calls
   applyResult: true,
+  channels: new Map<string, { name: string; lines: string[] }>(), // output channels by name
+  statusItems: [] as { text: string; command: string; visible: boolean }[],
+  untitled: [] as { content: string; language: string }[], // openTextDocument({content})
   reset(): void {
+    this.untitled = [];
+    this.channels.clear();
+    this.statusItems = [];
     this.files.clear();
     this.shown = [];
     this.applyResult = true;
@@ -239,7 +253,7 @@ export const window = {
   createOutputChannel: (name: string) => {
     const lines: string[] = [];
     const log = (l: string) => (s: string) => lines.push(`${l}: ${s}`);
-    return {
+    const channel = {
       name,
       lines,
       info: log('info'),
@@ -252,16 +266,24 @@ export const window = {
       show: () => undefined,
       dispose: () => undefined,
     };
+    mock.channels.set(name, channel);
+    return channel;
   },
-  createStatusBarItem: () => ({
-    text: '',
-    tooltip: '',
-    name: '',
-    command: '',
-    backgroundColor: undefined as unknown,
-    show: () => undefined,
-    dispose: () => undefined,
-  }),
+  createStatusBarItem: () => {
+    const item = {
+      text: '',
+      tooltip: '',
+      name: '',
+      command: '',
+      backgroundColor: undefined as unknown,
+      visible: false,
+      show: () => void (item.visible = true),
+      hide: () => void (item.visible = false),
+      dispose: () => undefined,
+    };
+    mock.statusItems.push(item);
+    return item;
+  },
   withProgress: <T>(_o: unknown, f: (p: unknown, token: unknown) => Promise<T>) =>
     f({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => new Disposable() }),
   onDidChangeActiveTextEditor: (l: Listener<unknown>) => mock.activeEditorChanged.event(l),
@@ -327,8 +349,14 @@ export const workspace = {
     mock.contentProviders.set(scheme, p);
     return new Disposable(() => mock.contentProviders.delete(scheme));
   },
-  openTextDocument: (o: { content: string; language: string }) =>
-    Promise.resolve(new TextDocument(Uri.from({ scheme: 'untitled', path: 'Untitled-1' }), o.content, o.language)),
+  openTextDocument: (o: { content: string; language: string } | Uri) => {
+    if (o instanceof Uri) {
+      const p = mock.contentProviders.get(o.scheme);
+      return Promise.resolve(new TextDocument(o, p ? p.provideTextDocumentContent(o) : '', 'json'));
+    }
+    mock.untitled.push(o);
+    return Promise.resolve(new TextDocument(Uri.from({ scheme: 'untitled', path: 'Untitled-1' }), o.content, o.language));
+  },
   onDidChangeConfiguration: () => new Disposable(),
   onDidChangeTextDocument: (l: Listener<unknown>) => mock.documentChanged.event(l),
   fs: {

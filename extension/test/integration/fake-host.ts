@@ -205,7 +205,20 @@ export function makeHost(bundle: string): Host {
     return new Disposable();
   };
   const known: Record<string, unknown> = {
-    match: (_selector: unknown, doc: base.TextDocument) => (['file', 'untitled'].includes(doc.uri.scheme) ? 10 : 0),
+    // A filter with a glob pattern (**, *, ?) is tested against the path, as VS Code does.
+    match: (selector: { pattern?: string }, doc: base.TextDocument) => {
+      if (typeof selector?.pattern === 'string') {
+        const re = selector.pattern
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*\*\//g, '\uE000')
+          .replace(/\*\*/g, '.*')
+          .replace(/\*/g, '[^/]*')
+          .replace(/\?/g, '[^/]')
+          .replace(/\uE000/g, '(?:.*/)?');
+        return new RegExp(`^${re}$`).test(doc.uri.path) ? 10 : 0;
+      }
+      return ['file', 'untitled'].includes(doc.uri.scheme) ? 10 : 0;
+    },
     createDiagnosticCollection: (name: string) => ({
       name,
       set: () => undefined,
@@ -323,8 +336,20 @@ export function makeHost(bundle: string): Host {
     onWillRenameFiles: ev().event,
     onWillDeleteFiles: ev().event,
     createFileSystemWatcher: () => ({ onDidCreate: ev().event, onDidChange: ev().event, onDidDelete: ev().event, dispose: () => undefined }),
-    registerTextDocumentContentProvider: (_s: string, p: unknown) => (h.providers.set('content', [p]), new Disposable()),
-    openTextDocument: (o: { content: string; language: string }) => {
+    // One provider per scheme; opening a uri of that scheme reads the provider (recorded in
+    // `opened` like an untitled document's content).
+    registerTextDocumentContentProvider: (scheme: string, p: unknown) => (
+      h.providers.set(`content:${scheme}`, [p]), h.providers.set('content', [p]), new Disposable()
+    ),
+    openTextDocument: (o: { content: string; language: string } | base.Uri) => {
+      if (o instanceof Uri) {
+        const p = h.providers.get(`content:${o.scheme}`)?.[0] as { provideTextDocumentContent(u: base.Uri): string } | undefined;
+        if (!p) return Promise.resolve(documentOf(o));
+        const content = p.provideTextDocumentContent(o);
+        const language = o.path.endsWith('.json') ? 'json' : 'plaintext';
+        h.opened.push({ content, language });
+        return Promise.resolve(new base.TextDocument(o, content, language));
+      }
       h.opened.push(o);
       return Promise.resolve(new base.TextDocument(Uri.from({ scheme: 'untitled', path: 'status.json' }), o.content, o.language));
     },

@@ -155,6 +155,10 @@ describe('the bundled extension in a fake VS Code host', function () {
     await until('the provider', () => host.providers.has('registerInlineCompletionItemProvider'));
     assert.equal(lspChildren().length, 1);
     assert.ok(!host.messages.some((m) => m.level === 'error'), JSON.stringify(host.messages));
+    // The server's stderr at its own levels: info is info (the client's default made every
+    // line an error).
+    await until('the server\'s start line', () => host.log.some((l) => /^\[Latent\] info: latent lsp \S+ started/.test(l)));
+    assert.ok(!host.log.some((l) => l.startsWith('[Latent] error:')), host.log.join('\n'));
   });
 
   it('inline completion goes through the middleware to the remote, with the key', async () => {
@@ -169,6 +173,18 @@ describe('the bundled extension in a fake VS Code host', function () {
     assert.match(fim.body.prompt!, /export function add/);
     assert.match(fim.body.suffix!, /^\n}\n/);
     await until('the latency in the status bar', () => host.statusItems.some((i) => / ms$/.test(i.text)));
+  });
+
+  it('no inline completion in VS Code\'s own settings files', async () => {
+    const before = seen.filter((s) => s.path === '/v1/completions').length;
+    const [, provider] = host.providers.get('registerInlineCompletionItemProvider') as [unknown, { provideInlineCompletionItems: (...a: unknown[]) => Promise<unknown> }];
+    for (const file of [path.join(tmp, '.vscode', 'settings.json'), path.join(tmp, 'User', 'keybindings.json')]) {
+      const settings = new TextDocument(Uri.file(file), '{\n  "editor.fontSize": 1\n}\n', 'jsonc');
+      host.openDocument(settings);
+      const r = await provider.provideInlineCompletionItems(settings, new Position(1, 2), { triggerKind: 1 }, new CancellationTokenSource().token);
+      assert.equal(r, undefined, file);
+    }
+    assert.equal(seen.filter((s) => s.path === '/v1/completions').length, before, 'nothing reached the server');
   });
 
   it('the chat view streams an answer from the webview\'s question', async () => {

@@ -76,8 +76,18 @@ describe('vscode glue', () => {
   it('shows an edit as a diff and applies it on Accept', async () => {
     const review = new EditReview();
     const doc = openDoc('int a;\nint b;\nint c;\n');
-    mock.answers.push(undefined); // the notification stays unanswered
     assert.equal(await review.propose(doc as never, doc.version, editResult(doc.uri.toString(), 'long b;\n')), true);
+    // Accept / Reject in the status bar while pending; no notification (VS Code cannot
+    // take one back: it outlived an Accept from the diff's title bar).
+    assert.deepEqual(mock.messages, []);
+    const items = () => mock.statusItems.filter((i) => /latent\.(accept|reject)Edit/.test(i.command));
+    assert.deepEqual(
+      items().map((i) => [i.command, i.visible]),
+      [
+        ['latent.acceptEdit', true],
+        ['latent.rejectEdit', true],
+      ],
+    );
     const diff = mock.executed.find((e) => e.command === 'vscode.diff')!;
     assert.ok(diff);
     const proposal = diff.args[1] as Uri;
@@ -90,6 +100,7 @@ describe('vscode glue', () => {
     assert.equal((mock.applied[0] as any).edits[0].newText, 'long b;\n');
     assert.equal(mock.closedTabs.length, 1, 'the diff closes');
     assert.equal(review.reviewing, false);
+    assert.ok(items().every((i) => !i.visible), 'the status bar items go with it');
     review.dispose();
   });
 
@@ -132,6 +143,25 @@ describe('vscode glue', () => {
     assert.equal(calls[0]![2], kFixInstruction);
     assert.equal(review.reviewing, true);
     review.dispose();
+  });
+
+  it('Show Status opens a read-only report that refreshes in place, not an Untitled document', async () => {
+    let n = 0;
+    const ctx = {
+      state: 'running',
+      api: { status: () => Promise.resolve({ kind: 'ok', value: { backend: 'none', calls: ++n } }) },
+      addMiddleware: () => undefined,
+    } as unknown as Ctx;
+    const subs = new Commands(ctx, {} as never, new EditReview()).register();
+    await mock.commands.get('latent.showStatus')!();
+    await mock.commands.get('latent.showStatus')!();
+    assert.deepEqual(mock.untitled, []);
+    assert.equal(mock.shown.length, 2);
+    const uri = (mock.shown[1]!.uri as unknown as { uri: Uri }).uri;
+    assert.equal(uri.scheme, 'latent-status');
+    const report = JSON.parse(mock.contentProviders.get('latent-status')!.provideTextDocumentContent(uri)) as Record<string, unknown>;
+    assert.deepEqual(report, { server: 'running', backend: 'none', calls: 2 });
+    for (const s of subs) s.dispose();
   });
 
   it('Edit Selection asks for the instruction; nothing happens when the box is dismissed', async () => {

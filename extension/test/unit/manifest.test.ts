@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import Module from 'node:module';
 import * as path from 'node:path';
-import { readSettings } from '../../src/config';
+import { kDefaults, readSettings } from '../../src/config';
 
 const ext = path.resolve(__dirname, '../../..');
 const pkg = JSON.parse(fs.readFileSync(path.join(ext, 'package.json'), 'utf8'));
@@ -46,15 +46,23 @@ describe('package.json', () => {
   });
 
   it('declares every setting the code reads, each with a description and a default', () => {
-    const props = pkg.contributes.configuration.properties as Record<string, { description?: string; default?: unknown }>;
+    const props = pkg.contributes.configuration.properties as Record<
+      string,
+      { description?: string; markdownDescription?: string; default?: unknown }
+    >;
     const read: string[] = [];
     readSettings((k) => void read.push(k));
     for (const k of read) assert.ok(props[`latent.${k}`], `latent.${k} is not declared`);
     for (const [k, v] of Object.entries(props)) {
-      assert.ok(v.description && v.description.length > 20, `${k} needs a description`);
+      const text = v.markdownDescription ?? v.description;
+      assert.ok(text && text.length > 20, `${k} needs a description`);
+      // A plain description shows Markdown literally: backticks need markdownDescription.
+      assert.ok(!v.description?.includes('`'), `${k}: a description with Markdown must be markdownDescription`);
       assert.ok('default' in v, `${k} needs a default`);
     }
     assert.equal(props['latent.completion.debounceMs']!.default, 120);
+    // The manifest's default list is the code's (config.ts kDefaults).
+    assert.deepEqual(props['latent.completion.exclude']!.default, kDefaults.completionExclude);
     assert.deepEqual((props['latent.backend'] as { enum: string[] }).enum, ['local', 'remote']);
     assert.ok(!Object.keys(props).some((k) => /key|secret|token$/i.test(k) && !k.includes('maxTokens')), 'no secret in settings');
   });
