@@ -201,22 +201,37 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
 void register_bench_tokenizer(CLI::App* bench, int& exit_code) {
     auto* cmd = bench->add_subcommand("tokenizer", "Encode speed on real source files.");
     struct Args {
-        std::string model, dir;
+        std::string model, vocab, dir;
         int repeat = 3;
     };
     auto a = std::make_shared<Args>();
-    cmd->add_option("--model,-m", a->model, "GGUF model file (its vocabulary)")->required();
+    auto* m = cmd->add_option("--model,-m", a->model, "GGUF model file (its vocabulary)");
+    cmd->add_option("--vocab", a->vocab,
+                    "Any GGUF's vocabulary alone (e.g. llama.cpp's ggml-vocab-deepseek-llm.gguf); "
+                    "instead of --model")
+        ->excludes(m);
     cmd->add_option("--dir", a->dir, "Directory of source files (recursive)")->required();
     cmd->add_option("--repeat", a->repeat, "Runs (median reported)")
         ->capture_default_str()
         ->check(CLI::Range(1, 100));
     cmd->callback([&exit_code, a] {
-        auto m = Model::load(a->model);
-        if (!m) {
-            exit_code = fail(m.error().message);
+        if (a->model.empty() == a->vocab.empty()) {
+            exit_code = fail("give --model FILE or --vocab FILE");
             return;
         }
-        auto tok = Tokenizer::create((*m)->vocab());
+        Expected<Vocab> vocab = make_error("no vocabulary");
+        if (!a->vocab.empty()) {
+            vocab = load_gguf_vocab(a->vocab);
+        } else if (auto model = Model::load(a->model)) {
+            vocab = (*model)->vocab();
+        } else {
+            vocab = model.error();
+        }
+        if (!vocab) {
+            exit_code = fail(vocab.error().message);
+            return;
+        }
+        auto tok = Tokenizer::create(*vocab);
         if (!tok) {
             exit_code = fail(tok.error().message);
             return;
@@ -259,8 +274,17 @@ void register_bench_tokenizer(CLI::App* bench, int& exit_code) {
             std::fprintf(stderr, "bench tokenizer: run %d: %.2f MB/s\n", rep + 1, mbs.back());
         }
         nlohmann::json j = {
-            {"bench", "tokenizer"}, {"files", texts.size()},        {"mb", bytes / 1e6},
-            {"tokens", n_tokens},   {"mb_s", stats(mbs)["median"]}, {"runs", stats(mbs)}};
+            {"bench", "tokenizer"},
+            {"vocab",
+             std::filesystem::path(a->vocab.empty() ? a->model : a->vocab).filename().string()},
+            {"pre", tok->pre()},
+            {"n_vocab", tok->n_vocab()},
+            {"files", texts.size()},
+            {"mb", bytes / 1e6},
+            {"tokens", n_tokens},
+            {"bytes_per_token", n_tokens ? bytes / double(n_tokens) : 0.0},
+            {"mb_s", stats(mbs)["median"]},
+            {"runs", stats(mbs)}};
         std::printf("%s\n", j.dump().c_str());
     });
 }

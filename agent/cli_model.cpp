@@ -65,17 +65,28 @@ Expected<LoadedModel> load_model(const std::string& path) {
     return lm;
 }
 
+// The tokenizer of any GGUF's vocabulary (no tensors needed); its Vocab into *vocab_out.
+Expected<Tokenizer> load_vocab_tokenizer(const std::string& path, Vocab* vocab_out) {
+    auto vocab = load_gguf_vocab(path);
+    if (!vocab) return vocab.error();
+    auto t = Tokenizer::create(*vocab);
+    if (!t) return make_error(path + ": tokenizer: " + t.error().message);
+    if (vocab_out) *vocab_out = std::move(*vocab);
+    return t;
+}
+
 void register_make_model(CLI::App& app, int& exit_code) {
     auto* cmd = app.add_subcommand(
         "make-model",
-        "Write a seeded random-weight DeepSeek GGUF (arch deepseek2) with the real DeepSeek-V3 "
-        "tokenizer, for tests and benchmarks.");
+        "Write a seeded random-weight DeepSeek GGUF (arch deepseek2) with a real DeepSeek "
+        "tokenizer (V3's, or with --vocab Coder-V2-Lite's), for tests and benchmarks.");
     auto o = std::make_shared<MakeModelOptions>();
     auto quant = std::make_shared<std::string>("f16");
     auto gating = std::make_shared<std::string>();
     auto layout = std::make_shared<std::string>("split");
     auto q_lora = std::make_shared<int>(-1);
     auto mtp = std::make_shared<bool>(false);
+    auto vocab_path = std::make_shared<std::string>();
     cmd->add_option("--preset", o->preset, "tiny | small | lite | tiny-v2 | v3-tiny")
         ->capture_default_str();
     cmd->add_option("--quant", *quant, "f32 | f16 | bf16 | q8_0 | q4_0 | q4_k | q5_k | q6_k")
@@ -90,9 +101,15 @@ void register_make_model(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
     cmd->add_option("--out", o->out, "Output GGUF path")->required();
-    cmd->add_option("--tokenizer", o->tokenizer_json,
-                    "HF tokenizer.json (default: the one scripts/setup extracted)");
-    cmd->callback([&exit_code, o, quant, gating, layout, q_lora, mtp, cmd] {
+    auto* tj = cmd->add_option("--tokenizer", o->tokenizer_json,
+                               "HF tokenizer.json (default: DeepSeek-V3's, which scripts/setup "
+                               "extracted)");
+    cmd->add_option("--vocab", *vocab_path,
+                    "Take the vocabulary from a GGUF instead (any architecture, e.g. llama.cpp's "
+                    "vocabulary-only files). DeepSeek LLM's 102,400-id one (pre deepseek-llm) "
+                    "becomes Coder-V2-Lite's: its FIM tokens at 100002-100004")
+        ->excludes(tj);
+    cmd->callback([&exit_code, o, quant, gating, layout, q_lora, mtp, vocab_path, cmd] {
         auto qt = parse_type_name(*quant);
         if (!qt) {
             exit_code = fail("--quant: unknown type '" + *quant + "'");
@@ -113,7 +130,7 @@ void register_make_model(CLI::App& app, int& exit_code) {
         o->split_kv = *layout == "split";
         if (cmd->count("--q-lora") || cmd->count("--no-q-lora")) o->q_lora = *q_lora > 0;
         if (*mtp) o->mtp = true;
-        if (o->tokenizer_json.empty()) {
+        if (o->tokenizer_json.empty() && vocab_path->empty()) {
             auto found = find_data_file("deepseek-v3/tokenizer.json");
             if (!found) {
                 exit_code = fail(
@@ -133,8 +150,23 @@ void register_make_model(CLI::App& app, int& exit_code) {
             exit_code = fail(shape.error().message);
             return;
         }
-        auto vocab = load_hf_tokenizer_json(o->tokenizer_json, o->tokenizer_config,
-                                            static_cast<int32_t>(shape->n_vocab));
+        Expected<Vocab> vocab = make_error("no vocabulary");
+        if (!vocab_path->empty()) {
+            vocab = load_gguf_vocab(*vocab_path);
+            if (vocab && vocab->pre == "deepseek-llm" && vocab->tokens.size() == 102400) {
+                vocab = coder_v2_lite_vocab(std::move(*vocab));
+                std::fprintf(stderr,
+                             "make-model: DeepSeek LLM's vocabulary as Coder-V2-Lite's: FIM "
+                             "tokens at 100002-100004\n");
+            }
+            if (vocab) {
+                if (auto t = Tokenizer::create(*vocab); !t)
+                    vocab = make_error(*vocab_path + ": tokenizer: " + t.error().message);
+            }
+        } else {
+            vocab = load_hf_tokenizer_json(o->tokenizer_json, o->tokenizer_config,
+                                           static_cast<int32_t>(shape->n_vocab));
+        }
         if (!vocab) {
             exit_code = fail(vocab.error().message);
             return;
@@ -369,35 +401,58 @@ void register_tokenize(CLI::App& app, int& exit_code) {
     auto* cmd =
         app.add_subcommand("tokenize", "Print the token ids of a text under a model's tokenizer.");
     struct Args {
-        std::string model, text;
+        std::string model, vocab, text;
         bool ids = false, stdin_ = false, special = false, no_bos = false;
     };
     auto a = std::make_shared<Args>();
-    cmd->add_option("--model,-m", a->model, "GGUF model file")->required();
+    auto* m = cmd->add_option("--model,-m", a->model, "GGUF model file");
+    auto* v = cmd->add_option("--vocab", a->vocab,
+                              "Any GGUF's vocabulary alone, of any architecture (e.g. llama.cpp's "
+                              "vocabulary-only ggml-vocab-*.gguf); instead of --model");
+    m->excludes(v);
     cmd->add_option("text", a->text, "Text to tokenize");
     cmd->add_flag("--stdin", a->stdin_, "Read the text from stdin");
     cmd->add_flag("--ids", a->ids, "Print only the ids, space-separated, on one line");
     cmd->add_flag("--special", a->special, "Recognise special tokens spelled in the text");
     cmd->add_flag("--no-bos", a->no_bos, "Do not prepend BOS");
     cmd->callback([&exit_code, a] {
+        if (a->model.empty() == a->vocab.empty()) {
+            exit_code = fail("give --model FILE or --vocab FILE");
+            return;
+        }
         if (a->stdin_ && !read_text(std::cin, a->text)) {
             exit_code = fail("stdin: text larger than 64 MiB");
             return;
         }
-        auto lm = load_model(a->model);
-        if (!lm) {
-            exit_code = fail(lm.error().message);
-            return;
+        std::unique_ptr<Tokenizer> tokenizer;
+        bool add_bos = true;
+        if (!a->vocab.empty()) {
+            Vocab vocab;
+            auto t = load_vocab_tokenizer(a->vocab, &vocab);
+            if (!t) {
+                exit_code = fail(t.error().message);
+                return;
+            }
+            tokenizer = std::make_unique<Tokenizer>(std::move(*t));
+            add_bos = vocab.add_bos;
+        } else {
+            auto lm = load_model(a->model);
+            if (!lm) {
+                exit_code = fail(lm.error().message);
+                return;
+            }
+            tokenizer = std::move(lm->tokenizer);
+            add_bos = lm->model->vocab().add_bos;
         }
-        const bool bos = !a->no_bos && lm->model->vocab().add_bos;
-        const auto ids = lm->tokenizer->encode(a->text, bos, a->special);
+        const bool bos = !a->no_bos && add_bos;
+        const auto ids = tokenizer->encode(a->text, bos, a->special);
         if (a->ids) {
             for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
             std::printf("\n");
             return;
         }
         for (int32_t id : ids) {
-            std::string piece = lm->tokenizer->token_to_piece(id), shown;
+            std::string piece = tokenizer->token_to_piece(id), shown;
             for (unsigned char c : piece) {
                 if (c == '\n')
                     shown += "\\n";

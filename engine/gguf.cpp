@@ -380,7 +380,11 @@ Expected<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, uint64_
         f->tensors_.push_back(std::move(ti));
     }
 
-    const uint64_t pad = (f->alignment_ - r.pos() % f->alignment_) % f->alignment_;
+    // A file without tensors (llama.cpp's vocabulary-only GGUFs) may end right after the
+    // metadata, without padding to a data section.
+    const uint64_t pad = f->tensors_.empty() && r.pos() == size
+                             ? 0
+                             : (f->alignment_ - r.pos() % f->alignment_) % f->alignment_;
     if (r.pos() + pad > size) return fail("file ends before the tensor data section");
     f->data_offset_ = r.pos() + pad;
     const uint64_t data_size = size - f->data_offset_;

@@ -125,6 +125,23 @@ Expected<ModelShape> model_shape(const MakeModelOptions& o) {
     return s;
 }
 
+Expected<Vocab> coder_v2_lite_vocab(Vocab v) {
+    constexpr size_t kSize = 102400;
+    constexpr int32_t kBos = 100000, kEos = 100001, kFimHole = 100002;
+    if (v.model != "gpt2" || v.pre != "deepseek-llm" || v.tokens.size() != kSize ||
+        v.bos_id != kBos || v.eos_id != kEos)
+        return make_error(
+            "Coder-V2-Lite's vocabulary is made from DeepSeek LLM's (pre-tokenizer deepseek-llm, " +
+            std::to_string(kSize) + " ids, BOS 100000, EOS 100001); this one has pre '" + v.pre +
+            "' and " + std::to_string(v.tokens.size()) + " ids");
+    const char* fim[] = {"<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"};
+    for (int i = 0; i < 3; ++i) {
+        v.tokens[size_t(kFimHole + i)] = fim[i];
+        v.types[size_t(kFimHole + i)] = TokenType::kUserDefined;
+    }
+    return v;
+}
+
 GgmlType storage_type(GgmlType requested, const std::string& name, int64_t ne0, int n_dims) {
     const bool is_vector = n_dims == 1;
     // The router stays f32 (llama.cpp's quantizer does not quantize ffn_gate_inp either).

@@ -1,6 +1,7 @@
 // make-model: writes a seeded random-weight GGUF of the real DeepSeek architecture
-// (arch "deepseek2", exactly llama.cpp's metadata keys and tensor names) with the real
-// DeepSeek-V3 tokenizer, for tests and benchmarks where no real weights can be had.
+// (arch "deepseek2", exactly llama.cpp's metadata keys and tensor names) with a real
+// DeepSeek tokenizer (V3's, or Coder-V2-Lite's), for tests and benchmarks where no real
+// weights can be had.
 // Same options and seed -> the same bytes. Writes as a stream: one row in memory.
 // Not a converter of real checkpoints.
 #pragma once
@@ -55,6 +56,15 @@ const std::vector<std::string>& model_presets();
 // Writes the model with the given vocabulary (tests pass a small one; the CLI the real
 // DeepSeek-V3 one). Returns bytes written.
 Expected<uint64_t> make_model(const MakeModelOptions& options, const Vocab& vocab);
+
+// Coder-V2-Lite's vocabulary made from DeepSeek LLM's (llama.cpp's ggml-vocab-deepseek-llm.gguf:
+// 102,400 ids, pre-tokenizer deepseek-llm, the BPE part V2, V2-Lite and Coder-V2 share):
+// <｜fim▁hole｜>, <｜fim▁begin｜>, <｜fim▁end｜> laid over ids 100002-100004 (ENGINE_SPEC §4.2;
+// USER_DEFINED, as in the real model's GGUF), where DeepSeek LLM has three of its 13 byte
+// characters ('ø', 'ö', 'ú'). Everything else is kept: BOS 100000, EOS 100001, the other
+// byte characters and the [PAD...] fillers (Coder-V2-Lite's other added tokens are not
+// known here). Error for any other vocabulary.
+Expected<Vocab> coder_v2_lite_vocab(Vocab deepseek_llm);
 
 // The type a tensor is stored in: norms, biases and the router stay f32; matrices use
 // the requested type where their rows fit its block, else q8_0 where they fit 32, else

@@ -25,6 +25,9 @@ public:
     void fail(const std::string& why) {
         if (error_.empty()) error_ = f_.path() + ": " + why;
     }
+    void fail_as_is(const std::string& message) {
+        if (error_.empty()) error_ = message;
+    }
 
     uint32_t u32(const std::string& k, std::optional<uint32_t> def = std::nullopt) {
         auto v = f_.get_uint(k);
@@ -222,38 +225,11 @@ bool load_hparams(Loader& L, const GgufFile& f, HParams& hp) {
     return true;
 }
 
+// The vocabulary is read the same way for a model and a vocabulary-only file (vocab.h).
 bool load_vocab(Loader& L, const GgufFile& f, Vocab& v) {
-    v.model = L.str("tokenizer.ggml.model", "");
-    v.pre = L.str("tokenizer.ggml.pre", "default");
-    if (L.failed()) return false;
-    const GgufValue* tokens = f.find("tokenizer.ggml.tokens");
-    if (!tokens || !tokens->is_array() || tokens->arr_type != GgufType::kString)
-        return L.fail("missing tokenizer.ggml.tokens (an array of strings)"), false;
-    v.tokens = tokens->arr_str;
-    v.types.assign(v.tokens.size(), TokenType::kNormal);
-    if (const GgufValue* types = f.find("tokenizer.ggml.token_type")) {
-        if (!types->is_array() || types->arr_int.size() != v.tokens.size())
-            return L.fail("tokenizer.ggml.token_type does not match the token count"), false;
-        for (size_t i = 0; i < v.tokens.size(); ++i)
-            v.types[i] = static_cast<TokenType>(types->arr_int[i]);
-    }
-    if (const GgufValue* merges = f.find("tokenizer.ggml.merges")) {
-        if (!merges->is_array() || merges->arr_type != GgufType::kString)
-            return L.fail("tokenizer.ggml.merges is not an array of strings"), false;
-        v.merges = merges->arr_str;
-    }
-    const uint32_t n = static_cast<uint32_t>(v.tokens.size());
-    v.bos_id = static_cast<int32_t>(L.u32("tokenizer.ggml.bos_token_id", 0));
-    v.eos_id = static_cast<int32_t>(L.u32("tokenizer.ggml.eos_token_id", 1));
-    const uint32_t pad = L.u32("tokenizer.ggml.padding_token_id", 0xFFFFFFFFu);
-    v.pad_id = pad == 0xFFFFFFFFu ? -1 : static_cast<int32_t>(pad);
-    v.add_bos = L.boolean("tokenizer.ggml.add_bos_token", true);
-    v.add_eos = L.boolean("tokenizer.ggml.add_eos_token", false);
-    v.chat_template = L.str("tokenizer.chat_template", "");
-    if (L.failed()) return false;
-    if (n == 0) return L.fail("empty vocabulary"), false;
-    if (static_cast<uint32_t>(v.bos_id) >= n || static_cast<uint32_t>(v.eos_id) >= n)
-        return L.fail("BOS/EOS token id is outside the vocabulary"), false;
+    auto read = read_gguf_vocab(f);
+    if (!read) return L.fail_as_is(read.error().message), false;
+    v = std::move(*read);
     return true;
 }
 

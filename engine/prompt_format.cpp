@@ -132,7 +132,11 @@ Expected<std::vector<int32_t>> fim_tokens(const Tokenizer& tokenizer, std::strin
                                           std::string_view suffix, std::string_view middle,
                                           bool parse_special) {
     const auto fim = tokenizer.fim();
-    if (!fim) return make_error("this model has no fill-in-the-middle tokens");
+    if (!fim)
+        return make_error(
+            "this model's vocabulary has no fill-in-the-middle tokens (<｜fim▁begin｜>, "
+            "<｜fim▁hole｜>, <｜fim▁end｜>), so it cannot complete code between a prefix and a "
+            "suffix; use a FIM-trained model such as DeepSeek-Coder-V2-Lite-Base or DeepSeek-V3");
     std::vector<int32_t> ids = {tokenizer.bos(), fim->pre};
     auto add = [&](std::string_view text) {
         for (int32_t id : tokenizer.encode(text, false, parse_special)) ids.push_back(id);

@@ -435,7 +435,8 @@ struct Tokenizer::Impl {
     TextToId synthetic_by_text;
     MergeTable merges;
 
-    SpecialTrie specials;
+    SpecialTrie specials;        // every CONTROL, USER_DEFINED and UNKNOWN token
+    SpecialTrie plain_specials;  // USER_DEFINED tokens that do not look special
     std::vector<Pcre2Code> regexes;
 
     int32_t bos = 0, eos = 0;
@@ -647,7 +648,8 @@ void Tokenizer::Impl::walk_plain(std::string_view text, Scratch& sc, OnPiece&& o
 template <class OnPiece, class OnSpecial>
 void Tokenizer::Impl::walk(std::string_view text, bool parse_special, Scratch& sc,
                            OnPiece&& on_piece, OnSpecial&& on_special) const {
-    if (!parse_special || specials.empty()) {
+    const SpecialTrie& trie = parse_special ? specials : plain_specials;
+    if (trie.empty()) {
         walk_plain(text, sc, on_piece);
         return;
     }
@@ -655,8 +657,8 @@ void Tokenizer::Impl::walk(std::string_view text, bool parse_special, Scratch& s
     for (size_t pos = 0; pos < text.size();) {
         int32_t id = -1;
         size_t len = 0;
-        if (specials.may_start(static_cast<unsigned char>(text[pos]))) {
-            len = specials.longest(text, pos, &id);
+        if (trie.may_start(static_cast<unsigned char>(text[pos]))) {
+            len = trie.longest(text, pos, &id);
         }
         if (len == 0) {
             ++pos;
@@ -671,6 +673,17 @@ void Tokenizer::Impl::walk(std::string_view text, bool parse_special, Scratch& s
 }
 
 // ---------------------------------------------------------------------------------------
+
+bool token_looks_special(std::string_view t) {
+    auto starts = [&](std::string_view p) { return t.substr(0, p.size()) == p; };
+    auto ends = [&](std::string_view e) {
+        return t.size() >= e.size() && t.substr(t.size() - e.size()) == e;
+    };
+    if (t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]") return true;
+    if (starts("<|") && ends("|>")) return true;
+    if (starts("<\uFF5C") && ends("\uFF5C>")) return true;
+    return starts("<unused") && ends(">");
+}
 
 std::vector<std::string> pre_tokenizer_regexes(std::string_view pre) {
     auto list = [](const auto& arr) {
@@ -733,8 +746,12 @@ Expected<Tokenizer> Tokenizer::create(const Vocab& vocab) {
             case TokenType::kNormal:
                 impl->pieces[size_t(id)] = bl.decode(text);
                 break;
-            case TokenType::kControl:
             case TokenType::kUserDefined:
+                // Plain added text (DeepSeek LLM's 13 single characters such as 'ö'): split
+                // out of any text, as llama.cpp and HF do. Special-looking ones are control.
+                if (!token_looks_special(text)) impl->plain_specials.insert(text, id);
+                [[fallthrough]];
+            case TokenType::kControl:
             case TokenType::kUnknown:
                 impl->pieces[size_t(id)] = text;
                 impl->specials.insert(text, id);  // a later duplicate text overrides

@@ -11,7 +11,10 @@
 //
 // Invalid UTF-8 (which llama.cpp replaces by U+FFFD and HF cannot take at all) is kept:
 // every maximal run of bytes that do not start a valid UTF-8 sequence is a piece of its
-// own, so decode(encode(x)) == x for every byte string x.
+// own, so decode(encode(x)) == x for every byte string x -- except in vocabularies whose
+// token for a byte that no valid UTF-8 holds is a USER_DEFINED character (DeepSeek LLM's
+// and Coder's 'ö' and 12 more for 0xC0, 0xC1, 0xF5-0xFF): such a byte is written with that
+// token, which decodes as the character (llama.cpp's reading; HF decodes the byte).
 //
 // Thread safety: immutable after create(); any number of threads may call every const
 // method at once. Copies share the immutable tables. encode() keeps a per-thread cache of
@@ -38,6 +41,10 @@ struct FimTokens {
     int32_t mid;  // <｜fim▁end｜>
 };
 
+// convert_hf_to_gguf.py's does_token_look_special(): <｜...｜>, <|...|>, <pad>, ... An
+// added token that is not marked special but looks it is treated as control.
+bool token_looks_special(std::string_view text);
+
 // The regexes (PCRE-compatible source, already JSON-decoded) of a tokenizer.ggml.pre
 // value, in the order they are applied; empty for a pre type this engine does not know.
 // Exact copies of ENGINE_SPEC §4.1; tokenizer_json.cpp checks tokenizer.json against them.
@@ -51,10 +58,13 @@ public:
     static Expected<Tokenizer> create(const Vocab& vocab);
 
     // Token ids of `text` (any bytes). BOS first when add_bos. Special tokens (types
-    // CONTROL, USER_DEFINED and UNKNOWN) are recognised in the text only when
-    // parse_special; otherwise their spelling is tokenized as plain text. (llama.cpp
-    // always recognises USER_DEFINED ones; DeepSeek vocabs have none, and user text must
-    // not be able to smuggle in control tokens.)
+    // CONTROL and UNKNOWN, and USER_DEFINED ones that look special, such as Coder-V2's
+    // <｜fim▁hole｜>) are recognised in the text only when parse_special; otherwise their
+    // spelling is tokenized as plain text, so user text cannot smuggle in control tokens.
+    // Other USER_DEFINED tokens are plain added text and always recognised, as llama.cpp
+    // and HF do: DeepSeek LLM's 13 characters such as 'ö' (ids 100002-100014) are split
+    // out of any text. (llama.cpp also matches special-looking USER_DEFINED tokens other
+    // than the FIM and EOT ones it promotes to control; Latent does not.)
     std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
 
     // Concatenation of token_to_piece over ids.

@@ -51,21 +51,6 @@ Expected<json> parse_json(const std::string& path, const char* what) {
     return j;
 }
 
-// convert_hf_to_gguf.py does_token_look_special(): added tokens some models forget to
-// mark special.
-bool looks_special(const std::string& t) {
-    auto starts = [&](std::string_view p) {
-        return t.size() >= p.size() && t.compare(0, p.size(), p) == 0;
-    };
-    auto ends = [&](std::string_view s) {
-        return t.size() >= s.size() && t.compare(t.size() - s.size(), s.size(), s) == 0;
-    };
-    if (t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]") return true;
-    if (starts("<|") && ends("|>")) return true;
-    if (starts("<｜") && ends("｜>")) return true;
-    return starts("<unused") && ends(">");
-}
-
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
     for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
         s.replace(pos, from.size(), to);
@@ -183,7 +168,7 @@ Expected<Vocab> load(const std::string& json_path, const std::string& config_pat
         // the identity, so the text is kept as is.
         auto by_id_it = added_by_id.find(i);
         const AddedToken* info = by_id_it != added_by_id.end() ? by_id_it->second : a->second;
-        if (info->special || looks_special(*text)) {
+        if (info->special || token_looks_special(*text)) {
             v.tokens.push_back(*text);
             v.types.push_back(TokenType::kControl);
         } else {

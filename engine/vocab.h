@@ -1,13 +1,18 @@
 // Vocab: the tokenizer's data as GGUF stores it (tokenizer.ggml.*), independent of
-// where it came from (a GGUF file, or the HF tokenizer.json that make-model reads).
-// It holds data only; tokenizer.h turns it into an encoder/decoder.
+// where it came from (a GGUF file of any architecture, a vocabulary-only GGUF, or the HF
+// tokenizer.json that make-model reads). It holds data only; tokenizer.h turns it into an
+// encoder/decoder, and read_gguf_vocab() is the one reader of the GGUF keys.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/expected.h"
+
 namespace latent::engine {
+
+class GgufFile;
 
 // tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 enum class TokenType : int32_t {
@@ -33,5 +38,14 @@ struct Vocab {
     bool add_eos = false;
     std::string chat_template;  // tokenizer.chat_template, may be empty
 };
+
+// The tokenizer.ggml.* keys of a GGUF, whatever its architecture and whether or not it has
+// tensors (llama.cpp's vocabulary-only files have none). Missing token types read as
+// NORMAL; BOS/EOS default to 0/1 as in llama.cpp. Errors (prefixed with the file's path): no
+// token list, keys of the wrong type, token types of another length, BOS/EOS outside it.
+// It does not check the tokenizer model or merges: Tokenizer::create() does.
+Expected<Vocab> read_gguf_vocab(const GgufFile& file);
+// Opens `path` and reads its vocabulary.
+Expected<Vocab> load_gguf_vocab(const std::string& path);
 
 }  // namespace latent::engine
