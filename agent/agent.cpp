@@ -182,6 +182,11 @@ bool Agent::change_document(const std::string& uri, int32_t version,
 void Agent::close_document(const std::string& uri) {
     docs_.close(uri);
     suggestions_.forget(uri);
+    {
+        // Its context was looked up for a text that is gone (it may reopen changed).
+        std::lock_guard<std::mutex> lock(mu_);
+        context_cache_.erase(uri);
+    }
     next_edits_.forget(uri);
 }
 
@@ -257,7 +262,7 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
             std::lock_guard<std::mutex> lock(mu_);
             auto it = context_cache_.find(uri);
             if (it != context_cache_.end() && it->second.generation == gen &&
-                line + kContextKeepLines >= it->second.line &&
+                it->second.budget == budget && line + kContextKeepLines >= it->second.line &&
                 line <= it->second.line + kContextKeepLines) {
                 out = it->second.blocks;
                 hit = true;
@@ -269,7 +274,7 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
             if (!out.empty()) {
                 std::lock_guard<std::mutex> lock(mu_);
                 if (context_cache_.size() > 64) context_cache_.clear();
-                context_cache_[uri] = {gen, line, out};
+                context_cache_[uri] = {gen, budget, line, out};
             }
         }
     }

@@ -288,6 +288,7 @@ private:
     // (WorkspaceIndex::generation_except of the document).
     struct CachedContext {
         uint64_t generation = 0;
+        size_t budget = 0;  // completion.contextTokens it was looked up with
         uint32_t line = 0;
         std::vector<ContextBlock> blocks;
     };

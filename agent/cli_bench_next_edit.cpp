@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/code_words.h"
 #include "agent/commands.h"
 #include "agent/edit_history.h"
 #include "agent/next_edit_index.h"
@@ -42,22 +43,6 @@
 
 namespace latent::agent {
 namespace {
-
-// A keyword of one of the languages measured: ctags reports some as names (a TypeScript
-// property called "return", "delete"), and a token search for them finds every keyword.
-bool keyword(std::string_view w) {
-    static const std::unordered_set<std::string_view> k = {
-        "return",    "delete",   "default", "function",   "class",     "const",   "while",
-        "break",     "continue", "switch",  "throw",      "catch",     "finally", "import",
-        "export",    "extends",  "typeof",  "instanceof", "void",      "yield",   "await",
-        "async",     "static",   "struct",  "union",      "enum",      "typedef", "sizeof",
-        "goto",      "else",     "case",    "this",       "super",     "true",    "false",
-        "null",      "None",     "True",    "False",      "self",      "lambda",  "global",
-        "from",      "with",     "pass",    "raise",      "elif",      "assert",  "nonlocal",
-        "interface", "type",     "public",  "private",    "protected", "package", "implements",
-        "undefined", "then",     "next",    "get",        "set"};
-    return k.count(w) > 0;
-}
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -72,111 +57,12 @@ struct Args {
     std::string files = "mentions";  // files_using: "mentions" (the server's) or "references"
 };
 
-// Language families: a name used in a C header and a C++ source is one name; Python,
-// TS/JS, Go, Rust and Java each stand alone.
-std::string family_of(const std::string& path) {
-    const index::Language* l = index::language_for_path(path);
-    if (!l) return "";
-    const std::string_view n = l->name;
-    if (n == "c" || n == "cpp") return "c/c++";
-    if (n == "javascript" || n == "typescript" || n == "tsx") return "ts/js";
-    return std::string(n);
-}
-
-bool ident_char(unsigned char c) { return std::isalnum(c) || c == '_' || c == '$' || c >= 0x80; }
-
 std::optional<std::string> read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return std::nullopt;
     std::ostringstream ss;
     ss << in.rdbuf();
     return ss.str();
-}
-
-// Bytes of `text` inside comments or string literals (1) or code (0), by a simple lexer:
-// line and block comments, quoted strings with escapes (ending at an unescaped newline
-// unless the language has multi-line strings), Python's triple quotes, Go's and JS's
-// backquoted strings (a template's ${…} counts as string), Rust's lifetimes ('a) left as
-// code. Regex literals and raw strings with delimiters are not recognised.
-std::vector<uint8_t> non_code_mask(const std::string& text, const std::string& family) {
-    std::vector<uint8_t> mask(text.size(), 0);
-    const bool python = family == "python";
-    const size_t n = text.size();
-    auto mark = [&](size_t a, size_t b) {
-        for (size_t k = a; k < b && k < n; ++k) mask[k] = 1;
-    };
-    size_t i = 0;
-    while (i < n) {
-        const char c = text[i];
-        if (python && c == '#') {
-            size_t e = text.find('\n', i);
-            if (e == std::string::npos) e = n;
-            mark(i, e);
-            i = e;
-        } else if (!python && c == '/' && i + 1 < n && text[i + 1] == '/') {
-            size_t e = text.find('\n', i);
-            if (e == std::string::npos) e = n;
-            mark(i, e);
-            i = e;
-        } else if (!python && c == '/' && i + 1 < n && text[i + 1] == '*') {
-            size_t e = text.find("*/", i + 2);
-            e = e == std::string::npos ? n : e + 2;
-            mark(i, e);
-            i = e;
-        } else if (python && (c == '"' || c == '\'') && i + 2 < n && text[i + 1] == c &&
-                   text[i + 2] == c) {
-            const std::string close(3, c);
-            size_t k = i + 3;
-            while (k < n && text.compare(k, 3, close) != 0) k += text[k] == '\\' ? 2 : 1;
-            const size_t e = std::min(n, k + 3);
-            mark(i, e);
-            i = e;
-        } else if (c == '`' && (family == "go" || family == "ts/js")) {
-            size_t k = i + 1;
-            while (k < n && text[k] != '`') k += (family == "ts/js" && text[k] == '\\') ? 2 : 1;
-            const size_t e = std::min(n, k + 1);
-            mark(i, e);
-            i = e;
-        } else if (c == '"' || c == '\'') {
-            if (c == '\'' && family == "rust" && i + 2 < n && ident_char(text[i + 1]) &&
-                text[i + 2] != '\'') {
-                ++i;  // a lifetime, not a char literal
-                continue;
-            }
-            if (c == '\'' && family == "c/c++" && i > 0 &&
-                std::isxdigit((unsigned char)text[i - 1])) {
-                ++i;  // a digit separator (1'000)
-                continue;
-            }
-            size_t k = i + 1;
-            while (k < n && text[k] != c && text[k] != '\n') k += text[k] == '\\' ? 2 : 1;
-            const size_t e = std::min(n, k + 1);
-            mark(i, e);
-            i = e;
-        } else if (ident_char(static_cast<unsigned char>(c))) {
-            while (i < n && ident_char(static_cast<unsigned char>(text[i]))) ++i;  // a word
-        } else {
-            ++i;
-        }
-    }
-    return mask;
-}
-
-// Calls f(offset, word) for every identifier-like word of `text` (numbers skipped).
-template <class F>
-void for_each_word(const std::string& text, F&& f) {
-    const size_t n = text.size();
-    size_t i = 0;
-    while (i < n) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (!ident_char(c)) {
-            ++i;
-            continue;
-        }
-        const size_t s = i;
-        while (i < n && ident_char(static_cast<unsigned char>(text[i]))) ++i;
-        if (!std::isdigit(c)) f(s, std::string_view(text).substr(s, i - s));
-    }
 }
 
 // The first whole-word occurrence of `name` in [from, to) of `text`.

@@ -39,6 +39,9 @@ void register_bench_chat_cache_command(CLI::App& app, int& exit_code);
 // `latent bench next-edit`: recall, precision and latency of the index-driven next edits
 // on real code (cli_bench_next_edit.cpp).
 void register_bench_next_edit_command(CLI::App& app, int& exit_code);
+// `latent bench context`: recall of the definitions held-out code needs in the completion
+// context, Latent's and other assistants' (cli_bench_context.cpp).
+void register_bench_context_command(CLI::App& app, int& exit_code);
 // `latent serve` (OpenAI-compatible HTTP) and `latent bench batch`.
 void register_serve_commands(CLI::App& app, int& exit_code);
 

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     latent::agent::register_bench_json_decode_command(app, exit_code);
     latent::agent::register_bench_chat_cache_command(app, exit_code);
     latent::agent::register_bench_next_edit_command(app, exit_code);
+    latent::agent::register_bench_context_command(app, exit_code);
     latent::agent::register_serve_commands(app, exit_code);
     try {
         app.parse(argc, argv);
