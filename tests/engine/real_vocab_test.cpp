@@ -237,7 +237,7 @@ TEST(RealVocab, CoderV2LiteVocabularyHasItsFimTokensOverDeepseekLlms) {
         << wrong.error().message;
 }
 
-// ---- The CLI on the real vocabularies ----
+// ---- The CLI on the real vocabularies (it runs the binary: the slow label, no sanitizer run) ----
 
 struct CliRun {
     int status = -1;
@@ -259,7 +259,7 @@ CliRun run(const std::string& args) {
     return r;
 }
 
-TEST(RealVocabCli, TokenizeReadsAVocabularyOnlyFile) {
+TEST(RealVocabCliSlow, TokenizeReadsAVocabularyOnlyFile) {
     REQUIRE_VOCAB_FILES();
     const auto cases = read_cases(kLlm);
     const Case& c = cases[18];  // " this is 🦙.cpp"
@@ -274,7 +274,7 @@ TEST(RealVocabCli, TokenizeReadsAVocabularyOnlyFile) {
     EXPECT_NE(both.status, 0);
 }
 
-TEST(RealVocabCli, MakeModelWithTheRealVocabularyCompletesAndBenchReportsIt) {
+TEST(RealVocabCliSlow, MakeModelWithTheRealVocabularyCompletesAndBenchReportsIt) {
     REQUIRE_VOCAB_FILES();
     const std::string dir = latent::test::temp_dir();
     const std::string lite = dir + "/real-vocab-tiny.gguf";
