@@ -218,8 +218,36 @@ Picked pick_spans(const Repo& repo, size_t n, uint64_t seed) {
         if (!kFunctionKinds.count(t.kind) || !repo.texts.count(t.file)) continue;
         if (!seen.insert({t.file, t.line}).second) continue;
         const bool python = family_of(t.file) == "python";
-        const size_t first = t.line + 1;
-        const size_t last = python ? t.end : (t.end > 0 ? t.end - 1 : 0);
+        size_t first = t.line + 1;
+        size_t last = python ? t.end : (t.end > 0 ? t.end - 1 : 0);
+        if (family_of(t.file) == "ts/js" && t.end == t.line) {
+            // No end from ctags (its TypeScript parser gives none): the body's braces.
+            const std::string& text = repo.texts.at(t.file);
+            const Lines& l = lines_for(t.file);
+            if (t.line >= l.starts.size()) continue;
+            const size_t from = l.starts[t.line];
+            const size_t limit =
+                t.line + 10 < l.starts.size() ? l.starts[t.line + 10] : text.size();
+            size_t open = from;
+            while (open < limit && (text[open] != '{' || l.mask[open])) ++open;
+            if (open >= limit) continue;
+            int depth = 0;
+            size_t close = open;
+            for (; close < text.size(); ++close) {
+                if (l.mask[close]) continue;
+                if (text[close] == '{') ++depth;
+                if (text[close] == '}' && --depth == 0) break;
+            }
+            if (close >= text.size()) continue;
+            auto line_at = [&](size_t off) {
+                return static_cast<size_t>(std::upper_bound(l.starts.begin(), l.starts.end(), off) -
+                                           l.starts.begin() - 1);
+            };
+            first = line_at(open) + 1;
+            last = line_at(close);
+            if (last == 0) continue;
+            --last;
+        }
         if (last < first + 1 || last - first + 1 > 60) continue;
         functions.emplace_back(t.file, first, last);
     }
