@@ -29,6 +29,22 @@ constexpr size_t kMaxEditBytes = 65536;
 constexpr size_t kMaxChatContextBytes = 16384;
 constexpr size_t kMaxInstructionBytes = 16384;
 
+// What the index is asked for a completion prompt's context of `budget` tokens (measured by
+// `latent bench context` on real repositories). The prompt shows the cursor's file itself,
+// so its definitions and chunks are not asked for; names are looked for beyond the lines
+// around the cursor (the file's imports, names used all over it) until enough are found;
+// larger budgets take more names and similar chunks, smaller ones show long definitions
+// as their signature line so that more names fit.
+index::ContextOptions completion_context_options(size_t budget) {
+    index::ContextOptions o;
+    o.current_file = false;
+    o.far_lines = 2000;
+    o.max_names = std::max<size_t>(o.max_names, budget / 32);
+    o.similar = std::max<size_t>(o.similar, budget / 128);
+    o.max_snippet_bytes = std::clamp<size_t>(budget, 200, o.max_snippet_bytes);
+    return o;
+}
+
 // A completion prompt's budget from the settings (line strides at their defaults).
 PromptBudget prompt_budget(const Settings& s) {
     PromptBudget b;
@@ -255,30 +271,9 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
         budget = static_cast<size_t>(settings_.context_tokens);
     }
     if (budget == 0) return out;
-    if (auto ix = path.empty() ? nullptr : workspaces_.index_for(path)) {
-        const uint64_t gen = ix->generation_except(path);
-        bool hit = false;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            auto it = context_cache_.find(uri);
-            if (it != context_cache_.end() && it->second.generation == gen &&
-                it->second.budget == budget && line + kContextKeepLines >= it->second.line &&
-                line <= it->second.line + kContextKeepLines) {
-                out = it->second.blocks;
-                hit = true;
-            }
-        }
-        if (!hit) {
-            out = ix->context_for(path, line, 0, budget * 3 / 4);
-            // Nothing yet (a new file the index has not seen): ask again next time.
-            if (!out.empty()) {
-                std::lock_guard<std::mutex> lock(mu_);
-                if (context_cache_.size() > 64) context_cache_.clear();
-                context_cache_[uri] = {gen, budget, line, out};
-            }
-        }
-    }
     // Recently edited ranges of other open documents (a few lines around each).
+    std::vector<ContextBlock> edits;
+    size_t edit_tokens = 0;
     std::deque<Touched> touched;
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -298,8 +293,37 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
         if (!open) continue;
         const std::string real = workspaces_.resolve(t.uri);
         const std::string shown = real.empty() ? uri_to_path(t.uri) : workspaces_.shown_path(real);
-        out.push_back({shown, first, last, std::move(text)});
+        edit_tokens += (shown.size() + text.size() + 16 + 3) / 4;
+        edits.push_back({shown, first, last, std::move(text)});
     }
+    // The index gets the budget the recent edits leave, a quarter of it at least (before,
+    // a fixed three quarters: with no edits, a quarter went unused — bench context).
+    const size_t index_budget = budget - std::min(edit_tokens, budget * 3 / 4);
+    if (auto ix = path.empty() ? nullptr : workspaces_.index_for(path)) {
+        const uint64_t gen = ix->generation_except(path);
+        bool hit = false;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = context_cache_.find(uri);
+            if (it != context_cache_.end() && it->second.generation == gen &&
+                it->second.budget == index_budget && line + kContextKeepLines >= it->second.line &&
+                line <= it->second.line + kContextKeepLines) {
+                out = it->second.blocks;
+                hit = true;
+            }
+        }
+        if (!hit) {
+            out = ix->context_for(path, line, 0, index_budget,
+                                  completion_context_options(index_budget));
+            // Nothing yet (a new file the index has not seen): ask again next time.
+            if (!out.empty()) {
+                std::lock_guard<std::mutex> lock(mu_);
+                if (context_cache_.size() > 64) context_cache_.clear();
+                context_cache_[uri] = {gen, index_budget, line, out};
+            }
+        }
+    }
+    for (auto& e : edits) out.push_back(std::move(e));
     return out;
 }
 

@@ -225,7 +225,8 @@ void WorkspaceIndex::loop() {
 }
 
 std::vector<ContextBlock> WorkspaceIndex::context_for(const std::string& abs_path, uint32_t line,
-                                                      uint32_t column, size_t token_budget) {
+                                                      uint32_t column, size_t token_budget,
+                                                      const index::ContextOptions& options) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (state_ != "ready") return {};
@@ -239,7 +240,8 @@ std::vector<ContextBlock> WorkspaceIndex::context_for(const std::string& abs_pat
             if (!reader_) return {};
             retrieval_ = std::make_unique<index::Retrieval>(*reader_);
         }
-        for (auto& s : retrieval_->context_for(relative(abs_path), {line, column}, token_budget))
+        for (auto& s :
+             retrieval_->context_for(relative(abs_path), {line, column}, token_budget, options))
             out.push_back({s.path, s.start_line, s.end_line, std::move(s.text)});
     } catch (const std::exception& e) {
         if (options_.log) options_.log(std::string("context_for: ") + e.what());

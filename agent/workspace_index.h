@@ -75,7 +75,8 @@ public:
 
     // Retrieval on the reader connection (empty while the first pass has not finished).
     std::vector<ContextBlock> context_for(const std::string& abs_path, uint32_t line,
-                                          uint32_t column, size_t token_budget);
+                                          uint32_t column, size_t token_budget,
+                                          const index::ContextOptions& options = {});
     std::vector<index::SymbolHit> definitions(const std::string& name, size_t limit);
     // index::Retrieval's queries, on the same reader connection (see retrieval.h); paths
     // in the answers are relative to root(). Empty while the first pass has not

@@ -394,7 +394,8 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
             uint32_t line;
         };
         std::vector<Near> uses;
-        for (uint32_t d = 0; d <= o.window_lines && names.size() < o.max_names; ++d) {
+        const uint64_t reach = uint64_t{o.window_lines} + o.far_lines;
+        for (uint32_t d = 0; d <= reach && names.size() < o.max_names; ++d) {
             uses.clear();
             for (int side = 0; side < (d == 0 ? 1 : 2); ++side) {
                 if (side == 0 && d > position.line) continue;
@@ -460,6 +461,7 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
             Lean l{lean.int64(0), lean.text(1), static_cast<uint32_t>(lean.int64(2)),
                    static_cast<uint32_t>(lean.int64(3)), static_cast<uint32_t>(lean.int64(4))};
             const bool same = l.path == path;
+            if (same && !o.current_file) continue;
             if (same && l.start_line <= position.line && l.end_line >= position.line)
                 continue;  // the definition the cursor is in: already in the prompt
             const uint32_t dist =
@@ -508,7 +510,8 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
             chunk.reset();
         } else {
             chunk.reset();
-            if (!d.doc.empty()) s.text = d.doc + "\n";
+            if (!d.doc.empty() && d.doc.size() + 1 + d.signature.size() <= o.max_snippet_bytes)
+                s.text = d.doc + "\n";
             s.text += d.signature;
             s.start_line = s.end_line = d.name_range.start.line;
         }
@@ -554,7 +557,8 @@ std::vector<Snippet> Retrieval::context_for(std::string_view path, Point positio
         }
     }
     for (auto& h : search(words, o.similar)) {
-        if (h.path == path && h.start_line <= position.line && h.end_line >= position.line)
+        if (h.path == path &&
+            (!o.current_file || (h.start_line <= position.line && h.end_line >= position.line)))
             continue;
         Snippet s;
         s.path = h.path;

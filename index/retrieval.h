@@ -44,6 +44,14 @@ struct Snippet {
 struct ContextOptions {
     // Lines above and below the cursor whose identifiers count as "near". Default 15.
     uint32_t window_lines = 15;
+    // While fewer than max_names are found, this many more lines beyond the window on each
+    // side are read too, nearest first (a file's imports, the names used all over it).
+    // Default 0.
+    uint32_t far_lines = 0;
+    // Definitions and similar chunks from the cursor's own file too. A completion prompt
+    // shows that file around the cursor and leaves its blocks out, so the agent turns this
+    // off and the budget goes to other files. Default true.
+    bool current_file = true;
     // ... and columns at most this many bytes from the cursor's. Default 2048.
     uint32_t window_bytes = 2048;
     // At most this many definitions per name (common names have hundreds). Default 3.
@@ -60,7 +68,8 @@ struct ContextOptions {
     // ... and together they may occur in at most this many chunks (BM25's work).
     // Default 1500.
     size_t similar_postings = 1500;
-    // A definition longer than this is shown as its doc and signature line. Default 1600.
+    // A definition longer than this is shown as its doc and signature line (the signature
+    // alone when those are longer too). Default 1600.
     size_t max_snippet_bytes = 1600;
 };
 

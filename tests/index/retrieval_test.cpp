@@ -149,6 +149,40 @@ TEST_F(RetrievalTest, ContextWeighsWordsWithinABudget) {
     EXPECT_THAT(paths({0, 0}), ::testing::Not(::testing::Contains("lib/zeta.py")));
 }
 
+// What a completion prompt asks (the agent's options): nothing from the cursor's own file,
+// which the prompt shows anyway, and names beyond the window around the cursor — here
+// `scale`, named only by an import 40 lines above — once the near ones run out.
+TEST_F(RetrievalTest, ContextForAPromptSkipsTheCurrentFileAndReachesFarNames) {
+    std::string text = "from lib.math import scale\n";
+    for (int i = 0; i < 40; ++i) text += "\n";
+    text += "def helper():\n    return 1\n\n\ndef run():\n    return helper() + add(1, 2)\n";
+    Indexer ix(ws_.path(), *store_, IndexerOptions{});
+    ASSERT_TRUE(ix.update_file("app/far.py", std::string_view(text)));
+    Retrieval r(*store_);
+    const Point cursor{46, 11};  // in run()
+    auto whys = [&](const ContextOptions& o) {
+        std::vector<std::string> out;
+        for (const auto& s : r.context_for("app/far.py", cursor, 4000, o))
+            out.push_back(s.path + " " + s.why);
+        return out;
+    };
+    ContextOptions near;
+    near.similar = 0;
+    EXPECT_THAT(whys(near),
+                ::testing::Contains("app/far.py definition of helper (used at line 47)"));
+    EXPECT_THAT(
+        whys(near),
+        ::testing::Not(::testing::Contains("lib/math.py definition of scale (used at line 1)")));
+    ContextOptions prompt = near;
+    prompt.current_file = false;
+    prompt.far_lines = 100;
+    prompt.similar = 8;
+    const auto got = whys(prompt);
+    EXPECT_THAT(got, ::testing::Contains("lib/math.py definition of add (used at line 47)"));
+    EXPECT_THAT(got, ::testing::Contains("lib/math.py definition of scale (used at line 1)"));
+    for (const auto& w : got) EXPECT_NE(w.rfind("app/far.py", 0), 0u) << w;
+}
+
 TEST_F(RetrievalTest, ContextRespectsTheTokenBudget) {
     Retrieval r(*store_);
     auto ctx = r.context_for("app/main.py", {10, 12}, 16);
