@@ -56,6 +56,13 @@ function isLspRange(x: unknown): x is Range {
   );
 }
 
+// "line 5" / "lines 5–10" for a selection: one that ends at column 0 of a line (after
+// Shift+Down, a triple click) does not take that line.
+export function linesLabel(r: { start: { line: number }; end: { line: number; character: number } }): string {
+  const last = r.end.line > r.start.line && r.end.character === 0 ? r.end.line - 1 : r.end.line;
+  return last === r.start.line ? `line ${r.start.line + 1}` : `lines ${r.start.line + 1}–${last + 1}`;
+}
+
 export function reindexParams(folders: { uri: string; name: string }[]) {
   return { event: { removed: folders, added: folders } };
 }
@@ -114,10 +121,7 @@ export class Commands {
     if (!this.ready()) return;
     await vscode.commands.executeCommand('latent.chat.focus');
     const name = t.document.uri.path.split('/').pop() ?? '';
-    const lines =
-      t.range.start.line === t.range.end.line
-        ? `line ${t.range.start.line + 1}`
-        : `lines ${t.range.start.line + 1}–${t.range.end.line + 1}`;
+    const lines = linesLabel(t.range);
     await this.chat.explain(t.document.uri.toString(), toLsp(t.range), `Explain ${name}, ${lines}`);
   }
 

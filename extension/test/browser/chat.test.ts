@@ -433,6 +433,29 @@ describe('chat webview in Chromium', function () {
     await page.waitForSelector('#mode-chat[aria-checked="true"]');
   });
 
+  // VS Code's default sidebar is about 300 px wide: the composer's controls wrap onto more
+  // lines rather than clip (the real editor showed "Agent" cut off and "Chat" half hidden).
+  it('at the default sidebar width every composer control is whole and visible', async () => {
+    for (const width of [260, 300]) {
+      await page.setViewportSize({ width, height: 640 });
+      for (const id of ['#mode-chat', '#mode-agent', '#include-selection', '#include-file', '#send']) {
+        const whole = await page.$eval(id, (el) => {
+          const box = (el.closest('label') ?? el).getBoundingClientRect();
+          if (box.width <= 0 || box.left < 0 || box.right > window.innerWidth + 0.5) return false;
+          // not cut by an ancestor that clips, nor by its own width (text wider than the box)
+          for (let a = el.parentElement; a; a = a.parentElement) {
+            if (getComputedStyle(a).overflowX === 'visible') continue;
+            const c = a.getBoundingClientRect();
+            if (box.left < c.left - 0.5 || box.right > c.right + 0.5) return false;
+          }
+          return el.scrollWidth <= el.clientWidth + 1;
+        });
+        assert.ok(whole, `${id} at ${width} px`);
+      }
+    }
+    await page.setViewportSize({ width: 420, height: 640 });
+  });
+
   it('restores an agent turn from history: steps, sources, review state', async () => {
     await host(page, {
       type: 'history',

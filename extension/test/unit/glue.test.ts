@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { LatentApi } from '../../src/api';
 import { contextFor, insertAtCursor } from '../../src/chat/view';
-import { Commands, kFixInstruction, targetOf } from '../../src/commands';
+import { Commands, kFixInstruction, linesLabel, targetOf } from '../../src/commands';
 import { Ctx } from '../../src/ctx';
 import type { EditResult } from '../../src/protocol';
 import { EditReview, kProposalScheme } from '../../src/review';
@@ -143,6 +143,15 @@ describe('vscode glue', () => {
     assert.equal(calls[0]![2], kFixInstruction);
     assert.equal(review.reviewing, true);
     review.dispose();
+  });
+
+  it('names the lines of a selection as the user sees them', () => {
+    const at = (l0: number, c0: number, l1: number, c1: number) => ({ start: { line: l0, character: c0 }, end: { line: l1, character: c1 } });
+    assert.equal(linesLabel(at(4, 0, 10, 0)), 'lines 5–10', 'ends at column 0 of line 11: not taken');
+    assert.equal(linesLabel(at(4, 0, 9, 23)), 'lines 5–10');
+    assert.equal(linesLabel(at(4, 2, 4, 9)), 'line 5');
+    assert.equal(linesLabel(at(4, 0, 5, 0)), 'line 5');
+    assert.equal(linesLabel(at(4, 3, 4, 3)), 'line 5');
   });
 
   it('Show Status opens a read-only report that refreshes in place, not an Untitled document', async () => {
