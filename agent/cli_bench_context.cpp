@@ -27,6 +27,7 @@
 #include "agent/commands.h"
 #include "agent/context_bench.h"
 #include "agent/data_files.h"
+#include "agent/scratch_dir.h"
 #include "agent/text_files.h"
 #include "engine/tokenizer.h"
 #include "engine/tokenizer_json.h"
@@ -165,19 +166,12 @@ void register_bench_context(CLI::App& app, int& exit_code) {
             exit_code = fail(repo.root + ": no source files of a known language");
             return;
         }
-        char tmpl[] = "/tmp/latent-bench-context-XXXXXX";
-        const char* tmp = mkdtemp(tmpl);
-        if (!tmp) {
+        const ScratchDir scratch("latent-bench-context");
+        if (!scratch.ok()) {
             exit_code = fail("cannot create a temporary folder");
             return;
         }
-        struct Cleanup {
-            std::string dir;
-            ~Cleanup() {
-                std::error_code e;
-                fs::remove_all(dir, e);
-            }
-        } cleanup{tmp};
+        const char* tmp = scratch.path().c_str();
         {
             const std::string list = std::string(tmp) + "/files";
             std::string names;

@@ -36,6 +36,7 @@
 #include "agent/commands.h"
 #include "agent/edit_history.h"
 #include "agent/next_edit_index.h"
+#include "agent/scratch_dir.h"
 #include "agent/text_lines.h"
 #include "agent/workspace_index.h"
 #include "index/indexer.h"
@@ -775,19 +776,12 @@ void register_bench_next_edit(CLI::App& app, int& exit_code) {
         std::error_code ec;
         Corpus k;
         k.root = fs::canonical(a->dir, ec).string();
-        char tmpl[] = "/tmp/latent-bench-next-edit-XXXXXX";
-        const char* tmp = mkdtemp(tmpl);
-        if (!tmp) {
+        const ScratchDir scratch("latent-bench-next-edit");
+        if (!scratch.ok()) {
             exit_code = fail("cannot create a temporary folder");
             return;
         }
-        struct Cleanup {
-            std::string dir;
-            ~Cleanup() {
-                std::error_code e;
-                fs::remove_all(dir, e);
-            }
-        } cleanup{tmp};
+        const char* tmp = scratch.path().c_str();
 
         // 1. The index, in its own database, as the language server runs it.
         WorkspaceIndexOptions wo;

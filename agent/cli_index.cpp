@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/commands.h"
+#include "agent/scratch_dir.h"
 #include "index/indexer.h"
 #include "index/retrieval.h"
 #include "index/sqlite_store.h"
@@ -255,20 +256,12 @@ void register_bench_index(CLI::App& app, int& exit_code) {
             return;
         }
         const std::string root = absolute_dir(a->dir);
-        char tmpl[] = "/tmp/latent-bench-index-XXXXXX";
-        const char* tmp = mkdtemp(tmpl);
-        if (!tmp) {
+        const ScratchDir scratch("latent-bench-index");
+        if (!scratch.ok()) {
             exit_code = fail("cannot create a temporary folder");
             return;
         }
-        const std::string db = std::string(tmp) + "/index.sqlite";
-        struct Cleanup {
-            std::string dir;
-            ~Cleanup() {
-                std::error_code ec;
-                fs::remove_all(dir, ec);
-            }
-        } cleanup{tmp};
+        const std::string db = scratch.path() + "/index.sqlite";
         try {
             std::string err;
             auto store = open_store(db, false, &err);
@@ -392,8 +385,8 @@ void register_bench_index(CLI::App& app, int& exit_code) {
                 // ctags over exactly the files the cold index parsed (`ctags -R` would also
                 // read what the index skips: files over the size cap, minified code, dist/ and
                 // vendored folders, other languages), so both throughputs are over the same bytes.
-                const std::string tags = std::string(tmp) + "/tags";
-                const std::string list = std::string(tmp) + "/files";
+                const std::string tags = scratch.path() + "/tags";
+                const std::string list = scratch.path() + "/files";
                 if (std::FILE* fp = std::fopen(list.c_str(), "w")) {
                     for (const auto& f : files)
                         std::fprintf(fp, "%s/%s\n", root.c_str(), f.path.c_str());

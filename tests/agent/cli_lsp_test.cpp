@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/make_model.h"
+#include "tests/support/cli_run.h"
 
 namespace latent::test {
 std::string temp_dir();
@@ -18,23 +19,9 @@ std::string make_test_model(engine::MakeModelOptions options, bool real_tokenize
 namespace latent::agent {
 namespace {
 
-struct CliRun {
-    int status = -1;
-    std::string out;
-};
+using latent::test::CliRun;
 
-CliRun run(const std::string& args) {
-    const std::string cmd = std::string(LATENT_BINARY) + " " + args + " 2>/dev/null";
-    CliRun r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    const int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+CliRun run(const std::string& args) { return latent::test::run_cli(args); }
 
 TEST(CliLspTest, BenchLspPrintsOneJsonLine) {
     const CliRun r = run("bench lsp -n 20");

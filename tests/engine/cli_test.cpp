@@ -9,31 +9,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/support/cli_run.h"
 #include "tests/support/test_models.h"
 
 namespace {
 
-struct CliRun {
-    int status = -1;
-    std::string out, err;
-};
+using latent::test::CliRun;
 
 CliRun run(const std::string& args) {
-    const std::string err_path = latent::test::temp_dir() + "/stderr.txt";
-    const std::string cmd = std::string(LATENT_BINARY) + " " + args + " 2>" + err_path;
-    CliRun r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    const int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    std::ifstream e(err_path);
-    std::stringstream ss;
-    ss << e.rdbuf();
-    r.err = ss.str();
-    return r;
+    return latent::test::run_cli(args, latent::test::temp_dir() + "/stderr.txt");
 }
 
 std::string tiny_model() {

@@ -24,6 +24,7 @@
 #include "engine/prompt_format.h"
 #include "engine/tokenizer.h"
 #include "engine/vocab.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/test_models.h"
 
 namespace {
@@ -239,24 +240,10 @@ TEST(RealVocab, CoderV2LiteVocabularyHasItsFimTokensOverDeepseekLlms) {
 
 // ---- The CLI on the real vocabularies (it runs the binary: the slow label, no sanitizer run) ----
 
-struct CliRun {
-    int status = -1;
-    std::string out, err;
-};
+using latent::test::CliRun;
 
 CliRun run(const std::string& args) {
-    const std::string err_path = latent::test::temp_dir() + "/real-vocab-stderr.txt";
-    const std::string cmd = std::string(LATENT_BINARY) + " " + args + " 2>" + err_path;
-    CliRun r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    const int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.err = read_file(err_path);
-    return r;
+    return latent::test::run_cli(args, latent::test::temp_dir() + "/real-vocab-stderr.txt");
 }
 
 TEST(RealVocabCliSlow, TokenizeReadsAVocabularyOnlyFile) {
