@@ -91,6 +91,11 @@ const Kernels* avx512_kernels();
 // grants this process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM).
 const Kernels* amx_kernels();
 
+// `base` with a tile matmul in plain C++ (kernels_tiles_portable.cpp: the AMX table's
+// rounding — BF16 weights and activations, float sums — on any CPU): the forward pass's
+// tile path checked where there is no AMX. Slow; for tests, never the best table.
+const Kernels& with_portable_tiles(const Kernels& base);
+
 // The best table this CPU supports; LATENT_CPU_KERNELS=scalar|avx2|avx512|amx in the
 // environment picks a lower one (for tests and comparisons).
 const Kernels& best_kernels();

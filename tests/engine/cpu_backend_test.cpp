@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 
 #include "engine/cpu/kernels.h"
@@ -153,10 +154,10 @@ TEST(CpuKernels, ScalarTableMatchesTheExactDotWithinActivationRounding) {
 // partial strips (rows not a multiple of 32, with and without a second 16-row half), token
 // counts around the 16-token tile, ranges starting mid-strip, and an output stride wider
 // than the row count.
-TEST(CpuKernels, TileMatmulMatchesTheExactDotWithinBf16Rounding) {
-    const cpu::Kernels* k = cpu::amx_kernels();
-    if (!k) GTEST_SKIP() << "this CPU (or kernel) offers no AMX-BF16: the tile matmul is unused";
+// Both tile tables: AMX where the CPU has it, and the portable one (any CPU).
+void expect_tile_matmul_matches_the_exact_dot(const cpu::Kernels* k) {
     ASSERT_NE(k->matmul_packed, nullptr);
+    SCOPED_TRACE(k->name);
     std::mt19937 rng(19);
     for (GgmlType type : kTypes) {
         if (type == GgmlType::kF32) continue;  // never tiled: F32 weights stay exact
@@ -196,6 +197,14 @@ TEST(CpuKernels, TileMatmulMatchesTheExactDotWithinBf16Rounding) {
             }
         }
     }
+}
+
+TEST(CpuKernels, TileMatmulMatchesTheExactDotWithinBf16Rounding) {
+    expect_tile_matmul_matches_the_exact_dot(&cpu::with_portable_tiles(cpu::scalar_kernels()));
+    if (const cpu::Kernels* amx = cpu::amx_kernels())
+        expect_tile_matmul_matches_the_exact_dot(amx);
+    else
+        std::printf("this CPU (or kernel) offers no AMX-BF16: the portable table only\n");
 }
 
 TEST(CpuKernels, Q8KActivationsAreGgmlsQ8K) {
@@ -361,7 +370,8 @@ struct Agreement {
 
 // Prefill `n_prompt` tokens then `n_gen` greedy steps with the fast backend; the reference
 // runs the same tokens (teacher-forced) and every step's logits are compared.
-Agreement compare(const Case& c, int n_prompt, int n_gen, int threads, bool precise) {
+Agreement compare(const Case& c, int n_prompt, int n_gen, int threads, bool precise,
+                  const cpu::Kernels* kernels = nullptr) {
     MakeModelOptions o;
     o.preset = c.preset;
     o.quant = c.type;
@@ -377,7 +387,7 @@ Agreement compare(const Case& c, int n_prompt, int n_gen, int threads, bool prec
         return LatentCache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16});
     };
     LatentCache cf = cache(), cr = cache();
-    CpuBackend fast(threads, nullptr, precise);
+    CpuBackend fast(threads, kernels, precise);
     ReferenceBackend slow;
     Session sf(m, fast, cf), sr(m, slow, cr);
 
@@ -607,6 +617,37 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
         }
 }
 
+// The tile path on every machine: a prompt of 40 tokens (16+ take the tile matmul for
+// their weight rows and attention) through the portable tile table, which rounds as the
+// AMX one does (BF16 weights and activations), then greedy steps (the int8 dots, reading
+// the cache the tiles wrote); both prefill forms of MLA. Bounds as the int8 mode's (BF16
+// keeps 8 bits like the int8 activations; MoE near-ties can flip a step): a wrong tile
+// layout, head or causal limit moves the logits by the order of their RMS.
+TEST(CpuBackend, TilePathMatchesTheReferenceOnAnyCpu) {
+    const cpu::Kernels& tiles = cpu::with_portable_tiles(cpu::best_kernels());
+    for (const char* form : {"expanded", "absorbed"}) {
+        setenv("LATENT_MLA_PREFILL", form, 1);  // read when a CpuBackend is made
+        for (const Case& c : {Case{"tiny", GgmlType::kQ8_0, true, true},
+                              Case{"tiny-v2", GgmlType::kQ4_0, false, false}}) {
+            Agreement a = compare(c, 40, 8, 2, false, &tiles);
+            ASSERT_FALSE(a.step_errs.empty()) << describe(c);
+            const double prefill = a.step_errs.front();  // the prompt's last logits
+            std::sort(a.step_errs.begin(), a.step_errs.end());
+            const double median = a.step_errs[a.step_errs.size() / 2];
+            std::printf(
+                "tiles (%s) %-9s %-22s median |dlogit|max/rms %.2e (max %.2e), argmax "
+                "same %d/%d\n",
+                tiles.name, form, describe(c).c_str(), median, a.max_rel_err, a.same_argmax,
+                a.steps);
+            EXPECT_EQ(a.steps, 9) << describe(c) << " " << form;
+            EXPECT_LT(median, 0.10) << describe(c) << " " << form;
+            EXPECT_LT(prefill, 0.10) << describe(c) << " " << form << ": the prefill";
+            EXPECT_GE(a.same_argmax * 4, a.steps * 3) << describe(c) << " " << form;
+        }
+    }
+    unsetenv("LATENT_MLA_PREFILL");
+}
+
 TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogitsAndAutoPicksByTheChunk) {
     // Prompt chunks on the tile matmul: expanded (K and V per head) against absorbed, split
     // and single kv layouts; a 40-token prompt, then 24 more in one chunk (queries seeing
@@ -616,8 +657,9 @@ TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogitsAndAutoPicksByTheChunk) {
     // wrong head, position or causal limit moves them by the order of the RMS. The
     // automatic choice must be the expanded form for the first chunk (all it attends) and
     // the absorbed one for the second (under half of it): the same logits, bit for bit, as
-    // the two forms set by hand chunk by chunk. Skipped without the tile matmul.
-    if (!cpu::best_kernels().matmul_packed) GTEST_SKIP() << "no AMX: both forms unused";
+    // the two forms set by hand chunk by chunk. Without AMX: the portable tile table.
+    const cpu::Kernels& best = cpu::best_kernels();
+    const cpu::Kernels& tk = best.matmul_packed ? best : cpu::with_portable_tiles(best);
     using Form = CpuBackend::MlaPrefill;
     for (bool split : {true, false}) {
         MakeModelOptions o;
@@ -634,7 +676,7 @@ TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogitsAndAutoPicksByTheChunk) {
         auto run = [&](Form first_form, Form second_form) {
             LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16});
             SeqCache seq(c);
-            CpuBackend b(2);
+            CpuBackend b(2, &tk);
             std::vector<float> first, second;
             b.set_mla_prefill(first_form);
             EXPECT_TRUE(
