@@ -500,7 +500,10 @@ const cpu::Kernels* untiled_kernels() {
 
 TEST(CpuBackend, ThreadCountsAgree) {
     // The split of work must not change results beyond float summation order. 20 tokens,
-    // all logits (int8 dots) and as a prompt (the tile matmul where the CPU has one).
+    // all logits (int8 dots) and as a prompt (the tile matmul: AMX's, else the portable one).
+    const cpu::Kernels& kt = cpu::best_kernels().matmul_packed
+                                 ? cpu::best_kernels()
+                                 : cpu::with_portable_tiles(cpu::best_kernels());
     MakeModelOptions o;
     o.preset = "tiny";
     o.quant = GgmlType::kQ4_0;
@@ -512,7 +515,7 @@ TEST(CpuBackend, ThreadCountsAgree) {
     std::vector<std::vector<float>> out;
     for (int threads : {1, 2, 3}) {
         LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 4});
-        CpuBackend b(threads);
+        CpuBackend b(threads, &kt);
         Session s(**m, b, c);
         auto r = s.append_all(ids);  // all logits: the int8 dots
         ASSERT_TRUE(r.ok()) << r.error().message;
@@ -539,9 +542,11 @@ TEST(CpuBackend, ABatchOfSequencesGivesWhatEachGivesAlone) {
     // fewer than 8 rows takes the int8 dots there, whatever the other prompt brings — and
     // the others the int8 dots, in the same matmuls: each sequence must still get what it
     // gets alone.
-    std::vector<const cpu::Kernels*> tables = {untiled_kernels()};
-    if (&cpu::best_kernels() != tables[0]) tables.push_back(&cpu::best_kernels());
-    for (const cpu::Kernels* kt : tables)
+    // A table with the tile matmul on every machine: AMX's, else the portable one.
+    const cpu::Kernels* tiled = cpu::best_kernels().matmul_packed
+                                    ? &cpu::best_kernels()
+                                    : &cpu::with_portable_tiles(cpu::best_kernels());
+    for (const cpu::Kernels* kt : {untiled_kernels(), tiled})
         for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kF16}) {
             MakeModelOptions o;
             o.preset = "tiny";
