@@ -14,6 +14,9 @@
 // Legacy files with a single attn_kv_b get one float copy of W_UK^T per layer at first use
 // (H·L·n floats); split-layout files (attn_k_b/attn_v_b) get no copy of anything.
 //
+// Files: backend.cpp (one call's orchestration), mla_attention.cpp, moe_ffn.cpp, logits.cpp
+// (input rows and logits), pass.h (the job runner they share), kernels*.cpp.
+//
 // Thread safety: one forward() / forward_batch() at a time per CpuBackend (it owns the
 // pool and scratch).
 #pragma once
