@@ -653,6 +653,29 @@ TEST(CpuBackend, TilePathMatchesTheReferenceOnAnyCpu) {
     unsetenv("LATENT_MLA_PREFILL");
 }
 
+// Every kernel table this CPU can run — not only the best one, which is all the other
+// whole-model tests use — and each with the portable tile matmul: a whole model against the
+// reference (a 40-token prompt for the tile path, then greedy steps), int8 bounds.
+TEST(CpuBackend, EveryKernelTableMatchesTheReferenceOnAWholeModel) {
+    std::vector<const cpu::Kernels*> tables = {&cpu::scalar_kernels()};
+    for (const cpu::Kernels* k : {cpu::avx2_kernels(), cpu::avx512_kernels(), cpu::amx_kernels()})
+        if (k) tables.push_back(k);
+    const size_t untiled = tables.size();
+    for (size_t i = 0; i < untiled; ++i)
+        if (!tables[i]->matmul_packed) tables.push_back(&cpu::with_portable_tiles(*tables[i]));
+    const Case c{"tiny", GgmlType::kQ4_0, true, true};
+    for (const cpu::Kernels* k : tables) {
+        Agreement a = compare(c, 40, 4, 2, false, k);
+        std::sort(a.step_errs.begin(), a.step_errs.end());
+        const double median = a.step_errs.empty() ? 1e9 : a.step_errs[a.step_errs.size() / 2];
+        std::printf("table %-14s median |dlogit|max/rms %.2e, argmax same %d/%d\n", k->name, median,
+                    a.same_argmax, a.steps);
+        EXPECT_EQ(a.steps, 5) << k->name;
+        EXPECT_LT(median, 0.10) << k->name;
+        EXPECT_GE(a.same_argmax * 4, a.steps * 3) << k->name;
+    }
+}
+
 TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogitsAndAutoPicksByTheChunk) {
     // Prompt chunks on the tile matmul: expanded (K and V per head) against absorbed, split
     // and single kv layouts; a 40-token prompt, then 24 more in one chunk (queries seeing
