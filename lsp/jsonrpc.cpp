@@ -383,8 +383,17 @@ void Endpoint::handle_request(IntOrString id, const std::string& method, json pa
                                                      {}};
                           }
                       }
-                      // A deferred request is answered by its DeferredReply.
-                      if (!ctx->state_->deferred) answer(*ctx, std::move(result));
+                      // A deferred request is answered by its DeferredReply — unless the
+                      // client cancelled it before it deferred: $/cancelRequest then found
+                      // no deferred request to answer, so it is answered now, not when the
+                      // work it waits for is done (the cancel's flag and `deferred` are
+                      // seq_cst: one of the two sides sees the other).
+                      if (!ctx->state_->deferred) {
+                          answer(*ctx, std::move(result));
+                      } else if (ctx->cancelled()) {
+                          std::lock_guard<std::mutex> life(life_->mu);
+                          cancel_deferred(ctx->id(), *ctx->state_);
+                      }
                   }});
 }
 

@@ -31,6 +31,12 @@ public:
             },
             eo);
     }
+    // The server first (its endpoint's stop answers waiting requests into seen_), then the
+    // endpoint, then what they wrote to.
+    ~Client() {
+        server.reset();
+        endpoint.reset();
+    }
     void start(LspServerOptions o, const json& init_options) {
         server = std::make_unique<LspServer>(*endpoint, std::move(o));
         const int id = request("initialize", {{"processId", nullptr},

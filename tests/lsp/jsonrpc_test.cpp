@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -590,6 +591,51 @@ TEST(MessageLoop, ServesOverASocketPair) {
 
 namespace latent::lsp {
 namespace {
+
+// A cancel that arrives while the handler still runs, before it defers: the request is
+// answered -32800 as soon as the handler returns, not when its deferred work would end
+// (seen under ASan: a chat cancelled while the model loaded waited for the load).
+TEST(EndpointDeferred, CancelledBeforeItDeferredIsAnsweredWhenTheHandlerReturns) {
+    Output out;
+    Endpoint::Options o;
+    o.worker_threads = 2;
+    o.require_initialize = false;
+    auto ep = std::make_unique<Endpoint>(out.sink(), o);
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, go = false;
+    std::shared_ptr<DeferredReply> held;
+    ep->on_request("later", [&](const json&, RequestContext& ctx) -> Result<json> {
+        std::unique_lock<std::mutex> lock(mu);
+        entered = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return go; });
+        held = ctx.defer();  // the work it waits for never ends in this test
+        return json("ignored");
+    });
+    ep->receive(request(7, "later").dump());
+    {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return entered; });
+    }
+    ep->receive(notification("$/cancelRequest", {{"id", 7}}).dump());  // handled inline
+    EXPECT_TRUE(out.take().empty()) << "not deferred yet: the handler still runs";
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        go = true;
+        cv.notify_all();
+    }
+    ep->block_until_idle_for_test();
+    auto m = out.take();
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_EQ(m[0]["id"], 7);
+    EXPECT_EQ(error_code_of(m[0]), error_code::kRequestCancelled);
+    held->reply(json("late"));  // harmless: already answered
+    EXPECT_TRUE(out.take().empty());
+    held.reset();
+    ep.reset();
+    EXPECT_TRUE(out.take().empty());
+}
 
 // Deferred replies: the handler returns at once and the answer comes later from another
 // thread; a cancel answers a deferred request at once; one dropped unanswered is -32802;
