@@ -139,6 +139,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     std::vector<float> x, xn, attn, y;
     cpu::input_rows(st, W, mtp_hidden, x);
     cpu::MlaAttention mla(st, mla_prefill_, impl_->wuk_t);
+    cpu::FeedForward ffn(st);
     const float eps = hp.rms_eps;
     for (uint32_t il = first_layer; il < end_layer; ++il) {
         const LayerWeights& l = W.layers[il];
@@ -151,7 +152,7 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
         xn = x;
         pass.for_rows(T,
                       [&](int64_t t) { cpu::rms_norm(&xn[t * E], cpu::f32(l.ffn_norm), E, eps); });
-        cpu::feed_forward(st, l, xn, y);
+        ffn.layer(l, xn, y);
         for (int64_t i = 0; i < T * E; ++i) x[i] += y[i];
     }
     for (const SeqBatch& sb : batch) sb.seq->commit(static_cast<int32_t>(sb.tokens.size()));

@@ -48,19 +48,21 @@ void matmul_packed(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t 
 }  // namespace
 
 const Kernels& with_portable_tiles(const Kernels& base) {
+    struct Table {
+        std::string name;
+        Kernels kernels;
+    };
     static std::mutex mu;
-    static std::map<const Kernels*, std::unique_ptr<Kernels>> made;
-    static std::vector<std::unique_ptr<std::string>> names;
+    static std::map<const Kernels*, std::unique_ptr<Table>> made;
     std::lock_guard<std::mutex> lock(mu);
-    auto& k = made[&base];
-    if (!k) {
-        k = std::make_unique<Kernels>(base);
-        names.push_back(std::make_unique<std::string>(std::string(base.name) + "+tiles"));
-        k->name = names.back()->c_str();
-        k->pack_tokens = &pack_tokens;
-        k->matmul_packed = &matmul_packed;
+    auto& t = made[&base];
+    if (!t) {
+        t = std::make_unique<Table>(Table{std::string(base.name) + "+tiles", base});
+        t->kernels.name = t->name.c_str();
+        t->kernels.pack_tokens = &pack_tokens;
+        t->kernels.matmul_packed = &matmul_packed;
     }
-    return *k;
+    return t->kernels;
 }
 
 }  // namespace latent::engine::cpu

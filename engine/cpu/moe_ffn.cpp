@@ -18,35 +18,36 @@ void swiglu_rows(Pass& pass, std::vector<float>& g, const std::vector<float>& u,
                   [&](int64_t i) { return row_tok ? (*row_tok)[i] : i; });
 }
 
-void dense(Step& st, const LayerWeights& l, const std::vector<float>& xn, std::vector<float>& y) {
-    Pass& pass = st.pass;
-    const int64_t T = st.T, E = st.hp.n_embd;
+}  // namespace
+
+void FeedForward::dense(const LayerWeights& l, const std::vector<float>& xn,
+                        std::vector<float>& y) {
+    Pass& pass = st_.pass;
+    const int64_t T = st_.T, E = st_.hp.n_embd;
     const int64_t ff = l.ffn_gate.ne[1];
     std::vector<float> g(T * ff), u(T * ff);
-    Acts a_in, a_aux, a_down;
-    pass.quantize(l.ffn_gate.type, xn.data(), E, T, E, a_in);
-    const Acts* up_in = &a_in;
+    pass.quantize(l.ffn_gate.type, xn.data(), E, T, E, a_in_);
+    const Acts* up_in = &a_in_;
     if (!pass.same_acts(l.ffn_up.type, l.ffn_gate.type)) {
-        pass.quantize(l.ffn_up.type, xn.data(), E, T, E, a_aux);
-        up_in = &a_aux;
+        pass.quantize(l.ffn_up.type, xn.data(), E, T, E, a_aux_);
+        up_in = &a_aux_;
     }
-    pass.run({job_for(l.ffn_gate, 0, a_in, a_in.rows.data(), T, g.data(), ff),
+    pass.run({job_for(l.ffn_gate, 0, a_in_, a_in_.rows.data(), T, g.data(), ff),
               job_for(l.ffn_up, 0, *up_in, up_in->rows.data(), T, u.data(), ff)});
-    swiglu_rows(pass, g, u, T, ff, l.ffn_down.type, a_down);
-    pass.run({job_for(l.ffn_down, 0, a_down, a_down.rows.data(), T, y.data(), E)});
+    swiglu_rows(pass, g, u, T, ff, l.ffn_down.type, a_aux2_);
+    pass.run({job_for(l.ffn_down, 0, a_aux2_, a_aux2_.rows.data(), T, y.data(), E)});
 }
 
-void moe(Step& st, const LayerWeights& l, const std::vector<float>& xn, std::vector<float>& y) {
-    const HParams& hp = st.hp;
-    Pass& pass = st.pass;
+void FeedForward::moe(const LayerWeights& l, const std::vector<float>& xn, std::vector<float>& y) {
+    const HParams& hp = st_.hp;
+    Pass& pass = st_.pass;
     const Kernels& k = pass.k();
-    const int64_t T = st.T, E = hp.n_embd;
+    const int64_t T = st_.T, E = hp.n_embd;
     const int64_t X = hp.n_expert, f = l.ffn_gate_exps.ne[1];
-    Acts a_in, a_aux, a_aux2;
-    std::vector<Job> jobs;
+    jobs_.clear();
     std::vector<float> router(T * X);
-    pass.quantize(l.ffn_gate_inp.type, xn.data(), E, T, E, a_aux);
-    pass.run({job_for(l.ffn_gate_inp, 0, a_aux, a_aux.rows.data(), T, router.data(), X)});
+    pass.quantize(l.ffn_gate_inp.type, xn.data(), E, T, E, a_aux_);
+    pass.run({job_for(l.ffn_gate_inp, 0, a_aux_, a_aux_.rows.data(), T, router.data(), X)});
 
     // Group the batch's tokens by expert.
     std::vector<std::vector<std::pair<int64_t, float>>> members(X);
@@ -68,51 +69,51 @@ void moe(Step& st, const LayerWeights& l, const std::vector<float>& xn, std::vec
             n_rows += static_cast<int64_t>(members[e].size());
         }
 
-    pass.quantize(l.ffn_gate_exps.type, xn.data(), E, T, E, a_in);
+    pass.quantize(l.ffn_gate_exps.type, xn.data(), E, T, E, a_in_);
     std::vector<const uint8_t*> xptr(n_rows);
     for (size_t i = 0; i < active.size(); ++i)
         for (size_t m = 0; m < members[active[i]].size(); ++m)
-            xptr[offset[i] + m] = a_in.rows[members[active[i]][m].first];
+            xptr[offset[i] + m] = a_in_.rows[members[active[i]][m].first];
     std::vector<float> g(n_rows * f), u(n_rows * f);
     for (size_t i = 0; i < active.size(); ++i) {
         const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
-        jobs.push_back(
-            job_for(l.ffn_gate_exps, active[i], a_in, &xptr[offset[i]], cnt, &g[offset[i] * f], f));
-        jobs.push_back(
-            job_for(l.ffn_up_exps, active[i], a_in, &xptr[offset[i]], cnt, &u[offset[i] * f], f));
+        jobs_.push_back(job_for(l.ffn_gate_exps, active[i], a_in_, &xptr[offset[i]], cnt,
+                                &g[offset[i] * f], f));
+        jobs_.push_back(
+            job_for(l.ffn_up_exps, active[i], a_in_, &xptr[offset[i]], cnt, &u[offset[i] * f], f));
     }
     const bool shared = static_cast<bool>(l.ffn_gate_shexp);
     const int64_t fs = shared ? l.ffn_gate_shexp.ne[1] : 0;
     std::vector<float> gs(T * fs), us(T * fs), ys(shared ? T * E : 0);
-    Acts a_sh;
     if (shared) {
-        const Acts* sh_in = &a_in;
+        const Acts* sh_in = &a_in_;
         if (!pass.same_acts(l.ffn_gate_shexp.type, l.ffn_gate_exps.type)) {
-            pass.quantize(l.ffn_gate_shexp.type, xn.data(), E, T, E, a_sh);
-            sh_in = &a_sh;
+            pass.quantize(l.ffn_gate_shexp.type, xn.data(), E, T, E, a_sh_);
+            sh_in = &a_sh_;
         }
-        jobs.push_back(job_for(l.ffn_gate_shexp, 0, *sh_in, sh_in->rows.data(), T, gs.data(), fs));
-        jobs.push_back(job_for(l.ffn_up_shexp, 0, *sh_in, sh_in->rows.data(), T, us.data(), fs));
+        jobs_.push_back(job_for(l.ffn_gate_shexp, 0, *sh_in, sh_in->rows.data(), T, gs.data(), fs));
+        jobs_.push_back(job_for(l.ffn_up_shexp, 0, *sh_in, sh_in->rows.data(), T, us.data(), fs));
     }
-    pass.run(jobs);
+    pass.run(jobs_);
 
     std::vector<int64_t> row_tok(n_rows);
     for (size_t i = 0; i < active.size(); ++i)
         for (size_t m = 0; m < members[active[i]].size(); ++m)
             row_tok[offset[i] + m] = members[active[i]][m].first;
-    swiglu_rows(pass, g, u, n_rows, f, l.ffn_down_exps.type, a_aux, &row_tok);
+    swiglu_rows(pass, g, u, n_rows, f, l.ffn_down_exps.type, a_aux_, &row_tok);
     std::vector<float> out(n_rows * E);
-    jobs.clear();
+    jobs_.clear();
     for (size_t i = 0; i < active.size(); ++i) {
         const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
-        jobs.push_back(job_for(l.ffn_down_exps, active[i], a_aux, &a_aux.rows[offset[i]], cnt,
-                               &out[offset[i] * E], E));
+        jobs_.push_back(job_for(l.ffn_down_exps, active[i], a_aux_, &a_aux_.rows[offset[i]], cnt,
+                                &out[offset[i] * E], E));
     }
     if (shared) {
-        swiglu_rows(pass, gs, us, T, fs, l.ffn_down_shexp.type, a_aux2);
-        jobs.push_back(job_for(l.ffn_down_shexp, 0, a_aux2, a_aux2.rows.data(), T, ys.data(), E));
+        swiglu_rows(pass, gs, us, T, fs, l.ffn_down_shexp.type, a_aux2_);
+        jobs_.push_back(
+            job_for(l.ffn_down_shexp, 0, a_aux2_, a_aux2_.rows.data(), T, ys.data(), E));
     }
-    pass.run(jobs);
+    pass.run(jobs_);
 
     // y[t] = Σ weight · expert output (in routing order, as the reference) + shared.
     std::vector<int64_t> row_of(T * hp.n_expert_used);
@@ -131,15 +132,13 @@ void moe(Step& st, const LayerWeights& l, const std::vector<float>& xn, std::vec
     });
 }
 
-}  // namespace
-
-void feed_forward(Step& step, const LayerWeights& l, const std::vector<float>& xn,
-                  std::vector<float>& y) {
-    y.assign(static_cast<size_t>(step.T * step.hp.n_embd), 0.0f);
+void FeedForward::layer(const LayerWeights& l, const std::vector<float>& xn,
+                        std::vector<float>& y) {
+    y.assign(static_cast<size_t>(st_.T * st_.hp.n_embd), 0.0f);
     if (l.is_moe())
-        moe(step, l, xn, y);
+        moe(l, xn, y);
     else
-        dense(step, l, xn, y);
+        dense(l, xn, y);
 }
 
 }  // namespace latent::engine::cpu

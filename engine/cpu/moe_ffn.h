@@ -10,9 +10,22 @@
 
 namespace latent::engine::cpu {
 
-// y[t] (n_embd values) = the layer's feed-forward output for token t, from xn (the normed
-// input rows). y is resized and overwritten.
-void feed_forward(Step& step, const LayerWeights& l, const std::vector<float>& xn,
-                  std::vector<float>& y);
+// One per call of the pass: its activation rows and job list are reused from layer to layer
+// (no allocation per layer once they have grown).
+class FeedForward {
+public:
+    explicit FeedForward(Step& step) : st_(step) {}
+    // y[t] (n_embd values) = the layer's feed-forward output for token t, from xn (the
+    // normed input rows). y is resized and overwritten.
+    void layer(const LayerWeights& l, const std::vector<float>& xn, std::vector<float>& y);
+
+private:
+    void dense(const LayerWeights& l, const std::vector<float>& xn, std::vector<float>& y);
+    void moe(const LayerWeights& l, const std::vector<float>& xn, std::vector<float>& y);
+
+    Step& st_;
+    Acts a_in_, a_aux_, a_aux2_, a_sh_;
+    std::vector<Job> jobs_;
+};
 
 }  // namespace latent::engine::cpu
