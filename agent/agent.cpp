@@ -148,9 +148,9 @@ void Agent::on_backend_loaded(const std::shared_ptr<Generator>& b, const std::st
         focus = focus_;
     }
     if (focus)
-        warm(focus->uri, focus->position);
+        warm(focus->uri, focus->position, WarmOrder::kFirst);
     else
-        for (const auto& uri : docs_.uris()) warm(uri, std::nullopt);
+        for (const auto& uri : docs_.uris()) warm(uri, std::nullopt, WarmOrder::kAlongside);
 }
 
 // ---- documents ----
@@ -212,7 +212,8 @@ void Agent::document_opened(const std::string& uri) {
         std::lock_guard<std::mutex> lock(mu_);
         focused = focus_.has_value();
     }
-    if (!focused) warm(uri, std::nullopt);  // else its focus() says where, if it is shown
+    // Else its focus() says where, if it is shown.
+    if (!focused) warm(uri, std::nullopt, WarmOrder::kAlongside);
 }
 
 void Agent::document_changed(const std::string& uri) {
@@ -244,7 +245,7 @@ void Agent::focus(const std::string& uri, std::optional<lsp::Position> position)
             inflight_ = {};
         }
     }
-    warm(uri, position);
+    warm(uri, position, WarmOrder::kFirst);
 }
 
 void Agent::file_changed(const std::string& uri, FileChange change) {
@@ -263,13 +264,8 @@ void Agent::file_changed(const std::string& uri, FileChange change) {
 // ---- context and warming ----
 
 std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const std::string& path,
-                                                uint32_t line) {
+                                                uint32_t line, size_t budget) {
     std::vector<ContextBlock> out;
-    size_t budget;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        budget = static_cast<size_t>(settings_.context_tokens);
-    }
     if (budget == 0) return out;
     // Recently edited ranges of other open documents (a few lines around each).
     std::vector<ContextBlock> edits;
@@ -328,7 +324,7 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
 }
 
 FimLayout Agent::layout_at(const std::string& uri, std::string_view text, size_t cursor,
-                           const Settings& s, std::string* shown_out) {
+                           const PromptBudget& budget, std::string* shown_out) {
     // The document's name as the prompt shows it: folder-relative inside a folder, else
     // its path (or the URI itself when it names no file).
     const std::string path = workspaces_.resolve(uri);
@@ -337,11 +333,35 @@ FimLayout Agent::layout_at(const std::string& uri, std::string_view text, size_t
                                                           : uri;
     if (shown_out) *shown_out = shown;
     const uint32_t line = to_position(text, cursor, PositionEncoding::kUtf8).line;
-    return layout_fim_prompt(text, cursor, shown, context_blocks(uri, path, line),
-                             prompt_budget(s));
+    return layout_fim_prompt(text, cursor, shown,
+                             context_blocks(uri, path, line, budget.context_tokens), budget);
 }
 
-void Agent::warm(const std::string& uri, std::optional<lsp::Position> position) {
+FimLayout Agent::layout_in_time(const std::string& uri, std::string_view text, size_t cursor,
+                                const Settings& s, int32_t max_tokens, Generator& backend,
+                                std::string* shown, bool* reduced) {
+    *reduced = false;
+    const PromptBudget full = prompt_budget(s);
+    FimLayout layout = layout_at(uri, text, cursor, full, shown);
+    if (s.latency_ms <= 0) return layout;
+    // The answer's time: what the prompt computes, a line or so of output (a typical
+    // inline completion), and at most one warm-up chunk it waits for.
+    const int32_t expected_tokens = std::min<int32_t>(max_tokens, 8);
+    const auto fits = [&](const FimLayout& l) {
+        const auto cost = backend.prompt_cost(l.prompt);
+        return !cost || cost->prefill_ms_per_token <= 0 ||
+               cost->ms(expected_tokens) <= static_cast<double>(s.latency_ms);
+    };
+    if (fits(layout)) return layout;
+    *reduced = true;
+    for (const PromptBudget& b : smaller_budgets(full)) {
+        layout = layout_at(uri, text, cursor, b, shown);
+        if (fits(layout)) break;
+    }
+    return layout;
+}
+
+void Agent::warm(const std::string& uri, std::optional<lsp::Position> position, WarmOrder order) {
     auto b = generators_.current().backend;
     if (!b) return;
     const auto doc = docs_.get(uri);
@@ -350,11 +370,11 @@ void Agent::warm(const std::string& uri, std::optional<lsp::Position> position) 
     const auto enc = docs_.encoding();
     // Without a cursor, warm the top of the file (where a freshly opened editor shows).
     const size_t cursor = position ? to_offset(doc->text, *position, enc) : 0;
-    FimLayout layout = layout_at(uri, doc->text, cursor, s, nullptr);
+    FimLayout layout = layout_at(uri, doc->text, cursor, prompt_budget(s), nullptr);
     // Up to what the user will type: the middle's lines before the cursor's.
     const size_t nl = layout.prompt.middle.rfind('\n');
     layout.prompt.middle.resize(nl == std::string::npos ? 0 : nl + 1);
-    b->warm(uri, layout.prompt);
+    b->warm(uri, layout.prompt, order);
 }
 
 // ---- inline completion ----
@@ -433,13 +453,18 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     const auto lease = generators_.current();
     if (!lease.backend) return answer("", false, nullptr);
     const Settings s = settings();
-    std::string shown;
-    const FimLayout layout = layout_at(req.uri, text, cursor, s, &shown);
     const CursorText at = cursor_text(text, cursor);
     const bool mid_line = std::any_of(at.line_suffix.begin(), at.line_suffix.end(),
                                       [](char c) { return c != ' ' && c != '\t' && c != '\r'; });
     GenerateOptions go;
     go.max_tokens = mid_line ? std::min(s.max_tokens, 32) : s.max_tokens;
+    std::string shown;
+    bool reduced = false;
+    const FimLayout layout =
+        layout_in_time(req.uri, text, cursor, s, go.max_tokens, *lease.backend, &shown, &reduced);
+    // The full prompt would be late here: this answer is a smaller one, and the full one
+    // warms at this place before anything else, for the keystrokes to come.
+    if (reduced) warm(req.uri, req.position, WarmOrder::kFirst);
     go.owner = req.uri;
     go.stop = {mid_line ? "\n" : "\n\n\n"};
     go.cancelled = [&] {

@@ -234,13 +234,19 @@ private:
     // `owner`: the backend's cache owner ("chat", or "chat:<conversation id>").
     Outcome<ChatResult> run_chat(std::vector<ChatMessage> messages, const Cancelled& cancelled,
                                  const OnText& on_text, const std::string& owner = "chat");
-    void warm(const std::string& uri, std::optional<lsp::Position> position);
-    // The FIM layout at byte `cursor` of `text` (document `uri`), retrieved context
-    // included; `shown` (optional) gets the name the prompt gives the document.
+    void warm(const std::string& uri, std::optional<lsp::Position> position, WarmOrder order);
+    // The FIM layout at byte `cursor` of `text` (document `uri`) within `budget`, retrieved
+    // context included; `shown` (optional) gets the name the prompt gives the document.
     FimLayout layout_at(const std::string& uri, std::string_view text, size_t cursor,
-                        const Settings& s, std::string* shown);
+                        const PromptBudget& budget, std::string* shown);
+    // The layout to send for a completion: the full budget's when the backend says it
+    // arrives within settings' latency target (or cannot say), else the largest of
+    // smaller_budgets() that does (the smallest when none does). `reduced` tells which.
+    FimLayout layout_in_time(const std::string& uri, std::string_view text, size_t cursor,
+                             const Settings& s, int32_t max_tokens, Generator& backend,
+                             std::string* shown, bool* reduced);
     std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
-                                             uint32_t line);
+                                             uint32_t line, size_t budget);
     void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);
     // The model's next edit for the region around `cursor` (agent_next_edit.cpp).
     Outcome<std::vector<NextEditItem>> model_next_edit(const Document& doc, size_t cursor,

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +32,9 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         "editor sent it. Inline completions are not streamed: ttft is the answer's time less "
         "what the server spent after its first token (latent.firstTokenMs). "
         "engine_prefilled_share: the prompt rows the engine ran (warm-ups too) over every "
-        "prompt asked for, answered or superseded (local backend).");
+        "prompt asked for, answered or superseded (local backend). new_place_answer: at each "
+        "place the trace opens or focuses, from the first completion asked there to the "
+        "first answer.");
     struct Args {
         std::string trace, model, engine = "cpu", remote, log = "/dev/null", settings;
         bool no_prefix_cache = false, no_index = false, disk_cache = false;
@@ -110,6 +113,11 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
         }
         std::map<int, Clock::time_point> sent;
         std::vector<double> total, first;
+        // A new place (a document opened or focused): from the first completion asked there
+        // to the first answer after it — what the user waits for at a place not yet warm.
+        std::vector<double> new_place;
+        bool at_new_place = false;
+        std::optional<Clock::time_point> place_asked;
         long long cached = 0, computed = 0, superseded_prompt = 0;
         int superseded = 0, failed = 0, requests = 0;
         auto collect = [&](const json& m) {
@@ -131,6 +139,12 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                 return;
             }
             total.push_back(ms);
+            if (at_new_place && place_asked) {
+                new_place.push_back(
+                    std::chrono::duration<double, std::milli>(Clock::now() - *place_asked).count());
+                at_new_place = false;
+                place_asked.reset();
+            }
             const json& l = m["result"].value("latent", json::object());
             // Completions are not streamed: the first token came as long before the answer
             // as the server spent after it.
@@ -150,9 +164,15 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                 if (auto m = c->next(std::max(milliseconds(1), left))) collect(*m);
             }
             json msg = e["message"];
-            if (msg.value("method", "") == "textDocument/inlineCompletion") {
+            const std::string method = msg.value("method", "");
+            if (method == "textDocument/didOpen" || method == "latent/didFocus") {
+                at_new_place = true;
+                place_asked.reset();
+            }
+            if (method == "textDocument/inlineCompletion") {
                 const int id = c->request(msg["method"], msg["params"]);
                 sent[id] = Clock::now();
+                if (at_new_place && !place_asked) place_asked = sent[id];
                 ++requests;
             } else {
                 c->send(msg);
@@ -181,6 +201,9 @@ void register_bench_replay(CLI::App& app, int& exit_code) {
                   {"ttft_p95_ms", pct(first, 0.95)},
                   {"total_p50_ms", pct(total, 0.5)},
                   {"total_p95_ms", pct(total, 0.95)},
+                  {"new_places", new_place.size()},
+                  {"new_place_answer_p50_ms", pct(new_place, 0.5)},
+                  {"new_place_answer_max_ms", pct(new_place, 1.0)},
                   {"prompt_tokens", cached + computed},
                   {"cached_tokens", cached},
                   {"computed_tokens", computed},

@@ -64,6 +64,24 @@ std::string comment_marker(std::string_view path) {
     return "//";
 }
 
+std::vector<PromptBudget> smaller_budgets(const PromptBudget& full) {
+    std::vector<PromptBudget> out;
+    PromptBudget b = full;
+    for (;;) {
+        PromptBudget next = b;
+        next.context_tokens = b.context_tokens / 2 >= 128 ? b.context_tokens / 2 : 0;
+        next.prefix_tokens = std::max<size_t>(16, b.prefix_tokens / 2);
+        next.suffix_tokens = std::max<size_t>(8, b.suffix_tokens / 2);
+        next.stride_lines = std::max<uint32_t>(1, full.middle_lines);
+        if (next.context_tokens == b.context_tokens && next.prefix_tokens == b.prefix_tokens &&
+            next.suffix_tokens == b.suffix_tokens)
+            break;
+        out.push_back(next);
+        b = next;
+    }
+    return out;
+}
+
 FimLayout layout_fim_prompt(std::string_view text, size_t cursor, std::string_view path,
                             std::vector<ContextBlock> context, const PromptBudget& budget) {
     cursor = std::min(cursor, text.size());

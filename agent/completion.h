@@ -44,6 +44,13 @@ struct PromptBudget {
     uint32_t middle_lines = 8;
 };
 
+// Smaller budgets, largest first, for a prompt that must arrive within a latency target
+// when `full`'s would not: each rung halves the one before — the retrieved context first
+// goes (none below 128 tokens: `latent bench context` shows recall at 256 already two
+// thirds of 2,048's), the prefix down to 16 tokens, the suffix to 8 — and starts its
+// prefix at a multiple of middle_lines, so that keystrokes in a block keep its tokens.
+std::vector<PromptBudget> smaller_budgets(const PromptBudget& full);
+
 struct FimLayout {
     FimPrompt prompt;
     uint32_t first_line = 0;  // first line of the file in `prompt.prefix`

@@ -27,11 +27,12 @@ engine::Expected<GenerateResult> ScriptedGenerator::chat(const std::vector<ChatM
     return reply(options);
 }
 
-void ScriptedGenerator::warm(const std::string& owner, const FimPrompt& stable) {
+void ScriptedGenerator::warm(const std::string& owner, const FimPrompt& stable, WarmOrder order) {
     std::lock_guard<std::mutex> lock(mu_);
     warms_.push_back(owner + ":" +
                      std::to_string(std::count(stable.prefix.begin(), stable.prefix.end(), '\n') +
-                                    std::count(stable.middle.begin(), stable.middle.end(), '\n')));
+                                    std::count(stable.middle.begin(), stable.middle.end(), '\n')) +
+                     (order == WarmOrder::kFirst ? " first" : ""));
 }
 
 nlohmann::json ScriptedGenerator::stats() const {

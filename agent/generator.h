@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,6 +109,23 @@ struct GenerateResult {
     std::string finish_reason;
 };
 
+// What a FIM prompt would cost a backend now, as far as it can tell: its tokens, how many
+// it would compute (the rest its prefix cache holds), and the speeds it measured.
+struct PromptCost {
+    int32_t prompt_tokens = 0;
+    int32_t computed_tokens = 0;
+    double prefill_ms_per_token = 0;  // 0: not measured yet
+    double decode_ms_per_token = 0;
+    double wait_ms = 0;  // before its prefill starts (a warm-up chunk under way)
+    // Waiting, prefill and `generated` tokens of decode, in milliseconds.
+    double ms(int32_t generated) const {
+        return wait_ms + computed_tokens * prefill_ms_per_token + generated * decode_ms_per_token;
+    }
+};
+
+// Whether a warm-up goes before the others (the place the user looks at) or beside them.
+enum class WarmOrder { kFirst, kAlongside };
+
 // Thread safety: every method may be called from any thread at any time; implementations
 // serialise the model work themselves.
 class Generator {
@@ -121,10 +139,18 @@ public:
                                                   const GenerateOptions& options) = 0;
     // Warm the cache with the start of a prompt — a completion's at a place, with the
     // middle only up to the cursor's line — at low priority when the backend is idle;
-    // `owner` keeps it until release(owner). Default: nothing.
-    virtual void warm(const std::string& owner, const FimPrompt& stable) {
+    // `owner` keeps it until release(owner). kFirst: the focused place — other owners'
+    // warm-ups wait until it is done. Default: nothing.
+    virtual void warm(const std::string& owner, const FimPrompt& stable, WarmOrder order) {
         (void)owner;
         (void)stable;
+        (void)order;
+    }
+    // What `prompt` would cost now (PromptCost), for choosing a prompt that arrives within
+    // a latency target; nullopt: the backend cannot tell (remote servers). Default: nullopt.
+    virtual std::optional<PromptCost> prompt_cost(const FimPrompt& prompt) const {
+        (void)prompt;
+        return std::nullopt;
     }
     virtual void release(const std::string& owner) { (void)owner; }
     // Whether chat() honours GenerateOptions.tools (agent mode needs it; without, agent
@@ -149,11 +175,11 @@ public:
     // The last FIM prompt seen (tests check the layout).
     FimPrompt last_prompt() const;
     // Each warm() as "owner:lines", lines = the line breaks in its prefix and middle
-    // (where it ends);
+    // (where it ends), and " first" for WarmOrder::kFirst;
     // stats()["warms"] lists them for tests of the server's warming; stats()["running"]
     // counts the generations in progress and ["calls"] those begun, so a test can wait for
     // a request to reach the backend instead of sleeping.
-    void warm(const std::string& owner, const FimPrompt& stable) override;
+    void warm(const std::string& owner, const FimPrompt& stable, WarmOrder order) override;
     nlohmann::json stats() const override;
 
 private:

@@ -57,6 +57,7 @@ Expected<std::unique_ptr<LocalGenerator>> LocalGenerator::create(
     so.disk_bytes = options.disk_bytes;
     so.prefill_chunk = std::max(1, options.prefill_chunk);
     so.warm_chunk = std::max(1, options.warm_chunk);
+    so.warm_chunk_ms = std::max(0.0, options.warm_chunk_ms);
     so.draft_tokens = std::max(0, options.draft_tokens);
     so.mtp = options.mtp;
     auto s = engine::Scheduler::create(*b->model_, *b->engine_, so);
@@ -74,6 +75,10 @@ Expected<std::unique_ptr<LocalGenerator>> LocalGenerator::create(
 LocalGenerator::~LocalGenerator() {
     // The scheduler answers whatever is still queued ("cancelled") and writes pinned
     // pages to the disk tier before the model and the engine go.
+    {
+        std::lock_guard lock(mu_);
+        closing_ = true;
+    }
     scheduler_.reset();
 }
 
@@ -191,6 +196,10 @@ Expected<GenerateResult> LocalGenerator::generate(std::vector<int32_t> prompt,
         out.text += content;
         if (options.on_text) options.on_text(content);
     };
+    {
+        std::lock_guard lock(mu_);
+        r.progress = know(r.prompt);
+    }
     const auto t0 = std::chrono::steady_clock::now();
     auto handle = scheduler_->submit(std::move(r));
     if (!handle) return handle.error();
@@ -361,27 +370,127 @@ Expected<GenerateResult> LocalGenerator::chat(const std::vector<ChatMessage>& me
     return out;
 }
 
-void LocalGenerator::warm(const std::string& owner, const FimPrompt& stable) {
+std::shared_ptr<std::atomic<int32_t>> LocalGenerator::know(const std::vector<int32_t>& ids) {
+    auto progress = std::make_shared<std::atomic<int32_t>>(0);
+    known_.push_front({ids, progress});
+    if (known_.size() > kMaxKnown) known_.pop_back();
+    return progress;
+}
+
+std::optional<PromptCost> LocalGenerator::prompt_cost(const FimPrompt& prompt) const {
+    const std::vector<int32_t> ids = fim_tokens(prompt);
+    PromptCost c;
+    c.prompt_tokens = static_cast<int32_t>(ids.size());
+    int32_t cached = 0;
+    {
+        std::lock_guard lock(mu_);
+        if (!warming_.empty()) c.wait_ms = options_.warm_chunk_ms;
+        if (options_.prefix_cache)
+            for (const Known& k : known_) {
+                const size_t n = std::min(ids.size(), k.ids.size());
+                const auto shared = static_cast<int32_t>(
+                    std::mismatch(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n),
+                                  k.ids.begin())
+                        .first -
+                    ids.begin());
+                cached = std::max(cached, std::min(shared, k.progress->load()));
+            }
+    }
+    // The last prompt token is always computed (its logits are not cached).
+    c.computed_tokens =
+        std::max<int32_t>(std::min<int32_t>(1, c.prompt_tokens), c.prompt_tokens - cached);
+    const auto st = scheduler_->stats();
+    c.prefill_ms_per_token = st.prefill_ms_per_token;
+    c.decode_ms_per_token = st.decode_ms_per_step;
+    return c;
+}
+
+void LocalGenerator::submit_warm(const std::string& owner, std::vector<int32_t> ids) {
+    engine::Request r;
+    r.prompt = ids;
+    r.priority = engine::Priority::kWarm;
+    r.max_tokens = 0;
+    r.pin_owner = owner;
+    r.progress = know(ids);
+    r.on_done = [this, owner, progress = r.progress](const engine::RequestResult& res) {
+        (void)res;
+        warm_done(owner, progress);
+    };
+    auto progress = r.progress;
+    auto h = scheduler_->submit(std::move(r));
+    if (h) {
+        warming_[owner] = {*h, std::move(ids), std::move(progress)};
+        return;
+    }
+    warming_.erase(owner);  // busy: the next completion prefills it anyway
+    if (owner == first_) resume_deferred();
+}
+
+void LocalGenerator::warm_done(const std::string& owner,
+                               const std::shared_ptr<std::atomic<int32_t>>& progress) {
+    std::lock_guard lock(mu_);
+    auto it = warming_.find(owner);
+    // A newer warm-up of the owner replaced it, or it was put off: nothing to do.
+    if (it == warming_.end() || it->second.progress != progress) return;
+    warming_.erase(it);
+    if (owner == first_) resume_deferred();
+}
+
+void LocalGenerator::resume_deferred() {
+    first_.clear();
+    if (closing_) return;
+    auto deferred = std::move(deferred_);
+    deferred_.clear();
+    for (auto& [owner, ids] : deferred) submit_warm(owner, std::move(ids));
+}
+
+void LocalGenerator::warm(const std::string& owner, const FimPrompt& stable, WarmOrder order) {
     if (!options_.prefix_cache) return;
     std::vector<int32_t> ids = fim_tokens(stable);
     if (ids.size() < 2 || ids.size() >= model_->hparams().n_ctx_train) return;
     std::lock_guard lock(mu_);
-    // The owner's previous warm-up, if still queued or running, is stale now.
-    if (auto it = warming_.find(owner); it != warming_.end()) scheduler_->cancel(it->second);
-    auto h = scheduler_->warm(owner, std::move(ids));
-    if (h)
-        warming_[owner] = *h;
-    else
-        warming_.erase(owner);  // busy: the next completion prefills it anyway
+    if (closing_) return;
+    // The owner's previous warm-up, if still queued or running, is stale now — unless it
+    // is this one (the same place warmed again, a keystroke later): it goes on.
+    deferred_.erase(owner);
+    bool running = false;
+    if (auto it = warming_.find(owner); it != warming_.end()) {
+        if (it->second.ids == ids) {
+            running = true;
+        } else {
+            scheduler_->cancel(it->second.handle);
+            warming_.erase(it);
+        }
+    }
+    if (order == WarmOrder::kFirst) {
+        // Nothing else until this place is ready: the other warm-ups stop (their pages
+        // so far stay in the prefix cache) and start again, from there, after it.
+        for (auto it = warming_.begin(); it != warming_.end();) {
+            if (it->first == owner) {
+                ++it;
+                continue;
+            }
+            scheduler_->cancel(it->second.handle);
+            deferred_[it->first] = std::move(it->second.ids);
+            it = warming_.erase(it);
+        }
+        first_ = owner;
+    } else if (!first_.empty() && first_ != owner) {
+        deferred_[owner] = std::move(ids);
+        return;
+    }
+    if (!running) submit_warm(owner, std::move(ids));
 }
 
 void LocalGenerator::release(const std::string& owner) {
     {
         std::lock_guard lock(mu_);
+        deferred_.erase(owner);
         if (auto it = warming_.find(owner); it != warming_.end()) {
-            scheduler_->cancel(it->second);
+            scheduler_->cancel(it->second.handle);
             warming_.erase(it);
         }
+        if (owner == first_) resume_deferred();
     }
     scheduler_->release(owner);
     std::lock_guard lock(mu_);

@@ -8,10 +8,13 @@
 // stable prompt part and pins it for that document until release(owner).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "agent/generator.h"
@@ -43,6 +46,9 @@ struct LocalGeneratorOptions {
     // (smaller: a completion that arrives during a warm-up waits for at most one chunk).
     int32_t prefill_chunk = 256;
     int32_t warm_chunk = 64;
+    // A warm-up chunk takes about this long at the measured prefill speed (16 tokens at
+    // least): on a slow machine a completion waits for this much of a warm-up at most.
+    double warm_chunk_ms = 250;
     // Prompt-lookup draft tokens verified per step for greedy requests (0: off); the
     // output is the same either way.
     int32_t draft_tokens = 4;
@@ -86,8 +92,15 @@ public:
     // well-formed); a vocabulary without them (Coder-V2) was never taught a call format,
     // so agent mode asks it plainly.
     bool supports_tools() const override { return tool_call_tokens_.size() == 5; }
-    void warm(const std::string& owner, const FimPrompt& stable) override;
+    // kFirst (the focused place): the other owners' warm-ups stop (what they computed
+    // stays cached) and start again once this one is done; kAlongside while one goes
+    // first: it waits for it too.
+    void warm(const std::string& owner, const FimPrompt& stable, WarmOrder order) override;
     void release(const std::string& owner) override;
+    // The prompt's tokens; as computed, those past the longest start it shares with a
+    // recent prompt or warm-up, as far as that one got (pages evicted since are not
+    // known: an estimate); the scheduler's measured speeds (per decode step: one token).
+    std::optional<PromptCost> prompt_cost(const FimPrompt& prompt) const override;
     nlohmann::json stats() const override;
     // Why the disk tier asked for could not be used (empty when it is in use or not asked).
     const std::string& disk_error() const { return disk_error_; }
@@ -127,7 +140,29 @@ private:
         bool tools = false;  // split the answer into content and tool calls
     };
 
+    // A warm-up submitted to the scheduler (its prompt, to start again if it is put off)
+    // or put off until the one going first is done.
+    struct Warming {
+        engine::Scheduler::Handle handle = 0;
+        std::vector<int32_t> ids;
+        std::shared_ptr<std::atomic<int32_t>> progress;
+    };
+    // A prompt the engine ran or is running, and how far (for prompt_cost).
+    struct Known {
+        std::vector<int32_t> ids;
+        std::shared_ptr<std::atomic<int32_t>> progress;
+    };
+    static constexpr size_t kMaxKnown = 16;
+
     LocalGenerator() = default;
+    // mu_ held. Submits a warm-up and records it in warming_ and known_.
+    void submit_warm(const std::string& owner, std::vector<int32_t> ids);
+    // The scheduler's thread: a warm-up ended.
+    void warm_done(const std::string& owner, const std::shared_ptr<std::atomic<int32_t>>& progress);
+    // mu_ held. The warm-up going first is done (or gone): the others go on.
+    void resume_deferred();
+    // mu_ held. Remembers a prompt for prompt_cost.
+    std::shared_ptr<std::atomic<int32_t>> know(const std::vector<int32_t>& ids);
     engine::Expected<GenerateResult> generate(std::vector<int32_t> prompt,
                                               engine::Priority priority,
                                               const GenerateOptions& options,
@@ -150,8 +185,12 @@ private:
     std::string disk_error_;     // why the disk tier is off, when it was asked for
 
     mutable std::mutex mu_;
-    std::map<std::string, engine::Scheduler::Handle> warming_;  // owner -> latest warm-up
-    std::map<std::string, ChatMemory> memories_;                // owner -> last chat
+    std::map<std::string, Warming> warming_;                // owner -> latest warm-up
+    std::map<std::string, std::vector<int32_t>> deferred_;  // owner -> warm-up put off
+    std::string first_;     // the owner whose warm-up goes first; empty: none
+    bool closing_ = false;  // the destructor runs: nothing more is submitted
+    std::deque<Known> known_;
+    std::map<std::string, ChatMemory> memories_;  // owner -> last chat
     uint64_t memory_clock_ = 0;
     // Set once in create(): the end-of-generation ids, the tool-call markers an answer with
     // tools may hold, and the output constraints of chat requests (their tables are built

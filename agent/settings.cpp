@@ -88,6 +88,7 @@ Settings parse_settings(const json& in, Settings s, std::vector<std::string>* pr
         num(c, "prefixTokens", s.prefix_tokens, 16, 65536);
         num(c, "suffixTokens", s.suffix_tokens, 0, 32768);
         num(c, "maxTimeMs", s.max_time_ms, 0, 600000);
+        num(c, "latencyMs", s.latency_ms, 0, 600000);
     }
     if (j.contains("chat") && j["chat"].is_object()) {
         num(j["chat"], "maxTokens", s.chat_max_tokens, 1, 8192);
@@ -143,7 +144,8 @@ json redacted(const Settings& s) {
               {"contextTokens", s.context_tokens},
               {"prefixTokens", s.prefix_tokens},
               {"suffixTokens", s.suffix_tokens},
-              {"maxTimeMs", s.max_time_ms}}},
+              {"maxTimeMs", s.max_time_ms},
+              {"latencyMs", s.latency_ms}}},
             {"chat", {{"maxTokens", s.chat_max_tokens}, {"contextTokens", s.chat_context_tokens}}},
             {"agent", {{"maxSteps", s.agent_max_steps}}},
             {"nextEdit",

@@ -37,6 +37,11 @@ struct Settings {
     // "completion.maxTimeMs": a completion stops at its first line end this long after its
     // first token (GenerationTimeLimit); 0: no limit.
     int max_time_ms = 1000;
+    // "completion.latencyMs": the time an inline completion should take at most. The local
+    // engine measures its prefill and decode speeds; a prompt that would take longer than
+    // this at them (counting what its prefix cache holds) is laid out with smaller budgets
+    // (smaller_budgets) while the full one warms at that place. 0: always the full budget.
+    int latency_ms = 2000;
     bool index = true;                 // "index.enabled"
     std::vector<std::string> exclude;  // "index.exclude": globs, workspace-relative
     std::string index_db;              // "index.db": database path (one folder only; tests)

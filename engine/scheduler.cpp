@@ -70,6 +70,7 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, Backe
     Options& o = s->opt_;
     if (o.prefill_chunk <= 0) o.prefill_chunk = 256;
     if (o.page_tokens == 0) o.page_tokens = 64;
+    if (!o.now) o.now = [] { return Clock::now(); };
     if (o.prefix_cache_bytes == 0) o.prefix_cache_bytes = default_prefix_cache_budget();
     if (o.cache_bytes == 0) o.cache_bytes = 2 * o.prefix_cache_bytes;
     const HParams& hp = model.hparams();
@@ -144,7 +145,7 @@ Expected<Scheduler::Handle> Scheduler::submit(Request request) {
     s->sampler = std::make_unique<Sampler>(std::move(*sampler));
     for (int32_t id : request.prompt) s->sampler->accept(id);
     s->req = std::move(request);
-    s->submitted = Clock::now();
+    s->submitted = opt_.now();
     s->result.prompt_tokens = static_cast<int32_t>(s->req.prompt.size());
     Handle h;
     {
@@ -195,7 +196,10 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
     s.result.error = error;
     if (s.cache) {
         // Leave the rows computed so far (prompt and output) to the next request.
-        if (opt_.prefix_cache && reason != "error") prefix_->insert(s.tokens, *s.cache);
+        if (opt_.prefix_cache && reason != "error") {
+            prefix_->insert(s.tokens, *s.cache);
+            if (s.req.progress) s.req.progress->store(static_cast<int32_t>(s.tokens.size()));
+        }
         s.cache.reset();
     }
     s.mtp_cache.reset();
@@ -266,7 +270,7 @@ TokenLogprobs token_logprobs(const float* logits, int32_t n_vocab, int32_t token
 bool Scheduler::emit(Seq& s, int32_t token) {
     if (s.result.tokens.empty())
         s.result.first_token_ms =
-            std::chrono::duration<double, std::milli>(Clock::now() - s.submitted).count();
+            std::chrono::duration<double, std::milli>(opt_.now() - s.submitted).count();
     const auto& end = s.req.end_tokens;
     if (std::find(end.begin(), end.end(), token) != end.end()) {
         finish(s, "stop");
@@ -314,9 +318,18 @@ Scheduler::Work Scheduler::plan_prefill(Seq& s, bool boosted) {
         }
     }
     const int32_t at = s.cache->n_tokens();
-    const int32_t chunk = !boosted && s.req.priority == Priority::kWarm && opt_.warm_chunk > 0
-                              ? opt_.warm_chunk
-                              : opt_.prefill_chunk;
+    int32_t chunk = opt_.prefill_chunk;
+    if (!boosted && s.req.priority == Priority::kWarm) {
+        if (opt_.warm_chunk > 0) chunk = opt_.warm_chunk;
+        double per_token;
+        {
+            std::lock_guard lock(mu_);
+            per_token = speed_.prefill_ms_per_token();
+        }
+        if (opt_.warm_chunk_ms > 0 && per_token > 0)
+            chunk = std::clamp(static_cast<int32_t>(opt_.warm_chunk_ms / per_token),
+                               std::min<int32_t>(kMinWarmChunk, chunk), chunk);
+    }
     const int32_t len = std::min(chunk, n - at);
     Work w;
     w.seq = &s;
@@ -351,8 +364,10 @@ void Scheduler::after_prefill(Seq& s, Work& w) {
         // warmed) finds them instead of computing them again.
         if (opt_.prefix_cache) {
             const size_t whole = s.tokens.size() / opt_.page_tokens * opt_.page_tokens;
-            if (whole > 0)
+            if (whole > 0) {
                 prefix_->insert(std::span<const int32_t>(s.tokens).first(whole), *s.cache);
+                if (s.req.progress) s.req.progress->store(static_cast<int32_t>(whole));
+            }
         }
         return;
     }
@@ -361,9 +376,11 @@ void Scheduler::after_prefill(Seq& s, Work& w) {
         // prefix); the partial last page follows at the end, when no more writes go in.
         const size_t whole = prompt.size() / opt_.page_tokens * opt_.page_tokens;
         prefix_->insert(std::span<const int32_t>(prompt).first(whole), *s.cache);
+        if (s.req.progress) s.req.progress->store(static_cast<int32_t>(whole));
         if (!s.req.pin_owner.empty()) {
             prefix_->insert(prompt, *s.cache);
             prefix_->pin(s.req.pin_owner, prompt);
+            if (s.req.progress) s.req.progress->store(static_cast<int32_t>(prompt.size()));
         }
     }
     if (s.req.max_tokens == 0) {
@@ -395,6 +412,21 @@ void Scheduler::after_decode(Seq& s, Work& w) {
     // Drop the rows of rejected drafts.
     if (s.cache->n_tokens() > static_cast<int32_t>(s.tokens.size()))
         s.cache->truncate(static_cast<int32_t>(s.tokens.size()));
+}
+
+void Scheduler::observe_step(const std::vector<Work>& work, Clock::time_point t0) {
+    int64_t prefill = 0, decode = 0;
+    for (const Work& w : work) {
+        if (w.prefill)
+            prefill += static_cast<int64_t>(w.tokens.size());
+        else
+            ++decode;  // with its draft rows: the weights are read once all the same
+    }
+    const double ms = std::chrono::duration<double, std::milli>(opt_.now() - t0).count();
+    std::lock_guard lock(mu_);
+    speed_.observe(prefill, decode, ms);
+    stats_.prefill_ms_per_token = speed_.prefill_ms_per_token();
+    stats_.decode_ms_per_step = speed_.decode_ms_per_step();
 }
 
 void Scheduler::run_batch(std::vector<Work>& work) {
@@ -526,13 +558,13 @@ bool Scheduler::step() {
         if (running_.empty() && cancels.empty() && commands.empty()) return false;
         busy_ = true;
     }
-    const auto t0 = Clock::now();
+    const auto t0 = opt_.now();
     for (auto& c : commands) c();
     for (auto& s : running_) {
         if (!s->cache) s->cache = std::make_unique<SeqCache>(*cache_);
         if (std::find(cancels.begin(), cancels.end(), s->handle) != cancels.end())
             finish(*s, "cancelled");
-        else if (t0 > s->req.deadline)
+        else if (Clock::now() > s->req.deadline)
             finish(*s, "deadline");
     }
     // One backend pass: a token (or a draft to verify) for every sequence past its
@@ -569,7 +601,9 @@ bool Scheduler::step() {
     }
     if (next) work.push_back(plan_prefill(*next, boosted));
     try {
+        const auto pass = opt_.now();
         run_batch(work);
+        if (!work.empty()) observe_step(work, pass);
         if (mtp_on()) run_mtp();
     } catch (const std::bad_alloc&) {
         // A backend that throws (bad_alloc for a huge batch, a driver error) fails the
@@ -602,7 +636,7 @@ bool Scheduler::step() {
         ++stats_.steps;
         stats_.batched_sequences += work.size();
         stats_.max_batch_sequences = std::max<uint64_t>(stats_.max_batch_sequences, work.size());
-        stats_.step_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+        stats_.step_seconds += std::chrono::duration<double>(opt_.now() - t0).count();
         busy_ = false;
     }
     idle_.notify_all();

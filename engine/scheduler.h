@@ -16,6 +16,7 @@
 // (deterministic tests).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -33,6 +34,7 @@
 #include "engine/model.h"
 #include "engine/prefix_cache.h"
 #include "engine/sampler.h"
+#include "engine/step_speed.h"
 #include "engine/token_constraint.h"
 
 namespace latent::engine {
@@ -86,6 +88,9 @@ struct Request {
     std::function<bool(int32_t token)> on_token;
     // Exactly once, at the end, whatever the outcome.
     std::function<void(const RequestResult&)> on_done;
+    // When set: the prompt tokens whose rows are computed or cached so far, updated after
+    // each chunk (the caller's estimate of what the prefix cache holds of a prompt).
+    std::shared_ptr<std::atomic<int32_t>> progress;
 };
 
 class Scheduler {
@@ -107,6 +112,12 @@ public:
         // Chunk for kWarm requests (0: prefill_chunk): smaller, so that a completion that
         // arrives while a document is being warmed waits less.
         int32_t warm_chunk = 0;
+        // > 0: a warm-up chunk takes about this long at the measured prefill speed (at
+        // least 16 tokens, at most warm_chunk): on a slow machine a completion then waits
+        // for at most this much of a warm-up, not for a whole chunk.
+        double warm_chunk_ms = 0;
+        // The clock steps are timed with (tests inject one).
+        std::function<std::chrono::steady_clock::time_point()> now;
         size_t max_queue = 64;    // requests waiting or running; more answer "busy"
         size_t max_running = 16;  // sequences holding cache at once
         // Speculative decoding for greedy requests: up to this many prompt-lookup draft
@@ -132,7 +143,10 @@ public:
         uint64_t batched_sequences = 0;    // sequences summed over steps (÷ steps: mean batch)
         uint64_t max_batch_sequences = 0;  // the most sequences one step ran
         double step_seconds = 0;           // total time inside steps
-        uint64_t queue_depth = 0;          // waiting + running now
+        // Measured on this machine (StepSpeed); 0 until a step has shown it.
+        double prefill_ms_per_token = 0;
+        double decode_ms_per_step = 0;
+        uint64_t queue_depth = 0;  // waiting + running now
         uint64_t running = 0;
         uint64_t cache_pages_in_use = 0;
         uint64_t cache_pool_bytes = 0;  // latent cache memory allocated (in use or kept)
@@ -185,6 +199,9 @@ private:
     // boosted: run for a more urgent request that waits on its rows (the normal chunk size).
     Work plan_prefill(Seq& s, bool boosted = false);
     void run_batch(std::vector<Work>& work);
+    // Feeds a step's backend pass (begun at t0) to speed_.
+    void observe_step(const std::vector<Work>& work, std::chrono::steady_clock::time_point t0);
+    static constexpr int32_t kMinWarmChunk = 16;
     void after_decode(Seq& s, Work& w);
     void after_prefill(Seq& s, Work& w);
     void run_mtp();
@@ -208,6 +225,7 @@ private:
     bool busy_ = false;  // a step is in progress
     bool stop_ = false;
     Stats stats_;
+    StepSpeed speed_;
 
     // Loop thread only.
     std::vector<std::unique_ptr<Seq>> running_;

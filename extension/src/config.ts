@@ -17,6 +17,7 @@ export interface UserSettings {
   debounceMs: number;
   completionMaxTokens: number;
   completionMaxTimeMs: number;
+  completionLatencyMs: number; // the local engine's target for one completion (0: none)
   chatMaxTokens: number;
   chatContextTokens: number; // the token budget of @codebase / @file context
   agentMaxSteps: number; // tool calls one agent-mode answer may make
@@ -53,6 +54,7 @@ export const kDefaults: UserSettings = {
   debounceMs: 120,
   completionMaxTokens: 64,
   completionMaxTimeMs: 1000,
+  completionLatencyMs: 2000,
   chatMaxTokens: 512,
   chatContextTokens: 4096,
   agentMaxSteps: 16,
@@ -92,6 +94,7 @@ export function classifyChange(affects: (section: string) => boolean): ConfigCha
     'latent.remote',
     'latent.completion.maxTokens',
     'latent.completion.maxTimeMs',
+    'latent.completion.latencyMs',
     'latent.chat.maxTokens',
     'latent.chat.contextTokens',
     'latent.agent',
@@ -142,6 +145,7 @@ export function readSettings(get: (key: string) => unknown): UserSettings {
     debounceMs: clampInt(get('completion.debounceMs'), 0, 2000, d.debounceMs),
     completionMaxTokens: clampInt(get('completion.maxTokens'), 1, 1024, d.completionMaxTokens),
     completionMaxTimeMs: clampInt(get('completion.maxTimeMs'), 0, 600000, d.completionMaxTimeMs),
+    completionLatencyMs: clampInt(get('completion.latencyMs'), 0, 600000, d.completionLatencyMs),
     chatMaxTokens: clampInt(get('chat.maxTokens'), 1, 8192, d.chatMaxTokens),
     chatContextTokens: clampInt(get('chat.contextTokens'), 256, 65536, d.chatContextTokens),
     agentMaxSteps: clampInt(get('agent.maxSteps'), 1, 64, d.agentMaxSteps),
@@ -183,7 +187,11 @@ export function serverSettings(s: UserSettings, extras: ServerSettingsExtras = {
       apiKey: extras.apiKey ?? '',
       fimApi: s.remoteFimApi,
     },
-    completion: { maxTokens: s.completionMaxTokens, maxTimeMs: s.completionMaxTimeMs },
+    completion: {
+      maxTokens: s.completionMaxTokens,
+      maxTimeMs: s.completionMaxTimeMs,
+      latencyMs: s.completionLatencyMs,
+    },
     chat: { maxTokens: s.chatMaxTokens, contextTokens: s.chatContextTokens },
     agent: { maxSteps: s.agentMaxSteps },
     index,

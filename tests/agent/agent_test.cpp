@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "tests/index/temp_workspace.h"
@@ -49,6 +50,35 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         return prompts_;
     }
+    // prompt_cost() as an engine of these speeds with nothing cached (4 bytes a token);
+    // until called: unknown.
+    void set_speed(double prefill_ms_per_token, double decode_ms_per_token) {
+        std::lock_guard<std::mutex> lock(mu_);
+        speed_ = {prefill_ms_per_token, decode_ms_per_token};
+    }
+    std::optional<PromptCost> prompt_cost(const FimPrompt& p) const override {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!speed_) return std::nullopt;
+        PromptCost c;
+        c.prompt_tokens = c.computed_tokens = static_cast<int32_t>(
+            (p.context.size() + p.prefix.size() + p.suffix.size() + p.middle.size() + 3) / 4);
+        c.prefill_ms_per_token = speed_->first;
+        c.decode_ms_per_token = speed_->second;
+        return c;
+    }
+    void warm(const std::string& owner, const FimPrompt& stable, WarmOrder order) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        warms_.push_back({owner, stable, order});
+    }
+    struct Warm {
+        std::string owner;
+        FimPrompt stable;
+        WarmOrder order;
+    };
+    std::vector<Warm> warms() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return warms_;
+    }
 
 private:
     engine::Expected<GenerateResult> run(const GenerateOptions& o) {
@@ -72,6 +102,8 @@ private:
     size_t started_ = 0;
     bool open_ = false;
     std::vector<FimPrompt> prompts_;
+    std::optional<std::pair<double, double>> speed_;
+    std::vector<Warm> warms_;
 };
 
 struct Fixture {
@@ -170,6 +202,57 @@ TEST(Agent, AnEditElsewhereRefreshesTheRetrievedContext) {
     ASSERT_EQ(f.backend->prompts().size(), 2u);
     const std::string after = f.backend->prompts().back().context;
     EXPECT_NE(after.find("def helper(a, scale)"), std::string::npos) << after;
+}
+
+// A prompt that would take longer than completion.latencyMs at the backend's measured
+// speeds is made smaller, down the rungs of smaller_budgets() until one fits, and the
+// full one warms at that place before anything else; a fast backend, one that cannot say,
+// or a target of 0 get the full prompt.
+TEST(Agent, APromptThatWouldBeLateIsMadeSmallerAndTheFullOneWarmsFirst) {
+    Fixture f;
+    std::string body = "import lib\n\n";
+    for (int i = 0; i < 300; ++i)
+        body += "value_" + std::to_string(i) + " = lib.helper(" + std::to_string(i) + ")\n";
+    f.ws.write("lib.py", "def helper(a):\n    return a + 1\n");
+    f.ws.write("main.py", body);
+    f.start();
+    f.backend->open_gate();
+    const std::string uri = f.open("main.py", body);
+    auto size = [](const FimPrompt& p) {
+        return p.context.size() + p.prefix.size() + p.suffix.size() + p.middle.size();
+    };
+    auto complete_at = [&](uint32_t line) {
+        EXPECT_TRUE(f.agent->complete({uri, {line, 0}, false, std::nullopt}, nullptr));
+        return f.backend->prompts().back();
+    };
+    const FimPrompt unknown = complete_at(250);  // speed unknown: the full prompt
+    EXPECT_NE(unknown.context.find("def helper(a)"), std::string::npos) << unknown.context;
+    f.backend->set_speed(0.01, 0.1);
+    const FimPrompt fast = complete_at(251);
+    EXPECT_GT(size(fast), 4000u);
+    EXPECT_NE(fast.context.find("def helper(a)"), std::string::npos);
+    EXPECT_TRUE(f.backend->warms().empty());
+    // 5 ms a token and 50 per generated token: 2 s leave room for 320 tokens.
+    f.backend->set_speed(5, 50);
+    const FimPrompt slow = complete_at(252);
+    EXPECT_LE((size(slow) + 3) / 4 * 5 + 8 * 50, 2000u) << size(slow);
+    EXPECT_GT(size(slow), 400u);  // the largest rung that fits, not the smallest
+    EXPECT_NE(slow.middle, "");
+    const auto warms = f.backend->warms();
+    ASSERT_EQ(warms.size(), 1u);
+    EXPECT_EQ(warms[0].owner, uri);
+    EXPECT_EQ(warms[0].order, WarmOrder::kFirst);
+    EXPECT_EQ(warms[0].stable.context, fast.context);  // the full prompt warms
+    // So slow that nothing fits: the smallest rung (the cursor's lines, no context).
+    f.backend->set_speed(1000, 50);
+    const FimPrompt slowest = complete_at(253);
+    EXPECT_EQ(slowest.context.find("def helper"), std::string::npos);
+    EXPECT_LT(size(slowest), 200u);
+    // A target of 0: always the full prompt.
+    Settings s = f.agent->settings();
+    s.latency_ms = 0;
+    f.agent->set_settings(s);
+    EXPECT_GT(size(complete_at(254)), 4000u);
 }
 
 // Typing in the file itself keeps its cached context: the prompt's head stays the same.

@@ -167,5 +167,33 @@ TEST(SuggestionCacheTest, TypingThroughASuggestionReturnsTheRest) {
     EXPECT_FALSE(c.get("u", "int x = fo", ";\n"));
 }
 
+// The rungs below the settings' budget: each smaller in every part until the floor (no
+// context, 16 prefix and 8 suffix tokens), context gone below 128 tokens, prefixes
+// starting at a block of middle_lines.
+TEST(SmallerBudgetsTest, HalveEachPartDownToTheCursorsLines) {
+    PromptBudget full;  // 1024 / 1536 / 128
+    const auto rungs = smaller_budgets(full);
+    ASSERT_GE(rungs.size(), 5u);
+    EXPECT_EQ(rungs[0].context_tokens, 512u);
+    EXPECT_EQ(rungs[0].prefix_tokens, 768u);
+    EXPECT_EQ(rungs[0].suffix_tokens, 64u);
+    PromptBudget prev = full;
+    for (const auto& r : rungs) {
+        EXPECT_LE(r.context_tokens, prev.context_tokens);
+        EXPECT_LE(r.prefix_tokens, prev.prefix_tokens);
+        EXPECT_LE(r.suffix_tokens, prev.suffix_tokens);
+        EXPECT_LT(r.context_tokens + r.prefix_tokens + r.suffix_tokens,
+                  prev.context_tokens + prev.prefix_tokens + prev.suffix_tokens);
+        EXPECT_TRUE(r.context_tokens == 0 || r.context_tokens >= 128) << r.context_tokens;
+        EXPECT_EQ(r.stride_lines, full.middle_lines);
+        prev = r;
+    }
+    EXPECT_EQ(rungs.back().context_tokens, 0u);
+    EXPECT_EQ(rungs.back().prefix_tokens, 16u);
+    EXPECT_EQ(rungs.back().suffix_tokens, 8u);
+    // Already at the floor: nothing smaller.
+    EXPECT_TRUE(smaller_budgets(rungs.back()).empty());
+}
+
 }  // namespace
 }  // namespace latent::agent

@@ -163,7 +163,7 @@ TEST(LocalGeneratorTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARe
     const auto n_stable = static_cast<int32_t>([&] {
         auto b = make(o);
         EXPECT_TRUE(b);
-        b->warm("file:///src/main.cpp", stable);
+        b->warm("file:///src/main.cpp", stable, WarmOrder::kAlongside);
         b->wait_idle();
         const auto st = b->stats();
         EXPECT_GT(st["pinned_pages"].get<int64_t>(), 0);
@@ -182,6 +182,74 @@ TEST(LocalGeneratorTest, WarmPinsTheStablePrefixAndADiskTierBringsItBackAfterARe
     EXPECT_GE(r->cached_tokens, n_stable / 64 * 64);
     EXPECT_GT(r->cached_tokens, 0);
     EXPECT_GT(b->stats()["pages_from_disk"].get<int64_t>(), 0);
+}
+
+// A warm-up that goes first puts the others off; none is lost: once it is done they go on
+// from what they had, and each owner's prompt ends up cached (prompt_cost: only the last
+// token left to compute) — also when the one going first is released before it is done.
+TEST(LocalGeneratorTest, AWarmUpGoingFirstPutsTheOthersOffAndLosesNone) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    auto place = [](int i) {
+        FimPrompt p = prompt();
+        p.middle.clear();
+        p.prefix = "// place " + std::to_string(i) + "\n" + p.prefix;
+        for (int k = 0; k < 8; ++k) p.prefix += "int v" + std::to_string(k * i) + " = 0;\n";
+        return p;
+    };
+    b->warm("a", place(1), WarmOrder::kAlongside);
+    b->warm("b", place(2), WarmOrder::kAlongside);
+    b->warm("c", place(3), WarmOrder::kFirst);
+    b->warm("d", place(4), WarmOrder::kAlongside);  // waits for c
+    b->wait_idle();
+    for (int i = 1; i <= 4; ++i) {
+        const auto cost = b->prompt_cost(place(i));
+        ASSERT_TRUE(cost) << i;
+        EXPECT_EQ(cost->computed_tokens, 1) << i;
+        EXPECT_EQ(cost->prompt_tokens, static_cast<int32_t>(b->fim_tokens(place(i)).size()));
+    }
+    EXPECT_GT(b->stats()["pinned_pages"].get<int64_t>(), 0);
+    // Released while going first: the others go on.
+    b->warm("e", place(5), WarmOrder::kAlongside);
+    b->warm("f", place(6), WarmOrder::kFirst);
+    b->warm("g", place(7), WarmOrder::kAlongside);
+    b->release("f");
+    b->wait_idle();
+    for (int i : {5, 7}) EXPECT_EQ(b->prompt_cost(place(i))->computed_tokens, 1) << i;
+    // A prompt that shares only the context with them computes the rest; one that shares
+    // nothing but the FIM start, all the rest; the speeds were measured on the way.
+    const auto same_context = b->prompt_cost(place(9));
+    EXPECT_GT(same_context->computed_tokens, 1);
+    EXPECT_LT(same_context->computed_tokens, same_context->prompt_tokens);
+    FimPrompt other = place(9);
+    other.context = "# other.py\n";
+    const auto fresh = b->prompt_cost(other);
+    EXPECT_EQ(fresh->computed_tokens, fresh->prompt_tokens - 2);  // all but BOS, FIM begin
+    EXPECT_GT(fresh->prefill_ms_per_token, 0.0);
+}
+
+// The cost of a completion prompt after one at the same place: the part they share is
+// cached, what was typed since is not.
+TEST(LocalGeneratorTest, PromptCostCountsWhatTheCacheHolds) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    GenerateOptions g;
+    g.max_tokens = 3;
+    ASSERT_TRUE(b->fim(prompt("int q"), g).ok());
+    const auto again = b->prompt_cost(prompt("int q"));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->computed_tokens, 1);
+    const auto typed = b->prompt_cost(prompt("int q = clamp(r, 1, 2);"));
+    EXPECT_GT(typed->computed_tokens, 1);
+    EXPECT_LT(typed->computed_tokens, typed->prompt_tokens / 2);
+    EXPECT_GT(typed->decode_ms_per_token, 0.0);
+    // Without the prefix cache nothing is cached.
+    auto o = options();
+    o.prefix_cache = false;
+    auto nc = make(o);
+    ASSERT_TRUE(nc->fim(prompt("int q"), g).ok());
+    const auto none = nc->prompt_cost(prompt("int q"));
+    EXPECT_EQ(none->computed_tokens, none->prompt_tokens);
 }
 
 TEST(LocalGeneratorTest, AnUnusableDiskFolderTurnsTheDiskTierOffNotTheBackend) {

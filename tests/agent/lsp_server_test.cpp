@@ -351,6 +351,7 @@ TEST(LspServerTest, AfterAFocusDocumentsOpenedUnseenAreNotWarmedAtTheirTop) {
     const json w1 = warms();
     ASSERT_EQ(w1.size(), 1u) << w1.dump();
     EXPECT_EQ(w1[0].get<std::string>().rfind(a + ":", 0), 0u);
+    EXPECT_EQ(w1[0].get<std::string>().find(" first"), std::string::npos);  // beside others
     // Focus at line 3 warms there (one line break more in the prefix than at the top).
     c->notify("latent/didFocus",
               {{"textDocument", {{"uri", a}}}, {"position", {{"line", 3}, {"character", 0}}}});
@@ -361,6 +362,8 @@ TEST(LspServerTest, AfterAFocusDocumentsOpenedUnseenAreNotWarmedAtTheirTop) {
         return std::stoi(s.substr(s.rfind(':') + 1));
     };
     EXPECT_EQ(lines(w2[1]), lines(w2[0]) + 3) << w2.dump();
+    // The focused place goes before other documents' warm-ups.
+    EXPECT_NE(w2[1].get<std::string>().find(" first"), std::string::npos) << w2.dump();
     // Now a document opened without focus is not warmed; focusing it is.
     c->notify("textDocument/didOpen", open_params(b, "int e;\n"));
     EXPECT_EQ(warms().size(), 2u);

@@ -414,6 +414,94 @@ TEST_F(SchedulerTest, WarmPinsAPrefixUntilReleased) {
     EXPECT_EQ(s->stats().prefix.pinned_nodes, 0u);
 }
 
+// A backend that takes a set time per row on an injected clock: 10 ms per prompt row, 30
+// ms per decode step; records each call's rows.
+class TimedBackend final : public Backend {
+public:
+    std::string name() const override { return "timed"; }
+    Status forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
+                   LogitsMode mode, std::vector<float>& logits) override {
+        return ref.forward(model, seq, tokens, mode, logits);
+    }
+    Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override {
+        int64_t ms = 0;
+        for (const SeqBatch& b : batch) {
+            rows.push_back(b.tokens.size());
+            ms = std::max<int64_t>(ms, b.tokens.size() > 1 ? 10 * int64_t(b.tokens.size()) : 30);
+        }
+        now += std::chrono::milliseconds(ms);
+        return ref.forward_batch(model, batch);
+    }
+    ReferenceBackend ref;
+    std::vector<size_t> rows;
+    std::chrono::steady_clock::time_point now{};
+};
+
+// The scheduler measures prefill per token and decode per step from its own steps, and a
+// warm-up chunk then takes about warm_chunk_ms (not fewer than 16 tokens); a request's
+// progress follows what it has in the cache.
+TEST_F(SchedulerTest, MeasuredSpeedsSizeWarmUpChunks) {
+    TimedBackend timed;
+    auto o = options();
+    o.prefill_chunk = 64;
+    o.warm_chunk = 64;
+    o.warm_chunk_ms = 200;
+    o.now = [&timed] { return timed.now; };
+    auto sched = Scheduler::create(*model, timed, o);
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    EXPECT_EQ(s.stats().prefill_ms_per_token, 0.0);
+    // Before anything is measured a warm-up takes warm_chunk rows a step.
+    ASSERT_TRUE(s.warm("a", ids(70, 1)).ok());
+    s.run_until_idle();
+    ASSERT_GE(timed.rows.size(), 2u);
+    EXPECT_EQ(timed.rows[0], 64u);
+    EXPECT_DOUBLE_EQ(s.stats().prefill_ms_per_token, 10.0);
+    Request r = greedy(ids(40, 2), 4);
+    r.progress = std::make_shared<std::atomic<int32_t>>(0);
+    auto progress = r.progress;
+    run(s, std::move(r));
+    EXPECT_DOUBLE_EQ(s.stats().prefill_ms_per_token, 10.0);
+    EXPECT_DOUBLE_EQ(s.stats().decode_ms_per_step, 30.0);
+    EXPECT_GE(progress->load(), 40);
+    // Measured: 200 ms of warm-up is 20 rows.
+    timed.rows.clear();
+    ASSERT_TRUE(s.warm("b", ids(50, 3)).ok());
+    s.run_until_idle();
+    ASSERT_EQ(timed.rows.size(), 3u);
+    EXPECT_EQ(timed.rows[0], 20u);
+    EXPECT_EQ(timed.rows[1], 20u);
+    EXPECT_EQ(timed.rows[2], 10u);
+    // And never below 16 rows, however slow.
+    o.warm_chunk_ms = 50;
+    auto slow = Scheduler::create(*model, timed, o);
+    ASSERT_TRUE(slow.ok());
+    ASSERT_TRUE((*slow)->warm("c", ids(40, 4)).ok());  // measures: 64 rows would be one step
+    (*slow)->run_until_idle();
+    timed.rows.clear();
+    ASSERT_TRUE((*slow)->warm("d", ids(40, 5)).ok());
+    (*slow)->run_until_idle();
+    ASSERT_FALSE(timed.rows.empty());
+    EXPECT_EQ(timed.rows[0], 16u);
+}
+
+TEST(StepSpeed, AveragesPrefillAndDecodeApart) {
+    StepSpeed s;
+    EXPECT_EQ(s.prefill_ms_per_token(), 0.0);
+    s.observe(4, 0, 100);  // too few rows to say
+    EXPECT_EQ(s.prefill_ms_per_token(), 0.0);
+    s.observe(64, 1, 700);  // with a decode row, before decode is known: skipped
+    EXPECT_EQ(s.prefill_ms_per_token(), 0.0);
+    s.observe(0, 1, 40);
+    EXPECT_DOUBLE_EQ(s.decode_ms_per_step(), 40.0);
+    s.observe(64, 1, 680);  // (680 - 40) / 64 = 10
+    EXPECT_DOUBLE_EQ(s.prefill_ms_per_token(), 10.0);
+    s.observe(32, 0, 640);  // 20 a token, moved a quarter of the way
+    EXPECT_DOUBLE_EQ(s.prefill_ms_per_token(), 12.5);
+    s.observe(0, 2, 60);
+    EXPECT_DOUBLE_EQ(s.decode_ms_per_step(), 45.0);
+}
+
 // Penalties, logprobs and a constraint's mask, against a plain Session that applies the
 // same arithmetic by hand: the OpenAI penalties over generated tokens, log-softmax in
 // double, and a mask that lets only even ids through.

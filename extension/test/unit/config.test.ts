@@ -16,6 +16,7 @@ describe('settings', () => {
         'completion.debounceMs': -5,
         'completion.maxTokens': 1e9,
         'completion.maxTimeMs': -1,
+        'completion.latencyMs': 1e12,
         'chat.maxTokens': 'many',
         cacheMb: 2,
         'index.exclude': ['a/**', 3, null, 'b'],
@@ -28,6 +29,7 @@ describe('settings', () => {
     assert.equal(s.debounceMs, 0);
     assert.equal(s.completionMaxTokens, 1024);
     assert.equal(s.completionMaxTimeMs, 0);
+    assert.equal(s.completionLatencyMs, 600000);
     assert.equal(s.chatMaxTokens, 512);
     assert.equal(s.cacheMb, 16);
     assert.deepEqual(s.indexExclude, ['a/**', 'b']);
@@ -45,6 +47,7 @@ describe('settings', () => {
         'remote.model': 'deepseek-coder',
         'completion.maxTokens': 32,
         'completion.maxTimeMs': 400,
+        'completion.latencyMs': 0,
         'index.enabled': false,
         'index.exclude': ['third_party/**'],
         cacheMb: 2048,
@@ -60,7 +63,7 @@ describe('settings', () => {
       engine: 'cuda',
       threads: 0,
       remote: { url: 'http://127.0.0.1:8000', model: 'deepseek-coder', apiKey: 'sk-secret', fimApi: 'infill' },
-      completion: { maxTokens: 32, maxTimeMs: 400 },
+      completion: { maxTokens: 32, maxTimeMs: 400, latencyMs: 0 },
       chat: { maxTokens: 512, contextTokens: 4096 },
       agent: { maxSteps: 16 },
       index: { enabled: false, exclude: ['third_party/**'], db: '/storage/index.sqlite' },
