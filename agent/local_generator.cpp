@@ -69,6 +69,19 @@ Expected<std::unique_ptr<LocalGenerator>> LocalGenerator::create(
     }
     if (!s) return make_error("cache: " + s.error().message);
     b->scheduler_ = std::move(*s);
+    if (options.calibrate) {
+        // Code-like tokens, so that the experts a real prompt routes to are the ones timed.
+        std::vector<int32_t> ids = b->tokenizer_->encode(
+            "def area(shape):\n    if shape.kind == \"circle\":\n        return 3.14159 * "
+            "shape.r ** 2\n    return shape.w * shape.h  # rectangles and squares\n",
+            false, false);
+        if (!ids.empty()) {
+            const std::vector<int32_t> once = ids;
+            while (ids.size() < kCalibrationTokens) ids.insert(ids.end(), once.begin(), once.end());
+            ids.resize(kCalibrationTokens);
+            b->scheduler_->calibrate(std::move(ids), 2);
+        }
+    }
     return b;
 }
 
@@ -520,6 +533,8 @@ nlohmann::json LocalGenerator::stats() const {
             {"device_page_hits", s.device.hits},
             {"device_page_uploads", s.device.uploads},
             {"cache_hit_rate", s.prompt_tokens ? double(s.cached_tokens) / s.prompt_tokens : 0.0},
+            {"prefill_ms_per_token", s.prefill_ms_per_token},
+            {"decode_ms_per_step", s.decode_ms_per_step},
             {"drafted_tokens", s.drafted_tokens},
             {"accepted_tokens", s.accepted_tokens}};
 }

@@ -54,6 +54,9 @@ struct LocalGeneratorOptions {
     int32_t draft_tokens = 4;
     // Drafts from the model's MTP block instead (where it has one), one token per step.
     bool mtp = false;
+    // Measure prefill and decode speed at load (32 prompt tokens and 2 decode steps of a
+    // scratch sequence), so that the first completion's prompt is sized by them.
+    bool calibrate = true;
 };
 
 // Thread safety: all public methods may be called from any thread; fim and chat block
@@ -153,6 +156,7 @@ private:
         std::shared_ptr<std::atomic<int32_t>> progress;
     };
     static constexpr size_t kMaxKnown = 16;
+    static constexpr size_t kCalibrationTokens = 32;
 
     LocalGenerator() = default;
     // mu_ held. Submits a warm-up and records it in warming_ and known_.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <new>
 #include <unordered_map>
 
@@ -187,6 +188,48 @@ void Scheduler::release(const std::string& owner) {
         commands_.push_back([this, owner] { prefix_->release(owner); });
     }
     wake_.notify_all();
+}
+
+void Scheduler::calibrate(std::vector<int32_t> tokens, int decode_steps) {
+    if (tokens.empty()) return;
+    auto run = [this, tokens = std::move(tokens), decode_steps]() mutable {
+        try {
+            SeqCache seq(*cache_);
+            std::vector<float> logits;
+            auto pass = [&](std::span<const int32_t> rows, int64_t prefill, int64_t decode) {
+                const auto t0 = opt_.now();
+                SeqBatch b{&seq, rows, LogitsMode::kLast, &logits, nullptr};
+                if (!backend_.forward_batch(model_, std::span(&b, 1))) return false;
+                const double ms =
+                    std::chrono::duration<double, std::milli>(opt_.now() - t0).count();
+                std::lock_guard lock(mu_);
+                speed_.observe(prefill, decode, ms);
+                stats_.prefill_ms_per_token = speed_.prefill_ms_per_token();
+                stats_.decode_ms_per_step = speed_.decode_ms_per_step();
+                return true;
+            };
+            if (!pass(tokens, static_cast<int64_t>(tokens.size()), 0)) return;
+            for (int i = 0; i < decode_steps; ++i)
+                if (!pass(std::span<const int32_t>(tokens).first(1), 0, 1)) return;
+        } catch (const std::exception&) {
+            // The speeds stay unknown; the requests will show them.
+        }
+    };
+    if (!opt_.threaded) {
+        run();
+        return;
+    }
+    std::promise<void> done;
+    auto finished = done.get_future();
+    {
+        std::lock_guard lock(mu_);
+        commands_.push_back([&run, &done] {
+            run();
+            done.set_value();
+        });
+    }
+    wake_.notify_all();
+    finished.wait();
 }
 
 void Scheduler::finish(Seq& s, const std::string& reason, const std::string& error) {

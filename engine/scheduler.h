@@ -174,6 +174,12 @@ public:
                           Priority priority = Priority::kWarm);
     // Unpins owner's prefix (at the next step).
     void release(const std::string& owner);
+    // Measures this machine's speeds before the first request (so that the first prompt
+    // can already be sized by them): `tokens` as one prefill, then `decode_steps` single
+    // tokens, on a scratch sequence; seeds stats' prefill_ms_per_token and
+    // decode_ms_per_step and counts nothing else. Runs on the scheduler's thread ahead of
+    // what is queued after it; returns when done. A failed pass leaves the speeds unknown.
+    void calibrate(std::vector<int32_t> tokens, int decode_steps);
 
     // threaded = false: runs steps until nothing is queued or running.
     void run_until_idle();

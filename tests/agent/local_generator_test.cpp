@@ -228,6 +228,26 @@ TEST(LocalGeneratorTest, AWarmUpGoingFirstPutsTheOthersOffAndLosesNone) {
     EXPECT_GT(fresh->prefill_ms_per_token, 0.0);
 }
 
+// Speeds are measured at load, before any request (the first prompt is sized by them),
+// without counting as a request or cached prompt.
+TEST(LocalGeneratorTest, SpeedsAreKnownBeforeTheFirstRequest) {
+    auto b = make(options());
+    ASSERT_TRUE(b);
+    const auto cost = b->prompt_cost(prompt());
+    ASSERT_TRUE(cost);
+    EXPECT_GT(cost->prefill_ms_per_token, 0.0);
+    EXPECT_GT(cost->decode_ms_per_token, 0.0);
+    EXPECT_EQ(cost->computed_tokens, cost->prompt_tokens);
+    const auto st = b->stats();
+    EXPECT_EQ(st["prompt_tokens"].get<int64_t>(), 0);
+    EXPECT_EQ(st["prefilled_prompt_tokens"].get<int64_t>(), 0);
+    EXPECT_EQ(st["cached_pages"].get<int64_t>(), 0);
+    auto o = options();
+    o.calibrate = false;
+    auto unmeasured = make(o);
+    EXPECT_EQ(unmeasured->prompt_cost(prompt())->prefill_ms_per_token, 0.0);
+}
+
 // The cost of a completion prompt after one at the same place: the part they share is
 // cached, what was typed since is not.
 TEST(LocalGeneratorTest, PromptCostCountsWhatTheCacheHolds) {
