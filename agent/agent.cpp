@@ -339,8 +339,8 @@ FimLayout Agent::layout_at(const std::string& uri, std::string_view text, size_t
 
 FimLayout Agent::layout_in_time(const std::string& uri, std::string_view text, size_t cursor,
                                 const Settings& s, int32_t max_tokens, Generator& backend,
-                                std::string* shown, bool* reduced) {
-    *reduced = false;
+                                std::string* shown, bool* reduced, bool* sized) {
+    *reduced = *sized = false;
     const PromptBudget full = prompt_budget(s);
     FimLayout layout = layout_at(uri, text, cursor, full, shown);
     if (s.latency_ms <= 0) return layout;
@@ -349,8 +349,9 @@ FimLayout Agent::layout_in_time(const std::string& uri, std::string_view text, s
     const int32_t expected_tokens = std::min<int32_t>(max_tokens, 8);
     const auto fits = [&](const FimLayout& l) {
         const auto cost = backend.prompt_cost(l.prompt);
-        return !cost || cost->prefill_ms_per_token <= 0 ||
-               cost->ms(expected_tokens) <= static_cast<double>(s.latency_ms);
+        if (!cost || cost->prefill_ms_per_token <= 0) return true;
+        *sized = true;
+        return cost->ms(expected_tokens) <= static_cast<double>(s.latency_ms);
     };
     if (fits(layout)) return layout;
     *reduced = true;
@@ -459,9 +460,9 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     GenerateOptions go;
     go.max_tokens = mid_line ? std::min(s.max_tokens, 32) : s.max_tokens;
     std::string shown;
-    bool reduced = false;
-    const FimLayout layout =
-        layout_in_time(req.uri, text, cursor, s, go.max_tokens, *lease.backend, &shown, &reduced);
+    bool reduced = false, sized = false;
+    const FimLayout layout = layout_in_time(req.uri, text, cursor, s, go.max_tokens, *lease.backend,
+                                            &shown, &reduced, &sized);
     // The full prompt would be late here: this answer is a smaller one, and the full one
     // warms at this place before anything else, for the keystrokes to come.
     if (reduced) warm(req.uri, req.position, WarmOrder::kFirst);
@@ -470,8 +471,11 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     go.cancelled = [&] {
         return (cancelled && cancelled()) || mine->load() || generators_.stale(lease.generation);
     };
-    GenerationTimeLimit time_limit{std::chrono::milliseconds(s.max_time_ms)};
-    if (s.max_time_ms > 0)
+    // With its prompt sized by the latency target, the answer stops at it too.
+    GenerationTimeLimit time_limit{
+        std::chrono::milliseconds(s.max_time_ms),
+        sized ? std::optional(t0 + std::chrono::milliseconds(s.latency_ms)) : std::nullopt};
+    if (s.max_time_ms > 0 || sized)
         go.enough = [&time_limit](std::string_view t) { return time_limit(t, Clock::now()); };
     called = Clock::now();
     auto g = lease.backend->fim(layout.prompt, go);
@@ -485,7 +489,9 @@ Outcome<CompletionResult> Agent::complete(const CompletionRequest& req,
     }
     // Cut by the time limit: the line it was in the middle of goes.
     std::string insert =
-        postprocess(g->ended_early ? whole_lines(g->text) : std::string_view(g->text), at);
+        postprocess(g->ended_early && !time_limit.past_deadline() ? whole_lines(g->text)
+                                                                  : std::string_view(g->text),
+                    at);
     log("inlineCompletion " + shown + ":" + std::to_string(req.position.line + 1) + ": " +
         std::to_string(g->cached_tokens) + " cached + " + std::to_string(g->computed_tokens) +
         " computed prompt tokens, " + std::to_string(g->generated_tokens) + " generated, " +

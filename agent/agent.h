@@ -241,10 +241,11 @@ private:
                         const PromptBudget& budget, std::string* shown);
     // The layout to send for a completion: the full budget's when the backend says it
     // arrives within settings' latency target (or cannot say), else the largest of
-    // smaller_budgets() that does (the smallest when none does). `reduced` tells which.
+    // smaller_budgets() that does (the smallest when none does). `reduced` tells which;
+    // `sized`: the backend told the cost (the target applies to the answer too).
     FimLayout layout_in_time(const std::string& uri, std::string_view text, size_t cursor,
                              const Settings& s, int32_t max_tokens, Generator& backend,
-                             std::string* shown, bool* reduced);
+                             std::string* shown, bool* reduced, bool* sized);
     std::vector<ContextBlock> context_blocks(const std::string& uri, const std::string& path,
                                              uint32_t line, size_t budget);
     void note_edit(const std::string& uri, const std::string& text, size_t start, size_t end);

@@ -328,7 +328,12 @@ uint64_t SuggestionCache::hits() const {
 
 bool GenerationTimeLimit::operator()(std::string_view text,
                                      std::chrono::steady_clock::time_point now) {
-    if (limit_.count() <= 0 || text.empty()) return false;
+    if (text.empty()) return false;
+    if (deadline_ && now >= *deadline_) {
+        past_deadline_ = true;
+        return true;
+    }
+    if (limit_.count() <= 0) return false;
     if (!first_) first_ = now;
     return now - *first_ >= limit_ && text.find('\n') != std::string_view::npos;
 }

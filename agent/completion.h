@@ -120,15 +120,24 @@ uint64_t text_hash(std::string_view s);
 // The time limit of an inline completion (the rule of llama.cpp's t_max_predict_ms): once
 // `limit` has passed since the first text and the text holds a line break, the
 // completion has enough — at least one whole line — and stops. A zero limit never stops.
+// With a deadline too (the latency target): at the deadline it stops whatever the text
+// holds, and past_deadline() says so (the caller then keeps the partial line: better
+// than nothing, or than being late).
 class GenerationTimeLimit {
 public:
-    explicit GenerationTimeLimit(std::chrono::milliseconds limit) : limit_(limit) {}
+    explicit GenerationTimeLimit(
+        std::chrono::milliseconds limit,
+        std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt)
+        : limit_(limit), deadline_(deadline) {}
     // Called with all the text so far each time it grows; the first call starts the clock.
     bool operator()(std::string_view text, std::chrono::steady_clock::time_point now);
+    bool past_deadline() const { return past_deadline_; }
 
 private:
     std::chrono::milliseconds limit_;
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
     std::optional<std::chrono::steady_clock::time_point> first_;
+    bool past_deadline_ = false;
 };
 
 // `text` up to its last line break (not included); all of it when it has none.

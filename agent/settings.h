@@ -40,7 +40,8 @@ struct Settings {
     // "completion.latencyMs": the time an inline completion should take at most. The local
     // engine measures its prefill and decode speeds; a prompt that would take longer than
     // this at them (counting what its prefix cache holds) is laid out with smaller budgets
-    // (smaller_budgets) while the full one warms at that place. 0: always the full budget.
+    // (smaller_budgets) while the full one warms at that place; its answer stops at the
+    // target (keeping a partial line). 0: always the full budget, no deadline.
     int latency_ms = 2000;
     bool index = true;                 // "index.enabled"
     std::vector<std::string> exclude;  // "index.exclude": globs, workspace-relative

@@ -31,6 +31,22 @@ TEST(GenerationTimeLimitTest, StopsAtTheFirstLineBreakAfterTheLimit) {
     EXPECT_FALSE(off("a\nb\n", t0 + std::chrono::hours(1)));
 }
 
+// The latency target's deadline stops it at once, mid-line too, and says so; before it,
+// the line rule applies as without one.
+TEST(GenerationTimeLimitTest, ADeadlineStopsItWhateverTheTextHolds) {
+    using std::chrono::milliseconds;
+    const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+    GenerationTimeLimit limit{milliseconds(300), t0 + milliseconds(2000)};
+    EXPECT_FALSE(limit("int x", t0 + milliseconds(1000)));
+    EXPECT_FALSE(limit.past_deadline());
+    EXPECT_TRUE(limit("int x = 1;\n", t0 + milliseconds(1300)));  // the line rule
+    EXPECT_FALSE(limit.past_deadline());
+    GenerationTimeLimit late{milliseconds(0), t0 + milliseconds(2000)};
+    EXPECT_FALSE(late("int x = f(", t0 + milliseconds(1999)));
+    EXPECT_TRUE(late("int x = f(a", t0 + milliseconds(2000)));
+    EXPECT_TRUE(late.past_deadline());
+}
+
 TEST(GenerationTimeLimitTest, WholeLinesDropsThePartialLastLine) {
     EXPECT_EQ(whole_lines("a();\nb();\n    c("), "a();\nb();");
     EXPECT_EQ(whole_lines("a();\n"), "a();");
