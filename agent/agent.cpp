@@ -201,7 +201,7 @@ void Agent::close_document(const std::string& uri) {
     {
         // Its context was looked up for a text that is gone (it may reopen changed).
         std::lock_guard<std::mutex> lock(mu_);
-        context_cache_.erase(uri);
+        std::erase_if(context_cache_, [&](const auto& e) { return e.first.first == uri; });
     }
     next_edits_.forget(uri);
 }
@@ -300,7 +300,7 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
         bool hit = false;
         {
             std::lock_guard<std::mutex> lock(mu_);
-            auto it = context_cache_.find(uri);
+            auto it = context_cache_.find({uri, index_budget});
             if (it != context_cache_.end() && it->second.generation == gen &&
                 it->second.budget == index_budget && line + kContextKeepLines >= it->second.line &&
                 line <= it->second.line + kContextKeepLines) {
@@ -315,7 +315,7 @@ std::vector<ContextBlock> Agent::context_blocks(const std::string& uri, const st
             if (!out.empty()) {
                 std::lock_guard<std::mutex> lock(mu_);
                 if (context_cache_.size() > 64) context_cache_.clear();
-                context_cache_[uri] = {gen, index_budget, line, out};
+                context_cache_[{uri, index_budget}] = {gen, index_budget, line, out};
             }
         }
     }

@@ -299,7 +299,8 @@ private:
         uint32_t line = 0;
         std::vector<ContextBlock> blocks;
     };
-    std::map<std::string, CachedContext> context_cache_;
+    // By (document, budget): a prompt made smaller by the latency target asks for less.
+    std::map<std::pair<std::string, size_t>, CachedContext> context_cache_;
     // Figures for status().
     uint64_t completions_ = 0, cache_hits_ = 0;
     double last_latency_ms_ = 0;
