@@ -642,6 +642,15 @@ bool Scheduler::step() {
             }
         }
     }
+    // Warm-ups use idle time only: beside a request's decode step a warm-up chunk would
+    // make each of its tokens wait for that chunk (on a large model on a CPU, a 16-token
+    // chunk costs what 7 decode steps do).
+    if (next && !boosted && next->req.priority == Priority::kWarm)
+        for (const Work& w : work)
+            if (w.seq->req.priority != Priority::kWarm) {
+                next = nullptr;
+                break;
+            }
     if (next) work.push_back(plan_prefill(*next, boosted));
     try {
         const auto pass = opt_.now();

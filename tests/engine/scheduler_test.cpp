@@ -425,8 +425,10 @@ public:
     }
     Status forward_batch(const Model& model, std::span<const SeqBatch> batch) override {
         int64_t ms = 0;
+        batches.emplace_back();
         for (const SeqBatch& b : batch) {
             rows.push_back(b.tokens.size());
+            batches.back().push_back(b.tokens.size());
             ms = std::max<int64_t>(ms, b.tokens.size() > 1 ? 10 * int64_t(b.tokens.size()) : 30);
         }
         now += std::chrono::milliseconds(ms);
@@ -434,6 +436,7 @@ public:
     }
     ReferenceBackend ref;
     std::vector<size_t> rows;
+    std::vector<std::vector<size_t>> batches;  // each call's rows per sequence
     std::chrono::steady_clock::time_point now{};
 };
 
@@ -483,6 +486,32 @@ TEST_F(SchedulerTest, MeasuredSpeedsSizeWarmUpChunks) {
     (*slow)->run_until_idle();
     ASSERT_FALSE(timed.rows.empty());
     EXPECT_EQ(timed.rows[0], 16u);
+}
+
+// A warm-up waits while a request decodes: no step runs a warm-up chunk beside a decode
+// row, and it runs once the request is done.
+TEST_F(SchedulerTest, AWarmUpWaitsWhileARequestDecodes) {
+    TimedBackend timed;
+    auto o = options();
+    o.prefill_chunk = 64;
+    o.warm_chunk = 16;
+    o.now = [&timed] { return timed.now; };
+    auto sched = Scheduler::create(*model, timed, o);
+    ASSERT_TRUE(sched.ok());
+    Scheduler& s = **sched;
+    RequestResult got;
+    Request r = greedy(ids(10, 7), 6, Priority::kInline);
+    r.on_done = [&](const RequestResult& res) { got = res; };
+    ASSERT_TRUE(s.submit(std::move(r)).ok());
+    ASSERT_TRUE(s.warm("w", ids(48, 8)).ok());
+    s.run_until_idle();
+    EXPECT_EQ(got.tokens.size(), 6u);
+    // Calls: the request's prompt (10 rows), its 5 decode steps alone, then the warm-up
+    // in 16-row chunks.
+    ASSERT_EQ(timed.batches.size(), 9u);
+    EXPECT_EQ(timed.batches[0], std::vector<size_t>{10});
+    for (size_t i = 1; i <= 5; ++i) EXPECT_EQ(timed.batches[i], std::vector<size_t>{1}) << i;
+    for (size_t i = 6; i < 9; ++i) EXPECT_EQ(timed.batches[i], std::vector<size_t>{16}) << i;
 }
 
 TEST(StepSpeed, AveragesPrefillAndDecodeApart) {
