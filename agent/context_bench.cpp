@@ -419,8 +419,114 @@ std::vector<std::string> imports_of(const Repo& repo, const std::string& file) {
         }
         return "";
     };
+    // Go: an import path names a package, a folder: its files (not the tests), where the
+    // repository holds a folder whose path ends with the import path.
+    auto go_package = [&](const std::string& path) {
+        std::vector<std::string> files;
+        for (const auto& [rel, t] : repo.texts) {
+            // The repository is a folder of some module: the import path ends with the
+            // folder's path within it (its root's own import path is not known).
+            const std::string d = parent_of(rel);
+            const bool ends =
+                !d.empty() &&
+                (d == path || (path.size() > d.size() &&
+                               path.compare(path.size() - d.size(), d.size(), d) == 0 &&
+                               path[path.size() - d.size() - 1] == '/'));
+            if (ends && rel.size() > 3 && rel.compare(rel.size() - 3, 3, ".go") == 0 &&
+                rel.find("_test.go") == std::string::npos)
+                files.push_back(rel);
+        }
+        std::sort(files.begin(), files.end());
+        for (const std::string& f : files) add(f);
+    };
+    // Rust: the file of module path `parts` under folder `base` (x.rs or x/mod.rs, the
+    // longest prefix of the path that is a file: `use a::b::Item` is in a/b.rs or a.rs).
+    auto rust_module = [&](const std::string& base, const std::vector<std::string>& parts) {
+        for (size_t n = parts.size(); n > 0; --n) {
+            std::string p;
+            for (size_t i = 0; i < n; ++i) p += (p.empty() ? "" : "/") + parts[i];
+            for (const std::string& c : {join(base, p + ".rs"), join(base, p + "/mod.rs")})
+                if (exists(c)) return c;
+            // A crate root above the repository (a folder of a crate): by the path's ending.
+            for (const std::string& c : {p + ".rs", p + "/mod.rs"})
+                if (const std::string e = by_ending(c); !e.empty()) return e;
+        }
+        // An item of the module `base` itself: its own file.
+        for (const std::string& c :
+             {base + ".rs", join(base, "mod.rs"), join(base, "lib.rs"), join(base, "main.rs")})
+            if (!base.empty() && exists(c)) return c;
+        return std::string();
+    };
+    // The folder of this file's child modules: its own folder for mod.rs / lib.rs / main.rs,
+    // else the folder named after it (Rust 2018).
+    const std::string base_name = file.substr(dir.empty() ? 0 : dir.size() + 1);
+    const bool mod_root = base_name == "mod.rs" || base_name == "lib.rs" || base_name == "main.rs";
+    const std::string children =
+        mod_root ? dir
+                 : join(dir, base_name.size() > 3 ? base_name.substr(0, base_name.size() - 3)
+                                                  : base_name);
+    const std::string parent_module = mod_root ? parent_of(dir) : dir;
+    std::string crate_root = dir;
+    while (!crate_root.empty() && !exists(join(crate_root, "lib.rs")) &&
+           !exists(join(crate_root, "main.rs")))
+        crate_root = parent_of(crate_root);
+    bool in_go_imports = false;
     for (const std::string& raw : lines_of(it->second)) {
         const std::string line = trim(raw);
+        if (family == "go") {
+            if (in_go_imports) {
+                if (line.rfind(")", 0) == 0) {
+                    in_go_imports = false;
+                    continue;
+                }
+                if (const std::string q = quoted_after(line, 0); !q.empty()) go_package(q);
+            } else if (line.rfind("import (", 0) == 0) {
+                in_go_imports = true;
+            } else if (line.rfind("import ", 0) == 0) {
+                if (const std::string q = quoted_after(line, 7); !q.empty()) go_package(q);
+            }
+            continue;
+        }
+        if (family == "rust") {
+            std::string l = line;
+            if (l.rfind("pub ", 0) == 0) l = trim(l.substr(4));
+            if (l.rfind("pub(crate) ", 0) == 0) l = trim(l.substr(11));
+            if (l.rfind("mod ", 0) == 0 && !l.empty() && l.back() == ';') {
+                const std::string name = trim(l.substr(4, l.size() - 5));
+                const std::string m = rust_module(children, {name});
+                if (!m.empty()) add(m);
+            } else if (l.rfind("use ", 0) == 0) {
+                std::string path = l.substr(4);
+                path = path.substr(0, path.find_first_of("{;* "));
+                std::vector<std::string> parts;
+                for (size_t a = 0; a < path.size();) {
+                    const size_t b = path.find("::", a);
+                    const std::string part = path.substr(a, b == std::string::npos ? b : b - a);
+                    if (!part.empty()) parts.push_back(part);
+                    if (b == std::string::npos) break;
+                    a = b + 2;
+                }
+                if (parts.empty()) continue;
+                std::string base;
+                if (parts[0] == "crate") {
+                    base = crate_root;
+                } else if (parts[0] == "super") {
+                    base = parent_module;
+                } else if (parts[0] == "self") {
+                    base = children;
+                } else {
+                    continue;  // another crate
+                }
+                parts.erase(parts.begin());
+                while (!parts.empty() && parts[0] == "super") {
+                    base = parent_of(base);
+                    parts.erase(parts.begin());
+                }
+                const std::string m = rust_module(base, parts);
+                if (!m.empty()) add(m);
+            }
+            continue;
+        }
         if (family == "c/c++") {
             if (line.empty() || line[0] != '#') continue;
             const size_t inc = line.find("include");

@@ -186,6 +186,32 @@ TEST(ContextBench, ImportsResolveInEachLanguage) {
               (std::vector<std::string>{"pkg/sib.py", "pkg/sub/deep.py", "pkg/other.py"}));
     EXPECT_EQ(imports_of(r, "web/app.ts"),
               (std::vector<std::string>{"web/util.ts", "lib/g/index.js"}));
+    // Go: an import names a package folder (by its ending): its files, not its tests.
+    r.texts = {
+        {"http/server.go", "package http\n\nimport (\n\t\"fmt\"\n\tht \"net/http/httptrace\"\n)\n"},
+        {"http/client.go", "package http\n\nimport \"net/http/internal\"\n"},
+        {"http/httptrace/trace.go", "package httptrace\n"},
+        {"http/httptrace/trace_test.go", "package httptrace\n"},
+        {"http/internal/chunked.go", "package internal\n"}};
+    EXPECT_EQ(imports_of(r, "http/server.go"),
+              (std::vector<std::string>{"http/httptrace/trace.go"}));
+    EXPECT_EQ(imports_of(r, "http/client.go"),
+              (std::vector<std::string>{"http/internal/chunked.go"}));
+    // Rust: `mod x;` beside the module's file, `use crate::`, `super::`, `self::` paths to
+    // the longest module that is a file; other crates are not the repository's.
+    r.texts = {
+        {"src/lib.rs", "mod vec;\npub mod collections;\nuse std::fmt;\n"},
+        {"src/vec.rs", "mod into_iter;\nuse crate::collections::btree::Map;\nuse super::raw;\n"},
+        {"src/vec/into_iter.rs", "use super::Vec;\nuse self::inner::X;\n"},
+        {"src/collections/mod.rs", "pub mod btree;\n"},
+        {"src/collections/btree.rs", "pub struct Map;\n"},
+        {"src/raw.rs", "pub struct Raw;\n"}};
+    EXPECT_EQ(imports_of(r, "src/lib.rs"),
+              (std::vector<std::string>{"src/vec.rs", "src/collections/mod.rs"}));
+    EXPECT_EQ(imports_of(r, "src/vec.rs"),
+              (std::vector<std::string>{"src/vec/into_iter.rs", "src/collections/btree.rs",
+                                        "src/raw.rs"}));
+    EXPECT_EQ(imports_of(r, "src/vec/into_iter.rs"), (std::vector<std::string>{"src/vec.rs"}));
 }
 
 size_t bytes_of(const std::vector<ContextBlock>& blocks, const std::string& current) {
