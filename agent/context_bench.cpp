@@ -447,9 +447,17 @@ std::vector<std::string> imports_of(const Repo& repo, const std::string& file) {
             for (size_t i = 0; i < n; ++i) p += (p.empty() ? "" : "/") + parts[i];
             for (const std::string& c : {join(base, p + ".rs"), join(base, p + "/mod.rs")})
                 if (exists(c)) return c;
-            // A crate root above the repository (a folder of a crate): by the path's ending.
+            // A crate root above the repository (a folder of a crate): by the path's ending,
+            // or with its leading modules dropped (the repository is `iter/` of
+            // `crate::iter::adapters::map`).
             for (const std::string& c : {p + ".rs", p + "/mod.rs"})
                 if (const std::string e = by_ending(c); !e.empty()) return e;
+            for (size_t k = 1; k < n; ++k) {
+                std::string q;
+                for (size_t i = k; i < n; ++i) q += (q.empty() ? "" : "/") + parts[i];
+                for (const std::string& c : {q + ".rs", q + "/mod.rs"})
+                    if (exists(c)) return c;
+            }
         }
         // An item of the module `base` itself: its own file.
         for (const std::string& c :

@@ -212,6 +212,10 @@ TEST(ContextBench, ImportsResolveInEachLanguage) {
               (std::vector<std::string>{"src/vec/into_iter.rs", "src/collections/btree.rs",
                                         "src/raw.rs"}));
     EXPECT_EQ(imports_of(r, "src/vec/into_iter.rs"), (std::vector<std::string>{"src/vec.rs"}));
+    // A folder of a crate (no lib.rs): crate paths drop their leading modules to match.
+    r.texts = {{"adapters/map.rs", "use crate::iter::traits::Iterator;\n"},
+               {"traits/mod.rs", "pub trait Iterator {}\n"}};
+    EXPECT_EQ(imports_of(r, "adapters/map.rs"), (std::vector<std::string>{"traits/mod.rs"}));
 }
 
 size_t bytes_of(const std::vector<ContextBlock>& blocks, const std::string& current) {
