@@ -166,6 +166,35 @@ TEST(ContextBench, SpansAreTheSameForTheSameSeed) {
     EXPECT_EQ(lines, 1u);
 }
 
+// TypeScript functions have no end line from ctags: the body is found by its braces,
+// braces in strings and comments left out, nested ones matched.
+TEST(ContextBench, ATypeScriptBodyEndsAtItsMatchingBrace) {
+    Repo r;
+    r.root = "/repo";
+    r.texts = {{"lib.ts", "export function helper(n: number): number {\n  return n + 1;\n}\n"},
+               {"app.ts",
+                "export function run(a: string): number {\n"
+                "  const s = \"}{\";\n"
+                "  if (a) {\n"
+                "    return helper(a.length);\n"
+                "  }\n"
+                "  // } a brace in a comment\n"
+                "  return helper(0);\n"
+                "}\n"
+                "const after = helper(2);\n"}};
+    r.tags = {{"helper", "function", "lib.ts", 0, 0}, {"run", "function", "app.ts", 0, 0}};
+    r.index_tags();
+    const Picked all = pick_spans(r, 300, 1);
+    std::vector<std::string> bodies;
+    for (const Span& sp : all.spans)
+        if (sp.kind == SpanKind::kFunction)
+            bodies.push_back(r.texts.at(sp.file).substr(sp.begin, sp.end - sp.begin));
+    ASSERT_EQ(bodies.size(), 1u);
+    EXPECT_EQ(bodies[0],
+              "const s = \"}{\";\n  if (a) {\n    return helper(a.length);\n  }\n"
+              "  // } a brace in a comment\n  return helper(0);");
+}
+
 TEST(ContextBench, ImportsResolveInEachLanguage) {
     Repo r;
     r.root = "/repo";
