@@ -425,8 +425,7 @@ void LocalGenerator::submit_warm(const std::string& owner, std::vector<int32_t> 
     r.max_tokens = 0;
     r.pin_owner = owner;
     r.progress = know(ids);
-    r.on_done = [this, owner, progress = r.progress](const engine::RequestResult& res) {
-        (void)res;
+    r.on_done = [this, owner, progress = r.progress](const engine::RequestResult&) {
         warm_done(owner, progress);
     };
     auto progress = r.progress;

@@ -204,8 +204,6 @@ void Scheduler::calibrate(std::vector<int32_t> tokens, int decode_steps) {
                     std::chrono::duration<double, std::milli>(opt_.now() - t0).count();
                 std::lock_guard lock(mu_);
                 speed_.observe(prefill, decode, ms);
-                stats_.prefill_ms_per_token = speed_.prefill_ms_per_token();
-                stats_.decode_ms_per_step = speed_.decode_ms_per_step();
                 return true;
             };
             if (!pass(tokens, static_cast<int64_t>(tokens.size()), 0)) return;
@@ -468,8 +466,6 @@ void Scheduler::observe_step(const std::vector<Work>& work, Clock::time_point t0
     const double ms = std::chrono::duration<double, std::milli>(opt_.now() - t0).count();
     std::lock_guard lock(mu_);
     speed_.observe(prefill, decode, ms);
-    stats_.prefill_ms_per_token = speed_.prefill_ms_per_token();
-    stats_.decode_ms_per_step = speed_.decode_ms_per_step();
 }
 
 void Scheduler::run_batch(std::vector<Work>& work) {
@@ -731,6 +727,8 @@ Scheduler::Stats Scheduler::stats() const {
     Stats s = stats_;
     s.queue_depth = waiting_.size() + running_count_;
     s.running = running_count_;
+    s.prefill_ms_per_token = speed_.prefill_ms_per_token();
+    s.decode_ms_per_step = speed_.decode_ms_per_step();
     return s;
 }
 
