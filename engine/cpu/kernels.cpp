@@ -41,7 +41,9 @@ uint64_t act_row_bytes(ActFormat format, int64_t n) {
         case ActFormat::kF32:
             return up64(4 * static_cast<uint64_t>(n));
         case ActFormat::kQ8_0:
-            return 2 * up64(static_cast<uint64_t>(n)) + 64 * static_cast<uint64_t>(n / kQK);
+            // q, u, d8 and s8; qn, s4 and d4 of each group of 4 blocks (kernels_impl.h).
+            return 3 * up64(static_cast<uint64_t>(n)) + 64 * static_cast<uint64_t>(n / kQK) +
+                   128 * static_cast<uint64_t>(n / kQK / 4);
         case ActFormat::kQ8_K:
             return up64(sizeof(BlockQ8_K) * static_cast<uint64_t>(n / kQKK));
     }

@@ -94,21 +94,39 @@ inline int64_t round_up64(int64_t v) { return (v + 63) & ~int64_t{63}; }
 
 // kQ8_0 layout (see kernels.h): q[n] int8 | u[n] = q + 128 as uint8 | d8[n/32][8] float,
 // the block's scale repeated over 8 lanes | s8[n/32][8] int32, −8 × the sum of each 4
-// consecutive q's. u, d8 and s8 are what the VNNI and AVX2 loops load instead of
-// computing per weight row: u pairs with signed Q8_0 weights in vpdpbusd, s8 starts the
-// sum of unsigned Q4_0 nibbles at their −8 offset, d8 is the block scale as a vector.
+// consecutive q's | then, per group of 4 whole blocks (kGroupBlocks; a last 1–3 blocks
+// have none): qn[128], the group's q in nibble order — the first 16 values of each of its
+// 4 blocks, then the last 16 of each | s4[16] int32, lane 4k + j = −8 × (q[4j..4j+3] +
+// q[16+4j..16+4j+3]) of block k | d4[16] float, lane 4k + j = block k's scale.
+// u, d8 and s8 are what the VNNI and AVX2 loops load instead of computing per weight row:
+// u pairs with signed Q8_0 weights in vpdpbusd, s8 starts the sum of unsigned Q4_0 nibbles
+// at their −8 offset, d8 is the block scale as a vector. qn, s4 and d4 are the same for
+// the Q4_0 loops that take 4 blocks' packed nibbles at once: the low nibbles of 4 blocks in
+// one register pair with the first half of qn, the high nibbles with the second, with no
+// shuffle of the weights into element order.
+constexpr int64_t kGroupBlocks = 4;
 struct ActQ8_0 {
     const int8_t* q;
     const uint8_t* u;
     const float* d8;
     const int32_t* s8;
+    const int8_t* qn;
+    const int32_t* s4;
+    const float* d4;
 };
 inline ActQ8_0 view_q8_0(const uint8_t* row, int64_t n) {
     const int64_t q_bytes = round_up64(n);
     const int64_t nb = n / kQK;
-    return {reinterpret_cast<const int8_t*>(row), row + q_bytes,
+    const int64_t groups = nb / kGroupBlocks;
+    const uint8_t* qn = row + 2 * q_bytes + 64 * nb;
+    const uint8_t* s4 = qn + q_bytes;
+    return {reinterpret_cast<const int8_t*>(row),
+            row + q_bytes,
             reinterpret_cast<const float*>(row + 2 * q_bytes),
-            reinterpret_cast<const int32_t*>(row + 2 * q_bytes + 32 * nb)};
+            reinterpret_cast<const int32_t*>(row + 2 * q_bytes + 32 * nb),
+            reinterpret_cast<const int8_t*>(qn),
+            reinterpret_cast<const int32_t*>(s4),
+            reinterpret_cast<const float*>(s4 + 64 * groups)};
 }
 
 inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
@@ -138,6 +156,24 @@ inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
             s8[b * 8 + l] = -8 * (g[0] + g[1] + g[2] + g[3]);
         }
     }
+    const ActQ8_0 a = view_q8_0(row, n);
+    int8_t* qn = const_cast<int8_t*>(a.qn);
+    int32_t* s4 = const_cast<int32_t*>(a.s4);
+    float* d4 = const_cast<float*>(a.d4);
+    for (int64_t g = 0; g < nb / kGroupBlocks; ++g)
+        for (int k = 0; k < kGroupBlocks; ++k) {
+            const int8_t* qb = q + (g * kGroupBlocks + k) * kQK;
+            for (int j = 0; j < kQK / 2; ++j) {
+                qn[g * 128 + 16 * k + j] = qb[j];
+                qn[g * 128 + 64 + 16 * k + j] = qb[kQK / 2 + j];
+            }
+            for (int j = 0; j < 4; ++j) {
+                int32_t sum = 0;
+                for (int i = 0; i < 4; ++i) sum += qb[4 * j + i] + qb[kQK / 2 + 4 * j + i];
+                s4[g * 16 + 4 * k + j] = -8 * sum;
+                d4[g * 16 + 4 * k + j] = d8[(g * kGroupBlocks + k) * 8];
+            }
+        }
 }
 
 // Q8_K as ggml's quantize_row_q8_K: per 256 values, the value of largest magnitude maps to
@@ -699,6 +735,100 @@ inline __m256i int8_block_dot(__m256i wq, __m256i corr, const ActQ8_0& a, int64_
 }
 #endif
 
+#if LATENT_KERNELS_ISA >= 1
+// Q4_0 rows 4 blocks (72 bytes) at a time against the activations' nibble-ordered qn: the
+// blocks' packed nibbles are taken as they lie — low nibbles (values 0..15 of each block)
+// in one register, high nibbles (16..31) in another — so that a group costs two int8 dots
+// per activation row and no shuffle into element order; each int32 lane holds 4 values of
+// low and 4 of high nibbles of one block, started at −8 Σ q by s4, and is scaled by its
+// block's weight and activation scales. Sums of groups 0..groups) go to sum[t].
+#if LATENT_KERNELS_ISA == 2
+// Word indexes of the gathers (blocks are 18 bytes: every field starts on a word): the 4
+// blocks' qs into one register, and each block's scale d into 4 consecutive words.
+alignas(64) inline const uint16_t kQ4GroupQs[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
+                                                    13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
+                                                    25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+alignas(64) inline const uint16_t kQ4GroupD[32] = {0,  0,  0,  0,  9,  9,  9,  9,
+                                                   18, 18, 18, 18, 27, 27, 27, 27};
+#endif
+
+template <int NT>
+inline void dot_q4_0_groups(const uint8_t* w, const ActQ8_0* a, int64_t groups, float* sum) {
+    constexpr int64_t kGroupBytes = kGroupBlocks * int64_t(sizeof(BlockQ4_0));
+#if LATENT_KERNELS_ISA == 2
+    const __m512i idx_qs = _mm512_load_si512(kQ4GroupQs);
+    const __m512i idx_d = _mm512_load_si512(kQ4GroupD);
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    auto step = [&](int64_t g, __m512 * acc) __attribute__((always_inline)) {
+        const uint8_t* p = w + g * kGroupBytes;
+        prefetch_ahead(p);
+        prefetch_ahead(p + 64);
+        const __m512i z0 = _mm512_loadu_si512(p);
+        const __m512i z1 = _mm512_maskz_loadu_epi16(0x0F, p + 64);  // bytes 64..71 only
+        const __m512i qs = _mm512_permutex2var_epi16(z0, idx_qs, z1);
+        const __m512 dw =
+            _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx_d, z0)));
+        const __m512i lo = _mm512_and_si512(qs, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), low4);
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* qn = a[t].qn + 128 * g;
+            __m512i isum = _mm512_dpbusd_epi32(_mm512_loadu_si512(a[t].s4 + 16 * g), lo,
+                                               _mm512_loadu_si512(qn));
+            isum = _mm512_dpbusd_epi32(isum, hi, _mm512_loadu_si512(qn + 64));
+            const __m512 scale = _mm512_mul_ps(_mm512_loadu_ps(a[t].d4 + 16 * g), dw);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[t]);
+        }
+    };
+    // Two groups per turn into two sets of accumulators: two dependency chains per row.
+    __m512 acc0[NT], acc1[NT];
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    int64_t g = 0;
+    for (; g + 2 <= groups; g += 2) {
+        step(g, acc0);
+        step(g + 1, acc1);
+    }
+    if (g < groups) step(g, acc0);
+    for (int t = 0; t < NT; ++t) sum[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+#else
+    // Two blocks per 256-bit register; int8 products in int16 pairs (at most 2·15·127 per
+    // pair, 4·15·127 after adding low and high: no saturation), then int32 lanes.
+    __m256 acc[NT][2];
+    for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t g = 0; g < groups; ++g) {
+        const uint8_t* p = w + g * kGroupBytes;
+        prefetch_ahead(p);
+        prefetch_ahead(p + 64);
+        for (int h = 0; h < 2; ++h) {  // blocks 2h, 2h + 1 of the group
+            const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(p) + 2 * h;
+            const __m256i qs =
+                _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)));
+            const __m256i lo = _mm256_and_si256(qs, low4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
+            const __m256 dw = _mm256_set_m128(_mm_set1_ps(half_to_float(x[1].d)),
+                                              _mm_set1_ps(half_to_float(x[0].d)));
+            for (int t = 0; t < NT; ++t) {
+                const int8_t* qn = a[t].qn + 128 * g + 32 * h;
+                const __m256i s16 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(lo,
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qn))),
+                    _mm256_maddubs_epi16(
+                        hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qn + 64))));
+                const __m256i isum = _mm256_add_epi32(
+                    _mm256_madd_epi16(s16, ones),
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].s4 + 16 * g + 8 * h)));
+                const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(a[t].d4 + 16 * g + 8 * h), dw);
+                acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[t][h]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t) sum[t] = hsum256(_mm256_add_ps(acc[t][0], acc[t][1]));
+#endif
+}
+#endif
+
 // A Q8_0 or Q4_0 weight row against NT activation rows (format kQ8_0).
 template <GgmlType T, int NT>
 inline void dot_int8(const uint8_t* w, const uint8_t* const* acts, int64_t n, float* out) {
@@ -726,6 +856,12 @@ inline void dot_int8(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     constexpr int64_t kBlockBytes =
         T == GgmlType::kQ8_0 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
     int64_t b = 0;
+    float groups_sum[NT] = {};
+    if constexpr (T == GgmlType::kQ4_0) {
+        const int64_t groups = nb / kGroupBlocks;
+        dot_q4_0_groups<NT>(w, a, groups, groups_sum);
+        b = groups * kGroupBlocks;
+    }
     for (; b + U <= nb; b += U) {
         for (int64_t at = 0; at < U * kBlockBytes; at += 64)
             prefetch_ahead(w + b * kBlockBytes + at);
@@ -735,7 +871,7 @@ inline void dot_int8(const uint8_t* w, const uint8_t* const* acts, int64_t n, fl
     for (int t = 0; t < NT; ++t) {
         __m256 sum = acc[t][0];
         for (int v = 1; v < U; ++v) sum = _mm256_add_ps(sum, acc[t][v]);
-        out[t] = hsum256(sum);
+        out[t] = groups_sum[t] + hsum256(sum);
     }
 #else
     float acc[NT] = {};

@@ -94,9 +94,12 @@ TEST(CpuKernels, EveryTableMatchesTheScalarTableOnRaggedShapes) {
     for (GgmlType type : kTypes) {
         const int64_t block = traits(type).block_size;
         const bool is_float = block == 1;
-        for (int64_t n : {block == 256 ? 256 : 32, block == 256 ? 768 : 160, is_float ? 37 : 512}) {
+        // Q4_0/Q8_0 widths: 1 block, 4 + 1 (a group of 4 and a tail), 16 (groups only),
+        // 4·3 + 3; rows past 16 and 32 (row groups of the prefill kernels) and a tail.
+        for (int64_t n : {block == 256 ? 256 : 32, block == 256 ? 768 : 160, is_float ? 37 : 512,
+                          block == 32 ? 480 : (block == 256 ? 1024 : 64)}) {
             for (int64_t n_act : {1, 3, 6, 37}) {
-                const int64_t rows = 13;
+                const int64_t rows = n == 512 ? 37 : 13;
                 const Matrix w = random_matrix(type, rows, n, rng);
                 const auto x = random_floats(n_act * n, rng);
                 for (bool precise : {false, true}) {
