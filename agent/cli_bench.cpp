@@ -14,6 +14,7 @@
 
 #include "agent/commands.h"
 #include "engine/backends.h"
+#include "engine/cpu/backend.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/model.h"
 #include "engine/session.h"
@@ -116,7 +117,13 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
             return;
         }
         const Model& model = **m;
+        const double map_s = seconds_since(t_load);
+        std::fprintf(stderr, "bench engine: preparing the weights...\n");
+        backend.prepare(model);  // the CPU backend's repacked copy, part of the load time
         const double load_s = seconds_since(t_load);
+        const auto* cpu = dynamic_cast<const engine::CpuBackend*>(&backend);
+        const engine::CpuBackend::Repacked repacked =
+            cpu ? cpu->repacked() : engine::CpuBackend::Repacked{};
         const HParams& hp = model.hparams();
         // Fixed pseudo-random prompt: the work does not depend on the text.
         // With --context, the context's tokens come first and the prompt after them.
@@ -192,6 +199,10 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
             {"decode_of_bound",
              read_gbs > 0 ? stats(dec_tps)["median"].get<double>() / (read_gbs / step_gb) : 0.0},
             {"load_s", load_s},
+            {"map_s", map_s},
+            {"kernels", cpu ? cpu->kernels().name : ""},
+            {"repacked_mb", repacked.bytes / 1e6},
+            {"repack_s", repacked.seconds},
             {"peak_rss_mb", peak_rss_mb()},
             {"peak_vram_mb", peak_device_bytes(backend) / 1e6}};
         std::printf("%s\n", j.dump().c_str());

@@ -89,6 +89,7 @@ Expected<Engine> load_engine(const EngineFlags& f, bool threaded) {
     if (!b) return b.error();
     if (!b->note.empty()) std::fprintf(stderr, "latent: %s\n", b->note.c_str());
     e.backend = std::move(b->backend);
+    e.backend->prepare(*e.model);
     Scheduler::Options o = f.sched;
     o.cache_bytes = f.cache_mb << 20;
     o.prefix_cache_bytes = f.prefix_mb << 20;

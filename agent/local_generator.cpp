@@ -42,6 +42,7 @@ Expected<std::unique_ptr<LocalGenerator>> LocalGenerator::create(
     auto e = engine::make_backend({options.engine, options.threads});
     if (!e) return e.error();
     b->engine_ = std::move(e->backend);
+    b->engine_->prepare(*b->model_);  // e.g. the CPU backend's repacked weights, at load
     b->engine_name_ = b->engine_->name();
     if (const auto* cpu = dynamic_cast<const engine::CpuBackend*>(b->engine_.get())) {
         b->kernels_ = cpu->kernels().name;

@@ -99,6 +99,10 @@ public:
         return Status::success();
     }
 
+    // Makes what the backend keeps per model (the CPU backend's repacked weights) now, at
+    // load, instead of in the first forward; optional (forward does it when needed).
+    virtual void prepare(const Model& model) { (void)model; }
+
     // Whether forward_mtp() works and forward_batch() fills SeqBatch::hidden.
     virtual bool supports_mtp() const { return false; }
     // Runs the model's first MTP block (hparams().n_nextn > 0) over each entry; all or

@@ -13,6 +13,7 @@
 #include "engine/cpu/mla_attention.h"
 #include "engine/cpu/moe_ffn.h"
 #include "engine/cpu/pass.h"
+#include "engine/cpu/repacked_weights.h"
 #include "engine/cpu/step.h"
 #include "engine/rope.h"
 
@@ -35,16 +36,31 @@ struct CpuBackend::Impl {
     // Legacy attn_kv_b files: W_UK^T per layer as float, [H][L][n] (see backend.h).
     const Model* model = nullptr;
     std::vector<std::vector<float>> wuk_t;
+    // The model's R16 copies (repacked_weights.h), made for `repacked_for`.
+    const Model* repacked_for = nullptr;
+    cpu::RepackedWeights repacked;
 };
 
-CpuBackend::CpuBackend(int threads, const cpu::Kernels* kernels, bool precise)
+CpuBackend::CpuBackend(int threads, const cpu::Kernels* kernels, bool precise, bool repack)
     : pool_(threads),
       k_(kernels ? *kernels : cpu::best_kernels()),
       precise_(precise),
+      repack_(repack),
       mla_prefill_(mla_prefill_default()),
       impl_(std::make_unique<Impl>()) {}
 
 CpuBackend::~CpuBackend() = default;
+
+void CpuBackend::prepare(const Model& model) {
+    if (impl_->repacked_for == &model) return;
+    impl_->repacked_for = &model;
+    if (repack_ && cpu::RepackedWeights::wanted(k_, precise_))
+        impl_->repacked.build(model, k_, pool_);
+}
+
+CpuBackend::Repacked CpuBackend::repacked() const {
+    return {impl_->repacked.matrices(), impl_->repacked.bytes(), impl_->repacked.seconds()};
+}
 
 Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,
                            LogitsMode mode, std::vector<float>& logits) {
@@ -79,7 +95,8 @@ Status CpuBackend::run(const Model& model, std::span<const SeqBatch> batch,
     // layer n_layer, cache layer 0 of the block's own cache).
     const bool mtp = !mtp_hidden.empty();
     const uint32_t first_layer = mtp ? hp.n_layer : 0, end_layer = hp.n_layer + (mtp ? 1 : 0);
-    cpu::Pass pass(pool_, k_, precise_);
+    prepare(model);
+    cpu::Pass pass(pool_, k_, precise_, &impl_->repacked);
     cpu::Step st(hp, batch, pass);
     // The sequences' tokens one after another; for each token its sequence and position.
     const auto S = st.S = static_cast<int64_t>(batch.size());

@@ -36,8 +36,10 @@ public:
     // threads <= 0: every CPU the process may use. kernels: nullptr = the best for this CPU.
     // precise: float activations for every weight type (see cpu::act_format); the default
     // quantizes activations to 8 bits for quantized weights, as llama.cpp does.
+    // repack: copy Q4_0/Q8_0 matrices into the R16 layout at prepare() where the table
+    // has kernels for it (cpu/repacked_weights.h); false reads every weight in place.
     explicit CpuBackend(int threads = 0, const cpu::Kernels* kernels = nullptr,
-                        bool precise = false);
+                        bool precise = false, bool repack = true);
     ~CpuBackend() override;
 
     std::string name() const override { return "cpu"; }
@@ -60,6 +62,17 @@ public:
     // The MTP block through the same pass as the trunk (one layer, the block's head).
     Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override;
 
+    // Makes what this backend keeps per model — the R16 copies of its Q4_0/Q8_0 matrices
+    // (cpu/repacked_weights.h) — now instead of in the first forward (which calls it too);
+    // the copy stays for that model until another model is given.
+    void prepare(const Model& model) override;
+    struct Repacked {
+        int64_t matrices = 0;
+        uint64_t bytes = 0;
+        double seconds = 0;
+    };
+    Repacked repacked() const;
+
 private:
     // The trunk, or with mtp_hidden (one span per sequence) the first MTP block.
     Status run(const Model& model, std::span<const SeqBatch> batch,
@@ -68,6 +81,7 @@ private:
     ThreadPool pool_;
     const cpu::Kernels& k_;
     bool precise_;
+    bool repack_;
     MlaPrefill mla_prefill_;
     std::unique_ptr<Impl> impl_;
 };

@@ -41,13 +41,46 @@ uint64_t act_row_bytes(ActFormat format, int64_t n) {
         case ActFormat::kF32:
             return up64(4 * static_cast<uint64_t>(n));
         case ActFormat::kQ8_0:
-            // q, u, d8 and s8; qn, s4 and d4 of each group of 4 blocks (kernels_impl.h).
+            // q, u, d8 and s8; qn, s4 and d4 of each group of 4 blocks; m8 and m128 of
+            // each block (kernels_impl.h).
             return 3 * up64(static_cast<uint64_t>(n)) + 64 * static_cast<uint64_t>(n / kQK) +
-                   128 * static_cast<uint64_t>(n / kQK / 4);
+                   128 * static_cast<uint64_t>(n / kQK / 4) +
+                   up64(8 * static_cast<uint64_t>(n / kQK));
         case ActFormat::kQ8_K:
             return up64(sizeof(BlockQ8_K) * static_cast<uint64_t>(n / kQKK));
     }
     return 0;
+}
+
+bool r16_shape(GgmlType type, int64_t rows, int64_t n) {
+    return (type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0) && rows > 0 && rows % 16 == 0 &&
+           n > 0 && n % kQK == 0;
+}
+
+void repack_r16(GgmlType type, const uint8_t* src, uint64_t row_bytes, int64_t rows, int64_t n,
+                uint8_t* dst) {
+    const bool q4 = type == GgmlType::kQ4_0;
+    const int64_t nb = n / kQK;
+    const int64_t block_bytes = q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+    const int64_t pieces = q4 ? 4 : 8;
+    for (int64_t g = 0; g < rows / 16; ++g) {
+        uint8_t* out = dst + static_cast<uint64_t>(g) * 16 * row_bytes;
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* blk = out + b * 16 * block_bytes;
+            const uint32_t flip = q4 ? 0 : 0x80808080u;  // Q8_0: quants plus 128
+            for (int64_t r = 0; r < 16; ++r) {
+                const uint8_t* in = src + static_cast<uint64_t>(g * 16 + r) * row_bytes +
+                                    static_cast<uint64_t>(b * block_bytes);
+                std::memcpy(blk + 2 * r, in, 2);  // d
+                for (int64_t j = 0; j < pieces; ++j) {
+                    uint32_t piece;
+                    std::memcpy(&piece, in + 2 + 4 * j, 4);
+                    piece ^= flip;
+                    std::memcpy(blk + 32 + (j * 16 + r) * 4, &piece, 4);
+                }
+            }
+        }
+    }
 }
 
 uint64_t packed_bytes(int64_t n_act, int64_t n) {

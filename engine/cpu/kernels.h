@@ -76,7 +76,27 @@ struct Kernels {
     void (*matmul_packed)(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t r0,
                           int64_t r1, const uint8_t* packed, int64_t n_act, int64_t n, float* y,
                           int64_t y_stride);
+
+    // matmul_rows for weights repacked by repack_r16 (null where the table has none; the
+    // types it takes: takes_r16), against kQ8_0 activations: r0 and r1 multiples of 16,
+    // row_bytes the original row's bytes. A block of 16 rows is one register of int32
+    // lanes (one row each) that takes every activation value by broadcast: the weights are
+    // unpacked once per block for a tile of tokens, and no per-row sum across lanes is left.
+    void (*matmul_r16)(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1,
+                       const uint8_t* const* acts, int64_t n_act, int64_t n, float* y,
+                       int64_t y_stride);
+    bool (*takes_r16)(GgmlType type);
 };
+
+// The R16 layout of a Q4_0 or Q8_0 matrix (rows a multiple of 16, the same bytes as the
+// original): per group of 16 rows, per block of 32 values, the 16 rows' scales (16 halves),
+// then their quants in 4-byte pieces, piece j of all 16 rows before piece j + 1 — Q4_0 the
+// 16 qs bytes of its block as stored (4 pieces: low nibbles values 4j..4j+3, high ones
+// 16+4j..), Q8_0 its 32 quants plus 128 as unsigned bytes (8 pieces).
+void repack_r16(GgmlType type, const uint8_t* src, uint64_t row_bytes, int64_t rows, int64_t n,
+                uint8_t* dst);
+// Whether a matrix of this type and shape can be repacked (any table's check).
+bool r16_shape(GgmlType type, int64_t rows, int64_t n);
 
 // Bytes pack_tokens writes for n_act rows of n values.
 uint64_t packed_bytes(int64_t n_act, int64_t n);

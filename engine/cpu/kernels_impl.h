@@ -97,7 +97,8 @@ inline int64_t round_up64(int64_t v) { return (v + 63) & ~int64_t{63}; }
 // consecutive q's | then, per group of 4 whole blocks (kGroupBlocks; a last 1–3 blocks
 // have none): qn[128], the group's q in nibble order — the first 16 values of each of its
 // 4 blocks, then the last 16 of each | s4[16] int32, lane 4k + j = −8 × (q[4j..4j+3] +
-// q[16+4j..16+4j+3]) of block k | d4[16] float, lane 4k + j = block k's scale.
+// q[16+4j..16+4j+3]) of block k | d4[16] float, lane 4k + j = block k's scale | then per
+// block m8 int32 = −8 Σ q, and m128 int32 = −128 Σ q (the R16 loops' sums start there).
 // u, d8 and s8 are what the VNNI and AVX2 loops load instead of computing per weight row:
 // u pairs with signed Q8_0 weights in vpdpbusd, s8 starts the sum of unsigned Q4_0 nibbles
 // at their −8 offset, d8 is the block scale as a vector. qn, s4 and d4 are the same for
@@ -113,6 +114,8 @@ struct ActQ8_0 {
     const int8_t* qn;
     const int32_t* s4;
     const float* d4;
+    const int32_t* m8;
+    const int32_t* m128;
 };
 inline ActQ8_0 view_q8_0(const uint8_t* row, int64_t n) {
     const int64_t q_bytes = round_up64(n);
@@ -126,7 +129,9 @@ inline ActQ8_0 view_q8_0(const uint8_t* row, int64_t n) {
             reinterpret_cast<const int32_t*>(row + 2 * q_bytes + 32 * nb),
             reinterpret_cast<const int8_t*>(qn),
             reinterpret_cast<const int32_t*>(s4),
-            reinterpret_cast<const float*>(s4 + 64 * groups)};
+            reinterpret_cast<const float*>(s4 + 64 * groups),
+            reinterpret_cast<const int32_t*>(s4 + 128 * groups),
+            reinterpret_cast<const int32_t*>(s4 + 128 * groups) + nb};
 }
 
 inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
@@ -174,6 +179,14 @@ inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
                 d4[g * 16 + 4 * k + j] = d8[(g * kGroupBlocks + k) * 8];
             }
         }
+    int32_t* m8 = const_cast<int32_t*>(a.m8);
+    int32_t* m128 = const_cast<int32_t*>(a.m128);
+    for (int64_t b = 0; b < nb; ++b) {
+        int32_t sum = 0;
+        for (int j = 0; j < kQK; ++j) sum += q[b * kQK + j];
+        m8[b] = -8 * sum;
+        m128[b] = -128 * sum;
+    }
 }
 
 // Q8_K as ggml's quantize_row_q8_K: per 256 values, the value of largest magnitude maps to
@@ -1278,9 +1291,165 @@ inline void matmul_rows(GgmlType type, ActFormat format, const uint8_t* w, uint6
     (void)widen;
 }
 
+// ---- weights in the R16 layout (kernels.h) ----
+
+#if LATENT_KERNELS_ISA >= 1
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// One group of 16 rows against NT tokens: per block, the weights are loaded (and Q4_0's
+// nibbles split) once, then each token's 32 values are taken 4 at a time by broadcast into
+// int8 dots whose 16 int32 lanes are the 16 rows — sums started at m8 (Q4_0: the −8 offset
+// of the nibbles) or m128 (Q8_0: its quants were stored plus 128) — then scaled by the
+// rows' and the token's block scales. y[t * y_stride + 0..16) = the 16 rows for token t.
+template <GgmlType T, int NT>
+inline void r16_tile(const uint8_t* grp, int64_t nb, const ActQ8_0* a, float* y, int64_t y_stride) {
+    constexpr int64_t kBlock =
+        16 * (T == GgmlType::kQ4_0 ? int64_t(sizeof(BlockQ4_0)) : int64_t(sizeof(BlockQ8_0)));
+#if LATENT_KERNELS_ISA == 2
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = grp + b * kBlock;
+        for (int64_t at = 0; at < kBlock; at += 64) prefetch_ahead(blk + at);
+        const __m512 dw =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+        __m512i wv[8];
+        if constexpr (T == GgmlType::kQ4_0) {
+            for (int j = 0; j < 4; ++j) {
+                const __m512i p = _mm512_loadu_si512(blk + 32 + 64 * j);
+                wv[j] = _mm512_and_si512(p, low4);
+                wv[4 + j] = _mm512_and_si512(_mm512_srli_epi16(p, 4), low4);
+            }
+        } else {
+            for (int j = 0; j < 8; ++j) wv[j] = _mm512_loadu_si512(blk + 32 + 64 * j);
+        }
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* q = a[t].q + b * kQK;
+            __m512i s = _mm512_set1_epi32(T == GgmlType::kQ4_0 ? a[t].m8[b] : a[t].m128[b]);
+            for (int j = 0; j < 8; ++j)
+                s = _mm512_dpbusd_epi32(s, wv[j], _mm512_set1_epi32(load_i32(q + 4 * j)));
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a[t].d8[8 * b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * y_stride, acc[t]);
+#else
+    // Rows 0..7 and 8..15 in turn, 8 lanes each; int8 products summed in int16 (Q4_0: 8
+    // pairs of at most 2·15·127, no saturation), then int32.
+    static_assert(T == GgmlType::kQ4_0, "the AVX2 R16 loop takes Q4_0");
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; ++h) {
+        __m256 acc[NT];
+        for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = grp + b * kBlock;
+            if (h == 0)
+                for (int64_t at = 0; at < kBlock; at += 64) prefetch_ahead(blk + at);
+            const __m256 dw =
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
+            __m256i wv[8];
+            for (int j = 0; j < 4; ++j) {
+                const __m256i p = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(blk + 32 + 64 * j + 32 * h));
+                wv[j] = _mm256_and_si256(p, low4);
+                wv[4 + j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+            }
+            for (int t = 0; t < NT; ++t) {
+                const int8_t* q = a[t].q + b * kQK;
+                __m256i s16 = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(load_i32(q)));
+                for (int j = 1; j < 8; ++j)
+                    s16 = _mm256_add_epi16(
+                        s16, _mm256_maddubs_epi16(wv[j], _mm256_set1_epi32(load_i32(q + 4 * j))));
+                const __m256i s =
+                    _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(a[t].m8[b]));
+                const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d8[8 * b]));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+            }
+        }
+        for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * y_stride + 8 * h, acc[t]);
+    }
+#endif
+}
+
+// The most tokens one R16 tile takes (accumulators held in registers: 32 vector
+// registers for AVX-512, 16 for AVX2).
+constexpr int kR16Tokens = LATENT_KERNELS_ISA == 2 ? 8 : 4;
+
+template <GgmlType T>
+inline void matmul_r16_typed(const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1,
+                             const uint8_t* const* acts, int64_t n_act, int64_t n, float* y,
+                             int64_t y_stride) {
+    const int64_t nb = n / kQK;
+    for (int64_t r = r0; r < r1; r += 16) {
+        const uint8_t* grp = w + static_cast<uint64_t>(r) * row_bytes;
+        for (int64_t t0 = 0; t0 < n_act; t0 += kR16Tokens) {
+            const int64_t nt = n_act - t0 < kR16Tokens ? n_act - t0 : kR16Tokens;
+            ActQ8_0 a[kR16Tokens];
+            for (int64_t t = 0; t < nt; ++t) a[t] = view_q8_0(acts[t0 + t], n);
+            float* yt = y + t0 * y_stride + r;
+            switch (nt) {
+#if LATENT_KERNELS_ISA == 2
+                case 8:
+                    r16_tile<T, 8>(grp, nb, a, yt, y_stride);
+                    break;
+                case 7:
+                    r16_tile<T, 7>(grp, nb, a, yt, y_stride);
+                    break;
+                case 6:
+                    r16_tile<T, 6>(grp, nb, a, yt, y_stride);
+                    break;
+                case 5:
+                    r16_tile<T, 5>(grp, nb, a, yt, y_stride);
+                    break;
+#endif
+                case 4:
+                    r16_tile<T, 4>(grp, nb, a, yt, y_stride);
+                    break;
+                case 3:
+                    r16_tile<T, 3>(grp, nb, a, yt, y_stride);
+                    break;
+                case 2:
+                    r16_tile<T, 2>(grp, nb, a, yt, y_stride);
+                    break;
+                default:
+                    r16_tile<T, 1>(grp, nb, a, yt, y_stride);
+                    break;
+            }
+        }
+    }
+}
+
+inline bool takes_r16(GgmlType type) {
+    return type == GgmlType::kQ4_0 || (LATENT_KERNELS_ISA == 2 && type == GgmlType::kQ8_0);
+}
+
+inline void matmul_r16(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1,
+                       const uint8_t* const* acts, int64_t n_act, int64_t n, float* y,
+                       int64_t y_stride) {
+#if LATENT_KERNELS_ISA == 2
+    if (type == GgmlType::kQ8_0)
+        return matmul_r16_typed<GgmlType::kQ8_0>(w, row_bytes, r0, r1, acts, n_act, n, y, y_stride);
+#endif
+    if (type == GgmlType::kQ4_0)
+        return matmul_r16_typed<GgmlType::kQ4_0>(w, row_bytes, r0, r1, acts, n_act, n, y, y_stride);
+    __builtin_trap();
+}
+#endif
+
 inline const Kernels& table(const char* name) {
+#if LATENT_KERNELS_ISA >= 1
+    static const Kernels k{name,    &quantize, &matmul_rows, &dot_f32, &axpy,       &scale,
+                           &attend, &softmax,  nullptr,      nullptr,  &matmul_r16, &takes_r16};
+#else
     static const Kernels k{name,  &quantize, &matmul_rows, &dot_f32,
                            &axpy, &scale,    &attend,      &softmax};
+#endif
     return k;
 }
 

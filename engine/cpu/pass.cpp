@@ -79,9 +79,10 @@ void Pass::run(const std::vector<Job>& given) {
     }
     std::vector<int64_t> first(jobs.size() + 1, 0);
     std::vector<int64_t> chunk(jobs.size());
-    std::vector<size_t> pack_of(jobs.size(), SIZE_MAX);  // job -> its packed rows
-    std::vector<size_t> to_pack;                         // jobs whose rows get packed
-    std::vector<uint64_t> pack_at;                       // their offsets in packed_
+    std::vector<size_t> pack_of(jobs.size(), SIZE_MAX);     // job -> its packed rows
+    std::vector<const uint8_t*> r16(jobs.size(), nullptr);  // job -> its R16 weights
+    std::vector<size_t> to_pack;                            // jobs whose rows get packed
+    std::vector<uint64_t> pack_at;                          // their offsets in packed_
     uint64_t pack_bytes = 0;
     for (size_t j = 0; j < jobs.size(); ++j) {
         const Job& jb = jobs[j];
@@ -96,6 +97,10 @@ void Pass::run(const std::vector<Job>& given) {
                 pack_bytes += cpu::packed_bytes(jb.n_act, jb.n);
             }
             chunk[j] = cpu::kPackedRows;
+        } else if (repacked_ && !jb.tiled && jb.format == cpu::act_format(jb.type, precise_) &&
+                   (r16[j] = repacked_->find(jb.w))) {
+            // Groups of 16 rows: one per chunk in prefill, 128 rows in decode.
+            chunk[j] = jb.n_act >= 16 ? 16 : 128;
         } else {
             // Smaller chunks when there is little work per row (decode), for balance.
             chunk[j] = jb.n_act >= 16 ? 8 : 128;
@@ -118,7 +123,10 @@ void Pass::run(const std::vector<Job>& given) {
             const Job& jb = jobs[j];
             const int64_t r0 = (c - first[j]) * chunk[j];
             const int64_t r1 = std::min(jb.rows, r0 + chunk[j]);
-            if (pack_of[j] != SIZE_MAX) {
+            if (r16[j]) {
+                k_.matmul_r16(jb.type, r16[j], jb.row_bytes, r0, r1, jb.acts, jb.n_act, jb.n, jb.y,
+                              jb.y_stride);
+            } else if (pack_of[j] != SIZE_MAX) {
                 k_.matmul_packed(jb.type, jb.w, jb.row_bytes, r0, r1,
                                  packed_.data() + pack_at[pack_of[j]], jb.n_act, jb.n, jb.y,
                                  jb.y_stride);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/cpu/kernels.h"
+#include "engine/cpu/repacked_weights.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/model.h"
 #include "engine/reference.h"
@@ -62,8 +63,11 @@ inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 class Pass {
 public:
-    Pass(ThreadPool& pool, const cpu::Kernels& k, bool precise)
-        : pool_(pool), k_(k), precise_(precise) {}
+    // repacked: the model's R16 copies (null: none), used for every job whose weights have
+    // one and whose activations are in the type's format.
+    Pass(ThreadPool& pool, const cpu::Kernels& k, bool precise,
+         const RepackedWeights* repacked = nullptr)
+        : pool_(pool), k_(k), precise_(precise), repacked_(repacked) {}
 
     // Which tokens of this pass take the tile matmul: those of sequences with at least
     // kTiledMinTokens tokens in it that want only the last logits (prompt chunks; not
@@ -165,6 +169,7 @@ private:
     ThreadPool& pool_;
     const cpu::Kernels& k_;
     bool precise_;
+    const RepackedWeights* repacked_;
     std::vector<uint8_t> packed_;
     std::vector<char> tok_tiled_;
     std::vector<int32_t> tok_seq_;

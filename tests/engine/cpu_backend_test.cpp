@@ -17,6 +17,7 @@
 #include <random>
 
 #include "engine/cpu/kernels.h"
+#include "engine/cpu/repacked_weights.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/quant_blocks.h"
 #include "engine/reference.h"
@@ -119,6 +120,54 @@ TEST(CpuKernels, EveryTableMatchesTheScalarTableOnRaggedShapes) {
             }
         }
     }
+}
+
+TEST(CpuKernels, RepackedRowsGiveWhatTheScalarTableGivesOnTheFile) {
+    const auto tables = fast_tables();
+    if (tables.empty()) GTEST_SKIP() << "this CPU has no AVX2: only the scalar table exists";
+    std::mt19937 rng(7);
+    int checked = 0;
+    for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+        for (int64_t n : {32, 160, 1024}) {
+            for (int64_t rows : {16, 48}) {
+                ASSERT_TRUE(cpu::r16_shape(type, rows, n));
+                const Matrix w = random_matrix(type, rows, n, rng);
+                std::vector<uint8_t> packed(w.bytes.size());
+                cpu::repack_r16(type, w.bytes.data(), w.row_bytes, rows, n, packed.data());
+                ASSERT_NE(packed, w.bytes);
+                for (int64_t n_act : {1, 3, 8, 13, 37}) {
+                    const auto x = random_floats(n_act * n, rng);
+                    const auto ref = run_matmul(cpu::scalar_kernels(), type, w, rows, n, x, n_act);
+                    for (const cpu::Kernels* k : tables) {
+                        if (!k->matmul_r16 || !k->takes_r16(type)) continue;
+                        const ActFormat f = cpu::act_format(type);
+                        const uint64_t rb = cpu::act_row_bytes(f, n);
+                        std::vector<uint8_t> acts(rb * n_act);
+                        std::vector<const uint8_t*> ptrs(n_act);
+                        for (int64_t t = 0; t < n_act; ++t) {
+                            k->quantize(f, &x[t * n], n, &acts[rb * t]);
+                            ptrs[t] = &acts[rb * t];
+                        }
+                        std::vector<float> y(n_act * rows, NAN);
+                        // Two calls over split row ranges, as the backend's chunks do.
+                        k->matmul_r16(type, packed.data(), w.row_bytes, 0, 16, ptrs.data(), n_act,
+                                      n, y.data(), rows);
+                        k->matmul_r16(type, packed.data(), w.row_bytes, 16, rows, ptrs.data(),
+                                      n_act, n, y.data(), rows);
+                        for (size_t i = 0; i < ref.size(); ++i)
+                            ASSERT_NEAR(y[i], ref[i],
+                                        2e-5 * (std::fabs(ref[i]) + std::sqrt(double(n))))
+                                << k->name << " " << traits(type).name << " n=" << n
+                                << " rows=" << rows << " n_act=" << n_act << " i=" << i;
+                        ++checked;
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(checked, 0);
+    EXPECT_FALSE(cpu::r16_shape(GgmlType::kQ4_0, 24, 64));
+    EXPECT_FALSE(cpu::r16_shape(GgmlType::kQ4_K, 16, 256));
 }
 
 TEST(CpuKernels, ScalarTableMatchesTheExactDotWithinActivationRounding) {
@@ -369,12 +418,13 @@ struct Agreement {
     double max_rel_err = 0;  // max over steps of max|Δlogit| / rms(reference logits)
     std::vector<double> step_errs;
     int steps = 0, same_argmax = 0, near_ties = 0;
+    int64_t repacked = 0;  // matrices the fast backend took in the R16 layout
 };
 
 // Prefill `n_prompt` tokens then `n_gen` greedy steps with the fast backend; the reference
 // runs the same tokens (teacher-forced) and every step's logits are compared.
 Agreement compare(const Case& c, int n_prompt, int n_gen, int threads, bool precise,
-                  const cpu::Kernels* kernels = nullptr) {
+                  const cpu::Kernels* kernels = nullptr, bool repack = true) {
     MakeModelOptions o;
     o.preset = c.preset;
     o.quant = c.type;
@@ -390,15 +440,17 @@ Agreement compare(const Case& c, int n_prompt, int n_gen, int threads, bool prec
         return LatentCache(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16});
     };
     LatentCache cf = cache(), cr = cache();
-    CpuBackend fast(threads, kernels, precise);
+    CpuBackend fast(threads, kernels, precise, repack);
     ReferenceBackend slow;
     Session sf(m, fast, cf), sr(m, slow, cr);
+    fast.prepare(m);
 
     std::vector<int32_t> ids(n_prompt);
     uint32_t seed = 11;
     for (int32_t& id : ids) id = static_cast<int32_t>((seed = seed * 1103515245u + 12345u) % V);
 
     Agreement a;
+    a.repacked = fast.repacked().matrices;
     auto check = [&](const float* lf, const float* lr) {
         const double scale = rms(lr, V);
         double err = 0;
@@ -450,8 +502,9 @@ void expect_exact(const Case& c, int n_prompt, int n_gen) {
 // moves by a large amount (seen: 0.56 of the RMS on tiny q8_0, once in five steps). So the
 // bound is on the median step (< 10 %: a wrong kernel gives ~140 %) and on the share of
 // steps with the reference's greedy token (>= 75 %), not on every step.
-void expect_close(const Case& c, int n_prompt, int n_gen) {
-    Agreement a = compare(c, n_prompt, n_gen, 2, false);
+Agreement expect_close(const Case& c, int n_prompt, int n_gen,
+                       const cpu::Kernels* kernels = nullptr, bool repack = true) {
+    Agreement a = compare(c, n_prompt, n_gen, 2, false, kernels, repack);
     std::sort(a.step_errs.begin(), a.step_errs.end());
     const double median = a.step_errs.empty() ? 1e9 : a.step_errs[a.step_errs.size() / 2];
     std::printf("int8    %-28s median |dlogit|max/rms %.2e (max %.2e), argmax same %d/%d\n",
@@ -459,12 +512,32 @@ void expect_close(const Case& c, int n_prompt, int n_gen) {
     EXPECT_EQ(a.steps, n_gen + 1) << describe(c);
     EXPECT_LT(median, 0.10) << describe(c);
     EXPECT_GE(a.same_argmax * 4, a.steps * 3) << describe(c);
+    return a;
 }
 
 TEST(CpuBackend, MatchesTheReferenceOnAShortRun) {
     expect_exact({"tiny", GgmlType::kF32, true, true}, 12, 4);
     expect_exact({"tiny", GgmlType::kQ8_0, false, false}, 12, 4);
     expect_close({"tiny", GgmlType::kQ4_0, true, true}, 12, 8);
+}
+
+// Every kernel table this CPU has, its R16 kernels (repacked weights) and its in-place
+// ones, against the reference: a prompt of 40 tokens (past every tile of tokens) and decode.
+TEST(CpuBackend, EveryKernelTableRepackedOrInPlaceMatchesTheReference) {
+    std::vector<const cpu::Kernels*> tables = fast_tables();
+    tables.push_back(&cpu::scalar_kernels());
+    for (const cpu::Kernels* k : tables)
+        for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0})
+            for (bool repack : {true, false}) {
+                SCOPED_TRACE(std::string(k->name) + (repack ? " repacked" : " in place"));
+                const Agreement a = expect_close({"tiny", type, true, true}, 40, 4, k, repack);
+                const bool r16 = repack && k->matmul_r16 && k->takes_r16(type) &&
+                                 cpu::RepackedWeights::wanted(*k, false);
+                if (r16)
+                    EXPECT_GT(a.repacked, 0);
+                else
+                    EXPECT_EQ(a.repacked, 0);
+            }
 }
 
 std::vector<Case> all_cases() {
