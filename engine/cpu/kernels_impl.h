@@ -1339,40 +1339,60 @@ inline void r16_tile(const uint8_t* grp, int64_t nb, const ActQ8_0* a, float* y,
     }
     for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * y_stride, acc[t]);
 #else
-    // Rows 0..7 and 8..15 in turn, 8 lanes each; int8 products summed in int16 (Q4_0: 8
-    // pairs of at most 2·15·127, no saturation), then int32.
+    // Rows 0..7 and 8..15 as two halves of 8 lanes each; int8 products summed in int16
+    // (Q4_0: 8 pairs of at most 2·15·127, no saturation), then int32. With few tokens both
+    // halves of a block are done together (the weights read once, in order); with more,
+    // their accumulators and the unpacked weights would not fit the 16 registers, so the
+    // halves take turns over the whole row.
     static_assert(T == GgmlType::kQ4_0, "the AVX2 R16 loop takes Q4_0");
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int h = 0; h < 2; ++h) {
-        __m256 acc[NT];
-        for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    auto half = [&](const uint8_t* blk, int64_t b, int h, __m256* acc)
+        __attribute__((always_inline)) {
+        const __m256 dw =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
+        __m256i wv[8];
+        for (int j = 0; j < 4; ++j) {
+            const __m256i p =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * j + 32 * h));
+            wv[j] = _mm256_and_si256(p, low4);
+            wv[4 + j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+        }
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* q = a[t].q + b * kQK;
+            __m256i s16 = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(load_i32(q)));
+            for (int j = 1; j < 8; ++j)
+                s16 = _mm256_add_epi16(
+                    s16, _mm256_maddubs_epi16(wv[j], _mm256_set1_epi32(load_i32(q + 4 * j))));
+            const __m256i sum =
+                _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(a[t].m8[b]));
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d8[8 * b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc[t]);
+        }
+    };
+    if constexpr (NT <= 2) {
+        __m256 acc[2][NT];
+        for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; ++b) {
             const uint8_t* blk = grp + b * kBlock;
-            if (h == 0)
-                for (int64_t at = 0; at < kBlock; at += 64) prefetch_ahead(blk + at);
-            const __m256 dw =
-                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
-            __m256i wv[8];
-            for (int j = 0; j < 4; ++j) {
-                const __m256i p = _mm256_loadu_si256(
-                    reinterpret_cast<const __m256i*>(blk + 32 + 64 * j + 32 * h));
-                wv[j] = _mm256_and_si256(p, low4);
-                wv[4 + j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
-            }
-            for (int t = 0; t < NT; ++t) {
-                const int8_t* q = a[t].q + b * kQK;
-                __m256i s16 = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(load_i32(q)));
-                for (int j = 1; j < 8; ++j)
-                    s16 = _mm256_add_epi16(
-                        s16, _mm256_maddubs_epi16(wv[j], _mm256_set1_epi32(load_i32(q + 4 * j))));
-                const __m256i s =
-                    _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(a[t].m8[b]));
-                const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d8[8 * b]));
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
-            }
+            for (int64_t at = 0; at < kBlock; at += 64) prefetch_ahead(blk + at);
+            half(blk, b, 0, acc[0]);
+            half(blk, b, 1, acc[1]);
         }
-        for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * y_stride + 8 * h, acc[t]);
+        for (int h = 0; h < 2; ++h)
+            for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * y_stride + 8 * h, acc[h][t]);
+    } else {
+        for (int h = 0; h < 2; ++h) {
+            __m256 acc[NT];
+            for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+            for (int64_t b = 0; b < nb; ++b) {
+                const uint8_t* blk = grp + b * kBlock;
+                if (h == 0)
+                    for (int64_t at = 0; at < kBlock; at += 64) prefetch_ahead(blk + at);
+                half(blk, b, h, acc);
+            }
+            for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * y_stride + 8 * h, acc[t]);
+        }
     }
 #endif
 }
