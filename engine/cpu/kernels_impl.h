@@ -1344,10 +1344,44 @@ inline void r16_tile(const uint8_t* grp, int64_t nb, const ActQ8_0* a, float* y,
     // halves of a block are done together (the weights read once, in order); with more,
     // their accumulators and the unpacked weights would not fit the 16 registers, so the
     // halves take turns over the whole row.
-    static_assert(T == GgmlType::kQ4_0, "the AVX2 R16 loop takes Q4_0");
+    // Q8_0's stored quants (plus 128, up to 255) would saturate those int16 pairs: they are
+    // split into nibbles too, high ones weighted 16, and the sum starts at m128.
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
-    auto half = [&](const uint8_t* blk, int64_t b, int h, __m256* acc)
+    const __m256i sixteen = _mm256_set1_epi16(16);
+    auto half_q8 = [&](const uint8_t* blk, int64_t b, int h, __m256* acc)
+        __attribute__((always_inline)) {
+        const __m256 dw =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
+        __m256i isum[NT];
+        for (int t = 0; t < NT; ++t) isum[t] = _mm256_set1_epi32(a[t].m128[b]);
+        for (int round = 0; round < 2; ++round) {  // pieces 0..3, then 4..7
+            __m256i lo[4], hi[4];
+            for (int j = 0; j < 4; ++j) {
+                const __m256i p = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(blk + 32 + 64 * (4 * round + j) + 32 * h));
+                lo[j] = _mm256_and_si256(p, low4);
+                hi[j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
+            }
+            for (int t = 0; t < NT; ++t) {
+                const int8_t* q = a[t].q + b * kQK + 16 * round;
+                __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
+                for (int j = 0; j < 4; ++j) {
+                    const __m256i av = _mm256_set1_epi32(load_i32(q + 4 * j));
+                    sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(lo[j], av));
+                    sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(hi[j], av));
+                }
+                isum[t] = _mm256_add_epi32(
+                    isum[t],
+                    _mm256_add_epi32(_mm256_madd_epi16(sl, ones), _mm256_madd_epi16(sh, sixteen)));
+            }
+        }
+        for (int t = 0; t < NT; ++t) {
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d8[8 * b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), scale, acc[t]);
+        }
+    };
+    auto half_q4 = [&](const uint8_t* blk, int64_t b, int h, __m256* acc)
         __attribute__((always_inline)) {
         const __m256 dw =
             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
@@ -1369,6 +1403,13 @@ inline void r16_tile(const uint8_t* grp, int64_t nb, const ActQ8_0* a, float* y,
             const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d8[8 * b]));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc[t]);
         }
+    };
+    auto half = [&](const uint8_t* blk, int64_t b, int h, __m256* acc)
+        __attribute__((always_inline)) {
+        if constexpr (T == GgmlType::kQ4_0)
+            half_q4(blk, b, h, acc);
+        else
+            half_q8(blk, b, h, acc);
     };
     if constexpr (NT <= 2) {
         __m256 acc[2][NT];
@@ -1445,17 +1486,13 @@ inline void matmul_r16_typed(const uint8_t* w, uint64_t row_bytes, int64_t r0, i
     }
 }
 
-inline bool takes_r16(GgmlType type) {
-    return type == GgmlType::kQ4_0 || (LATENT_KERNELS_ISA == 2 && type == GgmlType::kQ8_0);
-}
+inline bool takes_r16(GgmlType type) { return type == GgmlType::kQ4_0 || type == GgmlType::kQ8_0; }
 
 inline void matmul_r16(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1,
                        const uint8_t* const* acts, int64_t n_act, int64_t n, float* y,
                        int64_t y_stride) {
-#if LATENT_KERNELS_ISA == 2
     if (type == GgmlType::kQ8_0)
         return matmul_r16_typed<GgmlType::kQ8_0>(w, row_bytes, r0, r1, acts, n_act, n, y, y_stride);
-#endif
     if (type == GgmlType::kQ4_0)
         return matmul_r16_typed<GgmlType::kQ4_0>(w, row_bytes, r0, r1, acts, n_act, n, y, y_stride);
     __builtin_trap();
