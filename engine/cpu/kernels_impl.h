@@ -143,11 +143,15 @@ inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
     int32_t* s8 = reinterpret_cast<int32_t*>(row + 2 * q_bytes + 32 * nb);
     for (int64_t b = 0; b < nb; ++b) {
         const float* xb = x + b * kQK;
+        // The largest magnitude in 8 lanes first (vector max, no reduction in the loop).
+        float lane[8] = {};
+        for (int j0 = 0; j0 < kQK; j0 += 8)
+            for (int l = 0; l < 8; ++l) {
+                const float a = __builtin_fabsf(xb[j0 + l]);
+                lane[l] = a > lane[l] ? a : lane[l];
+            }
         float amax = 0.0f;
-        for (int j = 0; j < kQK; ++j) {
-            const float a = xb[j] < 0 ? -xb[j] : xb[j];
-            amax = a > amax ? a : amax;
-        }
+        for (int l = 0; l < 8; ++l) amax = lane[l] > amax ? lane[l] : amax;
         const float db = amax / 127.0f;
         const float id = db != 0.0f ? 1.0f / db : 0.0f;
         for (int j = 0; j < kQK; ++j) {
@@ -168,10 +172,8 @@ inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
     for (int64_t g = 0; g < nb / kGroupBlocks; ++g)
         for (int k = 0; k < kGroupBlocks; ++k) {
             const int8_t* qb = q + (g * kGroupBlocks + k) * kQK;
-            for (int j = 0; j < kQK / 2; ++j) {
-                qn[g * 128 + 16 * k + j] = qb[j];
-                qn[g * 128 + 64 + 16 * k + j] = qb[kQK / 2 + j];
-            }
+            __builtin_memcpy(qn + g * 128 + 16 * k, qb, kQK / 2);
+            __builtin_memcpy(qn + g * 128 + 64 + 16 * k, qb + kQK / 2, kQK / 2);
             for (int j = 0; j < 4; ++j) {
                 int32_t sum = 0;
                 for (int i = 0; i < 4; ++i) sum += qb[4 * j + i] + qb[kQK / 2 + 4 * j + i];

@@ -25,7 +25,10 @@ void FeedForward::dense(const LayerWeights& l, const std::vector<float>& xn,
     Pass& pass = st_.pass;
     const int64_t T = st_.T, E = st_.hp.n_embd;
     const int64_t ff = l.ffn_gate.ne[1];
-    std::vector<float> g(T * ff), u(T * ff);
+    std::vector<float>& g = g_;
+    std::vector<float>& u = u_;
+    g.resize(T * ff);
+    u.resize(T * ff);
     pass.quantize(l.ffn_gate.type, xn.data(), E, T, E, a_in_);
     const Acts* up_in = &a_in_;
     if (!pass.same_acts(l.ffn_up.type, l.ffn_gate.type)) {
@@ -45,7 +48,8 @@ void FeedForward::moe(const LayerWeights& l, const std::vector<float>& xn, std::
     const int64_t T = st_.T, E = hp.n_embd;
     const int64_t X = hp.n_expert, f = l.ffn_gate_exps.ne[1];
     jobs_.clear();
-    std::vector<float> router(T * X);
+    std::vector<float>& router = router_;
+    router.resize(T * X);
     pass.quantize(l.ffn_gate_inp.type, xn.data(), E, T, E, a_aux_);
     pass.run({job_for(l.ffn_gate_inp, 0, a_aux_, a_aux_.rows.data(), T, router.data(), X)});
 
@@ -74,7 +78,10 @@ void FeedForward::moe(const LayerWeights& l, const std::vector<float>& xn, std::
     for (size_t i = 0; i < active.size(); ++i)
         for (size_t m = 0; m < members[active[i]].size(); ++m)
             xptr[offset[i] + m] = a_in_.rows[members[active[i]][m].first];
-    std::vector<float> g(n_rows * f), u(n_rows * f);
+    std::vector<float>& g = g_;
+    std::vector<float>& u = u_;
+    g.resize(n_rows * f);
+    u.resize(n_rows * f);
     for (size_t i = 0; i < active.size(); ++i) {
         const int64_t cnt = static_cast<int64_t>(members[active[i]].size());
         jobs_.push_back(job_for(l.ffn_gate_exps, active[i], a_in_, &xptr[offset[i]], cnt,
@@ -84,7 +91,12 @@ void FeedForward::moe(const LayerWeights& l, const std::vector<float>& xn, std::
     }
     const bool shared = static_cast<bool>(l.ffn_gate_shexp);
     const int64_t fs = shared ? l.ffn_gate_shexp.ne[1] : 0;
-    std::vector<float> gs(T * fs), us(T * fs), ys(shared ? T * E : 0);
+    std::vector<float>& gs = gs_;
+    std::vector<float>& us = us_;
+    std::vector<float>& ys = ys_;
+    gs.resize(T * fs);
+    us.resize(T * fs);
+    ys.resize(shared ? T * E : 0);
     if (shared) {
         const Acts* sh_in = &a_in_;
         if (!pass.same_acts(l.ffn_gate_shexp.type, l.ffn_gate_exps.type)) {
@@ -101,7 +113,8 @@ void FeedForward::moe(const LayerWeights& l, const std::vector<float>& xn, std::
         for (size_t m = 0; m < members[active[i]].size(); ++m)
             row_tok[offset[i] + m] = members[active[i]][m].first;
     swiglu_rows(pass, g, u, n_rows, f, l.ffn_down_exps.type, a_aux_, &row_tok);
-    std::vector<float> out(n_rows * E);
+    std::vector<float>& out = out_;
+    out.resize(n_rows * E);
     jobs_.clear();
     for (size_t i = 0; i < active.size(); ++i) {
         const int64_t cnt = static_cast<int64_t>(members[active[i]].size());

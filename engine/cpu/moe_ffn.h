@@ -26,6 +26,8 @@ private:
     Step& st_;
     Acts a_in_, a_aux_, a_aux2_, a_sh_;
     std::vector<Job> jobs_;
+    // Float rows: gate, up (routed and shared), router scores, expert and shared outputs.
+    std::vector<float> g_, u_, gs_, us_, router_, out_, ys_;
 };
 
 }  // namespace latent::engine::cpu
