@@ -1,7 +1,10 @@
 // CpuBackend: the fast CPU forward pass (ENGINE_SPEC §3, the same math as reference.h).
-// - Weights are read in place from the mmap through the kernels of kernels.h
-//   (AVX-512 VNNI / AVX2 / portable, chosen at run time), against activations quantized
-//   on the fly (Q8_0-style for Q8_0/Q4_0 weights, Q8_K for K-quants, float for float weights).
+// - Weights are read through the kernels of kernels.h (AVX-512 VNNI / AVX2 / portable,
+//   chosen at run time), against activations quantized on the fly (Q8_0-style for
+//   Q8_0/Q4_0 weights, Q8_K for K-quants, float for float weights): Q4_0/Q8_0 matrices
+//   from their R16 copy made at prepare() (cpu/repacked_weights.h: rows interleaved in
+//   16s, the file's pages dropped as they are copied), everything else in place from the
+//   mmap.
 // - Every matmul tiles tokens (a weight row is read once per tile of activation rows), and
 //   several independent matmuls run as one parallel job list on one persistent pool.
 // - MLA in the absorbed form for decode: W_UK folded into the query, scores against c_kv
@@ -15,7 +18,8 @@
 // (H·L·n floats); split-layout files (attn_k_b/attn_v_b) get no copy of anything.
 //
 // Files: backend.cpp (one call's orchestration), mla_attention.cpp, moe_ffn.cpp, logits.cpp
-// (input rows and logits), pass.h (the job runner they share), kernels*.cpp.
+// (input rows and logits), pass.h (the job runner they share), repacked_weights.cpp (the
+// R16 copies), kernels*.cpp.
 //
 // Thread safety: one forward() / forward_batch() at a time per CpuBackend (it owns the
 // pool and scratch).
