@@ -203,6 +203,7 @@ void register_bench_engine(CLI::App* bench, int& exit_code) {
             {"kernels", cpu ? cpu->kernels().name : ""},
             {"repacked_mb", repacked.bytes / 1e6},
             {"repack_s", repacked.seconds},
+            {"repack_skipped", repacked.skipped},
             {"peak_rss_mb", peak_rss_mb()},
             {"peak_vram_mb", peak_device_bytes(backend) / 1e6}};
         std::printf("%s\n", j.dump().c_str());

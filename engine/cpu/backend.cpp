@@ -55,11 +55,13 @@ void CpuBackend::prepare(const Model& model) {
     if (impl_->repacked_for == &model) return;
     impl_->repacked_for = &model;
     if (repack_ && cpu::RepackedWeights::wanted(k_, precise_))
-        impl_->repacked.build(model, k_, pool_);
+        impl_->repacked.build(model, k_, pool_,
+                              available_ ? available_ : cpu::RepackedWeights::available_memory());
 }
 
 CpuBackend::Repacked CpuBackend::repacked() const {
-    return {impl_->repacked.matrices(), impl_->repacked.bytes(), impl_->repacked.seconds()};
+    return {impl_->repacked.matrices(), impl_->repacked.bytes(), impl_->repacked.seconds(),
+            impl_->repacked.skipped()};
 }
 
 Status CpuBackend::forward(const Model& model, SeqCache& seq, std::span<const int32_t> tokens,

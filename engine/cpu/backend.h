@@ -74,8 +74,12 @@ public:
         int64_t matrices = 0;
         uint64_t bytes = 0;
         double seconds = 0;
+        bool skipped = false;  // the copy would not fit in the available memory
     };
     Repacked repacked() const;
+    // The memory prepare() may count on for the copy (0: the system's MemAvailable); for
+    // tests of the fallback.
+    void set_available_memory_for_tests(uint64_t bytes) { available_ = bytes; }
 
 private:
     // The trunk, or with mtp_hidden (one span per sequence) the first MTP block.
@@ -86,6 +90,7 @@ private:
     const cpu::Kernels& k_;
     bool precise_;
     bool repack_;
+    uint64_t available_ = 0;
     MlaPrefill mla_prefill_;
     std::unique_ptr<Impl> impl_;
 };

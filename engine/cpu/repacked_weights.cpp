@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -26,8 +28,22 @@ void RepackedWeights::release() {
     of_.clear();
 }
 
-void RepackedWeights::build(const Model& model, const Kernels& k, ThreadPool& pool) {
+uint64_t RepackedWeights::available_memory() {
+    std::FILE* f = std::fopen("/proc/meminfo", "r");
+    if (!f) return UINT64_MAX;
+    char line[256];
+    uint64_t kb = 0;
+    bool found = false;
+    while (!found && std::fgets(line, sizeof line, f))
+        found = std::sscanf(line, "MemAvailable: %" SCNu64 " kB", &kb) == 1;
+    std::fclose(f);
+    return found ? kb * 1024 : UINT64_MAX;
+}
+
+void RepackedWeights::build(const Model& model, const Kernels& k, ThreadPool& pool,
+                            uint64_t available) {
     release();
+    skipped_ = false;
     const auto start = std::chrono::steady_clock::now();
     // The matrices the pass multiplies by (see the header), each eligible one once.
     std::vector<const Tensor*> tensors;
@@ -51,6 +67,11 @@ void RepackedWeights::build(const Model& model, const Kernels& k, ThreadPool& po
     uint64_t total = 0;
     for (const Tensor* t : tensors) total += t->row_size() * static_cast<uint64_t>(t->rows());
     if (total == 0) return;
+    if (total > available - available / 8) {  // an eighth left for everything else
+        // The file's pages stay where they are, read in place.
+        skipped_ = true;
+        return;
+    }
     void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return;  // no memory for the copy: the pass reads the file in place
     madvise(p, total, MADV_HUGEPAGE);

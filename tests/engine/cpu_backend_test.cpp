@@ -540,6 +540,28 @@ TEST(CpuBackend, EveryKernelTableRepackedOrInPlaceMatchesTheReference) {
             }
 }
 
+// Where the copy would not fit in the available memory, nothing is copied and the same
+// model runs from the file in place.
+TEST(CpuBackend, NoCopyWhenItWouldNotFitInMemory) {
+    const cpu::Kernels* k = cpu::avx512_kernels() ? cpu::avx512_kernels() : cpu::avx2_kernels();
+    if (!k || !cpu::RepackedWeights::wanted(*k, false)) GTEST_SKIP() << "no R16 kernels here";
+    MakeModelOptions o;
+    o.preset = "tiny";
+    o.quant = GgmlType::kQ4_0;
+    auto loaded = Model::load(test::make_test_model(o));
+    ASSERT_TRUE(loaded.ok());
+    CpuBackend roomy(2, k), tight(2, k);
+    tight.set_available_memory_for_tests(1024);
+    roomy.prepare(**loaded);
+    tight.prepare(**loaded);
+    EXPECT_GT(roomy.repacked().matrices, 0);
+    EXPECT_FALSE(roomy.repacked().skipped);
+    EXPECT_EQ(tight.repacked().matrices, 0);
+    EXPECT_TRUE(tight.repacked().skipped);
+    EXPECT_EQ(tight.repacked().bytes, 0u);
+    EXPECT_GT(cpu::RepackedWeights::available_memory(), 0u);
+}
+
 std::vector<Case> all_cases() {
     // tiny: V3-style (sigmoid gating, groups, q-LoRA); tiny-v2: V2-Lite-style (softmax, 27
     // layers, no q-LoRA, two shared experts); small: rows of 256, so K-quants apply.
