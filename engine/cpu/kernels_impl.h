@@ -1444,6 +1444,18 @@ inline void r16_tile(const uint8_t* grp, int64_t nb, const ActQ8_0* a, float* y,
 // registers for AVX-512, 16 for AVX2).
 constexpr int kR16Tokens = LATENT_KERNELS_ISA == 2 ? 8 : 4;
 
+// r16_tile for each tile size 1..kR16Tokens, by its size.
+using R16Tile = void (*)(const uint8_t*, int64_t, const ActQ8_0*, float*, int64_t);
+template <GgmlType T, int... NT>
+constexpr R16Tile kR16TileOf[] = {nullptr, &r16_tile<T, NT>...};
+template <GgmlType T>
+constexpr const R16Tile* kR16Tile =
+#if LATENT_KERNELS_ISA == 2
+    kR16TileOf<T, 1, 2, 3, 4, 5, 6, 7, 8>;
+#else
+    kR16TileOf<T, 1, 2, 3, 4>;
+#endif
+
 template <GgmlType T>
 inline void matmul_r16_typed(const uint8_t* w, uint64_t row_bytes, int64_t r0, int64_t r1,
                              const uint8_t* const* acts, int64_t n_act, int64_t n, float* y,
@@ -1456,34 +1468,7 @@ inline void matmul_r16_typed(const uint8_t* w, uint64_t row_bytes, int64_t r0, i
             ActQ8_0 a[kR16Tokens];
             for (int64_t t = 0; t < nt; ++t) a[t] = view_q8_0(acts[t0 + t], n);
             float* yt = y + t0 * y_stride + r;
-            switch (nt) {
-#if LATENT_KERNELS_ISA == 2
-                case 8:
-                    r16_tile<T, 8>(grp, nb, a, yt, y_stride);
-                    break;
-                case 7:
-                    r16_tile<T, 7>(grp, nb, a, yt, y_stride);
-                    break;
-                case 6:
-                    r16_tile<T, 6>(grp, nb, a, yt, y_stride);
-                    break;
-                case 5:
-                    r16_tile<T, 5>(grp, nb, a, yt, y_stride);
-                    break;
-#endif
-                case 4:
-                    r16_tile<T, 4>(grp, nb, a, yt, y_stride);
-                    break;
-                case 3:
-                    r16_tile<T, 3>(grp, nb, a, yt, y_stride);
-                    break;
-                case 2:
-                    r16_tile<T, 2>(grp, nb, a, yt, y_stride);
-                    break;
-                default:
-                    r16_tile<T, 1>(grp, nb, a, yt, y_stride);
-                    break;
-            }
+            kR16Tile<T>[nt](grp, nb, a, yt, y_stride);
         }
     }
 }

@@ -59,18 +59,30 @@ Matrix random_matrix(GgmlType type, int64_t rows, int64_t n, std::mt19937& rng) 
     return m;
 }
 
+// n_act rows of x quantized by one table for weights of `type`: the buffer and row pointers.
+struct QuantizedRows {
+    std::vector<uint8_t> buf;
+    std::vector<const uint8_t*> ptrs;
+};
+QuantizedRows quantize_rows(const cpu::Kernels& k, GgmlType type, const std::vector<float>& x,
+                            int64_t n_act, int64_t n, bool precise = false) {
+    const ActFormat f = cpu::act_format(type, precise);
+    const uint64_t rb = cpu::act_row_bytes(f, n);
+    QuantizedRows q{std::vector<uint8_t>(rb * n_act), std::vector<const uint8_t*>(n_act)};
+    for (int64_t t = 0; t < n_act; ++t) {
+        k.quantize(f, &x[t * n], n, &q.buf[rb * t]);
+        q.ptrs[t] = &q.buf[rb * t];
+    }
+    return q;
+}
+
 // y[t][r] through one kernel table.
 std::vector<float> run_matmul(const cpu::Kernels& k, GgmlType type, const Matrix& w, int64_t rows,
                               int64_t n, const std::vector<float>& x, int64_t n_act,
                               bool precise = false) {
     const ActFormat f = cpu::act_format(type, precise);
-    const uint64_t rb = cpu::act_row_bytes(f, n);
-    std::vector<uint8_t> acts(rb * n_act);
-    std::vector<const uint8_t*> ptrs(n_act);
-    for (int64_t t = 0; t < n_act; ++t) {
-        k.quantize(f, &x[t * n], n, &acts[rb * t]);
-        ptrs[t] = &acts[rb * t];
-    }
+    const QuantizedRows q = quantize_rows(k, type, x, n_act, n, precise);
+    const std::vector<const uint8_t*>& ptrs = q.ptrs;
     std::vector<float> y(n_act * rows, NAN);
     // Two calls over split row ranges, as the backend's chunks do.
     const int64_t mid = rows / 3;
@@ -140,14 +152,8 @@ TEST(CpuKernels, RepackedRowsGiveWhatTheScalarTableGivesOnTheFile) {
                     const auto ref = run_matmul(cpu::scalar_kernels(), type, w, rows, n, x, n_act);
                     for (const cpu::Kernels* k : tables) {
                         if (!k->matmul_r16 || !k->takes_r16(type)) continue;
-                        const ActFormat f = cpu::act_format(type);
-                        const uint64_t rb = cpu::act_row_bytes(f, n);
-                        std::vector<uint8_t> acts(rb * n_act);
-                        std::vector<const uint8_t*> ptrs(n_act);
-                        for (int64_t t = 0; t < n_act; ++t) {
-                            k->quantize(f, &x[t * n], n, &acts[rb * t]);
-                            ptrs[t] = &acts[rb * t];
-                        }
+                        const QuantizedRows q = quantize_rows(*k, type, x, n_act, n);
+                        const std::vector<const uint8_t*>& ptrs = q.ptrs;
                         std::vector<float> y(n_act * rows, NAN);
                         // Two calls over split row ranges, as the backend's chunks do.
                         k->matmul_r16(type, packed.data(), w.row_bytes, 0, 16, ptrs.data(), n_act,
