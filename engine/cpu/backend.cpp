@@ -22,11 +22,13 @@ namespace latent::engine {
 namespace {
 
 // The form of MLA for prompt chunks on the tile matmul (CpuBackend::MlaPrefill):
-// LATENT_MLA_PREFILL=expanded or absorbed forces one, anything else chooses per chunk.
+// LATENT_MLA_PREFILL=expanded, absorbed or per-token forces one, anything else chooses per
+// chunk.
 CpuBackend::MlaPrefill mla_prefill_default() {
     const char* e = std::getenv("LATENT_MLA_PREFILL");
     if (e && std::strcmp(e, "absorbed") == 0) return CpuBackend::MlaPrefill::kAbsorbed;
     if (e && std::strcmp(e, "expanded") == 0) return CpuBackend::MlaPrefill::kExpanded;
+    if (e && std::strcmp(e, "per-token") == 0) return CpuBackend::MlaPrefill::kPerToken;
     return CpuBackend::MlaPrefill::kAuto;
 }
 

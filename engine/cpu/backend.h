@@ -60,8 +60,12 @@ public:
     // cache row per head, then attention with head size n + r and v), absorbed (as in
     // decode), or chosen per chunk (kAuto: expanded while the chunk is at least half of the
     // rows it attends — a prompt's start — absorbed for a chunk after a long cached prefix,
-    // the edit in a file). The default is kAuto, or LATENT_MLA_PREFILL=expanded|absorbed.
-    enum class MlaPrefill { kAuto, kExpanded, kAbsorbed };
+    // the edit in a file). Tables without the tile matmul take the absorbed form blocked
+    // over the chunk's query rows (Kernels::mla_scores / mla_mix) for any of these.
+    // kPerToken: prompt chunks attend one token at a time, as decode does (Kernels::attend),
+    // on any table — the plain form the others are checked against. The default is kAuto,
+    // or LATENT_MLA_PREFILL=expanded|absorbed|per-token.
+    enum class MlaPrefill { kAuto, kExpanded, kAbsorbed, kPerToken };
     void set_mla_prefill(MlaPrefill form) { mla_prefill_ = form; }
     // The MTP block through the same pass as the trunk (one layer, the block's head).
     Status forward_mtp(const Model& model, std::span<const MtpBatch> batch) override;

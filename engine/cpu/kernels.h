@@ -86,6 +86,17 @@ struct Kernels {
                        const uint8_t* const* acts, int64_t n_act, int64_t n, float* y,
                        int64_t y_stride);
     bool (*takes_r16)(GgmlType type);
+
+    // MLA attention (absorbed form) of many query rows at once — a prompt chunk's tokens
+    // times heads — in two passes with a plain softmax between (rows, q_lat, q_pe as in
+    // attend), register-blocked so that each cache value loaded serves several query rows:
+    // mla_scores: s[i * s_stride + j] = q_lat[i]·c_kv_j + q_pe[i]·k_pe_j, i < nq, j < nr;
+    // mla_mix: out[i][c0..c1) = Σ_{j < nr} p[i * p_stride + j] c_kv_j[c0..c1), i < nq.
+    void (*mla_scores)(const float* const* q_lat, const float* const* q_pe, int64_t nq,
+                       const float* const* rows, int64_t nr, int64_t L, int64_t r, float* s,
+                       int64_t s_stride);
+    void (*mla_mix)(const float* p, int64_t p_stride, int64_t nq, const float* const* rows,
+                    int64_t nr, int64_t c0, int64_t c1, float* const* out);
 };
 
 // The R16 layout of a Q4_0 or Q8_0 matrix (rows a multiple of 16, the same bytes as the

@@ -507,6 +507,117 @@ inline void attend(const float* const* q_lat, const float* const* q_pe, int nq, 
     }
 }
 
+// ---- MLA attention of many query rows at once (Kernels::mla_scores, mla_mix) ----
+// Register blocks: NQ query rows by NR cache rows of dot products (their lanes summed
+// at the end), NQ query rows by NV vectors of output columns. Each cache value loaded
+// serves NQ query rows (attend reads a cache row once per group of heads of one token).
+#if LATENT_KERNELS_ISA == 2
+constexpr int kScoreQ = 6, kScoreR = 4, kMixQ = 6, kMixV = 4;  // 24 of 32 registers
+#elif LATENT_KERNELS_ISA == 1
+constexpr int kScoreQ = 4, kScoreR = 2, kMixQ = 4, kMixV = 2;  // 8 of 16
+#else
+constexpr int kScoreQ = 1, kScoreR = 1, kMixQ = 1, kMixV = 1;
+#endif
+
+// s[i * s_stride + jj] for NQ query rows from qi, NR cache rows from rows.
+template <int NQ, int NR>
+inline void scores_block(const float* const* q_lat, const float* const* q_pe,
+                         const float* const* rows, int64_t L, int64_t r, float* s,
+                         int64_t s_stride) {
+    VecF acc[NQ][NR];
+    float tail[NQ][NR];
+    for (int i = 0; i < NQ; ++i)
+        for (int jj = 0; jj < NR; ++jj) acc[i][jj] = vset1(0.0f), tail[i][jj] = 0.0f;
+    // The latent part (q_lat against c_kv), then the rotary part (q_pe against k_pe).
+    for (int part = 0; part < 2; ++part) {
+        const int64_t len = part == 0 ? L : r, off = part == 0 ? 0 : L;
+        const float* const* q = part == 0 ? q_lat : q_pe;
+        int64_t c = 0;
+        for (; c + kVecW <= len; c += kVecW) {
+            VecF x[NR];
+            for (int jj = 0; jj < NR; ++jj) x[jj] = vload(rows[jj] + off + c);
+            for (int i = 0; i < NQ; ++i) {
+                const VecF qv = vload(q[i] + c);
+                for (int jj = 0; jj < NR; ++jj) acc[i][jj] = vfma(qv, x[jj], acc[i][jj]);
+            }
+        }
+        for (; c < len; ++c)
+            for (int i = 0; i < NQ; ++i)
+                for (int jj = 0; jj < NR; ++jj) tail[i][jj] += q[i][c] * rows[jj][off + c];
+    }
+    for (int i = 0; i < NQ; ++i)
+        for (int jj = 0; jj < NR; ++jj) s[i * s_stride + jj] = vsum(acc[i][jj]) + tail[i][jj];
+}
+
+inline void mla_scores(const float* const* q_lat, const float* const* q_pe, int64_t nq,
+                       const float* const* rows, int64_t nr, int64_t L, int64_t r, float* s,
+                       int64_t s_stride) {
+    int64_t i = 0;
+    for (; i + kScoreQ <= nq; i += kScoreQ) {
+        int64_t j = 0;
+        for (; j + kScoreR <= nr; j += kScoreR)
+            scores_block<kScoreQ, kScoreR>(q_lat + i, q_pe + i, rows + j, L, r,
+                                           s + i * s_stride + j, s_stride);
+        for (; j < nr; ++j)
+            scores_block<kScoreQ, 1>(q_lat + i, q_pe + i, rows + j, L, r, s + i * s_stride + j,
+                                     s_stride);
+    }
+    for (; i < nq; ++i) {
+        int64_t j = 0;
+        for (; j + kScoreR <= nr; j += kScoreR)
+            scores_block<1, kScoreR>(q_lat + i, q_pe + i, rows + j, L, r, s + i * s_stride + j,
+                                     s_stride);
+        for (; j < nr; ++j)
+            scores_block<1, 1>(q_lat + i, q_pe + i, rows + j, L, r, s + i * s_stride + j, s_stride);
+    }
+}
+
+// out[i][c .. c + NV vectors) for NQ query rows: Σ_j p[i * p_stride + j] rows[j][...].
+template <int NQ, int NV>
+inline void mix_block(const float* p, int64_t p_stride, const float* const* rows, int64_t nr,
+                      int64_t c, float* const* out) {
+    VecF acc[NQ][NV];
+    for (int i = 0; i < NQ; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] = vset1(0.0f);
+    for (int64_t j = 0; j < nr; ++j) {
+        VecF x[NV];
+        for (int v = 0; v < NV; ++v) x[v] = vload(rows[j] + c + v * kVecW);
+        for (int i = 0; i < NQ; ++i) {
+            const VecF pj = vset1(p[i * p_stride + j]);
+            for (int v = 0; v < NV; ++v) acc[i][v] = vfma(pj, x[v], acc[i][v]);
+        }
+    }
+    for (int i = 0; i < NQ; ++i)
+        for (int v = 0; v < NV; ++v) vstore(out[i] + c + v * kVecW, acc[i][v]);
+}
+
+inline void mla_mix(const float* p, int64_t p_stride, int64_t nq, const float* const* rows,
+                    int64_t nr, int64_t c0, int64_t c1, float* const* out) {
+    constexpr int64_t kWide = kMixV * kVecW;
+    int64_t i = 0;
+    for (; i < nq; i += kMixQ) {
+        const bool whole = i + kMixQ <= nq;
+        int64_t c = c0;
+        for (; c + kWide <= c1; c += kWide) {
+            if (whole) {
+                mix_block<kMixQ, kMixV>(p + i * p_stride, p_stride, rows, nr, c, out + i);
+            } else {
+                for (int64_t ii = i; ii < nq; ++ii)
+                    mix_block<1, kMixV>(p + ii * p_stride, p_stride, rows, nr, c, out + ii);
+            }
+        }
+        for (; c + kVecW <= c1; c += kVecW)
+            for (int64_t ii = i; ii < nq && ii < i + kMixQ; ++ii)
+                mix_block<1, 1>(p + ii * p_stride, p_stride, rows, nr, c, out + ii);
+        for (; c < c1; ++c)
+            for (int64_t ii = i; ii < nq && ii < i + kMixQ; ++ii) {
+                float sum = 0.0f;
+                for (int64_t j = 0; j < nr; ++j) sum += p[ii * p_stride + j] * rows[j][c];
+                out[ii][c] = sum;
+            }
+    }
+}
+
 // ---- weight-row dots against NT activation rows ----
 
 // Widens 16 weights of a float type to float.
@@ -1488,11 +1599,13 @@ inline void matmul_r16(GgmlType type, const uint8_t* w, uint64_t row_bytes, int6
 
 inline const Kernels& table(const char* name) {
 #if LATENT_KERNELS_ISA >= 1
-    static const Kernels k{name,    &quantize, &matmul_rows, &dot_f32, &axpy,       &scale,
-                           &attend, &softmax,  nullptr,      nullptr,  &matmul_r16, &takes_r16};
+    static const Kernels k{name,        &quantize,  &matmul_rows, &dot_f32, &axpy,
+                           &scale,      &attend,    &softmax,     nullptr,  nullptr,
+                           &matmul_r16, &takes_r16, &mla_scores,  &mla_mix};
 #else
-    static const Kernels k{name,  &quantize, &matmul_rows, &dot_f32,
-                           &axpy, &scale,    &attend,      &softmax};
+    static const Kernels k{name,    &quantize, &matmul_rows, &dot_f32, &axpy,
+                           &scale,  &attend,   &softmax,     nullptr,  nullptr,
+                           nullptr, nullptr,   &mla_scores,  &mla_mix};
 #endif
     return k;
 }

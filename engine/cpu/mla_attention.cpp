@@ -38,7 +38,12 @@ void MlaAttention::layer(const LayerWeights& l, uint32_t il, uint32_t cl,
     by_tiles_.assign(static_cast<size_t>(S), 0);
     for (int64_t sb = 0; sb < S; ++sb) {
         const int64_t len = seg_begin[sb + 1] - seg_begin[sb];
-        if (len == 0 || !st_.pass.tiled_attention(seg_begin[sb])) continue;
+        if (len == 0 || form_ == CpuBackend::MlaPrefill::kPerToken) continue;
+        if (!st_.pass.tiled_attention(seg_begin[sb])) {
+            // Without the tile matmul, prompt chunks take the blocked absorbed form.
+            if (st_.pass.blocked_attention(seg_begin[sb])) by_tiles_[sb] = 2;
+            continue;
+        }
         // Sequences whose rows take the tile matmul (prompt chunks) take it for attention
         // too; the other tokens take Kernels::attend.
         by_tiles_[sb] = 1;
@@ -58,11 +63,14 @@ void MlaAttention::layer(const LayerWeights& l, uint32_t il, uint32_t cl,
     o_lat_.resize(static_cast<size_t>(d_.T * d_.H * L));
     o_.resize(static_cast<size_t>(d_.T * d_.H * d_.v));
     for (int64_t sb = 0; sb < S; ++sb) {
-        if (!by_tiles_[sb]) continue;
-        if (expanded_[sb])
-            attend_tiled_expanded(sb);
-        else
-            attend_tiled_absorbed(sb);
+        if (by_tiles_[sb] == 1) {
+            if (expanded_[sb])
+                attend_tiled_expanded(sb);
+            else
+                attend_tiled_absorbed(sb);
+        } else if (by_tiles_[sb] == 2) {
+            attend_blocked(sb);
+        }
     }
     attend_per_token();
     output(attn);
@@ -300,6 +308,71 @@ void MlaAttention::attend_tiled_expanded(int64_t sb) {
                                 ActFormat::kF32, static_cast<uint64_t>(Np) * 4, v, Nb,
                                 &pptr_[h * nt], nt, &o_[(tq * H + h) * v], H * v, true, nullptr});
         pass.run(jobs_);
+    }
+}
+
+// Absorbed, for a prompt chunk without the tile matmul: the scores of all of its query rows
+// (tokens × heads) against the cache rows (Kernels::mla_scores), a plain softmax per row,
+// then P·C_kv (Kernels::mla_mix) — each cache value loaded once per block of query rows,
+// where attend loads it once per token and group of heads. Work items: blocks of query
+// rows by blocks of cache rows (scores) or of latent columns (mix); a block of query rows
+// reads only the cache rows its last token sees. Tokens in groups whose scores take at
+// most 16 MB.
+void MlaAttention::attend_blocked(int64_t sb) {
+    Pass& pass = st_.pass;
+    const Kernels& k = pass.k();
+    const int64_t H = d_.H, n = d_.n, r = d_.r, L = d_.L, qk = d_.qk;
+    const std::vector<int32_t>& pos = st_.pos;
+    const std::vector<const float*>& rows = rows_[sb];
+    const auto N = static_cast<int64_t>(rows.size());
+    const int64_t Np = (N + 15) / 16 * 16;
+    // Query rows per block (a multiple of every table's register block), cache rows and
+    // latent columns per work item: a block of queries and one of cache rows fit in L2.
+    constexpr int64_t kQB = 48, kRB = 128, kCB = 64;
+    const int64_t tb = st_.seg_begin[sb], te = st_.seg_begin[sb + 1];
+    const int64_t TG = std::clamp<int64_t>((int64_t{1} << 22) / (H * Np), 1, te - tb);
+    for (int64_t t0 = tb; t0 < te; t0 += TG) {
+        const int64_t t1 = std::min(te, t0 + TG), nq = (t1 - t0) * H;  // row i: (t0 + i / H, i % H)
+        qlat_.resize(nq);
+        qpe_.resize(nq);
+        outp_.resize(nq);
+        for (int64_t i = 0; i < nq; ++i) {
+            const int64_t row = t0 * H + i;
+            qlat_[i] = &q_abs_[row * L];
+            qpe_[i] = &q_[row * qk + n];
+            outp_[i] = &o_lat_[row * L];
+        }
+        sc_.resize(static_cast<size_t>(nq * Np));
+        const int64_t nqb = (nq + kQB - 1) / kQB;
+        // Cache rows seen by query block b: up to its last token's position.
+        auto seen = [&](int64_t b) {
+            return static_cast<int64_t>(pos[t0 + (std::min(nq, (b + 1) * kQB) - 1) / H]) + 1;
+        };
+        std::vector<std::pair<int64_t, int64_t>> items;  // (query block, cache row block)
+        for (int64_t b = 0; b < nqb; ++b)
+            for (int64_t j0 = 0; j0 < seen(b); j0 += kRB) items.emplace_back(b, j0);
+        pass.pool().parallel_chunks(
+            static_cast<int64_t>(items.size()), 1, [&](int64_t ib, int64_t ie) {
+                for (int64_t it = ib; it < ie; ++it) {
+                    const auto [b, j0] = items[it];
+                    const int64_t q0 = b * kQB, q1 = std::min(nq, q0 + kQB);
+                    const int64_t j1 = std::min(seen(b), j0 + kRB);
+                    k.mla_scores(&qlat_[q0], &qpe_[q0], q1 - q0, rows.data() + j0, j1 - j0, L, r,
+                                 &sc_[q0 * Np + j0], Np);
+                }
+            });
+        pass.for_rows(nq, [&](int64_t i) {
+            k.softmax(&sc_[i * Np], pos[t0 + i / H] + 1, seen(i / kQB), d_.kq_scale);
+        });
+        const int64_t ncb = (L + kCB - 1) / kCB;
+        pass.pool().parallel_chunks(nqb * ncb, 1, [&](int64_t ib, int64_t ie) {
+            for (int64_t it = ib; it < ie; ++it) {
+                const int64_t b = it / ncb, c0 = (it % ncb) * kCB;
+                const int64_t q0 = b * kQB, q1 = std::min(nq, q0 + kQB);
+                k.mla_mix(&sc_[q0 * Np], Np, q1 - q0, rows.data(), seen(b), c0,
+                          std::min(L, c0 + kCB), &outp_[q0]);
+            }
+        });
     }
 }
 

@@ -85,6 +85,12 @@ public:
     // Whether token t's attention takes the tile matmul too (as its rows do).
     bool tiled_attention(int64_t t) const { return k_.matmul_packed && !precise_ && tok_tiled_[t]; }
 
+    // Whether token t's attention takes the blocked absorbed form (MlaAttention): tokens
+    // that would take the tile matmul on a table that has none.
+    bool blocked_attention(int64_t t) const {
+        return !k_.matmul_packed && !precise_ && tok_tiled_[t];
+    }
+
     // Whether activations for weights of types a and b are quantized alike.
     bool same_acts(GgmlType a, GgmlType b) const {
         return cpu::act_format(a, precise_) == cpu::act_format(b, precise_) && tiles(a) == tiles(b);

@@ -355,6 +355,70 @@ TEST(CpuKernels, AttendMatchesPlainSoftmaxAttention) {
     }
 }
 
+// Kernels::mla_scores, softmax and mla_mix — the blocked form a prompt chunk's attention
+// takes without the tile matmul — against softmax attention computed plainly in double:
+// every table, query-row counts off each table's register block (1, 5, 7, 13, 50),
+// cache-row counts off its block (1, 3, 33, 130), latent and rotary lengths off the vector
+// width, the columns in two calls split off the block width, per-row causal limits (the
+// scores past a row's limit are left as written: softmax must zero them). 1e-4 allowed,
+// as for attend.
+TEST(CpuKernels, BlockedAttentionMatchesPlainSoftmaxAttention) {
+    std::vector<const cpu::Kernels*> all = fast_tables();
+    all.push_back(&cpu::scalar_kernels());
+    std::mt19937 rng(31);
+    struct Shape {
+        int64_t L, r, N;
+    };
+    for (const Shape sh :
+         {Shape{32, 8, 1}, Shape{512, 64, 130}, Shape{40, 12, 33}, Shape{72, 16, 3}}) {
+        const int64_t W = sh.L + sh.r;
+        const auto cache = random_floats(sh.N * W, rng);
+        std::vector<const float*> rows(sh.N);
+        for (int64_t j = 0; j < sh.N; ++j) rows[j] = &cache[j * W];
+        for (int64_t nq : {1, 5, 7, 13, 50}) {
+            const auto q = random_floats(nq * W, rng, 0.3f);
+            const float scale = 1.0f / std::sqrt(float(W));
+            std::vector<const float*> ql(nq), qp(nq);
+            std::vector<int64_t> last(nq);
+            for (int64_t i = 0; i < nq; ++i) {
+                ql[i] = &q[i * W];
+                qp[i] = &q[i * W] + sh.L;
+                last[i] = i == 1 ? 0 : sh.N - 1 - (i * 7) % sh.N;
+            }
+            const int64_t Np = sh.N + 5;  // a row stride past the cache rows
+            for (const cpu::Kernels* k : all) {
+                std::vector<float> s(nq * Np, NAN), o(nq * sh.L, NAN);
+                std::vector<float*> out(nq);
+                for (int64_t i = 0; i < nq; ++i) out[i] = &o[i * sh.L];
+                k->mla_scores(ql.data(), qp.data(), nq, rows.data(), sh.N, sh.L, sh.r, s.data(),
+                              Np);
+                for (int64_t i = 0; i < nq; ++i) k->softmax(&s[i * Np], last[i] + 1, sh.N, scale);
+                const int64_t mid = std::min<int64_t>(sh.L, 19);
+                k->mla_mix(s.data(), Np, nq, rows.data(), sh.N, 0, mid, out.data());
+                k->mla_mix(s.data(), Np, nq, rows.data(), sh.N, mid, sh.L, out.data());
+                for (int64_t i = 0; i < nq; ++i) {
+                    std::vector<double> p(last[i] + 1);
+                    double mx = -1e300, sum = 0;
+                    for (int64_t j = 0; j <= last[i]; ++j) {
+                        double d = 0;
+                        for (int64_t c = 0; c < W; ++c) d += double(q[i * W + c]) * rows[j][c];
+                        p[j] = d * scale;
+                        mx = std::max(mx, p[j]);
+                    }
+                    for (double& x : p) sum += (x = std::exp(x - mx));
+                    for (int64_t c = 0; c < sh.L; ++c) {
+                        double want = 0;
+                        for (int64_t j = 0; j <= last[i]; ++j) want += p[j] / sum * rows[j][c];
+                        ASSERT_NEAR(o[i * sh.L + c], want, 1e-4 * (1 + std::fabs(want)))
+                            << k->name << " L=" << sh.L << " N=" << sh.N << " nq=" << nq << " row "
+                            << i << " c=" << c;
+                    }
+                }
+            }
+        }
+    }
+}
+
 // Kernels::softmax against the plain one in double: every table, lengths around the
 // 16-lane blocks (1, 15, 16, 17, 100, 777), a padded tail that must come out zero, and
 // scores spread wide enough that some underflow. Float sums and a ~1e-7 exp: 1e-5 of each
@@ -834,6 +898,76 @@ TEST(CpuBackend, BothPrefillFormsOfMlaGiveTheSameLogitsAndAutoPicksByTheChunk) {
         EXPECT_EQ(run(Form::kAuto, Form::kAuto), run(Form::kExpanded, Form::kAbsorbed))
             << (split ? "split" : "single");
     }
+}
+
+// Prompt chunks on a table without the tile matmul attend in the blocked absorbed form
+// (Kernels::mla_scores / mla_mix, all of a chunk's query rows at once); against the same
+// chunks attending one token at a time (MlaPrefill::kPerToken, decode's Kernels::attend):
+// every table, split and single kv layouts, a 40-token prompt then 24 more (queries that
+// see earlier rows; the 48-row query blocks end mid-token), the last logits of each and
+// every cache row the second chunk's layers wrote (each layer's rows depend on the
+// attention below it). Both are float attention over the same quantized projections:
+// they differ in summation order only (measured: logits up to 5e-7 of their RMS, cache
+// rows up to 6e-5; allowed 1e-3 — where an attention output lands on a rounding edge of
+// its 8-bit quantization, that one value moves by a step). Queries seeing one row too
+// many, or a block of them one too few: logits 0.17-0.33, cache rows 1.6-1.8.
+TEST(CpuBackend, BlockedAttentionGivesWhatPerTokenAttentionGives) {
+    std::vector<const cpu::Kernels*> tables = fast_tables();
+    tables.push_back(&cpu::scalar_kernels());
+    using Form = CpuBackend::MlaPrefill;
+    for (const cpu::Kernels* k : tables)
+        for (bool split : {true, false}) {
+            SCOPED_TRACE(std::string(k->name) + (split ? " split" : " single"));
+            MakeModelOptions o;
+            o.preset = "tiny";
+            o.quant = GgmlType::kQ8_0;
+            o.split_kv = split;
+            auto m = Model::load(test::make_test_model(o));
+            ASSERT_TRUE(m.ok());
+            const HParams& hp = (*m)->hparams();
+            std::vector<int32_t> ids(64);
+            for (size_t i = 0; i < ids.size(); ++i)
+                ids[i] = static_cast<int32_t>((i * 37 + 11) % hp.n_vocab);
+            struct Out {
+                std::vector<float> logits, rows;
+            };
+            auto run = [&](Form form) {
+                LatentCache c(LatentCache::Config{hp.n_layer, hp.kv_lora_rank, hp.n_rot, 16});
+                SeqCache seq(c);
+                CpuBackend b(2, k);
+                b.set_mla_prefill(form);
+                Out out;
+                std::vector<float> second;
+                EXPECT_TRUE(
+                    b.forward(**m, seq, std::span(ids).first(40), LogitsMode::kLast, out.logits)
+                        .ok());
+                EXPECT_TRUE(
+                    b.forward(**m, seq, std::span(ids).subspan(40), LogitsMode::kLast, second)
+                        .ok());
+                out.logits.insert(out.logits.end(), second.begin(), second.end());
+                for (int32_t p = 0; p < seq.n_tokens(); ++p)
+                    for (uint32_t il = 0; il < hp.n_layer; ++il) {
+                        const float* row = seq.row(p, il);
+                        out.rows.insert(out.rows.end(), row, row + hp.kv_lora_rank + hp.n_rot);
+                    }
+                return out;
+            };
+            const Out blocked = run(Form::kAuto), plain = run(Form::kPerToken);
+            ASSERT_EQ(blocked.logits.size(), 2 * size_t{hp.n_vocab});
+            ASSERT_EQ(blocked.rows.size(), plain.rows.size());
+            auto rel_err = [](const std::vector<float>& a, const std::vector<float>& b) {
+                double err = 0;
+                for (size_t i = 0; i < a.size(); ++i)
+                    err = std::max(err, double(std::fabs(a[i] - b[i])));
+                return err / rms(b.data(), b.size());
+            };
+            const double logits = rel_err(blocked.logits, plain.logits);
+            const double rows = rel_err(blocked.rows, plain.rows);
+            std::printf("blocked vs per-token attention, %s %s: logits %.2e, cache rows %.2e\n",
+                        k->name, split ? "split" : "single", logits, rows);
+            EXPECT_LT(logits, 1e-3);
+            EXPECT_LT(rows, 1e-3);
+        }
 }
 
 TEST(CpuBackend, ABatchWithASequenceTwiceIsRefused) {
