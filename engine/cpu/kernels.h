@@ -97,6 +97,10 @@ struct Kernels {
                        int64_t s_stride);
     void (*mla_mix)(const float* p, int64_t p_stride, int64_t nq, const float* const* rows,
                     int64_t nr, int64_t c0, int64_t c1, float* const* out);
+
+    // g[i] = silu(g[i]) u[i] for i < n (SwiGLU; silu(x) = x σ(x), σ with exp_neg's ~1e-7
+    // relative error).
+    void (*swiglu)(float* g, const float* u, int64_t n);
 };
 
 // The R16 layout of a Q4_0 or Q8_0 matrix (rows a multiple of 16, the same bytes as the

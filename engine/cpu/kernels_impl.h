@@ -448,6 +448,62 @@ inline __m512 exp_neg16(__m512 x) {
 }
 #endif
 
+#if LATENT_KERNELS_ISA == 1
+// exp_neg on 8 lanes (AVX2 + FMA; the same steps).
+inline __m256 exp_neg8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 f = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    f = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), f);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 y =
+        _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, f), f, f), _mm256_set1_ps(1.0f));
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+#endif
+
+// g[i] = silu(g[i]) u[i] (kernels.h): σ(x) from e = exp_neg(−|x|) as 1 / (1 + e) for
+// x >= 0 and e / (1 + e) below, branch-free so that the loop vectorizes (AVX-512: by hand).
+inline void swiglu(float* g, const float* u, int64_t n) {
+    int64_t i = 0;
+#if LATENT_KERNELS_ISA >= 2
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 e = exp_neg16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x)));
+        const __m512 r =
+            _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 sig = _mm512_mask_mul_ps(r, neg, e, r);
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_mul_ps(x, sig), _mm512_loadu_ps(u + i)));
+    }
+#elif LATENT_KERNELS_ISA == 1
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+        const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
+        const __m256 r =
+            _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+        const __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), neg);
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), _mm256_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < n; ++i) {
+        const float x = g[i];
+        const float e = exp_neg(x < 0.0f ? x : -x);
+        const float r = 1.0f / (1.0f + e);
+        g[i] = x * (x < 0.0f ? e * r : r) * u[i];
+    }
+}
+
 // One row of attention probabilities (kernels.h). The maximum and the sum are taken in
 // kLanes partial results, combined at the end.
 inline void softmax(float* s, int64_t valid, int64_t n, float scale) {
@@ -1601,11 +1657,11 @@ inline const Kernels& table(const char* name) {
 #if LATENT_KERNELS_ISA >= 1
     static const Kernels k{name,        &quantize,  &matmul_rows, &dot_f32, &axpy,
                            &scale,      &attend,    &softmax,     nullptr,  nullptr,
-                           &matmul_r16, &takes_r16, &mla_scores,  &mla_mix};
+                           &matmul_r16, &takes_r16, &mla_scores,  &mla_mix, &swiglu};
 #else
     static const Kernels k{name,    &quantize, &matmul_rows, &dot_f32, &axpy,
                            &scale,  &attend,   &softmax,     nullptr,  nullptr,
-                           nullptr, nullptr,   &mla_scores,  &mla_mix};
+                           nullptr, nullptr,   &mla_scores,  &mla_mix, &swiglu};
 #endif
     return k;
 }

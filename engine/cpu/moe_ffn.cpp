@@ -11,9 +11,7 @@ namespace {
 void swiglu_rows(Pass& pass, std::vector<float>& g, const std::vector<float>& u, int64_t rows,
                  int64_t ff, GgmlType down_type, Acts& out,
                  const std::vector<int64_t>* row_tok = nullptr) {
-    pass.for_rows(rows, [&](int64_t i) {
-        for (int64_t c = 0; c < ff; ++c) g[i * ff + c] = silu(g[i * ff + c]) * u[i * ff + c];
-    });
+    pass.for_rows(rows, [&](int64_t i) { pass.k().swiglu(&g[i * ff], &u[i * ff], ff); });
     pass.quantize(down_type, g.data(), ff, rows, ff, out,
                   [&](int64_t i) { return row_tok ? (*row_tok)[i] : i; });
 }

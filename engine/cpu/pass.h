@@ -59,8 +59,6 @@ inline Job job_for(const Tensor& t, int64_t index, const Acts& a, const uint8_t*
                n_act,           y,      y_stride, a.tiled,      &a};
 }
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-
 class Pass {
 public:
     // repacked: the model's R16 copies (null: none), used for every job whose weights have

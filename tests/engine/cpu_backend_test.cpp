@@ -300,6 +300,31 @@ TEST(CpuKernels, FloatHelpers) {
     }
 }
 
+// Kernels::swiglu against silu(g) u in double: every table, 77 values (a vector tail), g
+// from -100 to 100 (both signs of the sigmoid's branches, and past exp_neg's clamp).
+// Relative 1e-6 (exp_neg's ~1e-7 and the float products).
+TEST(CpuKernels, SwigluMatchesThePlainOne) {
+    std::mt19937 rng(7);
+    const int64_t n = 77;
+    const auto u = random_floats(n, rng);
+    std::vector<float> g(n);
+    for (int64_t i = 0; i < n; ++i) g[i] = -100.0f + 200.0f * float(i) / float(n - 1);
+    g[3] = 0.0f;
+    g[4] = -0.25f;
+    g[5] = 0.25f;
+    std::vector<const cpu::Kernels*> all = fast_tables();
+    all.push_back(&cpu::scalar_kernels());
+    for (const cpu::Kernels* k : all) {
+        std::vector<float> y = g;
+        k->swiglu(y.data(), u.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+            const double x = g[i], want = x / (1.0 + std::exp(-x)) * u[i];
+            ASSERT_NEAR(y[i], want, 1e-6 * std::fabs(want) + 1e-30)
+                << k->name << " g=" << g[i] << " u=" << u[i];
+        }
+    }
+}
+
 // Kernels::attend against softmax attention computed plainly in double: every table,
 // row counts that take each grouping (1, 4, 8 and mixes), per-row causal limits (rows
 // seeing different numbers of cache rows, one seeing a single row), lengths off the vector
