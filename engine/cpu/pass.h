@@ -84,9 +84,10 @@ public:
     bool tiled_attention(int64_t t) const { return k_.matmul_packed && !precise_ && tok_tiled_[t]; }
 
     // Whether token t's attention takes the blocked absorbed form (MlaAttention): tokens
-    // that would take the tile matmul on a table that has none.
+    // that would take the tile matmul on a table that has none, or in precise mode (float
+    // attention like the per-token form: the same values, summed in another order).
     bool blocked_attention(int64_t t) const {
-        return !k_.matmul_packed && !precise_ && tok_tiled_[t];
+        return (!k_.matmul_packed || precise_) && tok_tiled_[t];
     }
 
     // Whether activations for weights of types a and b are quantized alike.
