@@ -265,6 +265,31 @@ TEST(CpuKernels, TileMatmulMatchesTheExactDotWithinBf16Rounding) {
         std::printf("this CPU (or kernel) offers no AMX-BF16: the portable table only\n");
 }
 
+// Every table's Q8_0 activation rows are the scalar table's, byte for byte, every field
+// (q, u, d8, s8, the nibble-ordered groups, m8, m128): lengths with and without a tail of
+// blocks outside the groups of 4, a block of zeros, ties at .5 that round to even, and
+// a value at ±amax (±127 exactly).
+TEST(CpuKernels, Q8_0ActivationRowsAreTheSameBytesOnEveryTable) {
+    std::mt19937 rng(41);
+    for (int64_t n : {32, 96, 128, 2048, 1408, 4128}) {
+        auto x = random_floats(n, rng, 2.0f);
+        for (int j = 0; j < 32 && j < n; ++j) x[j] = 0.0f;  // a block of zeros
+        if (n >= 64) {
+            for (int j = 32; j < 64; ++j) x[j] = float(j - 48) * 0.5f;  // halves: ties
+            x[40] = -8.0f;                                              // the block's amax
+        }
+        const uint64_t rb = cpu::act_row_bytes(ActFormat::kQ8_0, n);
+        std::vector<uint8_t> want(rb, 0xAB);
+        cpu::scalar_kernels().quantize(ActFormat::kQ8_0, x.data(), n, want.data());
+        for (const cpu::Kernels* k : fast_tables()) {
+            std::vector<uint8_t> got(rb, 0xAB);
+            k->quantize(ActFormat::kQ8_0, x.data(), n, got.data());
+            for (uint64_t i = 0; i < rb; ++i)
+                ASSERT_EQ(got[i], want[i]) << k->name << " n=" << n << " byte " << i;
+        }
+    }
+}
+
 TEST(CpuKernels, Q8KActivationsAreGgmlsQ8K) {
     std::mt19937 rng(3);
     const int64_t n = 512;
