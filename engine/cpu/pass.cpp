@@ -102,8 +102,12 @@ void Pass::run(const std::vector<Job>& given) {
             // Groups of 16 rows: one per chunk in prefill, 128 rows in decode.
             chunk[j] = jb.n_act >= 16 ? 16 : 128;
         } else {
-            // Smaller chunks when there is little work per row (decode), for balance.
-            chunk[j] = jb.n_act >= 16 ? 8 : 128;
+            // Smaller chunks when there is little work per row (decode), for balance — and
+            // at least two per thread (the router's 64 rows were one chunk on one thread).
+            chunk[j] = jb.n_act >= 16
+                           ? 8
+                           : std::clamp<int64_t>(
+                                 (jb.rows + 2 * pool_.size() - 1) / (2 * pool_.size()), 16, 128);
         }
         first[j + 1] = first[j] + (jb.rows + chunk[j] - 1) / chunk[j];
     }
