@@ -199,9 +199,76 @@ inline void quantize_q8_0_avx512(const float* x, int64_t n, uint8_t* row) {
 }
 #endif
 
+#if LATENT_KERNELS_ISA == 1
+// quantize_q8_0 in AVX2, the same bytes as the portable loop (as the AVX-512 one).
+inline void quantize_q8_0_avx2(const float* x, int64_t n, uint8_t* row) {
+    const ActQ8_0 a = view_q8_0(row, n);
+    const int64_t nb = n / kQK, grouped = nb / kGroupBlocks * kGroupBlocks;
+    int8_t* q = const_cast<int8_t*>(a.q);
+    uint8_t* u = const_cast<uint8_t*>(a.u);
+    float* d8 = const_cast<float*>(a.d8);
+    int32_t* s8 = const_cast<int32_t*>(a.s8);
+    int8_t* qn = const_cast<int8_t*>(a.qn);
+    int32_t* s4 = const_cast<int32_t*>(a.s4);
+    float* d4 = const_cast<float*>(a.d4);
+    int32_t* m8 = const_cast<int32_t*>(a.m8);
+    int32_t* m128 = const_cast<int32_t*>(a.m128);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+        __m256 xv[4];
+        for (int i = 0; i < 4; ++i) xv[i] = _mm256_loadu_ps(x + b * kQK + 8 * i);
+        __m256 m = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, xv[0]), _mm256_andnot_ps(sign, xv[1])),
+            _mm256_max_ps(_mm256_andnot_ps(sign, xv[2]), _mm256_andnot_ps(sign, xv[3])));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        const float db = amax / 127.0f;
+        const float id = db != 0.0f ? 1.0f / db : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i iv[4];
+        for (int i = 0; i < 4; ++i) iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(xv[i], vid));
+        // int32 -> int8 (no saturation: |v| <= 127), the packs' lane interleave undone.
+        const __m256i p16 =
+            _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
+        const __m256i qv =
+            _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQK), qv);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + b * kQK),
+                            _mm256_xor_si256(qv, _mm256_set1_epi8(static_cast<char>(0x80))));
+        // Sums of each 4 consecutive values, in order.
+        const __m256i g8 =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1));
+        const __m256i s8v = _mm256_mullo_epi32(g8, _mm256_set1_epi32(-8));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s8 + b * 8), s8v);
+        _mm256_storeu_ps(d8 + b * 8, _mm256_set1_ps(db));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(g8), _mm256_extracti128_si256(g8, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        const int32_t total = _mm_cvtsi128_si32(t);
+        m8[b] = -8 * total;
+        m128[b] = -128 * total;
+        if (b < grouped) {
+            const int64_t g = b / kGroupBlocks, k = b % kGroupBlocks;
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + g * 128 + 16 * k),
+                             _mm256_castsi256_si128(qv));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + g * 128 + 64 + 16 * k),
+                             _mm256_extracti128_si256(qv, 1));
+            const __m128i lo = _mm256_castsi256_si128(s8v), hi = _mm256_extracti128_si256(s8v, 1);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(s4 + g * 16 + 4 * k),
+                             _mm_add_epi32(lo, hi));
+            _mm_storeu_ps(d4 + g * 16 + 4 * k, _mm_set1_ps(db));
+        }
+    }
+}
+#endif
+
 inline void quantize_q8_0(const float* x, int64_t n, uint8_t* row) {
 #if LATENT_KERNELS_ISA == 2
     return quantize_q8_0_avx512(x, n, row);
+#elif LATENT_KERNELS_ISA == 1
+    return quantize_q8_0_avx2(x, n, row);
 #endif
     const int64_t q_bytes = round_up64(n);
     const int64_t nb = n / kQK;
