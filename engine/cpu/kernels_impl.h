@@ -659,6 +659,26 @@ inline void softmax(float* s, int64_t valid, int64_t n, float scale) {
     }
     for (int64_t j = whole; j < valid; ++j) s[j] = exp_neg(scale * (s[j] - m));
     sum = _mm512_reduce_add_ps(sv);
+#elif LATENT_KERNELS_ISA == 1
+    // Two vectors of 8 lanes per kLanes block (AVX2: the same steps as AVX-512's).
+    __m256 mv0 = _mm256_set1_ps(-__builtin_inff()), mv1 = mv0;
+    for (int64_t j = 0; j < whole; j += kLanes) {
+        mv0 = _mm256_max_ps(mv0, _mm256_loadu_ps(s + j));
+        mv1 = _mm256_max_ps(mv1, _mm256_loadu_ps(s + j + 8));
+    }
+    float mlane[8];
+    _mm256_storeu_ps(mlane, _mm256_max_ps(mv0, mv1));
+    for (int l = 0; l < 8; ++l) m = mlane[l] > m ? mlane[l] : m;
+    for (int64_t j = whole; j < valid; ++j) m = s[j] > m ? s[j] : m;
+    const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(m);
+    __m256 sv = _mm256_setzero_ps();
+    for (int64_t j = 0; j < whole; j += 8) {
+        const __m256 e = exp_neg8(_mm256_mul_ps(vs, _mm256_sub_ps(_mm256_loadu_ps(s + j), vm)));
+        _mm256_storeu_ps(s + j, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    for (int64_t j = whole; j < valid; ++j) s[j] = exp_neg(scale * (s[j] - m));
+    sum = vsum(sv);
 #else
     float mv[kLanes], sv[kLanes];
     for (int l = 0; l < kLanes; ++l) mv[l] = -__builtin_inff(), sv[l] = 0.0f;
