@@ -1668,36 +1668,28 @@ inline void r16_tile(const uint8_t* grp, int64_t nb, const ActQ8_0* a, float* y,
     // halves of a block are done together (the weights read once, in order); with more,
     // their accumulators and the unpacked weights would not fit the 16 registers, so the
     // halves take turns over the whole row.
-    // Q8_0's stored quants (plus 128, up to 255) would saturate those int16 pairs: they are
-    // split into nibbles too, high ones weighted 16, and the sum starts at m128.
+    // Q8_0's stored quants (plus 128, up to 255) would saturate those int16 pairs: they
+    // are taken back to signed w, and each pair is |w|·(a·sign w) (VPSIGNB; at most
+    // 2·127·127, no saturation), widened to int32 at once.
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i sixteen = _mm256_set1_epi16(16);
     auto half_q8 = [&](const uint8_t* blk, int64_t b, int h, __m256* acc)
         __attribute__((always_inline)) {
         const __m256 dw =
             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * h)));
+        const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
         __m256i isum[NT];
-        for (int t = 0; t < NT; ++t) isum[t] = _mm256_set1_epi32(a[t].m128[b]);
-        for (int round = 0; round < 2; ++round) {  // pieces 0..3, then 4..7
-            __m256i lo[4], hi[4];
-            for (int j = 0; j < 4; ++j) {
-                const __m256i p = _mm256_loadu_si256(
-                    reinterpret_cast<const __m256i*>(blk + 32 + 64 * (4 * round + j) + 32 * h));
-                lo[j] = _mm256_and_si256(p, low4);
-                hi[j] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
-            }
+        for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+            const __m256i w = _mm256_xor_si256(  // the signed quants back
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * j + 32 * h)),
+                flip);
+            const __m256i aw = _mm256_abs_epi8(w);
             for (int t = 0; t < NT; ++t) {
-                const int8_t* q = a[t].q + b * kQK + 16 * round;
-                __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
-                for (int j = 0; j < 4; ++j) {
-                    const __m256i av = _mm256_set1_epi32(load_i32(q + 4 * j));
-                    sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(lo[j], av));
-                    sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(hi[j], av));
-                }
+                const __m256i av = _mm256_set1_epi32(load_i32(a[t].q + b * kQK + 4 * j));
                 isum[t] = _mm256_add_epi32(
                     isum[t],
-                    _mm256_add_epi32(_mm256_madd_epi16(sl, ones), _mm256_madd_epi16(sh, sixteen)));
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, w)), ones));
             }
         }
         for (int t = 0; t < NT; ++t) {
