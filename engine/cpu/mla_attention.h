@@ -1,5 +1,5 @@
 // MLA attention of the fast CPU forward pass (ENGINE_SPEC §3.3), one layer at a time, in
-// three forms:
+// four forms:
 // - absorbed, per token (decode, short chunks, speculative verification): W_UK folded
 //   into the query, scores against c_kv and k_pe straight from the latent cache with an
 //   online softmax (Kernels::attend), W_UV applied to the attended latent;
@@ -9,8 +9,9 @@
 //   two products with Kernels::mla_scores and mla_mix, all of a chunk's query rows at once;
 // - expanded on the tile matmul (prompt chunks that are most of what they attend): K and V
 //   of every cache row per head, attention with head sizes n + r and v.
-// Which tokens take which: Pass::tiled_attention and CpuBackend::MlaPrefill. Writes the
-// layer's cache rows (normed c_kv, rotated k_pe). Internal to engine/cpu/.
+// Which tokens take which: Pass::tiled_attention, Pass::blocked_attention and
+// CpuBackend::MlaPrefill. Writes the layer's cache rows (normed c_kv, rotated k_pe).
+// Internal to engine/cpu/.
 #pragma once
 
 #include <cstdint>
