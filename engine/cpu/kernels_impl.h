@@ -134,22 +134,38 @@ inline ActQ8_0 view_q8_0(const uint8_t* row, int64_t n) {
             reinterpret_cast<const int32_t*>(s4 + 128 * groups) + nb};
 }
 
+#if LATENT_KERNELS_ISA >= 1
+// The fields of block b of a Q8_0 activation row that both vector quantizers write the
+// same way, from the block's quants (its first and last 16 as bytes, q), its 8 sums of 4
+// (g8), its scale and the sum of its quants.
+inline void store_q8_0_block(const ActQ8_0& a, int64_t b, bool grouped, __m256i q, __m256i g8,
+                             float db, int32_t total) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(const_cast<int8_t*>(a.q) + b * kQK), q);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(const_cast<uint8_t*>(a.u) + b * kQK),
+                        _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
+    const __m256i s8v = _mm256_mullo_epi32(g8, _mm256_set1_epi32(-8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(const_cast<int32_t*>(a.s8) + b * 8), s8v);
+    _mm256_storeu_ps(const_cast<float*>(a.d8) + b * 8, _mm256_set1_ps(db));
+    const_cast<int32_t*>(a.m8)[b] = -8 * total;
+    const_cast<int32_t*>(a.m128)[b] = -128 * total;
+    if (!grouped) return;
+    const int64_t g = b / kGroupBlocks, k = b % kGroupBlocks;
+    int8_t* qn = const_cast<int8_t*>(a.qn) + g * 128;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + 16 * k), _mm256_castsi256_si128(q));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + 64 + 16 * k), _mm256_extracti128_si256(q, 1));
+    // Lane j: −8 × (q[4j..4j+3] + q[16+4j..16+4j+3]) = s8[j] + s8[4 + j].
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(const_cast<int32_t*>(a.s4) + g * 16 + 4 * k),
+                     _mm_add_epi32(_mm256_castsi256_si128(s8v), _mm256_extracti128_si256(s8v, 1)));
+    _mm_storeu_ps(const_cast<float*>(a.d4) + g * 16 + 4 * k, _mm_set1_ps(db));
+}
+#endif
+
 #if LATENT_KERNELS_ISA == 2
 // quantize_q8_0 in AVX-512, every field of the row the same bytes as the portable loop below
 // (the same float steps; vcvtps2dq rounds to nearest even as nearbyintf does by default).
 inline void quantize_q8_0_avx512(const float* x, int64_t n, uint8_t* row) {
     const ActQ8_0 a = view_q8_0(row, n);
     const int64_t nb = n / kQK, grouped = nb / kGroupBlocks * kGroupBlocks;
-    int8_t* q = const_cast<int8_t*>(a.q);
-    uint8_t* u = const_cast<uint8_t*>(a.u);
-    float* d8 = const_cast<float*>(a.d8);
-    int32_t* s8 = const_cast<int32_t*>(a.s8);
-    int8_t* qn = const_cast<int8_t*>(a.qn);
-    int32_t* s4 = const_cast<int32_t*>(a.s4);
-    float* d4 = const_cast<float*>(a.d4);
-    int32_t* m8 = const_cast<int32_t*>(a.m8);
-    int32_t* m128 = const_cast<int32_t*>(a.m128);
-    const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));
     for (int64_t b = 0; b < nb; ++b) {
         const __m512 x0 = _mm512_loadu_ps(x + b * kQK), x1 = _mm512_loadu_ps(x + b * kQK + 16);
         const float amax =
@@ -159,11 +175,6 @@ inline void quantize_q8_0_avx512(const float* x, int64_t n, uint8_t* row) {
         const __m512 vid = _mm512_set1_ps(id);
         const __m512i v0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
         const __m512i v1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
-        const __m128i b0 = _mm512_cvtepi32_epi8(v0), b1 = _mm512_cvtepi32_epi8(v1);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQK), b0);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQK + 16), b1);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(u + b * kQK), _mm_xor_si128(b0, bias));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(u + b * kQK + 16), _mm_xor_si128(b1, bias));
         // Sums of each 4 consecutive values: lanes 4l of v0 (l < 4) and of v1 (4 + l).
         auto sums4 = [](__m512i v) {
             v = _mm512_add_epi32(v, _mm512_srli_epi64(v, 32));
@@ -176,25 +187,10 @@ inline void quantize_q8_0_avx512(const float* x, int64_t n, uint8_t* row) {
             _mm512_permutexvar_epi32(
                 _mm512_setr_epi32(0, 0, 0, 0, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0), sums4(v1)));
         const __m256i g8 = _mm512_castsi512_si256(four);  // the 8 sums of 4
-        const __m256i s8v = _mm256_mullo_epi32(g8, _mm256_set1_epi32(-8));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s8 + b * 8), s8v);
-        _mm256_storeu_ps(d8 + b * 8, _mm256_set1_ps(db));
-        const int32_t total = _mm256_extract_epi32(g8, 0) + _mm256_extract_epi32(g8, 1) +
-                              _mm256_extract_epi32(g8, 2) + _mm256_extract_epi32(g8, 3) +
-                              _mm256_extract_epi32(g8, 4) + _mm256_extract_epi32(g8, 5) +
-                              _mm256_extract_epi32(g8, 6) + _mm256_extract_epi32(g8, 7);
-        m8[b] = -8 * total;
-        m128[b] = -128 * total;
-        if (b < grouped) {
-            const int64_t g = b / kGroupBlocks, k = b % kGroupBlocks;
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + g * 128 + 16 * k), b0);
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + g * 128 + 64 + 16 * k), b1);
-            // Lane j: −8 × (q[4j..4j+3] + q[16+4j..16+4j+3]) = s8[j] + s8[4 + j].
-            const __m128i lo = _mm256_castsi256_si128(s8v), hi = _mm256_extracti128_si256(s8v, 1);
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(s4 + g * 16 + 4 * k),
-                             _mm_add_epi32(lo, hi));
-            _mm_storeu_ps(d4 + g * 16 + 4 * k, _mm_set1_ps(db));
-        }
+        const int32_t total = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(0xFF, four));
+        store_q8_0_block(a, b, b < grouped,
+                         _mm256_set_m128i(_mm512_cvtepi32_epi8(v1), _mm512_cvtepi32_epi8(v0)), g8,
+                         db, total);
     }
 }
 #endif
@@ -204,15 +200,6 @@ inline void quantize_q8_0_avx512(const float* x, int64_t n, uint8_t* row) {
 inline void quantize_q8_0_avx2(const float* x, int64_t n, uint8_t* row) {
     const ActQ8_0 a = view_q8_0(row, n);
     const int64_t nb = n / kQK, grouped = nb / kGroupBlocks * kGroupBlocks;
-    int8_t* q = const_cast<int8_t*>(a.q);
-    uint8_t* u = const_cast<uint8_t*>(a.u);
-    float* d8 = const_cast<float*>(a.d8);
-    int32_t* s8 = const_cast<int32_t*>(a.s8);
-    int8_t* qn = const_cast<int8_t*>(a.qn);
-    int32_t* s4 = const_cast<int32_t*>(a.s4);
-    float* d4 = const_cast<float*>(a.d4);
-    int32_t* m8 = const_cast<int32_t*>(a.m8);
-    int32_t* m128 = const_cast<int32_t*>(a.m128);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < nb; ++b) {
         __m256 xv[4];
@@ -234,32 +221,13 @@ inline void quantize_q8_0_avx2(const float* x, int64_t n, uint8_t* row) {
             _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
         const __m256i qv =
             _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQK), qv);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + b * kQK),
-                            _mm256_xor_si256(qv, _mm256_set1_epi8(static_cast<char>(0x80))));
         // Sums of each 4 consecutive values, in order.
         const __m256i g8 =
             _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1));
-        const __m256i s8v = _mm256_mullo_epi32(g8, _mm256_set1_epi32(-8));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s8 + b * 8), s8v);
-        _mm256_storeu_ps(d8 + b * 8, _mm256_set1_ps(db));
         __m128i t = _mm_add_epi32(_mm256_castsi256_si128(g8), _mm256_extracti128_si256(g8, 1));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-        const int32_t total = _mm_cvtsi128_si32(t);
-        m8[b] = -8 * total;
-        m128[b] = -128 * total;
-        if (b < grouped) {
-            const int64_t g = b / kGroupBlocks, k = b % kGroupBlocks;
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + g * 128 + 16 * k),
-                             _mm256_castsi256_si128(qv));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + g * 128 + 64 + 16 * k),
-                             _mm256_extracti128_si256(qv, 1));
-            const __m128i lo = _mm256_castsi256_si128(s8v), hi = _mm256_extracti128_si256(s8v, 1);
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(s4 + g * 16 + 4 * k),
-                             _mm_add_epi32(lo, hi));
-            _mm_storeu_ps(d4 + g * 16 + 4 * k, _mm_set1_ps(db));
-        }
+        store_q8_0_block(a, b, b < grouped, qv, g8, db, _mm_cvtsi128_si32(t));
     }
 }
 #endif
