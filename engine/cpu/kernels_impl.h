@@ -860,10 +860,10 @@ inline __m256i dot32_i8(__m256i w, __m256i a) {
 // Q8_0 7.6 -> 8.9 GB/s; a plain AVX-512 sum reads 14.9 GB/s there). A second request,
 // kPrefetchL2Bytes ahead into L2, starts the memory reads early enough that the L1 one
 // finds its line there: with a few tokens per weight row (the experts of a prompt
-// chunk, ~3 tokens each at 32 tokens) the R16 kernels otherwise wait on memory at a
-// third of the bandwidth (2-vCPU AMD EPYC VM, 37 MB Q4_0 matrix, 3 activation rows, one
-// thread: AVX2 57 -> 80 GMAC/s, the speed of an L3-resident matrix). Past the end of the
-// mapping a prefetch is dropped, never a fault.
+// chunk, ~3 tokens each at 32 tokens) the R16 kernels otherwise wait on memory far below
+// its bandwidth (2-vCPU AMD EPYC VM, 37 MB Q4_0 matrix, 3 activation rows, one thread:
+// AVX2 57 -> 80 GMAC/s, i.e. 10 -> 15 GB/s, the speed of an L3-resident matrix). Past the
+// end of the mapping a prefetch is dropped, never a fault.
 #ifndef LATENT_PREFETCH_BYTES
 #define LATENT_PREFETCH_BYTES 2048
 #endif
