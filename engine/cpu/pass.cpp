@@ -1,6 +1,7 @@
 // Pass::run (see pass.h): the job list split, packed for the tile matmul, and run over
 // the pool.
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <tuple>
 
@@ -77,6 +78,11 @@ void Pass::run(const std::vector<Job>& given) {
             t0 = t1;
         }
     }
+    // Decode (every job has fewer than 16 activation rows and none packs): the rows are
+    // handed out by guided self-scheduling over 16-row granules (see run_guided). Else in
+    // fixed chunks, each one item of the pool.
+    const bool guided = std::all_of(jobs.begin(), jobs.end(),
+                                    [](const Job& jb) { return !packs(jb) && jb.n_act < 16; });
     std::vector<int64_t> first(jobs.size() + 1, 0);
     std::vector<int64_t> chunk(jobs.size());
     std::vector<size_t> pack_of(jobs.size(), SIZE_MAX);     // job -> its packed rows
@@ -97,20 +103,24 @@ void Pass::run(const std::vector<Job>& given) {
                 pack_bytes += cpu::packed_bytes(jb.n_act, jb.n);
             }
             chunk[j] = cpu::kPackedRows;
-        } else if (repacked_ && !jb.tiled && jb.format == cpu::act_format(jb.type, precise_) &&
-                   (r16[j] = repacked_->find(jb.w))) {
-            // Groups of 16 rows: one per chunk in prefill, 512 rows in decode — longer
-            // streams for the prefetchers (lite q4_0 AVX-512 decode, alternating builds:
-            // 128 rows 23.7 / 23.4 / 23.4 / 22.7 / 23.8 tok/s, 256 25.7 / 23.7 / 25.0,
-            // 512 26.3 / 26.2; AVX2 128 24.4 / 22.5, 512 22.8 / 23.3).
-            chunk[j] = jb.n_act >= 16 ? 16 : 512;
         } else {
-            // Smaller chunks when there is little work per row (decode), for balance — and
-            // at least two per thread (the router's 64 rows were one chunk on one thread).
-            chunk[j] = jb.n_act >= 16
-                           ? 8
-                           : std::clamp<int64_t>(
-                                 (jb.rows + 2 * pool_.size() - 1) / (2 * pool_.size()), 16, 128);
+            if (repacked_ && !jb.tiled && jb.format == cpu::act_format(jb.type, precise_))
+                r16[j] = repacked_->find(jb.w);
+            if (guided) {
+                chunk[j] = 16;  // granules (an R16 group)
+            } else if (r16[j]) {
+                // One group of 16 rows per chunk for a prompt's tokens; 128 rows for an
+                // expert that got a few of them.
+                chunk[j] = jb.n_act >= 16 ? 16 : 128;
+            } else {
+                // Smaller chunks when there is little work per row, for balance — and at
+                // least two per thread.
+                chunk[j] =
+                    jb.n_act >= 16
+                        ? 8
+                        : std::clamp<int64_t>((jb.rows + 2 * pool_.size() - 1) / (2 * pool_.size()),
+                                              16, 128);
+            }
         }
         first[j + 1] = first[j] + (jb.rows + chunk[j] - 1) / chunk[j];
     }
@@ -123,13 +133,16 @@ void Pass::run(const std::vector<Job>& given) {
             }
         });
     }
-    pool_.parallel_chunks(first.back(), 1, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) {
-            const size_t j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) -
-                                                 first.begin() - 1);
+    // Chunks [b, e) of the list, which may span jobs: each job's part in one kernel call.
+    auto run_range = [&](int64_t b, int64_t e) {
+        auto j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), b) -
+                                     first.begin() - 1);
+        for (int64_t c = b; c < e; ++j) {
+            const int64_t ce = std::min(e, first[j + 1]);
+            if (ce <= c) continue;
             const Job& jb = jobs[j];
             const int64_t r0 = (c - first[j]) * chunk[j];
-            const int64_t r1 = std::min(jb.rows, r0 + chunk[j]);
+            const int64_t r1 = std::min(jb.rows, (ce - first[j]) * chunk[j]);
             if (r16[j]) {
                 k_.matmul_r16(jb.type, r16[j], jb.row_bytes, r0, r1, jb.acts, jb.n_act, jb.n, jb.y,
                               jb.y_stride);
@@ -140,6 +153,32 @@ void Pass::run(const std::vector<Job>& given) {
             } else {
                 k_.matmul_rows(jb.type, jb.format, jb.w, jb.row_bytes, r0, r1, jb.acts, jb.n_act,
                                jb.n, jb.y, jb.y_stride);
+            }
+            c = ce;
+        }
+    };
+    if (guided)
+        run_guided(first.back(), run_range);
+    else
+        pool_.parallel_chunks(first.back(), 1, run_range);
+}
+
+// Decode streams each weight once and is bound by memory: long runs of rows per thread
+// keep the prefetchers ahead, but a long last run leaves the other threads waiting at the
+// end of the operation (a decode step is ~200 operations). Guided self-scheduling gives
+// both: each grab takes what is left divided by twice the threads (at least one granule),
+// so runs start long and shrink toward the end, and the last ones are one granule each.
+void Pass::run_guided(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    std::atomic<int64_t> next{0};
+    const int64_t div = 2 * static_cast<int64_t>(pool_.size());
+    pool_.run([&](int, int) {
+        int64_t cur = next.load(std::memory_order_relaxed);
+        while (cur < n) {
+            const int64_t take = std::max<int64_t>(1, (n - cur) / div);
+            if (next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) {
+                fn(cur, cur + take);
+                cur = next.load(std::memory_order_relaxed);
             }
         }
     });

@@ -718,7 +718,8 @@ const cpu::Kernels* untiled_kernels() {
 
 TEST(CpuBackend, ThreadCountsAgree) {
     // The split of work must not change results beyond float summation order. 20 tokens,
-    // all logits (int8 dots) and as a prompt (the tile matmul: AMX's, else the portable one).
+    // all logits (int8 dots) and as a prompt (the tile matmul: AMX's, else the portable
+    // one), then decode steps.
     const cpu::Kernels& kt = cpu::best_kernels().matmul_packed
                                  ? cpu::best_kernels()
                                  : cpu::with_portable_tiles(cpu::best_kernels());
@@ -744,6 +745,18 @@ TEST(CpuBackend, ThreadCountsAgree) {
         auto p = s2.prefill(ids);
         ASSERT_TRUE(p.ok()) << p.error().message;
         out.back().insert(out.back().end(), p->logits.begin(), p->logits.end());
+        // Then decode steps (one row per job: the guided split into 16-row granules,
+        // grabs spanning jobs) — every row computed alone, so the same bits on any count.
+        for (int32_t id : {4, 250, 31}) {
+            auto d = s2.decode(id);
+            ASSERT_TRUE(d.ok()) << d.error().message;
+            if (threads > 1) {
+                const std::vector<float>& one = out[0];
+                const size_t at = out.back().size();
+                for (size_t i = 0; i < d->size(); ++i) ASSERT_EQ((*d)[i], one[at + i]) << i;
+            }
+            out.back().insert(out.back().end(), d->begin(), d->end());
+        }
     }
     for (size_t i = 0; i < out[0].size(); ++i) {
         ASSERT_NEAR(out[1][i], out[0][i], 1e-4 * (1 + std::fabs(out[0][i])));
