@@ -1,7 +1,6 @@
 // Pass::run (see pass.h): the job list split, packed for the tile matmul, and run over
 // the pool.
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <tuple>
 
@@ -78,9 +77,10 @@ void Pass::run(const std::vector<Job>& given) {
             t0 = t1;
         }
     }
-    // Decode (every job has fewer than 16 activation rows and none packs): the rows are
-    // handed out by guided self-scheduling over 16-row granules (see run_guided). Else in
-    // fixed chunks, each one item of the pool.
+    // Decode (every job has fewer than 16 activation rows and none packs): the rows of all
+    // jobs are one list of 16-row granules handed out by ThreadPool::parallel_guided (long
+    // runs first for the prefetchers, one-granule runs at the end so that no thread waits
+    // on another's long last chunk). Else in fixed chunks, each one item of the pool.
     const bool guided = std::all_of(jobs.begin(), jobs.end(),
                                     [](const Job& jb) { return !packs(jb) && jb.n_act < 16; });
     std::vector<int64_t> first(jobs.size() + 1, 0);
@@ -158,30 +158,9 @@ void Pass::run(const std::vector<Job>& given) {
         }
     };
     if (guided)
-        run_guided(first.back(), run_range);
+        pool_.parallel_guided(first.back(), run_range);
     else
         pool_.parallel_chunks(first.back(), 1, run_range);
-}
-
-// Decode streams each weight once and is bound by memory: long runs of rows per thread
-// keep the prefetchers ahead, but a long last run leaves the other threads waiting at the
-// end of the operation (a decode step is ~200 operations). Guided self-scheduling gives
-// both: each grab takes what is left divided by twice the threads (at least one granule),
-// so runs start long and shrink toward the end, and the last ones are one granule each.
-void Pass::run_guided(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    if (n <= 0) return;
-    std::atomic<int64_t> next{0};
-    const int64_t div = 2 * static_cast<int64_t>(pool_.size());
-    pool_.run([&](int, int) {
-        int64_t cur = next.load(std::memory_order_relaxed);
-        while (cur < n) {
-            const int64_t take = std::max<int64_t>(1, (n - cur) / div);
-            if (next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) {
-                fn(cur, cur + take);
-                cur = next.load(std::memory_order_relaxed);
-            }
-        }
-    });
 }
 
 }  // namespace latent::engine::cpu

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "engine/cpu/kernels.h"
@@ -171,9 +170,6 @@ private:
     }
     // (Jobs are tiled only where tiles(type) allowed it, or for attention.)
     static bool packs(const Job& j) { return j.tiled && j.n % 32 == 0; }
-
-    // fn(b, e) over [0, n) in grabs that shrink as the work runs out (see pass.cpp).
-    void run_guided(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
     ThreadPool& pool_;
     const cpu::Kernels& k_;

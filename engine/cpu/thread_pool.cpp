@@ -125,4 +125,20 @@ void ThreadPool::parallel_chunks(int64_t n, int64_t chunk,
     execute(n_chunks, item);
 }
 
+void ThreadPool::parallel_guided(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    std::atomic<int64_t> next{0};
+    const int64_t div = 2 * static_cast<int64_t>(n_);
+    run([&](int, int) {
+        int64_t cur = next.load(std::memory_order_relaxed);
+        while (cur < n) {
+            const int64_t take = std::max<int64_t>(1, (n - cur) / div);
+            if (next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) {
+                fn(cur, cur + take);
+                cur = next.load(std::memory_order_relaxed);
+            }
+        }
+    });
+}
+
 }  // namespace latent::engine

@@ -36,6 +36,12 @@ public:
     // Calls fn(begin, end) over [0, n) in chunks of `chunk` items, handed out dynamically.
     void parallel_chunks(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
 
+    // Calls fn(begin, end) over [0, n) by guided self-scheduling: each grab takes what is
+    // left divided by twice the threads (at least one item), so runs start long and the
+    // last ones are one item each. For work bound by memory streams (decode), where long
+    // runs keep the prefetchers ahead but a long last run would leave the others waiting.
+    void parallel_guided(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
     // The CPUs this process may run on (sched_getaffinity), at least 1.
     static int available_cpus();
 

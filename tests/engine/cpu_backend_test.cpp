@@ -508,6 +508,11 @@ TEST(ThreadPool, ChunksCoverEveryItemOnceOnEveryThread) {
             for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
         });
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+        std::vector<std::atomic<int>> guided(static_cast<size_t>(n));
+        pool.parallel_guided(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) guided[i].fetch_add(1);
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(guided[i].load(), 1) << i;
     }
     std::vector<int> ran(3, 0);
     for (int rep = 0; rep < 100; ++rep) pool.run([&](int i, int total) { ran[i] += total; });
